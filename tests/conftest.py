@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared"))
+LFW = SHARED / "datasets" / "lfw"
+CLIPS = SHARED / "datasets" / "clips"
+
+
+@pytest.fixture(autouse=True)
+def _isolate_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Point every per-user directory at a temp dir so tests never touch the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    if not (LFW / "images").is_dir():
+        pytest.skip("../shared/datasets/lfw is not available")
+    return LFW
+
+
+@pytest.fixture(scope="session")
+def clips_dir() -> Path:
+    if not CLIPS.is_dir():
+        pytest.skip("../shared/datasets/clips is not available")
+    return CLIPS
+
+
+def lfw_devtest_images(lfw: Path, n: int) -> list[Path]:
+    """The first ``n`` distinct images named in pairsDevTest.txt (deterministic order)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    lines = (lfw / "pairsDevTest.txt").read_text().split("\n")[1:]
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3:
+            refs = [(parts[0], int(parts[1])), (parts[0], int(parts[2]))]
+        elif len(parts) == 4:
+            refs = [(parts[0], int(parts[1])), (parts[2], int(parts[3]))]
+        else:
+            continue
+        for name, idx in refs:
+            p = lfw / "images" / name / f"{name}_{idx:04d}.jpg"
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+            if len(out) >= n:
+                return out
+    return out
