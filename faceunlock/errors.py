@@ -82,3 +82,135 @@ class CameraError(FaceUnlockError):
     """The camera is missing, busy, or returns unusable frames."""
 
     status = AuthStatus.CAMERA_ERROR
+
+
+class CameraNotFoundError(CameraError):
+    """The camera device node does not exist (unplugged, wrong index)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        super().__init__(
+            f"no camera at {device}: the device does not exist — is the webcam plugged in? "
+            "List devices with `v4l2-ctl --list-devices`"
+        )
+
+
+class CameraBusyError(CameraError):
+    """The camera exists but another program holds it."""
+
+    def __init__(self, device: str, holders: str = "") -> None:
+        self.device = device
+        self.holders = holders
+        who = f" ({holders})" if holders else ""
+        super().__init__(
+            f"camera {device} is busy: another program is using the camera{who} — "
+            "close it and try again"
+        )
+
+
+class CameraPermissionError(CameraError):
+    """The user may not open the camera device (usually: not in the ``video`` group)."""
+
+    def __init__(self, device: str, group: str = "video") -> None:
+        self.device = device
+        self.group = group
+        super().__init__(
+            f"permission denied opening camera {device}: your user is not in the `{group}` "
+            f"group — run `sudo usermod -aG {group} $USER`, then log out and back in"
+        )
+
+
+class NoUsableFramesError(CameraError):
+    """The source delivers only failed reads or blank (black / uniform) frames."""
+
+    def __init__(self, device: str, count: int) -> None:
+        self.device = device
+        self.count = count
+        super().__init__(
+            f"camera {device} returns no usable frames ({count} consecutive reads failed or "
+            "were blank) — is the lens covered, or is this an IR-only node without its emitter?"
+        )
+
+
+class SourceError(CameraError):
+    """A replayed source (video file, image folder, source spec) cannot be used."""
+
+    status = AuthStatus.BAD_INPUT
+
+    def __init__(self, source: str | Path, problem: str) -> None:
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"frame source {self.source}: {problem}")
+
+
+class RootRequiredError(FaceUnlockError):
+    """An operation that writes system-wide state was attempted without root privileges."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(f"{action} must run as root (use pkexec or sudo)")
+
+
+class TemplateError(FaceUnlockError):
+    """Base class of every problem with a stored face template or its encryption key."""
+
+
+class TemplateNotFoundError(TemplateError):
+    """The user has no stored face template."""
+
+    status = AuthStatus.NO_TEMPLATE
+
+    def __init__(self, user: str, path: str | Path) -> None:
+        self.user = user
+        self.path = Path(path)
+        super().__init__(f"no face template for user {user!r} ({self.path}); enrol first")
+
+
+class TemplateCorruptError(TemplateError):
+    """A template file is unreadable: bad magic, unsupported version, truncated, or it failed
+    authentication (tampered with, or encrypted with another key / for another user)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"template file {self.path}: {problem}")
+
+
+class TemplateModelMismatchError(TemplateError):
+    """The template was enrolled with a different encoder model than the one now in use."""
+
+    status = AuthStatus.NO_TEMPLATE
+
+    def __init__(self, path: str | Path, template_sha256: str, model_sha256: str) -> None:
+        self.path = Path(path)
+        self.template_sha256 = template_sha256
+        self.model_sha256 = model_sha256
+        super().__init__(
+            f"template {self.path} was made with model {template_sha256[:12]}…, "
+            f"this model is {model_sha256[:12]}…; re-enrol"
+        )
+
+
+class TemplateKeyError(TemplateError):
+    """The template key is missing, malformed, or stored insecurely."""
+
+    def __init__(self, user: str, problem: str) -> None:
+        self.user = user
+        self.problem = problem
+        super().__init__(f"face template key of user {user!r}: {problem}")
+
+
+class KeyringUnavailableError(TemplateError):
+    """No usable OS keyring (Secret Service) to hold the template key; FaceUnlock never falls
+    back to storing templates unencrypted."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"no usable keyring for the face template key: {reason}. FaceUnlock keeps the key "
+            "in the Secret Service keyring: install and run one (Debian/Ubuntu: "
+            "`apt install gnome-keyring`; KDE: KWallet with Secret Service, or KeePassXC's "
+            "Secret Service integration), make sure its login collection exists and is "
+            "unlocked (log in graphically, or `gnome-keyring-daemon --unlock`), and that "
+            "DBUS_SESSION_BUS_ADDRESS is set. Templates are never stored unencrypted."
+        )

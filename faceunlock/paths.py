@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import platformdirs
+
 MODELS_ENV = "FACEUNLOCK_MODELS"
 
 
@@ -34,3 +36,41 @@ def shared_dir() -> Path:
     if env:
         return Path(env)
     return repo_root().parent / "shared"
+
+
+def user_data_dir() -> Path:
+    """Per-user data directory (face templates): ``$XDG_DATA_HOME/faceunlock`` when
+    ``XDG_DATA_HOME`` is set to an absolute path, else platformdirs' ``user_data_dir``."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "faceunlock"
+    return Path(platformdirs.user_data_dir("faceunlock", appauthor=False))
+
+
+SYSTEM_DATA_DIR = Path("/var/lib/faceunlock")
+
+
+def system_data_dir() -> Path:
+    """Root-only directory holding the system copies of templates read at the login screen.
+
+    Deliberately *not* overridable by an environment variable: the PAM helper runs as root in
+    an environment partly controlled by the user, who must not be able to redirect it.
+    """
+    return SYSTEM_DATA_DIR
+
+
+CONFIG_ENV = "FACEUNLOCK_CONFIG"
+
+
+def config_path() -> Path:
+    """The user's config file.
+
+    Order: ``$FACEUNLOCK_CONFIG``; ``$XDG_CONFIG_HOME/faceunlock/config.toml`` (an unset, empty
+    or relative ``XDG_CONFIG_HOME`` means ``~/.config``, as the XDG spec says).
+    """
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "faceunlock" / "config.toml"

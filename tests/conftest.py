@@ -36,6 +36,12 @@ def clips_dir() -> Path:
     return CLIPS
 
 
+@pytest.fixture(scope="session")
+def lfw_devtest_sample(lfw_dir: Path) -> list[Path]:
+    """60 distinct LFW DevTest images (deterministic), for parity tests."""
+    return lfw_devtest_images(lfw_dir, 60)
+
+
 def lfw_devtest_images(lfw: Path, n: int) -> list[Path]:
     """The first ``n`` distinct images named in pairsDevTest.txt (deterministic order)."""
     out: list[Path] = []

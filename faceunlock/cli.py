@@ -1,0 +1,344 @@
+"""Command-line interface: ``faceunlock VERB ...``.
+
+Only argument handling and output formatting live here; library code raises typed errors
+(:mod:`faceunlock.errors`) that are turned into messages and exit codes in :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import numpy as np
+
+from faceunlock import __version__
+from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, NoFaceError
+
+T = TypeVar("T")
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+# ---------------------------------------------------------------- helpers
+def _progress(items: Sequence[T], label: str, stream: TextIO | None = None) -> Iterator[T]:
+    """Yield items, drawing a one-line progress bar on stderr when it is a terminal."""
+    out = stream or sys.stderr
+    show = out.isatty()
+    n = len(items)
+    t0 = time.monotonic()
+    for i, item in enumerate(items):
+        if show and (i % 8 == 0 or i == n - 1):
+            frac = (i + 1) / max(n, 1)
+            bar = "#" * int(frac * 30)
+            rate = (i + 1) / max(time.monotonic() - t0, 1e-6)
+            out.write(f"\r{label} [{bar:<30}] {i + 1}/{n} {rate:.1f}/s")
+            out.flush()
+        yield item
+    if show:
+        out.write("\n")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, sort_keys=True))
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from faceunlock.engine.pipeline import PipelineSettings
+
+    return PipelineSettings(
+        min_face=getattr(args, "min_face", 80),
+        max_face=getattr(args, "max_face", None),
+        downscale=getattr(args, "downscale", None),
+        upsample=getattr(args, "upsample", 0),
+        flip_average=not getattr(args, "no_flip", False),
+        threads=getattr(args, "threads", None),
+        models=getattr(args, "model", None),
+    )
+
+
+def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", metavar="DIR", help="models directory (default: bundled models/)")
+    g.add_argument("--min-face", type=int, default=min_face, metavar="PX",
+                   help=f"smallest face to detect, in pixels (default {min_face})")
+    g.add_argument("--max-face", type=int, default=None, metavar="PX",
+                   help="largest face to detect; fewer pyramid levels (default: any)")
+    g.add_argument("--downscale", type=float, default=None, metavar="F",
+                   help="shrink frames by F before detection (default: from --min-face)")
+    g.add_argument("--upsample", type=int, default=0, metavar="N",
+                   help="upsample N times before detection, for faces under 80 px")
+    g.add_argument("--no-flip", action="store_true",
+                   help="do not average each embedding with its mirror image")
+    g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files under ``root``, recursively, sorted."""
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory")
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+# ---------------------------------------------------------------- verbs
+def cmd_verify(args: argparse.Namespace) -> int:
+    from faceunlock.engine.imageio import read_image
+    from faceunlock.engine.pipeline import euclidean, get_pipeline
+
+    pipe = get_pipeline(_settings(args))
+    embs = []
+    for path in (args.img1, args.img2):
+        obs = pipe.observe(read_image(path), select="largest")
+        if not obs:
+            raise NoFaceError(f"image {path}")
+        embs.append(obs[0].embedding)
+    d = euclidean(embs[0], embs[1])
+    thr = float(args.threshold) if args.threshold is not None else pipe.threshold
+    result = {"distance": round(d, 6), "threshold": thr, "match": bool(d <= thr)}
+    if args.json:
+        _print_json(result)
+    else:
+        verdict = "same person" if result["match"] else "different people"
+        print(f"distance {d:.4f} (threshold {thr:.4f}): {verdict}")
+    return 0
+
+
+def _read_list(list_file: Path, root: Path | None) -> tuple[list[str], list[Path]]:
+    try:
+        lines = list_file.read_text().splitlines()
+    except OSError as e:
+        raise InputError(f"list file {list_file}: cannot be read ({e.strerror})") from e
+    given = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    base = root if root is not None else list_file.parent
+    resolved = [Path(g) if Path(g).is_absolute() else base / g for g in given]
+    return given, resolved
+
+
+def embed_paths(
+    paths: Sequence[Path], pipe: Any, select: str = "largest", fallback_center: bool = False,
+    label: str = "embed", on_error: Callable[[Path, Exception], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """found (N,) bool, emb (N,128) float32, boxes (N,4) float32, fallback (N,) bool."""
+    from faceunlock.engine.imageio import read_image
+    from faceunlock.errors import ImageReadError
+
+    n = len(paths)
+    found = np.zeros(n, bool)
+    fallback = np.zeros(n, bool)
+    emb = np.zeros((n, 128), np.float32)
+    boxes = np.zeros((n, 4), np.float32)
+    for i, p in enumerate(_progress(list(paths), label)):
+        try:
+            img = read_image(p)
+        except ImageReadError as e:
+            if on_error is None:
+                raise
+            on_error(p, e)
+            continue
+        obs = pipe.observe(img, select=select, fallback_center=fallback_center)
+        if obs:
+            found[i] = True
+            fallback[i] = obs[0].fallback
+            emb[i] = obs[0].embedding
+            boxes[i] = obs[0].box
+    return found, emb, boxes, fallback
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from faceunlock.engine.modelfile import atomic_write_bytes
+    from faceunlock.engine.pipeline import get_pipeline
+
+    if args.list:
+        given, paths = _read_list(Path(args.list), Path(args.root) if args.root else None)
+    elif args.dir:
+        root = Path(args.dir)
+        paths = list_images(root)
+        given = [str(p) for p in paths]
+    else:
+        raise InputError("give a DIR or --list FILE")
+    errors: list[str] = []
+
+    def note(p: Path, e: Exception) -> None:
+        errors.append(str(e))
+        print(f"warning: {e}", file=sys.stderr)
+
+    found, emb, boxes, _ = embed_paths(paths, get_pipeline(_settings(args)), on_error=note)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, paths=np.asarray(given, dtype=str), found=found, emb=emb, boxes=boxes)
+    atomic_write_bytes(args.out, buf.getvalue())
+    summary = {"images": len(paths), "found": int(found.sum()), "unreadable": len(errors),
+               "out": str(args.out)}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{summary['found']}/{summary['images']} images with a face -> {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from faceunlock.evaluation import lfw
+    from faceunlock.engine.pipeline import get_pipeline
+
+    pipe = get_pipeline(_settings(args))
+    images = Path(args.images)
+    if not images.is_dir():
+        raise InputError(f"--images {images}: not a directory")
+    test = lfw.read_pairs(args.pairs)
+    fit = lfw.read_pairs(args.fit_pairs) if args.fit_pairs else None
+    wanted = test.images() + ([x for x in fit.images() if x not in set(test.images())] if fit else [])
+    t0 = time.perf_counter()
+    found, emb, _, fallback = embed_paths(
+        [images / r for r in wanted], pipe, select="center", fallback_center=True,
+        label="eval lfw",
+    )
+    elapsed = time.perf_counter() - t0
+    table = dict(zip(wanted, emb, strict=True))
+    test_d = lfw.pair_distances(test, table)
+    fit_d = lfw.pair_distances(fit, table) if fit else None
+    res = lfw.evaluate(test, test_d, fit, fit_d, default_threshold=pipe.threshold)
+    test_set = set(test.images())
+    idx = [i for i, w in enumerate(wanted) if w in test_set]
+    res.update(
+        images=len(test_set),
+        no_face=int(fallback[idx].sum()),
+        no_face_fallback="central box",
+        flip_average=pipe.settings.flip_average,
+        seconds=round(elapsed, 1),
+        model_sha256=pipe.encoder.sha256,
+    )
+    if args.json:
+        _print_json(res)
+    else:
+        acc = f"{res['accuracy']:.4f}"
+        if "accuracy_std" in res:
+            acc += f" ± {res['accuracy_std']:.4f}"
+        print(f"protocol        {res['protocol']} ({res['pairs']} pairs, {res['images']} images)")
+        print(f"accuracy        {acc} at threshold {res['threshold']:.4f}")
+        print(f"ROC AUC         {res['roc_auc']:.5f}")
+        print(f"EER             {res['eer']:.4f} (threshold {res['eer_threshold']:.4f})")
+        print(f"TAR@FAR=1e-3    {res['tar_at_far_1e-3']:.4f}")
+        print(f"no face found   {res['no_face']} (central box used)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from faceunlock.evaluation import bench
+
+    res = bench.run(
+        settings=_settings(args), image=args.image, repeats=args.repeats,
+        cold_start_too=not args.no_cold, dlib_too=args.dlib,
+    )
+    if args.json:
+        _print_json(res)
+    else:
+        print(bench.format_table(res))
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from faceunlock.engine.pipeline import get_pipeline
+    from faceunlock.engine.sources import open_source
+
+    pipe = get_pipeline(_settings(args))
+    count = 0
+    with open_source(args.source) as src:
+        for frame in src:
+            obs = pipe.observe(frame.image, select="all")
+            rec = {
+                "frame": frame.index,
+                "faces": [
+                    {"box": [round(v, 1) for v in o.box], "score": round(o.score, 3)} for o in obs
+                ],
+                "ms": round(pipe.times.total, 2),
+            }
+            if args.json:
+                _print_json(rec)
+            else:
+                boxes = ", ".join(
+                    f"({o.box[0]:.0f},{o.box[1]:.0f})-({o.box[2]:.0f},{o.box[3]:.0f})" for o in obs
+                )
+                print(f"frame {frame.index:5d}  {len(obs)} face(s) {boxes}  {rec['ms']:.1f} ms")
+            count += 1
+            if args.max_frames and count >= args.max_frames:
+                break
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="faceunlock", description="Face unlock for the Linux desktop")
+    p.add_argument("--version", action="version", version=f"faceunlock {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    v = sub.add_parser("verify", help="compare the faces in two images")
+    v.add_argument("img1")
+    v.add_argument("img2")
+    v.add_argument("--threshold", type=float, default=None, help="override the model threshold")
+    v.add_argument("--json", action="store_true")
+    _add_engine_args(v)
+    v.set_defaults(func=cmd_verify)
+
+    e = sub.add_parser("embed", help="embed every image of a folder or list into an npz")
+    e.add_argument("dir", nargs="?", help="folder of images (recursive)")
+    e.add_argument("--list", metavar="FILE", help="file with one image path per line")
+    e.add_argument("--root", metavar="DIR", help="base for relative paths in --list")
+    e.add_argument("--out", required=True, metavar="OUT.npz")
+    e.add_argument("--json", action="store_true")
+    _add_engine_args(e)
+    e.set_defaults(func=cmd_embed)
+
+    ev = sub.add_parser("eval", help="evaluate accuracy on a benchmark")
+    evs = ev.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    lf = evs.add_parser("lfw", help="LFW pairs (View 1 or View 2 10-fold)")
+    lf.add_argument("--pairs", required=True, metavar="PAIRS.txt")
+    lf.add_argument("--images", required=True, metavar="DIR")
+    lf.add_argument("--fit-pairs", metavar="PAIRS.txt", help="fit the threshold on these pairs")
+    lf.add_argument("--json", action="store_true")
+    _add_engine_args(lf)
+    lf.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="per-stage speed on a 640x480 frame, cold start, memory")
+    b.add_argument("--image", metavar="IMG", help="frame to use (default: built from ../shared)")
+    b.add_argument("--repeats", type=int, default=50)
+    b.add_argument("--no-cold", action="store_true", help="skip the cold-start measurement")
+    b.add_argument("--dlib", action="store_true", help="also time dlib-bin on the same frame")
+    b.add_argument("--json", action="store_true")
+    _add_engine_args(b, min_face=100)
+    b.set_defaults(func=cmd_bench, max_face=400)
+
+    lv = sub.add_parser("live", help="run the engine on a camera or video, print per-frame results")
+    lv.add_argument("--source", default="0", help="camera index, /dev/videoN, video file or folder")
+    lv.add_argument("--max-frames", type=int, default=0)
+    lv.add_argument("--json", action="store_true")
+    _add_engine_args(lv)
+    lv.set_defaults(func=cmd_live)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return int(AuthStatus.USAGE)
+    try:
+        return int(args.func(args))
+    except FaceUnlockError as e:
+        print(f"faceunlock: error: {e}", file=sys.stderr)
+        return int(e.status)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

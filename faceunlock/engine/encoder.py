@@ -1,0 +1,175 @@
+"""Face encoder: aligned 150x150 RGB chips in, 128-D descriptors out (onnxruntime).
+
+The model (``models/encoder.onnx``, converted from dlib's CC0 face recognition ResNet by
+:mod:`faceunlock.training.dlib_resnet`) does all preprocessing inside the graph: it takes
+``uint8`` NHWC RGB chips as produced by the aligner (150x150, padding 0.25) and returns
+descriptors that are **not** L2-normalised; compare them with Euclidean distance against
+:attr:`FaceEncoder.threshold` (0.6 for dlib's model).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from faceunlock.engine.modelfile import load_model_bytes, resolve_model
+from faceunlock.errors import InputError, ModelError
+
+DEFAULT_MODEL = "encoder.onnx"
+CHIP_SIZE = 150
+
+
+class FaceEncoder:
+    """Lazily-loaded onnxruntime session computing face descriptors.
+
+    The constructor only records the path; the model file is read, checked against its
+    sidecar's sha256 and turned into a session on first use (:meth:`embed`, :meth:`load` or
+    any of the model attributes). Loading is thread-safe; :meth:`embed` may be called from
+    several threads (onnxruntime sessions are re-entrant).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, threads: int | None = None
+                 ) -> None:
+        self.path: Path = resolve_model(model_path, DEFAULT_MODEL)
+        self.threads: int = threads if threads else min(4, os.cpu_count() or 1)
+        self.batch_size: int = 8
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+        self._meta: dict[str, Any] = {}
+        self._sha256 = ""
+        self._input_name = ""
+        self._dim = 0
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> FaceEncoder:
+        """Load the model now (idempotent). Raises ModelError naming the file on any problem."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._load_locked()
+        return self
+
+    def _load_locked(self) -> None:
+        data, meta = load_model_bytes(self.path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own (pybind) exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(self.path, f"not a valid ONNX model: {msg}") from e
+        inputs = session.get_inputs()
+        outputs = session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(self.path, f"expected 1 input and 1 output, found {len(inputs)} "
+                             f"and {len(outputs)}")
+        inp, out = inputs[0], outputs[0]
+        if inp.type != "tensor(uint8)" or list(inp.shape[1:]) != [CHIP_SIZE, CHIP_SIZE, 3]:
+            raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, expected "
+                             f"uint8 [N, {CHIP_SIZE}, {CHIP_SIZE}, 3]")
+        dim = out.shape[-1] if out.shape else None
+        if out.type != "tensor(float)" or len(out.shape) != 2 or not isinstance(dim, int):
+            raise ModelError(self.path, f"output {out.name!r} is {out.type} {out.shape}, "
+                             "expected float [N, D]")
+        declared = meta.get("output", {}).get("dim") if isinstance(meta.get("output"), dict) \
+            else None
+        if declared is not None and declared != dim:
+            raise ModelError(self.path, f"output dim {dim} differs from sidecar's {declared}")
+        self._meta = meta
+        self._sha256 = str(meta["sha256"])
+        self._input_name = inp.name
+        self._dim = dim
+        self._session = session
+
+    # -- attributes (loading on access) ------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the session exists (never triggers loading)."""
+        return self._session is not None
+
+    @property
+    def dim(self) -> int:
+        """Descriptor length (128 for dlib's model)."""
+        self.load()
+        return self._dim
+
+    @property
+    def threshold(self) -> float:
+        """Same-person Euclidean distance threshold from the sidecar (``default_threshold``)."""
+        self.load()
+        return float(self._meta.get("default_threshold", 0.6))
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the model file (verified at load); identifies the embedding space."""
+        self.load()
+        return self._sha256
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The model's sidecar (a copy)."""
+        self.load()
+        return dict(self._meta)
+
+    # -- inference -------------------------------------------------------------------------
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Descriptors of aligned face chips.
+
+        ``chips``: ``uint8`` RGB, shape (N, 150, 150, 3) or a single (150, 150, 3) chip.
+        Returns ``float32`` (N, D), D = :attr:`dim` (128), not L2-normalised; N may be 0.
+        Raises InputError for a wrong type, dtype or shape; ModelError if the model is bad.
+        """
+        if not isinstance(chips, np.ndarray):
+            raise InputError(f"chips must be a numpy array, got {type(chips).__name__}")
+        if chips.dtype != np.uint8:
+            raise InputError(f"chips must have dtype uint8 (RGB 0..255), got {chips.dtype}")
+        if chips.ndim == 3:
+            chips = chips[None]
+        if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
+            raise InputError(
+                f"chips must have shape (N, {CHIP_SIZE}, {CHIP_SIZE}, 3) or "
+                f"({CHIP_SIZE}, {CHIP_SIZE}, 3), got {tuple(chips.shape)}")
+        self.load()
+        session = self._session
+        assert session is not None
+        n = chips.shape[0]
+        out = np.empty((n, self._dim), dtype=np.float32)
+        step = max(1, int(self.batch_size))
+        for start in range(0, n, step):
+            batch = np.ascontiguousarray(chips[start:start + step])
+            (res,) = session.run(None, {self._input_name: batch})
+            out[start:start + step] = res
+        return out
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"FaceEncoder({str(self.path)!r}, threads={self.threads}, {state})"
+
+
+_CACHE: dict[Path, FaceEncoder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_encoder(path: str | Path | None = None) -> FaceEncoder:
+    """The per-process shared encoder for ``path`` (default ``models/encoder.onnx``).
+
+    One instance, hence one onnxruntime session, per model path and process; it is still
+    loaded lazily.
+    """
+    key = resolve_model(path, DEFAULT_MODEL).resolve()
+    with _CACHE_LOCK:
+        enc = _CACHE.get(key)
+        if enc is None:
+            enc = _CACHE[key] = FaceEncoder(key)
+        return enc

@@ -1,0 +1,1 @@
+"""Verification metrics and evaluation protocols (no Qt, no torch)."""

@@ -1,0 +1,208 @@
+"""``faceunlock bench``: per-stage speed on one 640x480 frame, cold start and peak memory.
+
+Numbers only; nothing here asserts a time. Optionally times dlib-bin (the pipeline of the
+``face_recognition`` library and of Howdy) on the same frame for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceunlock.engine.imageio import read_image
+from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+from faceunlock.errors import InputError
+from faceunlock.paths import shared_dir
+
+FRAME_W, FRAME_H = 640, 480
+#: the default bench face: an LFW DevTest image, upscaled so the face is ~175 px tall
+DEFAULT_LFW_IMAGE = "Abdullah_Gul/Abdullah_Gul_0013.jpg"
+
+
+def make_frame(image: str | None = None) -> np.ndarray:
+    """A 640x480 RGB frame with one face: the given image letterboxed, or the default LFW image
+    scaled 1.6x and centred on a replicated border."""
+    if image is not None:
+        img = read_image(image)
+        if img.shape[:2] == (FRAME_H, FRAME_W):
+            return img
+    else:
+        p = shared_dir() / "datasets" / "lfw" / "images" / DEFAULT_LFW_IMAGE
+        if not p.is_file():
+            raise InputError(f"no bench frame: {p} is missing; pass --image IMG")
+        img = cv2.resize(read_image(p), None, fx=1.6, fy=1.6, interpolation=cv2.INTER_LINEAR)
+    s = min(FRAME_W / img.shape[1], FRAME_H / img.shape[0], 1.0)
+    if s < 1.0:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    top, left = (FRAME_H - h) // 2, (FRAME_W - w) // 2
+    return cv2.copyMakeBorder(
+        img, top, FRAME_H - h - top, left, FRAME_W - w - left, cv2.BORDER_REPLICATE
+    )
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs, np.float64)
+    return {"median": round(float(np.median(a)), 3), "p90": round(float(np.percentile(a, 90)), 3)}
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1024.0, 1)
+
+
+def time_pipeline(pipe: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, Any]:
+    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "align", "embed")}
+    wall: list[float] = []
+    faces = 0
+    for _ in range(3):
+        pipe.observe(frame, select="largest")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        obs = pipe.observe(frame, select="largest")
+        wall.append((time.perf_counter() - t0) * 1e3)
+        faces = len(obs)
+        for k in stages:
+            stages[k].append(getattr(pipe.times, k))
+    chips_per_face = 2 if pipe.settings.flip_average else 1
+    out: dict[str, Any] = {k: _stats(v) for k, v in stages.items()}
+    out["total"] = _stats(wall)
+    out["embed_per_chip"] = _stats([e / chips_per_face for e in stages["embed"]])
+    out["faces"] = faces
+    out["chips_per_face"] = chips_per_face
+    return out
+
+
+def cold_start(frame: np.ndarray, settings: PipelineSettings) -> dict[str, float]:
+    """Seconds from spawning a fresh interpreter to its first embedding of ``frame``."""
+    with tempfile.TemporaryDirectory() as td:
+        fp = Path(td) / "frame.png"
+        cv2.imwrite(str(fp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        cfg = json.dumps(asdict(settings))
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "faceunlock.evaluation.bench", "--cold-child", str(fp), cfg],
+            capture_output=True, text=True, check=False,
+        )
+        t1 = time.perf_counter()
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start child failed: {proc.stderr.strip()[-500:]}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "first_embedding_s": round(child["since_process_start_s"], 3),
+        "imports_s": round(child["imports_s"], 3),
+        "process_wall_s": round(t1 - t0, 3),
+        "child_peak_rss_mb": child["peak_rss_mb"],
+    }
+
+
+def _cold_child(frame_path: str, cfg: str, started: float) -> None:
+    """Runs in a fresh interpreter; ``started`` is its process start time (epoch seconds)."""
+    imported = time.time()
+    settings = PipelineSettings(**json.loads(cfg))
+    pipe = Pipeline(settings)
+    obs = pipe.observe(read_image(frame_path), select="largest")
+    done = time.time()
+    if not obs:
+        raise SystemExit("no face in the cold-start frame")
+    print(json.dumps({
+        "since_process_start_s": done - started, "imports_s": imported - started,
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+
+
+def _process_start_epoch() -> float:
+    """Wall-clock time this process started (Linux /proc), or 0.0 when unknown."""
+    try:
+        stat = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(stat[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        hz = os.sysconf("SC_CLK_TCK")
+        return time.time() - uptime + start_ticks / hz
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+
+def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
+    """dlib-bin's HOG and CNN pipelines on the same frame, if dlib and its models are installed."""
+    try:
+        import dlib  # type: ignore[import-not-found]
+        import face_recognition_models as frm  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    hog = dlib.get_frontal_face_detector()
+    cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+    sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    out: dict[str, Any] = {}
+    for name, det in (("hog", lambda im: list(hog(im, 0))),
+                      ("cnn", lambda im: [d.rect for d in cnn(im, 0)])):
+        n = repeats if name == "hog" else max(3, repeats // 10)
+        totals = []
+        for i in range(n + 1):
+            t0 = time.perf_counter()
+            rects = det(frame)
+            for r in rects[:1]:
+                rec.compute_face_descriptor(frame, sp(frame, r))
+            if i:
+                totals.append((time.perf_counter() - t0) * 1e3)
+        out[name] = {"total": _stats(totals), "faces": len(rects)}
+    return out
+
+
+def run(
+    settings: PipelineSettings, image: str | None = None, repeats: int = 50,
+    cold_start_too: bool = True, dlib_too: bool = False,
+) -> dict[str, Any]:
+    frame = make_frame(image)
+    pipe = Pipeline(settings)
+    t0 = time.perf_counter()
+    pipe.observe(frame, select="largest")
+    first = time.perf_counter() - t0
+    res: dict[str, Any] = {
+        "frame": f"{frame.shape[1]}x{frame.shape[0]}",
+        "settings": asdict(settings),
+        "threads": settings.threads or min(4, os.cpu_count() or 1),
+        "first_call_in_process_s": round(first, 3),
+        "stages_ms": time_pipeline(pipe, frame, repeats),
+    }
+    if cold_start_too:
+        res["cold_start"] = cold_start(frame, settings)
+    if dlib_too:
+        res["dlib"] = time_dlib(frame, max(5, repeats // 5))
+    res["peak_rss_mb"] = peak_rss_mb()
+    return res
+
+
+def format_table(res: dict[str, Any]) -> str:
+    st = res["stages_ms"]
+    lines = [f"frame {res['frame']}, faces found: {st['faces']}, threads {res['threads']}",
+             f"{'stage':<16}{'median ms':>10}{'p90 ms':>10}"]
+    for k in ("detect", "landmarks", "align", "embed", "embed_per_chip", "total"):
+        lines.append(f"{k:<16}{st[k]['median']:>10.2f}{st[k]['p90']:>10.2f}")
+    if "cold_start" in res:
+        cs = res["cold_start"]
+        lines.append(f"cold start (process start -> first embedding): {cs['first_embedding_s']:.3f} s"
+                     f"  (child peak RSS {cs['child_peak_rss_mb']} MB)")
+    if res.get("dlib"):
+        for k, v in res["dlib"].items():
+            lines.append(f"dlib-bin {k.upper()} pipeline: {v['total']['median']:.1f} ms median, "
+                         f"{v['total']['p90']:.1f} ms p90")
+    lines.append(f"peak RSS: {res['peak_rss_mb']} MB")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--cold-child":
+        _cold_child(sys.argv[2], sys.argv[3], _process_start_epoch())
