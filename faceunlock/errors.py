@@ -11,21 +11,29 @@ from pathlib import Path
 
 
 class AuthStatus(enum.IntEnum):
-    """Process exit codes, one definition used everywhere."""
+    """Process exit codes, one definition used everywhere (CLI, ``auth``, PAM helper).
 
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NO_FACE = 3
-    BAD_INPUT = 4
-    MODEL_ERROR = 5
-    NO_MATCH = 10
-    NO_TEMPLATE = 11
-    CAMERA_ERROR = 12
-    TIMEOUT = 13
-    DISABLED = 14
-    REMOTE = 15
-    LID_CLOSED = 16
+    0 means success (for ``auth``: the face was recognised). Every non-zero code is a reason
+    the face was not accepted; the PAM stack then falls through to the password.
+    """
+
+    OK = 0  #: success / face recognised
+    ERROR = 1  #: unexpected internal error
+    USAGE = 2  #: bad command line
+    NO_FACE = 3  #: an input image has no face
+    BAD_INPUT = 4  #: unreadable image, bad config value, bad file
+    MODEL_ERROR = 5  #: a model file is missing or corrupt
+    NO_MATCH = 10  #: faces were seen, none matched before the timeout
+    NO_TEMPLATE = 11  #: the user has not enrolled
+    CAMERA_ERROR = 12  #: camera missing, busy, or giving no usable frames
+    TIMEOUT = 13  #: no face at all was seen before the timeout
+    DISABLED = 14  #: face unlock is disabled in the config
+    REMOTE = 15  #: remote (SSH) session: face auth never applies
+    LID_CLOSED = 16  #: laptop lid closed or display off
+    ABORTED = 17  #: interrupted (signal, user cancel)
+    TOO_DARK = 18  #: every frame was too dark to use
+    LOCKED_OUT = 19  #: too many failures in a row; face auth paused, password still works
+    TEMPLATE_ERROR = 20  #: template corrupt, tampered, or made with another model
 
 
 class FaceUnlockError(Exception):

@@ -74,3 +74,11 @@ def config_path() -> Path:
     xdg = os.environ.get("XDG_CONFIG_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
     return base / "faceunlock" / "config.toml"
+
+
+def user_state_dir() -> Path:
+    """Per-user state (failure counter, snapshots): ``$XDG_STATE_HOME/faceunlock``."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "faceunlock"
+    return Path.home() / ".local" / "state" / "faceunlock"

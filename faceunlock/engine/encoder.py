@@ -134,12 +134,13 @@ class FaceEncoder:
             raise InputError(f"chips must be a numpy array, got {type(chips).__name__}")
         if chips.dtype != np.uint8:
             raise InputError(f"chips must have dtype uint8 (RGB 0..255), got {chips.dtype}")
+        given = tuple(chips.shape)
         if chips.ndim == 3:
             chips = chips[None]
         if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
             raise InputError(
                 f"chips must have shape (N, {CHIP_SIZE}, {CHIP_SIZE}, 3) or "
-                f"({CHIP_SIZE}, {CHIP_SIZE}, 3), got {tuple(chips.shape)}")
+                f"({CHIP_SIZE}, {CHIP_SIZE}, 3), got {given}")
         self.load()
         session = self._session
         assert session is not None

@@ -117,7 +117,7 @@ class _Model:
         init = np.ascontiguousarray(arrays["initial_shape"], dtype=np.float32)
         self.initial = init
         self.initial_c64 = init.astype(np.float64) - init.astype(np.float64).mean(axis=0)
-        self.initial_var = float(np.sum(self.initial_c64**2) / N_POINTS)
+        self.initial_ss = float(np.sum(self.initial_c64**2))  # N_POINTS * variance
         # Split arrays flattened per cascade: node k of tree t is entry t*S + k.
         self.idx1 = np.ascontiguousarray(idx1.reshape(n_casc, -1), dtype=np.intp)
         self.idx2 = np.ascontiguousarray(arrays["split_idx2"].reshape(n_casc, -1), dtype=np.intp)
@@ -234,11 +234,14 @@ def _similarity_2x2(model: _Model, cur: np.ndarray) -> np.ndarray:
     initial shape onto each current shape (dlib's ``find_similarity_transform``, closed form).
     """
     to = cur.astype(np.float64)
-    to -= to.mean(axis=1, keepdims=True)
+    to -= to.sum(axis=1, keepdims=True) / N_POINTS
     fr = model.initial_c64
     # cov = mean over points of to ⊗ from; a = (cov00 + cov11)/var, b = (cov10 - cov01)/var
-    a = (to[:, :, 0] @ fr[:, 0] + to[:, :, 1] @ fr[:, 1]) / (N_POINTS * model.initial_var)
-    b = (to[:, :, 1] @ fr[:, 0] - to[:, :, 0] @ fr[:, 1]) / (N_POINTS * model.initial_var)
+    # (the Umeyama solution dlib computes by SVD, in closed form for 2-D)
+    tx = to[:, :, 0]
+    ty = to[:, :, 1]
+    a = (tx @ fr[:, 0] + ty @ fr[:, 1]) / model.initial_ss
+    b = (ty @ fr[:, 0] - tx @ fr[:, 1]) / model.initial_ss
     m = np.empty((cur.shape[0], 2, 2), dtype=np.float64)
     m[:, 0, 0] = a
     m[:, 0, 1] = -b
@@ -256,7 +259,7 @@ def _walk(model: _Model, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     top = boxes[:, 1:2]
     bw = boxes[:, 2:3] - left
     bh = boxes[:, 3:4] - top
-    rows = np.arange(n)[:, None]
+    split_base = model.tree_base + np.arange(n, dtype=np.intp)[:, None] * model.thresh.shape[1]
     cur = np.repeat(model.initial[None], n, axis=0)  # (N, P, 2) float32
     s = model.n_splits
     for c in range(model.n_cascades):
@@ -278,14 +281,12 @@ def _walk(model: _Model, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         grey *= inside
         feat = grey.astype(np.float32)
 
-        i1 = model.idx1[c]
-        i2 = model.idx2[c]
-        th = model.thresh[c]
+        # Evaluate every split of every tree at once (T*S tests), then walk the trees by
+        # indexing the outcomes: node i goes to 2i+1 when its test is true, else to 2i+2.
+        go = (feat[:, model.idx1[c]] - feat[:, model.idx2[c]] > model.thresh[c]).ravel()
         node = np.zeros((n, model.n_trees), dtype=np.intp)
         for _ in range(model.depth):
-            k = model.tree_base + node
-            diff = feat[rows, i1[k]] - feat[rows, i2[k]]
-            node = 2 * node + 2 - (diff > th[k])
+            node = 2 * node + 2 - go[split_base + node]
         leaf = model.leaf_base + (node - s)
         inc = model.leaves[c][leaf]  # (N, T, 2P)
         seq = np.concatenate([cur.reshape(n, 1, -1), inc], axis=1)

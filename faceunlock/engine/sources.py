@@ -457,7 +457,7 @@ class CameraSource(FrameSource):
 
     def _diagnose(self, what: str) -> CameraError:
         """The most specific error for a camera that exists but fails to open or deliver."""
-        if self.path.startswith("/dev/"):
+        if os.path.isabs(self.path):
             if not os.path.exists(self.path):
                 return CameraNotFoundError(self.path)
             if not os.access(self.path, os.R_OK | os.W_OK):

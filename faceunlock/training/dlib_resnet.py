@@ -163,7 +163,7 @@ def _read_conv(r: DlibReader) -> ConvRecord:
     bshape = r.alias_tensor()
     for _ in range(4):  # learning-rate / weight-decay multipliers
         r.float()
-    o, i, h, w = fshape
+    o, i, h, w = (int(d) for d in fshape)
     if (o, h, w) != (num_filters, nr, nc) or bshape[1] != num_filters:
         raise DlibFormatError(f"{r.name}: inconsistent con_4 record {fshape} / {bshape}")
     nw = o * i * h * w
@@ -286,6 +286,7 @@ def _conv_layer(conv: ConvRecord, aff: AffineRecord) -> nn.Conv2d:
     wf, bf = _fold(conv, aff)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(wf))
+        assert layer.bias is not None
         layer.bias.copy_(torch.from_numpy(bf))
     return layer
 
@@ -329,8 +330,9 @@ class ResidualBlock(nn.Module):
             self.short_shape = (c, _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw))
         else:
             self.short_shape = in_shape
-        self.out_shape: tuple[int, int, int] = tuple(  # type: ignore[assignment]
-            max(a, b) for a, b in zip(self.body_shape, self.short_shape, strict=True))
+        bc, bh2, bw2 = self.body_shape
+        sc, sh2, sw2 = self.short_shape
+        self.out_shape = (max(bc, sc), max(bh2, sh2), max(bw2, sw2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(F.relu(self.conv1(x)))
@@ -397,7 +399,7 @@ class DlibFaceResNet(nn.Module):
         self.final_shape = shape
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        x = (chips.to(torch.float32) - self.mean) * (1.0 / 256.0)
+        x = (chips.to(torch.float32) - self.get_buffer("mean")) * (1.0 / 256.0)
         x = x.permute(0, 3, 1, 2)
         x = self.stem_pool(F.relu(self.stem(x)))
         x = self.blocks(x)
@@ -417,7 +419,7 @@ def build_module(dat_path: str | Path) -> DlibFaceResNet:
 
 def default_dat_path() -> Path:
     """The ``.dat`` inside the installed ``face_recognition_models`` package."""
-    import face_recognition_models  # type: ignore[import-untyped]
+    import face_recognition_models
 
     return Path(face_recognition_models.face_recognition_model_location())
 
@@ -521,7 +523,8 @@ def export_onnx_bytes(module: DlibFaceResNet) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, (dummy,), buf, dynamo=False, opset_version=OPSET,
+            module, (dummy,), buf, dynamo=False,  # type: ignore[arg-type]
+            opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
             do_constant_folding=True, export_params=True,

@@ -1,0 +1,103 @@
+"""Fit the encoder's FAR table on LFW DevTrain and store it in ``models/encoder.onnx.json``.
+
+    python benchmarks/fit_far_table.py [--lfw ../shared/datasets/lfw] [--cache /tmp/devtrain.npz]
+
+Embeds every image of the DevTrain people (peopleDevTrain.txt, 9,525 images), takes every
+cross-identity pair as an impostor comparison (~45 M), fits the table with
+:func:`faceunlock.engine.calibration.fit_far_table`, and also records the accuracy-optimal
+threshold on pairsDevTrain. DevTest is never touched here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceunlock.cli import embed_paths
+from faceunlock.engine.calibration import fit_far_table
+from faceunlock.engine.modelfile import sidecar_path, write_sidecar
+from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+from faceunlock.evaluation import lfw, metrics
+from faceunlock.paths import models_dir, shared_dir
+
+
+def devtrain_images(root: Path) -> tuple[list[str], np.ndarray]:
+    rels, labels = [], []
+    lines = (root / "peopleDevTrain.txt").read_text().split("\n")[1:]
+    for ident, line in enumerate(ln for ln in lines if ln.strip()):
+        name, count = line.split()
+        for i in range(1, int(count) + 1):
+            rels.append(lfw.image_relpath(name, i))
+            labels.append(ident)
+    return rels, np.asarray(labels)
+
+
+def impostor_distances(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Every cross-identity pair distance (i < j), computed in row blocks."""
+    e = emb.astype(np.float32)
+    sq = (e * e).sum(1)
+    out = []
+    for s in range(0, e.shape[0], 1024):
+        blk = e[s : s + 1024]
+        d2 = sq[s : s + 1024, None] + sq[None, :] - 2.0 * blk @ e.T
+        d = np.sqrt(np.maximum(d2, 0.0))
+        rows = np.arange(s, s + blk.shape[0])[:, None]
+        mask = (np.arange(e.shape[0])[None, :] > rows) & (labels[s : s + 1024, None] != labels[None, :])
+        out.append(d[mask])
+    return np.concatenate(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lfw", type=Path, default=shared_dir() / "datasets" / "lfw")
+    ap.add_argument("--cache", type=Path, default=None, help="npz cache of the embeddings")
+    ap.add_argument("--dry-run", action="store_true", help="print, do not write the sidecar")
+    args = ap.parse_args()
+    pipe = Pipeline(PipelineSettings())
+    rels, labels = devtrain_images(args.lfw)
+    if args.cache and args.cache.is_file():
+        emb = np.load(args.cache)["emb"]
+    else:
+        t0 = time.perf_counter()
+        _, emb, _, fb = embed_paths([args.lfw / "images" / r for r in rels], pipe,
+                                    select="center", fallback_center=True, label="DevTrain")
+        print(f"embedded {len(rels)} images in {time.perf_counter() - t0:.0f} s, "
+              f"{int(fb.sum())} with the central fallback box", file=sys.stderr)
+        if args.cache:
+            np.savez(args.cache, emb=emb, labels=labels)
+    imp = impostor_distances(emb, labels)
+    table = fit_far_table(imp, source="LFW DevTrain (peopleDevTrain.txt), all cross-identity "
+                          "pairs, centre face, flip-averaged embeddings")
+    # accuracy-optimal threshold on pairsDevTrain (same embeddings)
+    pairs = lfw.read_pairs(args.lfw / "pairsDevTrain.txt")
+    index = {r: i for i, r in enumerate(rels)}
+    table_emb = {r: emb[index[r]] for r in pairs.images() if r in index}
+    missing = [r for r in pairs.images() if r not in index]
+    if missing:
+        _, extra, _, _ = embed_paths([args.lfw / "images" / r for r in missing], pipe,
+                                     select="center", fallback_center=True, label="pairs")
+        table_emb.update(zip(missing, extra, strict=True))
+    d = lfw.pair_distances(pairs, table_emb)
+    thr = metrics.best_threshold(d, pairs.same)
+    result = {"far_table": table.to_json(),
+              "lfw_devtrain": {"threshold": round(thr, 6),
+                               "accuracy": metrics.accuracy(d, pairs.same, thr),
+                               "flip_average": True}}
+    print(json.dumps(result, indent=2))
+    if not args.dry_run:
+        model = models_dir() / "encoder.onnx"
+        meta = json.loads(sidecar_path(model).read_text())
+        meta.update(result)
+        meta["default_threshold"] = round(thr, 4)
+        write_sidecar(model, meta)
+        print(f"updated {sidecar_path(model)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""FaceUnlock configuration: frozen dataclasses, TOML in and out, validation with precise messages.
+
+The file (``faceunlock.paths.config_path()``) looks like::
+
+    schema_version = 1
+
+    [camera]
+    source = "0"        # device index, /dev/videoN, a video file or an image folder
+    ...
+
+Every key has one default, defined here and nowhere else. Sections validate themselves on
+construction, so an invalid :class:`Config` cannot exist; every problem raises
+:class:`~faceunlock.errors.ConfigError` with a message naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import math
+import os
+import re
+import stat
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceunlock.errors import ConfigError
+from faceunlock.paths import config_path
+
+SCHEMA_VERSION = 1
+SECURITY_LEVELS = ("convenient", "balanced", "secure")
+WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome")
+ROTATIONS = (0, 90, 180, 270)
+
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What one key accepts. ``lo_key``/``hi_key`` name a key of the same section as a bound."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[Value, ...] = ()
+    lo_key: str | None = None
+    hi_key: str | None = None
+    nonempty: bool = False
+
+
+_RULES: dict[str, _Rule] = {
+    "camera.source": _Rule(str, nonempty=True),
+    "camera.width": _Rule(int, 32, 8192),
+    "camera.height": _Rule(int, 32, 8192),
+    "camera.fps": _Rule(int, 1, 240),
+    "camera.rotation": _Rule(int, choices=ROTATIONS),
+    "detector.min_face": _Rule(int, 20, 4096, hi_key="max_face"),
+    "detector.max_face": _Rule(int, 20, 4096, lo_key="min_face"),
+    "auth.timeout": _Rule(float, 0.5, 30.0),
+    "auth.k": _Rule(int, 1, 10, hi_key="n"),
+    "auth.n": _Rule(int, 1, 10, lo_key="k"),
+    "auth.security_level": _Rule(str, choices=SECURITY_LEVELS),
+    "auth.max_failures": _Rule(int, 1, 100),
+    "auth.lockout_seconds": _Rule(int, 0, 86400),
+    "auth.dark_level": _Rule(int, 0, 255),
+    "auth.dark_fraction": _Rule(float, 0.05, 1.0),
+    "auth.snapshots": _Rule(bool),
+    "enrol.anchors": _Rule(int, 3, 50),
+    "watcher.enabled": _Rule(bool),
+    "watcher.backend": _Rule(str, choices=WATCHER_BACKENDS),
+    "general.disabled": _Rule(bool),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def _check_type(key: str, rule: _Rule, value: object) -> Value:
+    """Return ``value`` normalised to the key's type, or raise ConfigError."""
+    if rule.kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be true or false, got {value!r}")
+    if rule.kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be an integer, got {value!r}")
+    if rule.kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(f"{key}: must be a number, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: must be a string, got {value!r}")
+
+
+def _check_static(key: str, rule: _Rule, value: Value) -> None:
+    if rule.nonempty and isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{key}: must not be empty")
+    if rule.choices and value not in rule.choices:
+        allowed = ", ".join(str(c) for c in rule.choices)
+        if isinstance(value, str):
+            raise ConfigError(f"{key}: {value!r} is not one of {allowed}")
+        raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
+    if rule.lo is not None and rule.hi is not None:
+        assert isinstance(value, int | float)
+        if not rule.lo <= value <= rule.hi:
+            raise ConfigError(_range_message(key, rule, value, _fmt(rule.lo), _fmt(rule.hi)))
+
+
+def _range_message(key: str, rule: _Rule, value: Value, lo: str, hi: str) -> str:
+    what = "an integer" if rule.kind is int else "a number"
+    return f"{key}: must be {what} between {lo} and {hi}, got {value!r}"
+
+
+def _check_dynamic(key: str, rule: _Rule, value: Value, values: Mapping[str, Value]) -> None:
+    if rule.lo_key is None and rule.hi_key is None:
+        return
+    assert isinstance(value, int | float) and rule.lo is not None and rule.hi is not None
+    lo, lo_text = rule.lo, _fmt(rule.lo)
+    hi, hi_text = rule.hi, _fmt(rule.hi)
+    if rule.lo_key is not None:
+        other = values[rule.lo_key]
+        assert isinstance(other, int | float)
+        lo, lo_text = other, f"{rule.lo_key} ({other})"
+    if rule.hi_key is not None:
+        other = values[rule.hi_key]
+        assert isinstance(other, int | float)
+        hi, hi_text = other, f"{rule.hi_key} ({other})"
+    if not lo <= value <= hi:
+        raise ConfigError(_range_message(key, rule, value, lo_text, hi_text))
+
+
+def _validate_section(
+    section: str, values: Mapping[str, object], first: str | None = None
+) -> dict[str, Value]:
+    """Type-check and range-check one section's values; return them normalised.
+
+    ``first`` (a key of this section) is checked first, so a cross-key conflict blames it.
+    """
+    order = list(values)
+    if first is not None and first in values:
+        order.remove(first)
+        order.insert(0, first)
+    out: dict[str, Value] = {}
+    for name in order:
+        key = f"{section}.{name}"
+        rule = _RULES[key]
+        out[name] = _check_type(key, rule, values[name])
+        _check_static(key, rule, out[name])
+    for name in order:
+        key = f"{section}.{name}"
+        _check_dynamic(key, _RULES[key], out[name], out)
+    return {name: out[name] for name in values}
+
+
+class _Section:
+    """Mixin: a frozen dataclass section that validates (and normalises) itself."""
+
+    SECTION = ""
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        clean = _validate_section(self.SECTION, values)
+        for name, v in clean.items():
+            if v is not values[name]:
+                object.__setattr__(self, name, v)
+
+
+# --------------------------------------------------------------------------------------------
+# The schema
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CameraConfig(_Section):
+    """[camera] where frames come from and in which mode."""
+
+    SECTION = "camera"
+    source: str = "0"  # device index, /dev/videoN, a video file or an image folder
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    rotation: int = 0  # clockwise degrees: 0, 90, 180, 270
+
+
+@dataclass(frozen=True)
+class DetectorConfig(_Section):
+    """[detector] face size limits in pixels (face box height)."""
+
+    SECTION = "detector"
+    min_face: int = 100
+    max_face: int = 400
+
+
+@dataclass(frozen=True)
+class AuthConfig(_Section):
+    """[auth] the unlock decision: timeout, k-of-n voting, security level, lockout."""
+
+    SECTION = "auth"
+    timeout: float = 3.0  # seconds, 0.5–30
+    k: int = 2  # matching frames needed ...
+    n: int = 3  # ... among the last n (k ≤ n ≤ 10)
+    security_level: str = "balanced"  # convenient, balanced, secure
+    max_failures: int = 5
+    lockout_seconds: int = 60
+    dark_level: int = 40  # grey level below which a pixel counts as dark
+    dark_fraction: float = 0.95  # a frame with this share of dark pixels is skipped
+    snapshots: bool = False
+
+
+@dataclass(frozen=True)
+class EnrolConfig(_Section):
+    """[enrol] enrolment."""
+
+    SECTION = "enrol"
+    anchors: int = 10  # 3–50
+
+
+@dataclass(frozen=True)
+class WatcherConfig(_Section):
+    """[watcher] lock-screen watcher."""
+
+    SECTION = "watcher"
+    enabled: bool = True
+    backend: str = "auto"  # auto, logind, freedesktop, gnome
+
+
+@dataclass(frozen=True)
+class GeneralConfig(_Section):
+    """[general] global switches."""
+
+    SECTION = "general"
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Immutable; change it with :func:`config_set`."""
+
+    schema_version: int = SCHEMA_VERSION
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    enrol: EnrolConfig = field(default_factory=EnrolConfig)
+    watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+
+    def __post_init__(self) -> None:
+        _check_schema_version(self.schema_version)
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "camera": CameraConfig,
+    "detector": DetectorConfig,
+    "auth": AuthConfig,
+    "enrol": EnrolConfig,
+    "watcher": WatcherConfig,
+    "general": GeneralConfig,
+}
+
+KEYS: tuple[str, ...] = ("schema_version", *_RULES)
+
+
+def _check_schema_version(v: object) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"schema_version: must be a positive integer, got {v!r}")
+    if v > SCHEMA_VERSION:
+        raise ConfigError(
+            f"schema_version: {v} is newer than this FaceUnlock understands "
+            f"({SCHEMA_VERSION}); upgrade FaceUnlock or remove the file"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Keys: lookup, get, set
+# --------------------------------------------------------------------------------------------
+
+
+def _unknown(key: str, candidates: tuple[str, ...] | list[str] = KEYS, what: str = "key") -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close:
+        leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+        close = leaf[:1]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {key!r}{hint}"
+
+
+def _resolve(key: str) -> tuple[str, str]:
+    """``"auth.timeout"`` -> ``("auth", "timeout")``; raises ConfigError for unknown keys."""
+    key = key.strip()
+    if key == "schema_version":
+        return "", key
+    if key in _SECTIONS:
+        keys = ", ".join(k for k in _RULES if k.startswith(key + "."))
+        raise ConfigError(f"{key!r} is a section, not a key; its keys are {keys}")
+    if key not in _RULES:
+        raise ConfigError(_unknown(key))
+    section, name = key.split(".", 1)
+    return section, name
+
+
+def config_get(cfg: Config, key: str) -> Value:
+    """The value of a dotted key, e.g. ``config_get(cfg, "auth.timeout") -> 3.0``."""
+    section, name = _resolve(key)
+    if not section:
+        return cfg.schema_version
+    value: Value = getattr(getattr(cfg, section), name)
+    return value
+
+
+def config_items(cfg: Config) -> list[tuple[str, Value]]:
+    """Every ``(dotted key, value)`` pair, in file order (schema_version first)."""
+    return [(k, config_get(cfg, k)) for k in KEYS]
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def parse_value(key: str, text: str) -> Value:
+    """Parse the string ``text`` to the type of ``key`` (no range checks)."""
+    section, _ = _resolve(key)
+    if not section:
+        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
+    rule = _RULES[key.strip()]
+    t = text.strip()
+    if rule.kind is bool:
+        if t.lower() in _TRUE:
+            return True
+        if t.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{key}: must be true or false, got {text!r}")
+    if rule.kind is int:
+        if re.fullmatch(r"[+-]?\d+", t):
+            return int(t)
+        raise ConfigError(f"{key}: must be an integer, got {text!r}")
+    if rule.kind is float:
+        try:
+            f = float(t)
+        except ValueError:
+            raise ConfigError(f"{key}: must be a number, got {text!r}") from None
+        if not math.isfinite(f):
+            raise ConfigError(f"{key}: must be a finite number, got {text!r}")
+        return f
+    return text
+
+
+def config_set(cfg: Config, key: str, value: str | Value) -> Config:
+    """A copy of ``cfg`` with ``key`` set; strings are parsed to the key's type.
+
+    ``config_set(cfg, "auth.timeout", "2.5")``. Raises ConfigError naming the key when the key
+    is unknown or the value is invalid (a cross-key conflict such as k > n blames ``key``).
+    """
+    section, name = _resolve(key)
+    if not section:
+        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
+    parsed = parse_value(key, value) if isinstance(value, str) else value
+    current = getattr(cfg, section)
+    values = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+    values[name] = parsed
+    clean = _validate_section(section, values, first=name)
+    new_section: Any = _SECTIONS[section](**clean)
+    return dataclasses.replace(cfg, **{section: new_section})
+
+
+# --------------------------------------------------------------------------------------------
+# TOML in
+# --------------------------------------------------------------------------------------------
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Build a Config from parsed TOML (``{"schema_version": 1, "auth": {...}, ...}``).
+
+    Missing keys take their defaults; unknown sections or keys raise ConfigError.
+    """
+    version = data.get("schema_version", SCHEMA_VERSION)
+    _check_schema_version(version)
+    sections: dict[str, _Section] = {}
+    for sname, table in data.items():
+        if sname == "schema_version":
+            continue
+        if sname not in _SECTIONS:
+            if isinstance(table, Mapping):
+                raise ConfigError(_unknown(sname, list(_SECTIONS), "section"))
+            raise ConfigError(_unknown(sname))
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{sname}: must be a table ([{sname}]), got {table!r}")
+        cls = _SECTIONS[sname]
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        for k in table:
+            if k not in names:
+                raise ConfigError(_unknown(f"{sname}.{k}"))
+        defaults = cls()
+        values = {n: table.get(n, getattr(defaults, n)) for n in names}
+        sections[sname] = cls(**values)
+    return Config(schema_version=version, **sections)  # type: ignore[arg-type]
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file (default :func:`faceunlock.paths.config_path`).
+
+    A missing file gives the defaults. Unreadable files, invalid TOML (the message names the
+    file, line and column) and invalid values raise ConfigError naming the file.
+    """
+    p = Path(path) if path is not None else config_path()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a config file") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror})") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from e
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from e
+
+
+# --------------------------------------------------------------------------------------------
+# TOML out
+# --------------------------------------------------------------------------------------------
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(v: Value) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        text = repr(v)
+        return text if any(c in text for c in ".eE") else text + ".0"
+    return _toml_string(v)
+
+
+def to_toml(cfg: Config) -> str:
+    """The config as TOML text (every key written, defaults included)."""
+    lines = [
+        "# FaceUnlock configuration. Edit it, or use `faceunlock config set KEY VALUE`.",
+        f"schema_version = {cfg.schema_version}",
+    ]
+    for sname in _SECTIONS:
+        section = getattr(cfg, sname)
+        lines += ["", f"[{sname}]"]
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def save_config(cfg: Config, path: str | Path | None = None) -> Path:
+    """Write ``cfg`` atomically (temp file, fsync, rename); return the path written.
+
+    A symlinked config is written through to its target. On failure the old file is left
+    untouched, the temp file removed, and ConfigError raised.
+    """
+    p = Path(path) if path is not None else config_path()
+    if p.is_symlink():
+        p = Path(os.path.realpath(p))
+    text = to_toml(cfg)
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+    except OSError:
+        mode = 0o644
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot write config file ({e.strerror or e})") from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ConfigError(f"{p}: cannot write config file ({e.strerror or e})") from e
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return p

@@ -1,0 +1,230 @@
+"""Authentication: read frames until accept, reject or timeout.
+
+Decision rule
+    Every frame is scored by the smallest distance from any face in it to any anchor. Faces
+    that do not match never count for anything, so several faces in the frame cannot help an
+    impostor: only a face within the threshold of the enrolled anchors does. The attempt
+    accepts when ``k`` of the last ``n`` frames that showed a face matched.
+
+Rate limiting
+    After ``max_failures`` failed attempts in a row, face authentication refuses (status
+    ``LOCKED_OUT``) for ``lockout_seconds``; the password is unaffected. A success resets the
+    counter. The counter lives in a small 0600 JSON file written atomically.
+
+Everything here is camera-agnostic: it takes any iterable of :class:`Frame`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from faceunlock.engine.calibration import scores_to_anchors
+from faceunlock.engine.modelfile import atomic_write_bytes
+from faceunlock.engine.quality import is_dark
+from faceunlock.engine.sources import Frame
+from faceunlock.errors import AuthStatus, InputError
+
+
+class Observer(Protocol):
+    """What authentication needs from the pipeline."""
+
+    def observe(self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...) -> list[Any]:
+        ...
+
+
+@dataclass(frozen=True)
+class AuthParams:
+    timeout: float = 3.0
+    k: int = 2
+    n: int = 3
+    dark_level: int = 40
+    dark_fraction: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n:
+            raise InputError(f"auth: need 1 <= k <= n, got k={self.k}, n={self.n}")
+        if self.timeout <= 0:
+            raise InputError(f"auth: timeout must be positive, got {self.timeout}")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """index: source frame index; faces: faces found; distance: best score (inf: no face);
+    match: distance <= threshold; dark: skipped as too dark; ms: processing time."""
+
+    index: int
+    faces: int
+    distance: float
+    match: bool
+    dark: bool
+    ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        d = None if not np.isfinite(self.distance) else round(self.distance, 4)
+        return {"frame": self.index, "faces": self.faces, "distance": d, "match": self.match,
+                "dark": self.dark, "ms": round(self.ms, 2)}
+
+
+@dataclass
+class AuthResult:
+    status: AuthStatus
+    message: str
+    threshold: float
+    elapsed: float = 0.0
+    frames: list[FrameResult] = field(default_factory=list)
+
+    @property
+    def best_distance(self) -> float:
+        return min((f.distance for f in self.frames), default=float("inf"))
+
+    def to_json(self) -> dict[str, Any]:
+        best = self.best_distance
+        return {
+            "status": self.status.name.lower(), "code": int(self.status), "message": self.message,
+            "threshold": round(self.threshold, 4), "elapsed_s": round(self.elapsed, 3),
+            "frames": len(self.frames),
+            "face_frames": sum(1 for f in self.frames if f.faces),
+            "dark_frames": sum(1 for f in self.frames if f.dark),
+            "best_distance": None if not np.isfinite(best) else round(best, 4),
+        }
+
+
+MESSAGES = {
+    AuthStatus.OK: "Face recognised",
+    AuthStatus.NO_MATCH: "Face not recognised, type your password",
+    AuthStatus.TIMEOUT: "No face seen, type your password",
+    AuthStatus.TOO_DARK: "Too dark to see your face, type your password",
+    AuthStatus.ABORTED: "Face check cancelled",
+    AuthStatus.LOCKED_OUT: "Face unlock paused after failed attempts, type your password",
+}
+
+
+def score_frame(pipe: Observer, image: np.ndarray, anchors: np.ndarray) -> tuple[int, float]:
+    """(faces found, smallest distance of any face to any anchor; inf when no face)."""
+    obs = pipe.observe(image, select="all")
+    if not obs:
+        return 0, float("inf")
+    emb = np.stack([o.embedding for o in obs])
+    return len(obs), float(scores_to_anchors(emb, anchors).min())
+
+
+def authenticate(
+    pipe: Observer,
+    anchors: np.ndarray,
+    threshold: float,
+    frames: Iterable[Frame],
+    params: AuthParams = AuthParams(),  # noqa: B008
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AuthResult:
+    """Run one attempt over ``frames`` (stops at the timeout or when frames run out).
+
+    anchors: (M, 128) float32 enrolled embeddings.
+    """
+    a = np.asarray(anchors, np.float32)
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise InputError(f"no anchors to compare with (shape {a.shape})")
+    start = clock()
+    window: deque[bool] = deque(maxlen=params.n)
+    res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
+    for frame in frames:
+        if should_stop is not None and should_stop():
+            res.status = AuthStatus.ABORTED
+            break
+        t0 = time.perf_counter()
+        if is_dark(frame.image, dark_level=params.dark_level, dark_fraction=params.dark_fraction):
+            fr = FrameResult(frame.index, 0, float("inf"), False, True, 0.0)
+        else:
+            faces, dist = score_frame(pipe, frame.image, a)
+            match = faces > 0 and dist <= threshold
+            fr = FrameResult(frame.index, faces, dist, match, False,
+                             (time.perf_counter() - t0) * 1e3)
+            if faces:
+                window.append(match)
+        res.frames.append(fr)
+        if on_frame is not None:
+            on_frame(fr)
+        if sum(window) >= params.k:
+            res.status = AuthStatus.OK
+            break
+        if clock() - start >= params.timeout:
+            break
+    res.elapsed = clock() - start
+    if res.status not in (AuthStatus.OK, AuthStatus.ABORTED):
+        if any(f.faces for f in res.frames):
+            res.status = AuthStatus.NO_MATCH
+        elif res.frames and all(f.dark for f in res.frames):
+            res.status = AuthStatus.TOO_DARK
+        else:
+            res.status = AuthStatus.TIMEOUT
+    res.message = MESSAGES.get(res.status, res.status.name)
+    return res
+
+
+class FailureCounter:
+    """Consecutive-failure counter with a lock-out window, persisted in a 0600 JSON file."""
+
+    def __init__(self, path: Path, max_failures: int = 5, lockout_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self.clock = clock
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text())
+            return {"failures": float(data.get("failures", 0)),
+                    "locked_until": float(data.get("locked_until", 0.0))}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {"failures": 0.0, "locked_until": 0.0}
+
+    def _write(self, state: dict[str, float]) -> None:
+        atomic_write_bytes(self.path, json.dumps(state).encode(), mode=0o600)
+
+    def locked_for(self) -> float:
+        """Seconds of lock-out left (0 when face auth is allowed)."""
+        return max(0.0, self._read()["locked_until"] - self.clock())
+
+    def record(self, success: bool) -> None:
+        if success:
+            if self.path.exists():
+                self._write({"failures": 0, "locked_until": 0.0})
+            return
+        st = self._read()
+        st["failures"] += 1
+        if st["failures"] >= self.max_failures:
+            st["locked_until"] = self.clock() + self.lockout_seconds
+            st["failures"] = 0
+        self._write(st)
+
+    @property
+    def failures(self) -> int:
+        return int(self._read()["failures"])
+
+
+def save_snapshot(directory: Path, image: np.ndarray, keep: int = 20) -> Path:
+    """Write a failed attempt's frame as a 0600 JPEG; keep only the newest ``keep``."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    name = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}.jpg"
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InputError("snapshot could not be encoded")
+    path = directory / name
+    atomic_write_bytes(path, buf.tobytes(), mode=0o600)
+    for old in sorted(directory.glob("*.jpg"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,269 @@
+"""Threshold calibration: the model's impostor distribution (FAR table) and the user's genuine
+distances, turned into a threshold for a security level.
+
+FAR table
+    Fitted once per model on LFW DevTrain (every cross-identity pair of its 9,525 images, about
+    45 million comparisons; see ``benchmarks/fit_far_table.py``) and shipped in the encoder's
+    sidecar as ``far_table``: for each per-comparison FAR target, the Euclidean distance at
+    which that fraction of impostor comparisons is accepted. A target is *empirical* when at
+    least ``MIN_TAIL_COUNT`` impostor pairs lie below it; otherwise it is *extrapolated* from a
+    straight-line fit of log10(FAR) against distance over the measured lower tail, and marked
+    so. LFW pairs are not independent (the same faces recur), so the table is an estimate.
+
+Decision rule and per-attempt FAR
+    A frame's score is the smallest distance from any face in it to any of the M anchors. An
+    attempt accepts when k of the last n frames score at or below the threshold. Frames of one
+    impostor are strongly correlated (the same face), so no independence across frames is
+    assumed: per-attempt FAR <= per-frame FAR <= M x per-comparison FAR (union bound over
+    anchors). A security level names a per-attempt target; the per-comparison target is
+    that divided by M.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from faceunlock.errors import InputError
+
+FAR_TARGETS: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+MIN_TAIL_COUNT = 25
+
+#: per-attempt false-accept targets of the security levels
+SECURITY_LEVELS: dict[str, float] = {"convenient": 1e-4, "balanced": 1e-5, "secure": 1e-6}
+
+
+@dataclass(frozen=True)
+class FarEntry:
+    far: float
+    threshold: float
+    method: str  # "empirical" or "extrapolated"
+    count: int  # impostor pairs at or below the threshold in the fitting set
+
+    def to_json(self) -> dict[str, Any]:
+        return {"far": self.far, "threshold": round(self.threshold, 6), "method": self.method,
+                "count": self.count}
+
+
+@dataclass(frozen=True)
+class FarTable:
+    """Per-comparison FAR -> distance threshold, sorted by decreasing FAR."""
+
+    entries: tuple[FarEntry, ...]
+    impostor_pairs: int = 0
+    source: str = ""
+    tail_fit: tuple[float, float] | None = None  # log10 FAR = a + b * distance
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> FarTable:
+        try:
+            entries = tuple(
+                FarEntry(float(e["far"]), float(e["threshold"]), str(e["method"]),
+                         int(e.get("count", 0)))
+                for e in obj["entries"]
+            )
+            fit = obj.get("tail_fit")
+            tail = (float(fit[0]), float(fit[1])) if fit else None
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"malformed FAR table: {e}") from e
+        if not entries:
+            raise InputError("malformed FAR table: no entries")
+        return cls(tuple(sorted(entries, key=lambda x: -x.far)),
+                   int(obj.get("impostor_pairs", 0)), str(obj.get("source", "")), tail)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "entries": [e.to_json() for e in self.entries],
+            "impostor_pairs": self.impostor_pairs,
+            "source": self.source,
+            "min_tail_count": MIN_TAIL_COUNT,
+        }
+        if self.tail_fit:
+            out["tail_fit"] = [round(self.tail_fit[0], 6), round(self.tail_fit[1], 6)]
+        return out
+
+    def threshold_for(self, far: float) -> float:
+        """Distance giving per-comparison ``far``: log-linear interpolation between entries,
+        and the tail fit (or the last segment) beyond them."""
+        if far <= 0:
+            raise InputError("FAR target must be positive")
+        xs = np.log10([e.far for e in self.entries])[::-1]  # increasing
+        ys = np.asarray([e.threshold for e in self.entries])[::-1]
+        lf = math.log10(far)
+        if xs[0] <= lf <= xs[-1] and len(xs) > 1:
+            return float(np.interp(lf, xs, ys))
+        if self.tail_fit and self.tail_fit[1] > 0:
+            a, b = self.tail_fit
+            return (lf - a) / b
+        if len(xs) == 1:
+            return float(ys[0])
+        i, j = (0, 1) if lf < xs[0] else (-2, -1)
+        slope = (ys[j] - ys[i]) / (xs[j] - xs[i])
+        return float(ys[i] + slope * (lf - xs[i]))
+
+    def far_at(self, threshold: float) -> float:
+        """Estimated per-comparison FAR at a distance threshold (inverse of threshold_for)."""
+        xs = np.log10([e.far for e in self.entries])[::-1]
+        ys = np.asarray([e.threshold for e in self.entries])[::-1]
+        if ys[0] <= threshold <= ys[-1] and len(ys) > 1:
+            return float(10 ** np.interp(threshold, ys, xs))
+        if self.tail_fit and self.tail_fit[1] > 0 and threshold < ys[0]:
+            a, b = self.tail_fit
+            return float(10 ** (a + b * threshold))
+        if threshold > ys[-1]:
+            return float(10 ** xs[-1]) if len(ys) == 1 else min(
+                1.0, float(10 ** (xs[-1] + (threshold - ys[-1]) * (xs[-1] - xs[-2])
+                                  / max(ys[-1] - ys[-2], 1e-9))))
+        return float(10 ** xs[0])
+
+
+def fit_far_table(
+    impostor: np.ndarray, targets: Sequence[float] = FAR_TARGETS, source: str = "",
+    min_count: int = MIN_TAIL_COUNT,
+) -> FarTable:
+    """Fit a FAR table from impostor distances (1-D, any order).
+
+    Empirical quantiles where at least ``min_count`` impostor pairs support them; otherwise
+    extrapolated with a least-squares line through (distance, log10 FAR) over the last 1.5
+    decades of the measured lower tail (down to the smallest FAR with ``min_count`` pairs).
+    log FAR is concave there for light-tailed distributions, so a local straight line
+    overestimates FAR further out, which gives a stricter (safer) threshold.
+    """
+    d = np.sort(np.asarray(impostor, np.float64).ravel())
+    n = d.size
+    if n < 1000:
+        raise InputError(f"need at least 1000 impostor distances to fit a FAR table, got {n}")
+    # tail fit points: FAR levels from 1e-2 to the smallest supported one
+    lo_far = min_count / n
+    hi_far = min(1e-2, lo_far * 10**1.5)
+    levels = np.logspace(math.log10(hi_far), math.log10(lo_far), 25)
+    pts_d = np.asarray([d[max(int(math.ceil(f * n)) - 1, 0)] for f in levels])
+    pts_l = np.log10(levels)
+    b, a = np.polyfit(pts_d, pts_l, 1) if pts_d.size >= 2 else (0.0, 0.0)
+    tail = (float(a), float(b)) if b > 0 else None
+    entries = []
+    for far in sorted(targets, reverse=True):
+        k = int(math.floor(far * n + 1e-9))  # pairs allowed below the threshold
+        if k >= min_count:
+            thr = float(d[k - 1] + d[k]) / 2.0 if k < n else float(d[-1])
+            entries.append(FarEntry(far, thr, "empirical", k))
+        elif tail is not None:
+            thr = (math.log10(far) - tail[0]) / tail[1]
+            thr = min(thr, float(d[k]))  # never admit more pairs than measured
+            entries.append(FarEntry(far, thr, "extrapolated", int(np.sum(d <= thr))))
+        else:
+            raise InputError(f"cannot estimate FAR {far:g}: tail fit failed")
+    return FarTable(tuple(entries), n, source, tail)
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The result of calibrating one user at one security level."""
+
+    level: str
+    threshold: float
+    per_attempt_far: float
+    per_comparison_far: float
+    expected_frr: float  # per-frame false-reject estimate from the user's genuine distances
+    genuine: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level, "threshold": round(self.threshold, 6),
+            "per_attempt_far": self.per_attempt_far,
+            "per_comparison_far": self.per_comparison_far,
+            "expected_frr": round(self.expected_frr, 6), "genuine": self.genuine,
+            "warnings": list(self.warnings),
+        }
+
+
+def per_comparison_target(level: str, n_anchors: int) -> tuple[float, float]:
+    """(per-attempt FAR, per-comparison FAR) of a security level with ``n_anchors`` anchors."""
+    if level not in SECURITY_LEVELS:
+        raise InputError(
+            f"security level {level!r} is not one of {', '.join(SECURITY_LEVELS)}"
+        )
+    attempt = SECURITY_LEVELS[level]
+    return attempt, attempt / max(n_anchors, 1)
+
+
+def anchor_genuine_distances(anchors: np.ndarray) -> np.ndarray:
+    """Leave-one-out scores: for each anchor, its smallest distance to the other anchors.
+
+    anchors: (M, D) float32 with M >= 2 -> (M,) float64.
+    """
+    a = np.asarray(anchors, np.float64)
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise InputError(f"need at least 2 anchors of shape (M, D), got {a.shape}")
+    dm = np.linalg.norm(a[:, None, :] - a[None, :, :], axis=2)
+    np.fill_diagonal(dm, np.inf)
+    return np.asarray(dm.min(axis=1))
+
+
+def scores_to_anchors(embeddings: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Frame scores: the smallest distance of each embedding to any anchor.
+
+    embeddings: (N, D), anchors: (M, D) -> (N,) float64.
+    """
+    e = np.asarray(embeddings, np.float64)
+    a = np.asarray(anchors, np.float64)
+    if e.size == 0:
+        return np.zeros(0)
+    if e.ndim != 2 or a.ndim != 2 or e.shape[1] != a.shape[1]:
+        raise InputError(f"shape mismatch: embeddings {e.shape}, anchors {a.shape}")
+    d2 = (e * e).sum(1)[:, None] + (a * a).sum(1)[None, :] - 2.0 * e @ a.T
+    return np.asarray(np.sqrt(np.maximum(d2, 0.0)).min(axis=1))
+
+
+def choose_threshold(
+    far_table: FarTable, n_anchors: int, genuine: np.ndarray, level: str = "balanced",
+) -> ThresholdChoice:
+    """Threshold for ``level``; expected FRR and warnings from the user's genuine scores.
+
+    genuine: (G,) distances of live frames of the user to the anchors (or leave-one-out
+    anchor scores). The threshold comes from the FAR table only: the user's own data is never
+    allowed to loosen it, it only predicts the false-reject rate.
+    """
+    attempt, comparison = per_comparison_target(level, n_anchors)
+    thr = far_table.threshold_for(comparison)
+    g = np.asarray(genuine, np.float64).ravel()
+    warnings: list[str] = []
+    stats: dict[str, float] = {}
+    if g.size:
+        frr = float(np.mean(g > thr))
+        stats = {"count": float(g.size), "median": float(np.median(g)),
+                 "p90": float(np.percentile(g, 90)), "max": float(g.max())}
+        if frr > 0.3:
+            warnings.append(
+                f"about {frr:.0%} of your frames score above the threshold ({thr:.3f}); "
+                "unlock will often need a second try. Re-enrol in the light you usually sit in, "
+                "facing the camera, or add an appearance (e.g. with glasses)."
+            )
+        if stats["median"] > thr:
+            warnings.append(
+                "most of your frames do not match your own anchors at this level: enrolment "
+                "looks poor (bad light, a different person, or a partly hidden face). "
+                "Re-enrol, or choose a less strict security level."
+            )
+    else:
+        frr = float("nan")
+        warnings.append("no live frames measured; the false-reject rate is unknown")
+    if n_anchors < 3:
+        warnings.append(f"only {n_anchors} anchor(s); enrol at least 5 for reliable unlock")
+    return ThresholdChoice(level, float(thr), attempt, comparison, frr, stats, tuple(warnings))
+
+
+def frr_at_threshold(genuine: np.ndarray, threshold: float, k: int = 1, n: int = 1) -> float:
+    """Per-attempt FRR estimate for k-of-n frames, frames assumed independent (optimistic)."""
+    g = np.asarray(genuine, np.float64)
+    if g.size == 0:
+        return float("nan")
+    p = float(np.mean(g <= threshold))  # per-frame accept
+    # P(at least k of n accepted)
+    acc = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    return 1.0 - acc

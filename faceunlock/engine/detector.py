@@ -1,0 +1,460 @@
+"""Face detector: dlib's CNN (MMOD) face detector on onnxruntime, no dlib needed.
+
+The ONNX model (``models/detector.onnx``, made by :mod:`faceunlock.training.dlib_mmod`) is
+only the convolution stack. This module reproduces the rest of dlib's
+``cnn_face_detection_model_v1``:
+
+1. **Tiled image pyramid** (dlib ``input_rgb_image_pyramid<pyramid_down<6>>``). Level ``i+1``
+   is ``floor(5/6 * size)`` of level ``i`` (stop below 5 rows), resampled from level ``i``
+   with corner-aligned bilinear interpolation (source = dest * (in-1)/(out-1)) in float.
+   Levels are packed into one image with dlib's layout: 11 px outer padding, 10 px between
+   tiles, the first column going down, the rest coming back up along the right edge.
+   Padding holds the channel means (zero after dlib's ``(pixel - mean)/256``, which the
+   graph applies itself).
+2. **One ONNX run** on the tiled image: float32 (1, 3, H, W) raw RGB 0..255 in, scores
+   (1, 1, h, w) out.
+3. **Decoding**: every score > ``threshold`` at ``(x, y)`` is an 80x80 window centred at
+   tiled point ``(8x+14, 8y+14)``, i.e. ``centre ± 39.5``. The window is assigned to the tile
+   nearest its centre, moved into that tile's frame and mapped up the pyramid with
+   ``p -> p*1.2 + 0.3`` once per level, then rounded to integers (halves away from zero, as dlib 20 does).
+4. **NMS** as dlib's ``loss_mmod``: detections in descending score order; one is dropped if,
+   against an already kept box, ``intersection / bounding-box-of-both > 0.338`` or it (or
+   the kept box) is covered more than 100 % (never). Areas count inclusive integer pixels.
+
+Boxes are ``(left, top, right, bottom)`` in the input image's pixel coordinates in dlib's
+``rectangle`` convention: ``right``/``bottom`` are the inclusive last column/row (so a box's
+width in pixels is ``right - left + 1``) and may lie partly outside the image. With default
+settings (``min_face=80``, no ``downscale``, ``upsample=0``) boxes are integers and match
+``dlib.cnn_face_detection_model_v1(path)(image, 0)``.
+
+Speed knobs (see :class:`FaceDetector`): the detector finds faces from about 80 px up, at a
+cost roughly proportional to the pixel count of the tiled pyramid (~3.3x the image area for
+the full pyramid), so for a webcam downscale the frame (``min_face``/``downscale``) and cap
+the pyramid (``max_face``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from faceunlock.engine.imageio import as_rgb_u8
+from faceunlock.engine.modelfile import load_model_bytes, resolve_model
+from faceunlock.errors import InputError, ModelError
+
+DEFAULT_MODEL = "detector.onnx"
+
+#: dlib's defaults for this model (also recorded in the sidecar).
+WINDOW = 80
+NMS_IOU = 0.3382761351109955
+NMS_COVERED = 1.0
+PYRAMID_PADDING = 10
+PYRAMID_OUTER_PADDING = 11
+PYRAMID_MIN_HEIGHT = 5
+DEFAULT_MEAN = (122.782, 117.001, 104.298)
+SCORE_STRIDE = 8
+SCORE_OFFSET = 14
+#: smallest tiled-image side for which the network still produces an output
+_MIN_TILED = 29
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face.
+
+    box: (left, top, right, bottom) in image pixels, dlib ``rectangle`` convention (right and
+    bottom inclusive). score: the detector's window score (> threshold; ~0..2 for faces).
+    """
+
+    box: Box
+    score: float
+
+    @property
+    def width(self) -> float:
+        """``right - left`` (dlib's inclusive pixel width is one more)."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        """``bottom - top``."""
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        """``width * height`` (0 for a degenerate box)."""
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """(x, y) centre of the box."""
+        return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
+
+
+# -- pyramid geometry --------------------------------------------------------------------------
+
+
+def pyramid_level_sizes(height: int, width: int, max_levels: int | None = None
+                        ) -> list[tuple[int, int]]:
+    """(rows, cols) of each pyramid_down<6> level, as dlib computes them (level 0 = input)."""
+    sizes = [(height, width)]
+    nr, nc = height, width
+    rate = 5.0 / 6.0
+    while max_levels is None or len(sizes) < max_levels:
+        nr = int(math.floor(rate * nr))
+        nc = int(math.floor(rate * nc))
+        if nr * nc == 0 or nr < PYRAMID_MIN_HEIGHT:
+            break
+        sizes.append((nr, nc))
+    return sizes
+
+
+def tile_layout(sizes: list[tuple[int, int]], padding: int = PYRAMID_PADDING,
+                outer: int = PYRAMID_OUTER_PADDING) -> tuple[np.ndarray, int, int]:
+    """dlib's ``compute_tiled_image_pyramid_details``.
+
+    Returns (rects, rows, cols): rects is int64 (L, 4) of inclusive (left, top, right, bottom)
+    per level inside the tiled image, possibly fewer than ``sizes`` (dlib drops trailing
+    levels that would collide with level 0); rows x cols is the tiled image size.
+    """
+    h0, w0 = sizes[0]
+    total_height = sum(h + padding for h, _ in sizes) - padding * 2
+    height = 0
+    prev_width = 0
+    for h, w in sizes:
+        if w <= w0 - prev_width - padding and (height - h0) * 2 >= (total_height - h0):
+            break
+        height += h + padding
+        prev_width = w
+    height -= padding
+    rows, cols = height + outer * 2, w0 + outer * 2
+
+    rects: list[tuple[int, int, int, int]] = []
+    y = outer
+    i = 0
+    while y < height + outer and i < len(sizes):
+        h, w = sizes[i]
+        rects.append((outer, y, outer + w - 1, y + h - 1))
+        y += h + padding
+        i += 1
+    y -= padding
+    while i < len(sizes):
+        h, w = sizes[i]
+        right, bottom = outer + w0 - 1, y - 1
+        rect = (right - (w - 1), bottom - (h - 1), right, bottom)
+        r0 = rects[0]
+        if not (max(r0[0], rect[0]) > min(r0[2], rect[2])
+                or max(r0[1], rect[1]) > min(r0[3], rect[3])):
+            break  # would overlap level 0
+        rects.append(rect)
+        y -= h + padding
+        i += 1
+    return np.asarray(rects, dtype=np.int64).reshape(-1, 4), rows, cols
+
+
+def _lerp_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weights of dlib's corner-aligned bilinear resize along one axis."""
+    scale = (n_in - 1) / max(n_out - 1, 1)
+    pos = np.cumsum(np.full(n_out, scale))  # dlib accumulates: x += scale
+    pos -= scale
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (pos - lo).astype(np.float32)
+    return lo, hi, frac
+
+
+def resize_corner_aligned(src: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:
+    """Bilinear resize of a (C, H, W) float32 array, dlib's ``resize_image`` sampling.
+
+    Output pixel (r, c) samples the source at (r*(H-1)/(out_rows-1), c*(W-1)/(out_cols-1)).
+    """
+    _, h, w = src.shape
+    top, bottom, fy = _lerp_axis(h, out_rows)
+    left, right, fx = _lerp_axis(w, out_cols)
+    a = src[:, top, :]
+    rows = a + (src[:, bottom, :] - a) * fy[None, :, None]
+    b = rows[:, :, left]
+    return b + (rows[:, :, right] - b) * fx[None, None, :]
+
+
+def build_tiled_pyramid(image: np.ndarray, sizes: list[tuple[int, int]],
+                        mean: tuple[float, float, float] = DEFAULT_MEAN
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The network input for an RGB uint8 (H, W, 3) image.
+
+    ``sizes`` from :func:`pyramid_level_sizes` (possibly truncated). Returns
+    (tiled float32 (1, 3, rows, cols) raw RGB with mean-coloured padding, rects int64 (L, 4)).
+    """
+    rects, rows, cols = tile_layout(sizes)
+    tiled = np.empty((3, rows, cols), dtype=np.float32)
+    tiled[:] = np.asarray(mean, dtype=np.float32)[:, None, None]
+    l0, t0, r0, b0 = (int(v) for v in rects[0])
+    tiled[:, t0:b0 + 1, l0:r0 + 1] = image.transpose(2, 0, 1)
+    for i in range(1, len(rects)):
+        pl, pt, pr, pb = (int(v) for v in rects[i - 1])
+        cl, ct, cr, cb = (int(v) for v in rects[i])
+        prev = tiled[:, pt:pb + 1, pl:pr + 1]
+        tiled[:, ct:cb + 1, cl:cr + 1] = resize_corner_aligned(prev, cb - ct + 1, cr - cl + 1)
+    return tiled[None], rects
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+
+def decode_scores(scores: np.ndarray, rects: np.ndarray, threshold: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Score map (h, w) -> (boxes float64 (N, 4) rounded dlib rectangles, scores (N,)).
+
+    Boxes are in pyramid level-0 coordinates, sorted by descending score (before NMS).
+    """
+    ys, xs = np.nonzero(scores > threshold)
+    if ys.size == 0:
+        return np.zeros((0, 4)), np.zeros(0)
+    sc = scores[ys, xs].astype(np.float64)
+    order = np.argsort(-sc, kind="stable")
+    ys, xs, sc = ys[order], xs[order], sc[order]
+    cx = xs.astype(np.float64) * SCORE_STRIDE + SCORE_OFFSET
+    cy = ys.astype(np.float64) * SCORE_STRIDE + SCORE_OFFSET
+    # nearest tile to the window centre (dlib's nearest_rect; 0 distance when inside)
+    rl, rt, rr, rb = (rects[:, k].astype(np.float64)[None, :] for k in range(4))
+    dx = cx[:, None] - np.clip(cx[:, None], rl, rr)
+    dy = cy[:, None] - np.clip(cy[:, None], rt, rb)
+    level = np.argmin(dx * dx + dy * dy, axis=1)
+    half = (WINDOW - 1) / 2.0
+    box = np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
+    box -= np.stack([rects[level, 0], rects[level, 1]] * 2, axis=1).astype(np.float64)
+    for lv in range(1, int(level.max()) + 1):
+        sel = level >= lv
+        box[sel] = box[sel] * 1.2 + 0.3
+    return _round_half_away(box), sc
+
+
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    """dlib's drectangle -> rectangle rounding (``std::round``: halves away from zero)."""
+    return np.copysign(np.floor(np.abs(v) + 0.5), v)
+
+
+def mmod_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU,
+             covered: float = NMS_COVERED) -> np.ndarray:
+    """dlib's greedy ``test_box_overlap`` NMS; input sorted by score. Returns kept indices.
+
+    Boxes are inclusive integer rectangles; "iou" is intersection over the area of the
+    bounding box of both (dlib's definition), "covered" intersection over either box's area.
+    """
+    keep: list[int] = []
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    for i in range(len(boxes)):
+        b = boxes[i]
+        drop = False
+        for j in keep:
+            k = boxes[j]
+            iw = min(b[2], k[2]) - max(b[0], k[0]) + 1
+            ih = min(b[3], k[3]) - max(b[1], k[1]) + 1
+            if iw <= 0 or ih <= 0:
+                continue
+            inner = iw * ih
+            outer = ((max(b[2], k[2]) - min(b[0], k[0]) + 1)
+                     * (max(b[3], k[3]) - min(b[1], k[1]) + 1))
+            if inner / outer > iou or inner / area[i] > covered or inner / area[j] > covered:
+                drop = True
+                break
+        if not drop:
+            keep.append(i)
+    del scores
+    return np.asarray(keep, dtype=np.intp)
+
+
+# -- the detector ----------------------------------------------------------------------------------
+
+
+class FaceDetector:
+    """dlib's MMOD CNN face detector on onnxruntime. Lazily loaded; thread-compatible.
+
+    Knobs (all boxes are reported in the input image's coordinates whatever they are):
+
+    * ``min_face``: smallest face side (px) to find. Above 80 the image is first shrunk by
+      ``min_face/80`` (cv2 INTER_AREA) so an 80 px window matches ``min_face`` px faces.
+    * ``downscale``: explicit shrink factor (> 0; overrides ``min_face``'s).
+    * ``max_face``: stop adding pyramid levels once the window covers faces of this size
+      (the first level whose window is >= ``max_face`` px is the last). None: full pyramid.
+    * ``upsample``: dlib's ``upsample_num_times`` for faces below 80 px: the image is doubled
+      that many times first (dlib's ``pyramid_up`` geometry). Exclusive with shrinking.
+    * ``threshold``: dlib's ``adjust_threshold``; windows scoring above it are detections.
+    * ``threads``: onnxruntime intra-op threads (default ``min(4, cpu_count)``).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        min_face: int = 80,
+        max_face: int | None = None,
+        downscale: float | None = None,
+        upsample: int = 0,
+        threshold: float = 0.0,
+        threads: int | None = None,
+    ) -> None:
+        if min_face <= 0:
+            raise InputError(f"min_face must be positive, got {min_face}")
+        if max_face is not None and max_face <= 0:
+            raise InputError(f"max_face must be positive, got {max_face}")
+        if downscale is not None and not (downscale > 0 and math.isfinite(downscale)):
+            raise InputError(f"downscale must be a positive number, got {downscale}")
+        if upsample < 0:
+            raise InputError(f"upsample must be >= 0, got {upsample}")
+        shrink = downscale if downscale is not None else max(1.0, min_face / WINDOW)
+        if upsample and shrink != 1.0:
+            raise InputError("upsample and downscale/min_face > 80 are exclusive")
+        if not math.isfinite(threshold):
+            raise InputError(f"threshold must be finite, got {threshold}")
+        self.path: Path = resolve_model(model_path, DEFAULT_MODEL)
+        self.min_face = min_face
+        self.max_face = max_face
+        self.downscale = downscale
+        self.upsample = upsample
+        self.threshold = float(threshold)
+        self.shrink = float(shrink)
+        self.threads: int = threads if threads else min(4, os.cpu_count() or 1)
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+        self._meta: dict[str, Any] = {}
+        self._input_name = ""
+        self._mean: tuple[float, float, float] = DEFAULT_MEAN
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> FaceDetector:
+        """Load the model now (idempotent). Raises ModelError naming the file on any problem."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._load_locked()
+        return self
+
+    def _load_locked(self) -> None:
+        data, meta = load_model_bytes(self.path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own (pybind) exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(self.path, f"not a valid ONNX model: {msg}") from e
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(self.path, f"expected 1 input and 1 output, found {len(inputs)} "
+                             f"and {len(outputs)}")
+        inp, out = inputs[0], outputs[0]
+        if inp.type != "tensor(float)" or len(inp.shape) != 4 or inp.shape[1] != 3:
+            raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, "
+                             "expected float [1, 3, H, W]")
+        if out.type != "tensor(float)" or len(out.shape) != 4:
+            raise ModelError(self.path, f"output {out.name!r} is {out.type} {out.shape}, "
+                             "expected float [1, 1, h, w]")
+        mean = meta.get("input", {}).get("mean") if isinstance(meta.get("input"), dict) \
+            else None
+        if mean is not None:
+            if not (isinstance(mean, list) and len(mean) == 3):
+                raise ModelError(self.path, f"sidecar input.mean must be 3 numbers, got {mean}")
+            self._mean = (float(mean[0]), float(mean[1]), float(mean[2]))
+        self._meta = meta
+        self._input_name = inp.name
+        self._session = session
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the session exists (never triggers loading)."""
+        return self._session is not None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The model's sidecar (a copy); loads the model."""
+        self.load()
+        return dict(self._meta)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def _working_image(self, image: np.ndarray) -> tuple[np.ndarray, str, float, float]:
+        """(image to run the pyramid on, mapping kind, sx, sy) with original = f(working)."""
+        h, w = image.shape[:2]
+        if self.upsample:
+            work = image
+            for _ in range(self.upsample):
+                hh, ww = work.shape[:2]
+                # dlib pyramid_up with pyramid_down<2>: size from rect_up of the image rect
+                up = resize_corner_aligned(work.transpose(2, 0, 1).astype(np.float32),
+                                           2 * hh + 1, 2 * ww + 2)
+                work = np.ascontiguousarray(
+                    np.clip(np.floor(up + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0))
+            return work, "up", 1.0, 1.0
+        if self.shrink == 1.0:
+            return image, "none", 1.0, 1.0
+        nw = max(1, int(round(w / self.shrink)))
+        nh = max(1, int(round(h / self.shrink)))
+        work = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        return work, "scale", w / nw, h / nh
+
+    def _levels(self, work_h: int, work_w: int, sx: float) -> int | None:
+        if self.max_face is None:
+            return None
+        scale = sx * (0.5 ** self.upsample)
+        k = 0
+        while WINDOW * (1.2 ** k) * scale < self.max_face:
+            k += 1
+        return k + 1
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 (H, W, 3) image (greyscale (H, W) is accepted).
+
+        Returns detections sorted by descending score; boxes as described in the module
+        docstring, in ``image``'s coordinates. Raises InputError for a bad image, ModelError
+        if the model cannot be loaded.
+        """
+        image = as_rgb_u8(image)
+        self.load()
+        session = self._session
+        assert session is not None
+        work, kind, sx, sy = self._working_image(image)
+        wh, ww = work.shape[:2]
+        if wh + 2 * PYRAMID_OUTER_PADDING < _MIN_TILED or ww + 2 * PYRAMID_OUTER_PADDING \
+                < _MIN_TILED:
+            return []
+        sizes = pyramid_level_sizes(wh, ww, self._levels(wh, ww, sx))
+        tiled, rects = build_tiled_pyramid(work, sizes, self._mean)
+        (scores,) = session.run(None, {self._input_name: tiled})
+        boxes, sc = decode_scores(scores[0, 0], rects, self.threshold)
+        if boxes.shape[0] == 0:
+            return []
+        keep = mmod_nms(boxes, sc)
+        boxes, sc = boxes[keep], sc[keep]
+        if kind == "up":
+            for _ in range(self.upsample):  # dlib rect_down: p/2 - (1.25, 0.75)
+                boxes = boxes / 2.0 - np.array([1.25, 0.75, 1.25, 0.75])
+            boxes = _round_half_away(boxes)
+        elif kind == "scale":
+            # inclusive pixel boxes: left edge l*s, right edge (r+1)*s - 1
+            boxes = np.stack([boxes[:, 0] * sx, boxes[:, 1] * sy,
+                              (boxes[:, 2] + 1) * sx - 1, (boxes[:, 3] + 1) * sy - 1], axis=1)
+        return [
+            Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
+            for b, s in zip(boxes, sc, strict=True)
+        ]
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return (f"FaceDetector({str(self.path)!r}, min_face={self.min_face}, "
+                f"max_face={self.max_face}, downscale={self.downscale}, "
+                f"upsample={self.upsample}, threshold={self.threshold}, {state})")
