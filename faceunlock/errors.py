@@ -213,9 +213,9 @@ class KeyringUnavailableError(TemplateError):
     back to storing templates unencrypted."""
 
     def __init__(self, reason: str) -> None:
-        self.reason = reason
+        self.reason = reason.rstrip(". ")
         super().__init__(
-            f"no usable keyring for the face template key: {reason}. FaceUnlock keeps the key "
+            f"no usable keyring for the face template key: {self.reason}. FaceUnlock keeps the key "
             "in the Secret Service keyring: install and run one (Debian/Ubuntu: "
             "`apt install gnome-keyring`; KDE: KWallet with Secret Service, or KeePassXC's "
             "Secret Service integration), make sure its login collection exists and is "

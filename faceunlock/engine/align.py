@@ -166,13 +166,14 @@ def face_chip(
         left, top, right, bottom = _dlib_crop_box(a, size, levels, img.shape[:2])
         if right - left < 8 or bottom - top < 8:  # the face lies (almost) outside the image
             return np.zeros((size, size, 3), dtype=np.uint8)
-        src = img[top : bottom + 1, left : right + 1]
+        src = img[top : bottom + 1, left : right + 1].astype(np.float32)
         a = a.copy()
         a[:, 2] -= (left, top)
         for _ in range(levels):
             if min(src.shape[:2]) < 2:
                 break
-            src = cv2.pyrDown(src)
+            # float pyrDown then floor == dlib's integer sum/256 (it truncates)
+            src = np.floor(cv2.pyrDown(src))
             # dlib's level pixel x sits at 2x+2 of the level above and its point_down is
             # p/2 - (1.25, 0.75): it samples the level above at p + (-0.5, +0.5). OpenCV's
             # level pixel u sits at 2u, so sample at (p + (-0.5, 0.5)) / 2.

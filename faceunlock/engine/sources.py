@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import cv2
 import numpy as np
@@ -214,7 +214,7 @@ class FrameSource(abc.ABC):
     def is_open(self) -> bool:
         return self._open_flag
 
-    def open(self) -> FrameSource:
+    def open(self) -> Self:
         """Open the source (idempotent) and return it."""
         if not self._open_flag:
             self._index = 0
@@ -258,7 +258,7 @@ class FrameSource(abc.ABC):
                 return
             yield frame
 
-    def __enter__(self) -> FrameSource:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(

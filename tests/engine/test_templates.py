@@ -191,7 +191,7 @@ def test_framing_checked_before_key(tmp_path: Path) -> None:
 def test_wrong_key(store: TemplateStore, tmp_path: Path) -> None:
     store.save(make_template())
     other = TemplateStore(store.directory, StaticKeyProvider(StaticKeyProvider.generate()))
-    with pytest.raises(TemplateCorruptError, match="authentication failed.*key is wrong"):
+    with pytest.raises(TemplateCorruptError, match=r"authentication failed.*key is wrong"):
         other.load("alice")
 
 
@@ -268,7 +268,9 @@ def test_swap_between_users_fails(tmp_path: Path, key: bytes) -> None:
         s.load("bob")
 
 
-def test_corrupt_main_backup_fallback(store: TemplateStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_main_backup_fallback(
+    store: TemplateStore, caplog: pytest.LogCaptureFixture
+) -> None:
     t = make_template()
     store.save(t)
     t.add_anchor(make_anchor(np.random.default_rng(3), "glasses"))

@@ -1,0 +1,296 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from faceunlock import config as config_mod
+from faceunlock.config import (
+    KEYS,
+    AuthConfig,
+    Config,
+    config_get,
+    config_items,
+    config_set,
+    load_config,
+    save_config,
+    to_toml,
+)
+from faceunlock.errors import ConfigError
+from faceunlock.paths import config_path
+
+
+@pytest.fixture(autouse=True)
+def _no_config_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEUNLOCK_CONFIG", raising=False)
+
+
+DEFAULTS = {
+    "schema_version": 1,
+    "camera.source": "0",
+    "camera.width": 640,
+    "camera.height": 480,
+    "camera.fps": 30,
+    "camera.rotation": 0,
+    "detector.min_face": 100,
+    "detector.max_face": 400,
+    "auth.timeout": 3.0,
+    "auth.k": 2,
+    "auth.n": 3,
+    "auth.security_level": "balanced",
+    "auth.max_failures": 5,
+    "auth.lockout_seconds": 60,
+    "auth.dark_level": 40,
+    "auth.dark_fraction": 0.95,
+    "auth.snapshots": False,
+    "enrol.anchors": 10,
+    "watcher.enabled": True,
+    "watcher.backend": "auto",
+    "general.disabled": False,
+}
+
+
+def test_defaults() -> None:
+    assert dict(config_items(Config())) == DEFAULTS
+    assert list(KEYS) == list(DEFAULTS)
+
+
+def test_config_path_xdg_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("FACEUNLOCK_CONFIG", raising=False)
+    assert config_path() == tmp_path / "xdg" / "faceunlock" / "config.toml"
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/ignored")
+    assert config_path() == Path.home() / ".config" / "faceunlock" / "config.toml"
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "custom.toml"))
+    assert config_path() == tmp_path / "custom.toml"
+
+
+def test_missing_file_gives_defaults() -> None:
+    assert not config_path().exists()
+    assert load_config() == Config()
+
+
+def test_round_trip_defaults_and_changes(tmp_path: Path) -> None:
+    path = save_config(Config())
+    assert path == config_path() and path.is_file()
+    assert load_config() == Config()
+    cfg = Config()
+    for key, text in [
+        ("camera.source", 'C:\\odd "path"\twith\ttabs'),
+        ("camera.rotation", "270"),
+        ("auth.timeout", "2.5"),
+        ("auth.dark_fraction", "0.9"),
+        ("auth.snapshots", "yes"),
+        ("watcher.backend", "gnome"),
+        ("general.disabled", "true"),
+    ]:
+        cfg = config_set(cfg, key, text)
+    out = tmp_path / "sub" / "c.toml"
+    save_config(cfg, out)
+    assert load_config(out) == cfg
+    data = tomllib.loads(out.read_text())
+    assert data["schema_version"] == 1
+    assert data["camera"]["source"] == 'C:\\odd "path"\twith\ttabs'
+    assert data["auth"]["timeout"] == 2.5
+
+
+def test_partial_file_fills_defaults(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[auth]\ntimeout = 5\n")  # an int where a float is expected is fine
+    cfg = load_config(p)
+    assert cfg.auth.timeout == 5.0 and isinstance(cfg.auth.timeout, float)
+    assert cfg.camera == Config().camera
+
+
+def test_get_and_set() -> None:
+    cfg = Config()
+    new = config_set(cfg, "auth.timeout", "2.5")
+    assert config_get(new, "auth.timeout") == 2.5
+    assert config_get(cfg, "auth.timeout") == 3.0  # the original is untouched
+    assert config_get(config_set(cfg, "camera.source", "/dev/video2"), "camera.source") == (
+        "/dev/video2"
+    )
+    assert config_get(config_set(cfg, "auth.snapshots", "on"), "auth.snapshots") is True
+    assert config_get(config_set(cfg, "auth.n", 5), "auth.n") == 5  # typed values too
+    assert config_get(cfg, "schema_version") == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.auth.k = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        (
+            "auth.security_level",
+            "fast",
+            "auth.security_level: 'fast' is not one of convenient, balanced, secure",
+        ),
+        ("auth.k", "5", "auth.k: must be an integer between 1 and n (3), got 5"),
+        ("auth.n", "1", "auth.n: must be an integer between k (2) and 10, got 1"),
+        ("auth.n", "11", "auth.n: must be an integer between 1 and 10, got 11"),
+        ("auth.k", "two", "auth.k: must be an integer, got 'two'"),
+        ("auth.timeout", "0.1", "auth.timeout: must be a number between 0.5 and 30, got 0.1"),
+        ("auth.timeout", "31", "auth.timeout: must be a number between 0.5 and 30, got 31.0"),
+        ("auth.timeout", "soon", "auth.timeout: must be a number, got 'soon'"),
+        ("auth.timeout", "nan", "auth.timeout: must be a finite number, got 'nan'"),
+        ("auth.snapshots", "maybe", "auth.snapshots: must be true or false, got 'maybe'"),
+        ("enrol.anchors", "2", "enrol.anchors: must be an integer between 3 and 50, got 2"),
+        ("enrol.anchors", "51", "enrol.anchors: must be an integer between 3 and 50, got 51"),
+        ("camera.rotation", "45", "camera.rotation: must be one of 0, 90, 180, 270, got 45"),
+        ("camera.width", "640.5", "camera.width: must be an integer, got '640.5'"),
+        ("camera.source", "  ", "camera.source: must not be empty"),
+        (
+            "watcher.backend",
+            "kde",
+            "watcher.backend: 'kde' is not one of auto, logind, freedesktop, gnome",
+        ),
+        (
+            "detector.min_face",
+            "500",
+            "detector.min_face: must be an integer between 20 and max_face (400), got 500",
+        ),
+        (
+            "detector.max_face",
+            "50",
+            "detector.max_face: must be an integer between min_face (100) and 4096, got 50",
+        ),
+        (
+            "auth.dark_level",
+            "256",
+            "auth.dark_level: must be an integer between 0 and 255, got 256",
+        ),
+        ("schema_version", "2", "schema_version: is managed by FaceUnlock and cannot be set"),
+    ],
+)
+def test_validation_messages(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        config_set(Config(), key, value)
+    assert str(ei.value) == message
+
+
+def test_unknown_keys_suggest_the_nearest() -> None:
+    with pytest.raises(ConfigError) as ei:
+        config_set(Config(), "auth.timout", "2")
+    assert str(ei.value) == "unknown key 'auth.timout' (did you mean 'auth.timeout'?)"
+    with pytest.raises(ConfigError, match=r"did you mean 'auth\.timeout'"):
+        config_get(Config(), "timeout")
+    with pytest.raises(ConfigError) as ei:
+        config_get(Config(), "zzz.qqq")
+    assert str(ei.value) == "unknown key 'zzz.qqq'"
+    with pytest.raises(ConfigError, match="'auth' is a section, not a key"):
+        config_get(Config(), "auth")
+
+
+def test_constructing_an_invalid_section_raises() -> None:
+    with pytest.raises(ConfigError, match=r"auth\.k: must be an integer between 1 and n \(3\)"):
+        AuthConfig(k=5)
+    with pytest.raises(ConfigError, match=r"auth\.snapshots: must be true or false"):
+        AuthConfig(snapshots=1)  # type: ignore[arg-type]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return p
+
+
+def test_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    p = _write(tmp_path, "schema_version = 1\n[auth]\ntimout = 2.0\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value) == f"{p}: unknown key 'auth.timout' (did you mean 'auth.timeout'?)"
+
+    p = _write(tmp_path, "[autth]\ntimeout = 2.0\n")
+    with pytest.raises(ConfigError, match=r"unknown section 'autth' \(did you mean 'auth'\?\)"):
+        load_config(p)
+
+    p = _write(tmp_path, '[auth]\nsecurity_level = "fast"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value).startswith(f"{p}: auth.security_level: 'fast' is not one of")
+
+    p = _write(tmp_path, "[auth]\nk = true\n")
+    with pytest.raises(ConfigError, match=r"auth\.k: must be an integer, got True"):
+        load_config(p)
+
+    p = _write(tmp_path, "[auth]\nk = 4\nn = 3\n")
+    with pytest.raises(ConfigError, match=r"auth\.k: must be an integer between 1 and n \(3\)"):
+        load_config(p)
+
+    p = _write(tmp_path, "auth = 3\n")
+    with pytest.raises(ConfigError, match=r"auth: must be a table \(\[auth\]\)"):
+        load_config(p)
+
+    p = _write(tmp_path, "schema_version = 2\n")
+    with pytest.raises(ConfigError, match="schema_version: 2 is newer"):
+        load_config(p)
+
+
+def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
+    p = _write(tmp_path, "schema_version = 1\n\n[auth]\ntimeout 3.0\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}: invalid TOML")
+    assert "line 4" in msg
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_bytes(b"[auth]\ntimeout = \xff\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "config.toml"
+    save_config(config_set(Config(), "auth.timeout", "7"), p)
+    before = p.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(config_mod.os, "replace", broken_replace)
+    with pytest.raises(ConfigError, match="No space left on device") as ei:
+        save_config(Config(), p)
+    assert str(p) in str(ei.value)
+    assert p.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["config.toml"]  # temp file cleaned up
+
+    monkeypatch.undo()
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(config_mod.os, "fsync", broken_fsync)
+    with pytest.raises(ConfigError, match="Input/output error"):
+        save_config(Config(), p)
+    assert p.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["config.toml"]
+
+
+def test_save_follows_symlink_and_keeps_mode(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "faceunlock.toml"
+    real.parent.mkdir()
+    real.write_text("")
+    real.chmod(0o600)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    save_config(config_set(Config(), "enrol.anchors", "20"), link)
+    assert link.is_symlink()
+    assert load_config(real).enrol.anchors == 20
+    assert real.stat().st_mode & 0o777 == 0o600
+
+
+def test_toml_text_is_stable() -> None:
+    text = to_toml(Config())
+    assert text.splitlines()[1] == "schema_version = 1"
+    assert '[camera]\nsource = "0"\nwidth = 640' in text
+    assert "timeout = 3.0" in text and "snapshots = false" in text
