@@ -271,6 +271,214 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- enrolment & auth verbs
+def _cfg() -> Any:
+    from faceunlock.config import load_config
+
+    return load_config()
+
+
+def _store() -> Any:
+    from faceunlock.engine.templates import TemplateStore
+
+    return TemplateStore()
+
+
+def _user(args: argparse.Namespace) -> str:
+    from faceunlock.engine.service import current_user
+
+    return getattr(args, "user", None) or current_user()
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from faceunlock.engine import service
+
+    cfg = _cfg()
+    user = _user(args)
+
+    def show(fb: Any) -> None:
+        if args.json:
+            _print_json(fb.to_json())
+        elif fb.accepted:
+            print(f"  anchor {fb.progress}/{fb.target} captured. Next: {fb.instruction}")
+        else:
+            print(f"  {fb.reason}", file=sys.stderr)
+
+    out = service.enrol(_store(), user, cfg, service.source_for(cfg, args.source),
+                        label=args.label, anchors=args.anchors, on_feedback=show,
+                        replace=args.replace)
+    ch = out.choice
+    summary = {"user": user, "added": out.added, "anchors": len(out.template.anchors),
+               "threshold": round(ch.threshold, 4), "level": ch.level,
+               "expected_frr": ch.expected_frr, "warnings": list(ch.warnings)}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"Enrolled {out.added} anchors ({summary['anchors']} in total) for {user}; "
+              f"threshold {ch.threshold:.3f} ({ch.level}).")
+        for w in ch.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from faceunlock.engine.service import appearances
+
+    store = _store()
+    user = _user(args)
+    t = store.load(user)
+    rows = appearances(t)
+    if args.json:
+        _print_json({"user": user, "threshold": t.threshold, "security_level": t.security_level,
+                     "anchors": rows})
+    else:
+        print(f"{user}: {len(rows)} anchors, threshold {t.threshold}, level {t.security_level}")
+        for r in rows:
+            print(f"  {r['id']}  {r['label']:<12} {r['created']}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from faceunlock.engine.pipeline import get_pipeline
+    from faceunlock.engine.service import calibrate_template
+
+    store = _store()
+    user = _user(args)
+    t = store.load(user)
+    try:
+        removed = [t.remove_anchor(args.id)]
+    except (KeyError, FaceUnlockError):
+        removed = t.remove_label(args.id)
+    if not removed:
+        raise InputError(f"no anchor or label {args.id!r} in {user}'s template "
+                         "(see `faceunlock list`)")
+    if not t.anchors:
+        raise InputError("that would remove every anchor; use `faceunlock clear` instead")
+    if len(t.anchors) >= 2:
+        calibrate_template(t, get_pipeline(), t.security_level)
+    store.save(t)
+    print(f"removed {len(removed)} anchor(s); {len(t.anchors)} left")
+    return 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    store = _store()
+    user = _user(args)
+    if not args.yes:
+        raise InputError("this deletes your face template and its backup; add --yes to confirm")
+    gone = store.delete(user, remove_key=True)
+    print("template deleted" if gone else "no template to delete")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from faceunlock.engine import service
+
+    cfg = _cfg()
+    src = None if args.no_live else service.source_for(cfg, args.source)
+    ch = service.calibrate(_store(), _user(args), cfg, src, args.level, args.seconds)
+    if args.json:
+        _print_json(ch.to_json())
+    else:
+        print(f"threshold {ch.threshold:.4f} for level {ch.level} "
+              f"(per-attempt FAR {ch.per_attempt_far:g}, expected FRR per frame "
+              f"{ch.expected_frr:.1%})")
+        for w in ch.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    from faceunlock.engine import service
+
+    cfg = _cfg()
+    res = service.authenticate_user(_store(), _user(args), cfg,
+                                    service.source_for(cfg, args.source), timeout=args.timeout)
+    if args.json:
+        _print_json(res.to_json())
+    else:
+        print(res.message)
+    return int(res.status)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from faceunlock.engine import service
+
+    cfg = _cfg()
+
+    def show(fr: Any) -> None:
+        if args.json:
+            _print_json(fr.to_json())
+        else:
+            d = "   -  " if fr.faces == 0 else f"{fr.distance:.3f}"
+            print(f"frame {fr.index:5d}  faces {fr.faces}  distance {d}  "
+                  f"{'MATCH' if fr.match else 'no'}  {fr.ms:.1f} ms")
+
+    res = service.authenticate_user(_store(), _user(args), cfg,
+                                    service.source_for(cfg, args.source),
+                                    timeout=args.timeout, on_frame=show)
+    if args.json:
+        _print_json(res.to_json())
+    else:
+        print(res.message)
+    return int(res.status)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from faceunlock import config as C
+    from faceunlock.paths import config_path
+
+    cfg = C.load_config()
+    if args.action == "get":
+        if args.key:
+            v = C.config_get(cfg, args.key)
+            print(json.dumps(v) if args.json else v)
+        else:
+            items = C.config_items(cfg)
+            if args.json:
+                _print_json(dict(items))
+            else:
+                for k, v in items:
+                    print(f"{k} = {json.dumps(v)}")
+    elif args.action == "set":
+        if not args.key or args.value is None:
+            raise InputError("usage: faceunlock config set KEY VALUE")
+        path = C.save_config(C.config_set(cfg, args.key, args.value))
+        print(f"{args.key} = {json.dumps(C.config_get(C.load_config(path), args.key))}")
+    elif args.action == "edit":
+        import shlex
+        import subprocess
+
+        path = config_path()
+        if not path.exists():
+            C.save_config(cfg, path)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
+        subprocess.run([*shlex.split(editor), str(path)], check=False)
+        C.load_config(path)  # validate; raises a ConfigError naming the key
+        print(f"{path} is valid")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    from faceunlock import config as C
+
+    C.save_config(C.config_set(C.load_config(), "general.disabled", args.verb == "disable"))
+    print(f"face unlock {'disabled' if args.verb == 'disable' else 'enabled'}")
+    return 0
+
+
+def cmd_eval_unlock(args: argparse.Namespace) -> int:
+    from faceunlock.evaluation import unlock_protocol
+
+    res = unlock_protocol.run(Path(args.gallery), args.anchors, _settings(args),
+                              min_images=args.min_images)
+    if args.json:
+        _print_json(res)
+    else:
+        print(unlock_protocol.format_report(res))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceunlock", description="Face unlock for the Linux desktop")
@@ -303,6 +511,76 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--json", action="store_true")
     _add_engine_args(lf)
     lf.set_defaults(func=cmd_eval)
+
+    ul = evs.add_parser("unlock", help="enrol K images per identity, probe the rest")
+    ul.add_argument("--gallery", required=True, metavar="DIR", help="one folder per identity")
+    ul.add_argument("--anchors", type=int, default=5, metavar="K")
+    ul.add_argument("--min-images", type=int, default=0, metavar="N",
+                    help="only identities with at least N images (default K+1)")
+    ul.add_argument("--json", action="store_true")
+    _add_engine_args(ul)
+    ul.set_defaults(func=cmd_eval_unlock)
+
+    def user_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--user", help="user name (default: the current user)")
+
+    en = sub.add_parser("enroll", aliases=["enrol", "add"], help="capture face anchors")
+    user_arg(en)
+    en.add_argument("--source", help="camera index, /dev/videoN, video file or image folder")
+    en.add_argument("--label", default="default", help="appearance label, e.g. glasses")
+    en.add_argument("--anchors", type=int, default=None, help="how many (default: config)")
+    en.add_argument("--replace", action="store_true", help="start a new template")
+    en.add_argument("--json", action="store_true")
+    en.set_defaults(func=cmd_enroll)
+
+    ls = sub.add_parser("list", help="list enrolled anchors")
+    user_arg(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    rm = sub.add_parser("remove", help="remove an anchor by id, or every anchor of a label")
+    user_arg(rm)
+    rm.add_argument("id", metavar="ID|LABEL")
+    rm.set_defaults(func=cmd_remove)
+
+    cl = sub.add_parser("clear", help="delete the template and its key")
+    user_arg(cl)
+    cl.add_argument("--yes", action="store_true")
+    cl.set_defaults(func=cmd_clear)
+
+    ca = sub.add_parser("calibrate", help="re-measure and choose the threshold")
+    user_arg(ca)
+    ca.add_argument("--source")
+    ca.add_argument("--level", choices=["convenient", "balanced", "secure"])
+    ca.add_argument("--seconds", type=float, default=3.0, help="live capture length")
+    ca.add_argument("--no-live", action="store_true", help="use the anchors only")
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_calibrate)
+
+    au = sub.add_parser("auth", help="one authentication attempt; exit code = AuthStatus")
+    user_arg(au)
+    au.add_argument("--source")
+    au.add_argument("--timeout", type=float, default=None)
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_auth)
+
+    te = sub.add_parser("test", help="live test: per-frame distance, decision and ms")
+    user_arg(te)
+    te.add_argument("--source")
+    te.add_argument("--timeout", type=float, default=10.0)
+    te.add_argument("--json", action="store_true", help="one JSON line per frame")
+    te.set_defaults(func=cmd_test)
+
+    co = sub.add_parser("config", help="get, set or edit settings")
+    co.add_argument("action", choices=["get", "set", "edit"])
+    co.add_argument("key", nargs="?")
+    co.add_argument("value", nargs="?")
+    co.add_argument("--json", action="store_true")
+    co.set_defaults(func=cmd_config)
+
+    for name, text in (("enable", "turn face unlock on"), ("disable", "turn face unlock off")):
+        x = sub.add_parser(name, help=text)
+        x.set_defaults(func=cmd_enable)
 
     b = sub.add_parser("bench", help="per-stage speed on a 640x480 frame, cold start, memory")
     b.add_argument("--image", metavar="IMG", help="frame to use (default: built from ../shared)")

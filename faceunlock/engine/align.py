@@ -170,15 +170,17 @@ def face_chip(
         a = a.copy()
         a[:, 2] -= (left, top)
         for _ in range(levels):
-            if min(src.shape[:2]) < 2:
+            if min(src.shape[:2]) <= 8:  # dlib's pyramid gives up on tiny images
                 break
-            # float pyrDown then floor == dlib's integer sum/256 (it truncates)
-            src = np.floor(cv2.pyrDown(src))
-            # dlib's level pixel x sits at 2x+2 of the level above and its point_down is
-            # p/2 - (1.25, 0.75): it samples the level above at p + (-0.5, +0.5). OpenCV's
-            # level pixel u sits at 2u, so sample at (p + (-0.5, 0.5)) / 2.
+            # dlib's level pixel x is the [1 4 6 4 1] filter centred on pixel 2x+2 of the
+            # level above, its size is (n-3)//2 and it truncates sum/256. OpenCV's pixel u
+            # is centred on 2u, so drop OpenCV's first row/column and trim the end; a float
+            # pyrDown floored gives the truncated integer result exactly.
+            h, w = src.shape[:2]
+            src = np.floor(cv2.pyrDown(src)[1 : 1 + (h - 3) // 2, 1 : 1 + (w - 3) // 2])
+            # dlib maps points onto the level by point_down(p) = p/2 - (1.25, 0.75)
             a = a * 0.5
-            a[:, 2] += (-0.25, 0.25)
+            a[:, 2] -= (1.25, 0.75)
     return _warp(src, a, size)
 
 

@@ -214,19 +214,52 @@ def fold_input_normalisation(model: MmodModel) -> list[ConvLayer]:
     return [folded, *model.convs[1:]]
 
 
-def build_torch(model: MmodModel, *, fold_input: bool = True) -> Any:
-    """A ``torch.nn.Sequential`` of Conv2d/ReLU equal to dlib's conv stack (eval mode).
+def pad_channels(convs: list[ConvLayer], multiple: int = 16) -> list[ConvLayer]:
+    """Zero-pad every hidden channel count up to a multiple of ``multiple`` (exact).
 
-    With ``fold_input`` the module takes raw RGB pixel values (float, 0..255); without it, it
-    takes dlib's normalised tensor ``(pixel - mean)/256``.
+    The 45-channel layers become 48 channels: the extra filters are zero with zero bias (so
+    they output relu(0) = 0) and the next layer's weights for them are zero. onnxruntime only
+    uses its fast blocked (NCHWc) convolutions when channel counts are multiples of 8/16;
+    with 45 channels the three last convolutions took ~2/3 of the run time.
+    """
+    out: list[ConvLayer] = []
+    prev_extra = 0
+    for idx, c in enumerate(convs):
+        o, i, kh, kw = c.weight.shape
+        last = idx == len(convs) - 1
+        o2 = o if last else -(-o // multiple) * multiple if o % 8 else o
+        i2 = i + prev_extra
+        w = np.zeros((o2, i2, kh, kw), np.float32)
+        w[:o, :i] = c.weight
+        b = np.zeros(o2, np.float32)
+        b[:o] = c.bias
+        out.append(ConvLayer(w, b, c.stride, c.padding, c.relu))
+        prev_extra = o2 - o
+    return out
+
+
+def build_torch(model: MmodModel, *, fold_input: bool = True, optimise: bool = True) -> Any:
+    """A torch module equal to dlib's conv stack (eval mode), input (N, 3, H, W) float.
+
+    With ``fold_input`` the module takes raw RGB pixel values (0..255); without it, dlib's
+    normalised tensor ``(pixel - mean)/256``. With ``optimise`` (what is exported) hidden
+    channels are zero-padded to multiples of 16 (:func:`pad_channels`) and the final 9x9
+    single-filter convolution is computed as a depthwise 9x9 convolution followed by a sum
+    over channels plus the bias, which onnxruntime runs ~5x faster than a 1-output conv;
+    both changes are exact up to float rounding. Without it: plain Conv2d/ReLU layers.
     """
     import torch
     from torch import nn
 
-    convs = fold_input_normalisation(model) if fold_input else model.convs
+    convs = fold_input_normalisation(model) if fold_input else list(model.convs)
+    if optimise:
+        convs = pad_channels(convs)
     mods: list[nn.Module] = []
-    for c in convs:
+    for idx, c in enumerate(convs):
         o, i, kh, kw = c.weight.shape
+        if optimise and idx == len(convs) - 1 and o == 1:
+            mods.append(_DepthwiseSum(c.weight, c.bias, c.padding))
+            continue
         conv = nn.Conv2d(i, o, (kh, kw), stride=c.stride, padding=c.padding, bias=True)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(c.weight))
@@ -235,6 +268,32 @@ def build_torch(model: MmodModel, *, fold_input: bool = True) -> Any:
         if c.relu:
             mods.append(nn.ReLU())
     return nn.Sequential(*mods).eval()
+
+
+def _depthwise_sum_class() -> Any:
+    import torch
+    from torch import nn
+
+    class DepthwiseSum(nn.Module):
+        """conv(C -> 1, k x k) as depthwise conv(C -> C, k x k), sum over C, plus bias."""
+
+        def __init__(self, weight: np.ndarray, bias: np.ndarray, padding: tuple[int, int]
+                     ) -> None:
+            super().__init__()
+            c, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
+            self.conv = nn.Conv2d(c, c, (kh, kw), padding=padding, groups=c, bias=False)
+            with torch.no_grad():
+                self.conv.weight.copy_(torch.from_numpy(weight[0][:, None].copy()))
+            self.register_buffer("bias", torch.from_numpy(bias.reshape(1, 1, 1, 1).copy()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).sum(dim=1, keepdim=True) + self.bias
+
+    return DepthwiseSum
+
+
+def _DepthwiseSum(weight: np.ndarray, bias: np.ndarray, padding: tuple[int, int]) -> Any:  # noqa: N802
+    return _depthwise_sum_class()(weight, bias, padding)
 
 
 def export_onnx_bytes(model: MmodModel) -> bytes:

@@ -1,0 +1,147 @@
+"""End to end on real webcam-style clips (../shared/datasets/clips): enrol from one part,
+authenticate on another, the other person as impostor. Skipped when ../shared is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceunlock.config import Config, config_set, save_config
+from faceunlock.engine import service
+from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.errors import AuthStatus
+
+pytestmark = pytest.mark.slow
+
+FEMALE = "head-pose-face-detection-female.gif"
+MALE = "head-pose-face-detection-male.gif"
+BOTH = "head-pose-face-detection-female-and-male.gif"
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with VideoFileSource(path) as src:
+        return [f.image for f in src]
+
+
+def _folder(tmp: Path, name: str, frames: list[np.ndarray]) -> Path:
+    d = tmp / name
+    d.mkdir()
+    for i, im in enumerate(frames):
+        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    return d
+
+
+@pytest.fixture(scope="module")
+def clips(clips_dir: Path) -> dict[str, list[np.ndarray]]:
+    return {k: _frames(clips_dir / v) for k, v in
+            (("female", FEMALE), ("male", MALE), ("both", BOTH))}
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """Faces in the clips are 57-70 px: let the detector find faces from 50 px."""
+    c = Config()
+    for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"),
+                 ("auth.timeout", "30"), ("enrol.anchors", "5")):
+        c = config_set(c, k, v)
+    path = tmp_path / "config.toml"
+    save_config(c, path)
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(path))
+    return c
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> TemplateStore:
+    return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
+
+
+def _enrol(store: TemplateStore, cfg: Config, user: str, folder: Path) -> service.EnrolOutcome:
+    return service.enrol(store, user, cfg, ImageFolderSource(folder))
+
+
+def _auth(store: TemplateStore, cfg: Config, user: str, folder: Path) -> service.AuthResult:
+    return service.authenticate_user(store, user, cfg, ImageFolderSource(folder))
+
+
+def test_enrol_first_half_then_unlock_on_second_half(
+    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
+) -> None:
+    fem = clips["female"]
+    half = len(fem) // 2
+    out = _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:half]))
+    assert out.added >= 3
+    t = store.load("alice")
+    assert t.threshold is not None and 0.3 < t.threshold < 0.6
+    res = _auth(store, cfg, "alice", _folder(tmp_path, "probe", fem[half:]))
+    assert res.status == AuthStatus.OK, res.to_json()
+    assert res.best_distance <= t.threshold
+
+
+def test_other_person_is_rejected_both_ways(
+    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
+) -> None:
+    fem, male = clips["female"], clips["male"]
+    _enrol(store, cfg, "alice", _folder(tmp_path, "f_enrol", fem[: len(fem) // 2]))
+    _enrol(store, cfg, "bob", _folder(tmp_path, "m_enrol", male[: len(male) // 2]))
+    res = _auth(store, cfg, "alice", _folder(tmp_path, "male_all", male))
+    assert res.status == AuthStatus.NO_MATCH, res.to_json()
+    assert len(res.frames) == len(male)  # every frame was tried, none accepted
+    res = _auth(store, cfg, "bob", _folder(tmp_path, "female_all", fem))
+    assert res.status == AuthStatus.NO_MATCH, res.to_json()
+
+
+def test_two_people_in_frame(
+    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path,
+    lfw_dir: Path,
+) -> None:
+    """With the man enrolled, an accept may only come from his face; with a third person
+    enrolled the two-person clip must be rejected."""
+    male, both = clips["male"], clips["both"]
+    _enrol(store, cfg, "bob", _folder(tmp_path, "m_enrol", male[: len(male) // 2]))
+    pipe = service.pipeline_for(cfg)
+    bob = store.load("bob")
+    for im in both[:10]:
+        obs = pipe.observe(im, select="all")
+        assert len(obs) == 2
+        d = [float(np.min(np.linalg.norm(bob.embeddings() - o.embedding, axis=1))) for o in obs]
+        # the woman's face (left of the frame here) never counts as a match
+        woman = min(range(2), key=lambda i: obs[i].box[0])
+        assert d[woman] > bob.threshold
+    # third person: an LFW identity enrolled from stills
+    person = lfw_dir / "images" / "George_W_Bush"
+    imgs = sorted(person.glob("*.jpg"))[:5]
+    stills = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in imgs]
+    c = config_set(config_set(cfg, "detector.min_face", "80"), "detector.max_face", "400")
+    _enrol(store, c, "carol", _folder(tmp_path, "carol", stills))
+    res = _auth(store, cfg, "carol", _folder(tmp_path, "both_all", both))
+    assert res.status == AuthStatus.NO_MATCH, res.to_json()
+    assert all(not f.match for f in res.frames)
+
+
+def test_dark_frames_are_reported_as_too_dark(
+    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
+) -> None:
+    fem = clips["female"]
+    _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:12]))
+    dark = [(im // 12).astype(np.uint8) for im in fem[12:]]
+    res = _auth(store, cfg, "alice", _folder(tmp_path, "dark", dark))
+    assert res.status == AuthStatus.TOO_DARK, res.to_json()
+
+
+def test_lockout_after_repeated_failures(
+    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
+) -> None:
+    fem, male = clips["female"], clips["male"]
+    cfg = config_set(config_set(cfg, "auth.max_failures", "2"), "auth.lockout_seconds", "600")
+    _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:12]))
+    impostor = _folder(tmp_path, "impostor", male[:6])
+    assert _auth(store, cfg, "alice", impostor).status == AuthStatus.NO_MATCH
+    assert _auth(store, cfg, "alice", impostor).status == AuthStatus.NO_MATCH
+    locked = _auth(store, cfg, "alice", _folder(tmp_path, "genuine", fem[12:]))
+    assert locked.status == AuthStatus.LOCKED_OUT
+    assert "password" in locked.message
