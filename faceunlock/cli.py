@@ -479,6 +479,47 @@ def cmd_eval_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_system_copy(args: argparse.Namespace) -> int:
+    """Install the root-only copy of a template for the login screen.
+
+    As the user: decrypts the template with the user's keyring key and pipes it to
+    ``pkexec``/``sudo faceunlock system-copy --stdin``. As root with ``--stdin``: validates the
+    payload (owner = the invoking user) and writes /var/lib/faceunlock/<user>.tpl.
+    """
+    import pwd
+    import shutil
+    import subprocess
+
+    from faceunlock.engine.templates import SystemTemplateStore, Template
+    from faceunlock.errors import RootRequiredError
+
+    user = _user(args)
+    if os.geteuid() != 0:
+        if args.stdin:
+            raise RootRequiredError("reading a template for the system copy")
+        payload = _store().load(user).to_payload()
+        elevate = shutil.which("pkexec") or shutil.which("sudo")
+        if not elevate:
+            raise RootRequiredError("installing the system copy (neither pkexec nor sudo found)")
+        cmd = [elevate, sys.executable, "-m", "faceunlock", "system-copy", "--user", user,
+               "--stdin"]
+        return subprocess.run(cmd, input=payload, check=False).returncode
+    caller_uid = os.environ.get("PKEXEC_UID") or os.environ.get("SUDO_UID")
+    if caller_uid is not None and int(caller_uid) != 0:
+        caller = pwd.getpwuid(int(caller_uid)).pw_name
+        if caller != user:
+            raise InputError(f"{caller} may only install their own template, not {user}'s")
+    if not args.stdin:
+        raise InputError("as root, pass the template on standard input with --stdin "
+                         "(run `faceunlock system-copy` as the user instead)")
+    t = Template.from_payload(sys.stdin.buffer.read(), origin="<stdin>")
+    if t.user != user:
+        raise InputError(f"the template on stdin belongs to {t.user!r}, not {user!r}")
+    path = SystemTemplateStore().save(t)
+    print(f"system copy written: {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceunlock", description="Face unlock for the Linux desktop")
@@ -577,6 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("value", nargs="?")
     co.add_argument("--json", action="store_true")
     co.set_defaults(func=cmd_config)
+
+    sc = sub.add_parser("system-copy", help="install the root-only template copy for the "
+                        "login screen (asks for admin rights)")
+    user_arg(sc)
+    sc.add_argument("--stdin", action="store_true", help=argparse.SUPPRESS)
+    sc.set_defaults(func=cmd_system_copy)
 
     for name, text in (("enable", "turn face unlock on"), ("disable", "turn face unlock off")):
         x = sub.add_parser(name, help=text)

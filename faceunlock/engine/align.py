@@ -18,7 +18,7 @@ Geometry (``../shared/notes/dlib-models.md``, "Face-chip alignment"):
 
 Sampling: bilinear with OpenCV. dlib truncates interpolated values and blacks out chip pixels
 whose 2x2 source neighbourhood leaves the image; here the warp runs on float32 and is floored,
-and OpenCV's ``BORDER_TRANSPARENT`` leaves such pixels at 0, which reproduces both.
+and those pixels are masked to 0, which reproduces both.
 When the chip is a strong reduction (``s`` above about 2) dlib samples from a half-size image
 pyramid level instead (5-tap [1 4 6 4 1]/16 filter). We do the same with ``cv2.pyrDown`` on
 the region around the face, mapping points onto the reduced image the way dlib's
@@ -133,13 +133,13 @@ def _dlib_crop_box(
     a: np.ndarray, size: int, levels: int, shape: tuple[int, int]
 ) -> tuple[int, int, int, int]:
     """dlib's pyramid crop: bounding box of the rotated chip rectangle grown by
-    ``2, 6, 14, ...`` pixels, clipped to the image and rounded: (left, top, right, bottom),
-    inclusive."""
+    6, 14, 30, ... pixels for 1, 2, 3, ... levels, clipped to the image and rounded:
+    (left, top, right, bottom), inclusive."""
     corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
                        dtype=np.float64)
     pts = corners @ a.T
     grow = 2.0
-    for _ in range(levels - 1):
+    for _ in range(levels):
         grow = grow * 2 + 2
     h, w = shape
     lo = np.maximum(pts.min(axis=0) - grow, 0.0)
@@ -164,13 +164,13 @@ def face_chip(
     levels = _pyramid_levels(s, size)
     if levels:
         left, top, right, bottom = _dlib_crop_box(a, size, levels, img.shape[:2])
-        if right - left < 8 or bottom - top < 8:  # the face lies (almost) outside the image
+        if right < left or bottom < top:  # the chip lies entirely outside the image
             return np.zeros((size, size, 3), dtype=np.uint8)
         src = img[top : bottom + 1, left : right + 1].astype(np.float32)
         a = a.copy()
         a[:, 2] -= (left, top)
         for _ in range(levels):
-            if min(src.shape[:2]) <= 8:  # dlib's pyramid gives up on tiny images
+            if min(src.shape[:2]) <= 8:  # too small to reduce: sample this level instead
                 break
             # dlib's level pixel x is the [1 4 6 4 1] filter centred on pixel 2x+2 of the
             # level above, its size is (n-3)//2 and it truncates sum/256. OpenCV's pixel u
@@ -185,37 +185,33 @@ def face_chip(
 
 
 def _warp(src: np.ndarray, a: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear chip sampling that truncates like dlib and blacks out partial borders."""
-    x0, y0 = _bounds(a, size)
+    """Bilinear chip sampling that truncates like dlib and blacks out chip pixels whose 2x2
+    source neighbourhood is not entirely inside ``src`` (dlib's ``interpolate_bilinear``).
+
+    ``src``: (h, w, 3) uint8 or float32 holding whole numbers; ``a``: chip -> src map.
+    """
     h, w = src.shape[:2]
-    # only the region the chip reads is converted to float
-    cl = max(0, min(w - 1, x0[0]))
-    ct = max(0, min(h - 1, y0[0]))
-    cr = max(cl, min(w - 1, x0[1]))
-    cb = max(ct, min(h - 1, y0[1]))
+    grid = np.arange(size, dtype=np.float64)
+    xs = a[0, 0] * grid[None, :] + a[0, 1] * grid[:, None] + a[0, 2]
+    ys = a[1, 0] * grid[None, :] + a[1, 1] * grid[:, None] + a[1, 2]
+    valid = (xs >= 0) & (xs < w - 1) & (ys >= 0) & (ys < h - 1)
+    if not valid.any():
+        return np.zeros((size, size, 3), dtype=np.uint8)
+    # only the source region the chip reads is converted to float
+    cl = int(np.floor(xs[valid].min()))
+    ct = int(np.floor(ys[valid].min()))
+    cr = int(np.floor(xs[valid].max())) + 1
+    cb = int(np.floor(ys[valid].max())) + 1
     region = src[ct : cb + 1, cl : cr + 1].astype(np.float32)
     a = a.copy()
     a[:, 2] -= (cl, ct)
-    out = np.zeros((size, size, 3), dtype=np.float32)
-    cv2.warpAffine(
+    out = cv2.warpAffine(
         region,
         a,
         (size, size),
-        dst=out,
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_TRANSPARENT,
+        borderMode=cv2.BORDER_REPLICATE,
     )
-    return np.floor(out).astype(np.uint8)
-
-
-def _bounds(a: np.ndarray, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Integer x and y ranges (inclusive) of source pixels the chip can touch."""
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
-                       dtype=np.float64)
-    pts = corners @ a.T
-    lo = np.floor(pts.min(axis=0)).astype(np.int64) - 1
-    hi = np.ceil(pts.max(axis=0)).astype(np.int64) + 1
-    big = 1 << 30
-    lo = np.clip(lo, -big, big)
-    hi = np.clip(hi, -big, big)
-    return (int(lo[0]), int(hi[0])), (int(lo[1]), int(hi[1]))
+    chip = np.floor(out).astype(np.uint8)
+    chip[~valid] = 0
+    return chip

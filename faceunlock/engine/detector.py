@@ -16,7 +16,8 @@ only the convolution stack. This module reproduces the rest of dlib's
 3. **Decoding**: every score > ``threshold`` at ``(x, y)`` is an 80x80 window centred at
    tiled point ``(8x+14, 8y+14)``, i.e. ``centre ± 39.5``. The window is assigned to the tile
    nearest its centre, moved into that tile's frame and mapped up the pyramid with
-   ``p -> p*1.2 + 0.3`` once per level, then rounded to integers (halves away from zero, as dlib 20 does).
+   ``p -> p*1.2 + 0.3`` once per level, then rounded to integers (halves away from zero, as
+   dlib 20 does).
 4. **NMS** as dlib's ``loss_mmod``: detections in descending score order; one is dropped if,
    against an already kept box, ``intersection / bounding-box-of-both > 0.338`` or it (or
    the kept box) is covered more than 100 % (never). Areas count inclusive integer pixels.
@@ -35,6 +36,7 @@ the pyramid (``max_face``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -59,6 +61,8 @@ NMS_COVERED = 1.0
 PYRAMID_PADDING = 10
 PYRAMID_OUTER_PADDING = 11
 PYRAMID_MIN_HEIGHT = 5
+#: size ratio between pyramid levels (pyramid_down<6>: each level is 5/6 of the previous)
+PYRAMID_STEP = 1.2
 DEFAULT_MEAN = (122.782, 117.001, 104.298)
 SCORE_STRIDE = 8
 SCORE_OFFSET = 14
@@ -110,8 +114,8 @@ def pyramid_level_sizes(height: int, width: int, max_levels: int | None = None
     nr, nc = height, width
     rate = 5.0 / 6.0
     while max_levels is None or len(sizes) < max_levels:
-        nr = int(math.floor(rate * nr))
-        nc = int(math.floor(rate * nc))
+        nr = math.floor(rate * nr)
+        nc = math.floor(rate * nc)
         if nr * nc == 0 or nr < PYRAMID_MIN_HEIGHT:
             break
         sizes.append((nr, nc))
@@ -161,6 +165,72 @@ def tile_layout(sizes: list[tuple[int, int]], padding: int = PYRAMID_PADDING,
     return np.asarray(rects, dtype=np.int64).reshape(-1, 4), rows, cols
 
 
+def _skyline_pack(sizes: list[tuple[int, int]], width: int, padding: int
+                  ) -> tuple[list[tuple[int, int]], int]:
+    """Bottom-left skyline packing of (rows, cols) rectangles into a strip ``width`` wide.
+
+    Returns the (x, y) of each rectangle and the strip height used. Rectangles keep
+    ``padding`` pixels between each other.
+    """
+    sky: list[list[int]] = [[0, 0, width]]  # segments [x, y, w] covering [0, width)
+    pos: list[tuple[int, int]] = []
+    height = 0
+    for h, w in sizes:
+        best: tuple[int, int, int] | None = None  # (top of rect, x, y)
+        for i in range(len(sky)):
+            x = sky[i][0]
+            if x + w > width:
+                break
+            y, j, end = 0, i, x + w + padding
+            while j < len(sky) and sky[j][0] < end:
+                y = max(y, sky[j][1])
+                j += 1
+            if best is None or (y + h, x) < (best[0], best[1]):
+                best = (y + h, x, y)
+        if best is None:
+            raise ValueError(f"a {w} px wide tile cannot fit a {width} px strip")
+        _, x, y = best
+        pos.append((x, y))
+        height = max(height, y + h)
+        end = min(x + w + padding, width)
+        new: list[list[int]] = []
+        for seg in sky:
+            s0, s1 = seg[0], seg[0] + seg[2]
+            if s1 <= x or s0 >= end:
+                new.append(seg)
+                continue
+            if s0 < x:
+                new.append([s0, seg[1], x - s0])
+            if s1 > end:
+                new.append([end, seg[1], s1 - end])
+        new.append([x, y + h + padding, end - x])
+        sky = sorted(new)
+    return pos, height
+
+
+@functools.lru_cache(maxsize=32)
+def compact_layout(sizes: tuple[tuple[int, int], ...], padding: int = PYRAMID_PADDING,
+                   outer: int = PYRAMID_OUTER_PADDING) -> tuple[np.ndarray, int, int]:
+    """The smallest of dlib's tiling and bottom-left packings (same return as tile_layout).
+
+    dlib's layout is sized for the full pyramid; for the first few levels only, packing the
+    tiles into a wider strip can save 10-15 % of the pixels the network must process. Strip
+    widths from level 0's width to twice it are tried in steps of 8 px (cached per sizes).
+    """
+    rects, rows, cols = tile_layout(list(sizes), padding, outer)
+    if len(rects) != len(sizes):  # dlib dropped levels: keep its (smaller) set as is
+        return rects, rows, cols
+    w0 = sizes[0][1]
+    for width in range(w0, 2 * w0 + 1, 8):
+        pos, height = _skyline_pack(list(sizes), width, padding)
+        if (height + 2 * outer) * (width + 2 * outer) < rows * cols:
+            rows, cols = height + 2 * outer, width + 2 * outer
+            rects = np.asarray(
+                [(outer + x, outer + y, outer + x + w - 1, outer + y + h - 1)
+                 for (x, y), (h, w) in zip(pos, sizes, strict=True)], dtype=np.int64)
+    return rects, rows, cols
+
+
 def _lerp_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices and weights of dlib's corner-aligned bilinear resize along one axis."""
     scale = (n_in - 1) / max(n_out - 1, 1)
@@ -187,14 +257,18 @@ def resize_corner_aligned(src: np.ndarray, out_rows: int, out_cols: int) -> np.n
 
 
 def build_tiled_pyramid(image: np.ndarray, sizes: list[tuple[int, int]],
-                        mean: tuple[float, float, float] = DEFAULT_MEAN
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        mean: tuple[float, float, float] = DEFAULT_MEAN, *,
+                        compact: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The network input for an RGB uint8 (H, W, 3) image.
 
-    ``sizes`` from :func:`pyramid_level_sizes` (possibly truncated). Returns
+    ``sizes`` from :func:`pyramid_level_sizes` (possibly truncated). ``compact`` packs the
+    tiles with :func:`compact_layout` instead of dlib's :func:`tile_layout`. Returns
     (tiled float32 (1, 3, rows, cols) raw RGB with mean-coloured padding, rects int64 (L, 4)).
     """
-    rects, rows, cols = tile_layout(sizes)
+    if compact:
+        rects, rows, cols = compact_layout(tuple(sizes))
+    else:
+        rects, rows, cols = tile_layout(sizes)
     tiled = np.empty((3, rows, cols), dtype=np.float32)
     tiled[:] = np.asarray(mean, dtype=np.float32)[:, None, None]
     l0, t0, r0, b0 = (int(v) for v in rects[0])
@@ -281,8 +355,9 @@ class FaceDetector:
 
     Knobs (all boxes are reported in the input image's coordinates whatever they are):
 
-    * ``min_face``: smallest face side (px) to find. Above 80 the image is first shrunk by
-      ``min_face/80`` (cv2 INTER_AREA) so an 80 px window matches ``min_face`` px faces.
+    * ``min_face``: smallest face side (px) to find. Above 80 the image is first shrunk
+      (cv2 INTER_AREA) by the largest power of 1.2 not above ``min_face/80``, so the smallest
+      window is <= ``min_face`` and window sizes stay on the full pyramid's 80*1.2^k grid.
     * ``downscale``: explicit shrink factor (> 0; overrides ``min_face``'s).
     * ``max_face``: stop adding pyramid levels once the window covers faces of this size
       (the first level whose window is >= ``max_face`` px is the last). None: full pyramid.
@@ -311,7 +386,12 @@ class FaceDetector:
             raise InputError(f"downscale must be a positive number, got {downscale}")
         if upsample < 0:
             raise InputError(f"upsample must be >= 0, got {upsample}")
-        shrink = downscale if downscale is not None else max(1.0, min_face / WINDOW)
+        if downscale is not None:
+            shrink = float(downscale)
+        elif min_face > WINDOW:  # largest power of 1.2 not above min_face/80
+            shrink = PYRAMID_STEP ** math.floor(math.log(min_face / WINDOW, PYRAMID_STEP) + 1e-9)
+        else:
+            shrink = 1.0
         if upsample and shrink != 1.0:
             raise InputError("upsample and downscale/min_face > 80 are exclusive")
         if not math.isfinite(threshold):
@@ -402,8 +482,8 @@ class FaceDetector:
             return work, "up", 1.0, 1.0
         if self.shrink == 1.0:
             return image, "none", 1.0, 1.0
-        nw = max(1, int(round(w / self.shrink)))
-        nh = max(1, int(round(h / self.shrink)))
+        nw = max(1, round(w / self.shrink))
+        nh = max(1, round(h / self.shrink))
         work = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
         return work, "scale", w / nw, h / nh
 
@@ -412,7 +492,7 @@ class FaceDetector:
             return None
         scale = sx * (0.5 ** self.upsample)
         k = 0
-        while WINDOW * (1.2 ** k) * scale < self.max_face:
+        while WINDOW * (PYRAMID_STEP ** k) * scale < self.max_face:
             k += 1
         return k + 1
 
@@ -432,8 +512,10 @@ class FaceDetector:
         if wh + 2 * PYRAMID_OUTER_PADDING < _MIN_TILED or ww + 2 * PYRAMID_OUTER_PADDING \
                 < _MIN_TILED:
             return []
-        sizes = pyramid_level_sizes(wh, ww, self._levels(wh, ww, sx))
-        tiled, rects = build_tiled_pyramid(work, sizes, self._mean)
+        max_levels = self._levels(wh, ww, sx)
+        sizes = pyramid_level_sizes(wh, ww, max_levels)
+        truncated = max_levels is not None and len(sizes) == max_levels
+        tiled, rects = build_tiled_pyramid(work, sizes, self._mean, compact=truncated)
         (scores,) = session.run(None, {self._input_name: tiled})
         boxes, sc = decode_scores(scores[0, 0], rects, self.threshold)
         if boxes.shape[0] == 0:

@@ -91,7 +91,7 @@ def _read_con(r: DlibReader, name: str) -> ConvLayer:
         use_bias = r.bool()
     if name == "con_6":
         r.bool()  # use_relu (fused relu, unused by this model)
-    o, i, kh, kw = filt
+    o, i, kh, kw = (int(v) for v in filt)
     if (o, kh, kw) != (num_filters, nr, nc):
         raise DlibFormatError(f"{r.name}: conv filter alias {filt} disagrees with header")
     n_w = o * i * kh * kw
@@ -227,7 +227,7 @@ def pad_channels(convs: list[ConvLayer], multiple: int = 16) -> list[ConvLayer]:
     for idx, c in enumerate(convs):
         o, i, kh, kw = c.weight.shape
         last = idx == len(convs) - 1
-        o2 = o if last else -(-o // multiple) * multiple if o % 8 else o
+        o2 = o if last or o % multiple == 0 else -(-o // multiple) * multiple
         i2 = i + prev_extra
         w = np.zeros((o2, i2, kh, kw), np.float32)
         w[:o, :i] = c.weight
@@ -251,6 +251,20 @@ def build_torch(model: MmodModel, *, fold_input: bool = True, optimise: bool = T
     import torch
     from torch import nn
 
+    class DepthwiseSum(nn.Module):
+        """conv(C -> 1, k x k) as depthwise conv(C -> C, k x k), sum over C, plus bias."""
+
+        def __init__(self, layer: ConvLayer) -> None:
+            super().__init__()
+            c, kh, kw = layer.weight.shape[1:]
+            self.conv = nn.Conv2d(c, c, (kh, kw), padding=layer.padding, groups=c, bias=False)
+            with torch.no_grad():
+                self.conv.weight.copy_(torch.from_numpy(layer.weight[0][:, None].copy()))
+            self.register_buffer("bias", torch.from_numpy(layer.bias.reshape(1, 1, 1, 1).copy()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).sum(dim=1, keepdim=True) + self.bias
+
     convs = fold_input_normalisation(model) if fold_input else list(model.convs)
     if optimise:
         convs = pad_channels(convs)
@@ -258,9 +272,10 @@ def build_torch(model: MmodModel, *, fold_input: bool = True, optimise: bool = T
     for idx, c in enumerate(convs):
         o, i, kh, kw = c.weight.shape
         if optimise and idx == len(convs) - 1 and o == 1:
-            mods.append(_DepthwiseSum(c.weight, c.bias, c.padding))
+            mods.append(DepthwiseSum(c))
             continue
         conv = nn.Conv2d(i, o, (kh, kw), stride=c.stride, padding=c.padding, bias=True)
+        assert conv.bias is not None
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(c.weight))
             conv.bias.copy_(torch.from_numpy(c.bias))
@@ -268,32 +283,6 @@ def build_torch(model: MmodModel, *, fold_input: bool = True, optimise: bool = T
         if c.relu:
             mods.append(nn.ReLU())
     return nn.Sequential(*mods).eval()
-
-
-def _depthwise_sum_class() -> Any:
-    import torch
-    from torch import nn
-
-    class DepthwiseSum(nn.Module):
-        """conv(C -> 1, k x k) as depthwise conv(C -> C, k x k), sum over C, plus bias."""
-
-        def __init__(self, weight: np.ndarray, bias: np.ndarray, padding: tuple[int, int]
-                     ) -> None:
-            super().__init__()
-            c, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
-            self.conv = nn.Conv2d(c, c, (kh, kw), padding=padding, groups=c, bias=False)
-            with torch.no_grad():
-                self.conv.weight.copy_(torch.from_numpy(weight[0][:, None].copy()))
-            self.register_buffer("bias", torch.from_numpy(bias.reshape(1, 1, 1, 1).copy()))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.conv(x).sum(dim=1, keepdim=True) + self.bias
-
-    return DepthwiseSum
-
-
-def _DepthwiseSum(weight: np.ndarray, bias: np.ndarray, padding: tuple[int, int]) -> Any:  # noqa: N802
-    return _depthwise_sum_class()(weight, bias, padding)
 
 
 def export_onnx_bytes(model: MmodModel) -> bytes:
@@ -309,7 +298,7 @@ def export_onnx_bytes(model: MmodModel) -> bytes:
         torch.onnx.export(
             net,
             (dummy,),
-            buf,
+            buf,  # type: ignore[arg-type]  # file-like objects are accepted
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
@@ -395,7 +384,7 @@ def convert(dat_path: Path, out_path: Path) -> Path:
 
 
 def default_dat_path() -> Path:
-    import face_recognition_models  # type: ignore[import-untyped]
+    import face_recognition_models
 
     return Path(face_recognition_models.cnn_face_detector_model_location())
 

