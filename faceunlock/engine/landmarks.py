@@ -170,8 +170,8 @@ def _as_boxes(boxes: object, single: bool) -> np.ndarray:
             raise InputError(f"box: expected 4 numbers (left, top, right, bottom), "
                              f"got shape {arr.shape}")
         arr = arr[None, :]
-    elif arr.ndim == 2 and arr.shape[0] == 0:
-        return arr.reshape(0, 4)
+    elif arr.shape in ((0,), (0, 4)):  # no faces
+        return np.zeros((0, 4), dtype=np.float64)
     return _check_boxes(arr)
 
 

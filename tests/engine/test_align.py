@@ -80,7 +80,7 @@ def dlib_models():  # type: ignore[no-untyped-def]
 
 def _cases(dlib_models, paths: list[Path]):  # type: ignore[no-untyped-def]
     """(name, image, dlib full_object_detection) for the largest face of each image, plus
-    close-ups: the first images upscaled 3x and 5x (one and two pyramid levels)."""
+    close-ups: the first images upscaled 3x and 6x (one and two pyramid levels)."""
     dlib, det, sp, _ = dlib_models
     for i, path in enumerate(paths):
         img = read_image(path)
@@ -89,7 +89,7 @@ def _cases(dlib_models, paths: list[Path]):  # type: ignore[no-untyped-def]
             continue
         r = max(rects, key=lambda r: r.area())
         yield path.name, img, sp(img, r)
-        for scale in (3, 5) if i < 6 else (3,) if i < 12 else ():
+        for scale in (3, 6) if i < 6 else (3,) if i < 12 else ():
             big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
             rb = dlib.rectangle(*(v * scale for v in (r.left(), r.top(), r.right(), r.bottom())))
             yield f"{path.name}@{scale}x", big, sp(big, rb)

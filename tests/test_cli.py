@@ -1,0 +1,145 @@
+"""CLI verbs: JSON shapes (other scripts depend on them), exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceunlock.cli import main
+from faceunlock.errors import AuthStatus
+from faceunlock.paths import models_dir
+
+
+def _img(lfw: Path, name: str, i: int) -> str:
+    return str(lfw / "images" / name / f"{name}_{i:04d}.jpg")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_verify_json_shape(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "verify", _img(lfw_dir, "Abdullah_Gul", 13),
+                      _img(lfw_dir, "Abdullah_Gul", 14), "--json")
+    assert rc == 0
+    res = json.loads(out)
+    assert set(res) == {"distance", "threshold", "match"}
+    assert isinstance(res["distance"], float) and isinstance(res["match"], bool)
+    assert res["match"] is True and res["distance"] < res["threshold"]
+    rc, out, _ = _run(capsys, "verify", _img(lfw_dir, "Abdullah_Gul", 13),
+                      _img(lfw_dir, "AJ_Cook", 1), "--json")
+    assert rc == 0 and json.loads(out)["match"] is False
+
+
+def test_verify_errors_name_the_image(
+    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _img(lfw_dir, "AJ_Cook", 1)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    rc, _, err = _run(capsys, "verify", good, str(bad), "--json")
+    assert rc == AuthStatus.BAD_INPUT
+    assert str(bad) in err and "decodable" in err
+    rc, _, err = _run(capsys, "verify", str(tmp_path / "missing.png"), good)
+    assert rc == AuthStatus.BAD_INPUT and "missing.png" in err and "not found" in err
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 127, np.uint8))
+    rc, _, err = _run(capsys, "verify", good, str(blank))
+    assert rc == AuthStatus.NO_FACE and "blank.png" in err and "no face" in err
+
+
+def test_corrupt_model_is_named(
+    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mdir = tmp_path / "models"
+    shutil.copytree(models_dir(), mdir)
+    enc = mdir / "encoder.onnx"
+    data = bytearray(enc.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    enc.write_bytes(bytes(data))
+    img = _img(lfw_dir, "AJ_Cook", 1)
+    rc, _, err = _run(capsys, "verify", img, img, "--model", str(mdir))
+    assert rc == AuthStatus.MODEL_ERROR
+    assert "encoder.onnx" in err and "sha256" in err
+
+
+def test_embed_dir_and_list(lfw_dir: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    shutil.copy(_img(lfw_dir, "AJ_Cook", 1), d / "a.jpg")
+    shutil.copy(_img(lfw_dir, "Abdullah_Gul", 13), d / "b.jpg")
+    cv2.imwrite(str(d / "c.png"), np.zeros((100, 100, 3), np.uint8))
+    out = tmp_path / "out.npz"
+    rc, _, _ = _run(capsys, "embed", str(d), "--out", str(out))
+    assert rc == 0
+    z = np.load(out)
+    assert set(z.files) == {"paths", "found", "emb", "boxes"}
+    assert z["paths"].dtype.kind == "U" and z["found"].dtype == bool
+    assert z["emb"].shape == (3, 128) and z["emb"].dtype == np.float32
+    assert z["boxes"].shape == (3, 4) and z["boxes"].dtype == np.float32
+    assert z["found"].tolist() == [True, True, False]
+    assert not z["emb"][2].any()
+    lst = tmp_path / "list.txt"
+    lst.write_text("b.jpg\na.jpg\n")
+    rc, _, _ = _run(capsys, "embed", "--list", str(lst), "--root", str(d), "--out", str(out))
+    z2 = np.load(out)
+    assert z2["paths"].tolist() == ["b.jpg", "a.jpg"]
+    np.testing.assert_allclose(z2["emb"][0], z["emb"][1], atol=1e-6)
+
+
+def test_eval_lfw_json(lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = (lfw_dir / "pairsDevTest.txt").read_text().splitlines()
+    same, diff = lines[1:9], lines[501:509]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(["8", *same, *diff]) + "\n")
+    rc, out, _ = _run(capsys, "eval", "lfw", "--pairs", str(pairs), "--fit-pairs", str(pairs),
+                      "--images", str(lfw_dir / "images"), "--json")
+    assert rc == 0
+    res = json.loads(out)
+    for key in ("accuracy", "roc_auc", "eer", "tar_at_far_1e-3", "no_face", "threshold",
+                "protocol", "pairs", "images"):
+        assert key in res
+    assert res["pairs"] == 16 and res["protocol"] == "view1-fitted"
+    assert res["accuracy"] >= 0.9
+
+
+def test_bench_json(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "bench", "--json", "--no-cold", "--repeats", "3")
+    assert rc == 0
+    res = json.loads(out)
+    for stage in ("detect", "landmarks", "align", "embed", "total"):
+        assert set(res["stages_ms"][stage]) == {"median", "p90"}
+    assert res["stages_ms"]["faces"] == 1
+    assert res["frame"] == "640x480" and res["peak_rss_mb"] > 0
+
+
+def test_config_verbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "c.toml"))
+    assert _run(capsys, "config", "set", "auth.timeout", "2.5")[0] == 0
+    rc, out, _ = _run(capsys, "config", "get", "auth.timeout")
+    assert rc == 0 and out.strip() == "2.5"
+    rc, _, err = _run(capsys, "config", "set", "auth.security_level", "fast")
+    assert rc == AuthStatus.BAD_INPUT and "convenient, balanced, secure" in err
+    rc, _, err = _run(capsys, "config", "set", "auth.timout", "1")
+    assert rc == AuthStatus.BAD_INPUT and "auth.timeout" in err
+    assert _run(capsys, "disable")[0] == 0
+    rc, out, _ = _run(capsys, "config", "get", "general.disabled")
+    assert out.strip() == "True"
+
+
+def test_auth_without_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               clips_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No template: a clear NO_TEMPLATE exit (the key store is never asked)."""
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "c.toml"))
+    rc, _, err = _run(capsys, "auth", "--user", "nobody-enrolled",
+                      "--source", str(clips_dir / "head-pose-face-detection-male.gif"))
+    assert rc == AuthStatus.NO_TEMPLATE, err
