@@ -72,7 +72,7 @@ class _Model:
             return ModelError(path, problem)
 
         version = arrays["format_version"]
-        if version.shape != () or int(version) != FORMAT_VERSION:
+        if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
             raise bad(f"format_version is {version!r}, this FaceUnlock reads {FORMAT_VERSION}")
         idx1 = arrays["split_idx1"]
         if idx1.ndim != 3 or 0 in idx1.shape:

@@ -59,20 +59,21 @@ def test_matches_dlib_shape_predictor(
     sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
     # the detector's box, plus shifted/odd-sized boxes, one hanging off the image corner
     offsets = [(0, 0, 0, 0), (-3, 5, 7, 2), (13, -4, -9, 11), (-120, -110, -100, -90)]
-    worst = 0.0
-    n = 0
+    devs = []
     for img, boxes in dlib_faces:
         for box in boxes:
             for off in offsets:
                 b = tuple(v + o for v, o in zip(box, off, strict=True))
                 ours = predictor.predict(img, b)
                 assert ours.shape == (5, 2) and ours.dtype == np.float32
-                worst = max(worst, float(np.abs(ours - _dlib_points(sp, img, b)).max()))
-                n += 1
-    assert n >= 4 * 50
-    print(f"landmark parity: {n} boxes, max deviation {worst} px")
+                devs.append(float(np.abs(ours - _dlib_points(sp, img, b)).max()))
+    worst = max(devs)
+    inexact = sum(d > 0 for d in devs)
+    print(f"landmark parity: {len(devs)} boxes, max deviation {worst} px, {inexact} inexact")
+    assert len(devs) >= 4 * 50
     assert worst <= 1.0
-    assert worst == 0.0  # bit-exact in practice; the 1 px bound above is the contract
+    # bit-exact here (0 of 264); allow a stray float-contraction difference on other builds
+    assert inexact <= len(devs) // 100
 
 
 @needs_model
