@@ -47,7 +47,9 @@ def impostor_distances(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
         d2 = sq[s : s + 1024, None] + sq[None, :] - 2.0 * blk @ e.T
         d = np.sqrt(np.maximum(d2, 0.0))
         rows = np.arange(s, s + blk.shape[0])[:, None]
-        mask = (np.arange(e.shape[0])[None, :] > rows) & (labels[s : s + 1024, None] != labels[None, :])
+        mask = (np.arange(e.shape[0])[None, :] > rows) & (
+            labels[s : s + 1024, None] != labels[None, :]
+        )
         out.append(d[mask])
     return np.concatenate(out)
 
@@ -64,30 +66,50 @@ def main() -> int:
         emb = np.load(args.cache)["emb"]
     else:
         t0 = time.perf_counter()
-        _, emb, _, fb = embed_paths([args.lfw / "images" / r for r in rels], pipe,
-                                    select="center", fallback_center=True, label="DevTrain")
-        print(f"embedded {len(rels)} images in {time.perf_counter() - t0:.0f} s, "
-              f"{int(fb.sum())} with the central fallback box", file=sys.stderr)
+        _, emb, _, fb = embed_paths(
+            [args.lfw / "images" / r for r in rels],
+            pipe,
+            select="center",
+            fallback_center=True,
+            label="DevTrain",
+        )
+        print(
+            f"embedded {len(rels)} images in {time.perf_counter() - t0:.0f} s, "
+            f"{int(fb.sum())} with the central fallback box",
+            file=sys.stderr,
+        )
         if args.cache:
             np.savez(args.cache, emb=emb, labels=labels)
     imp = impostor_distances(emb, labels)
-    table = fit_far_table(imp, source="LFW DevTrain (peopleDevTrain.txt), all cross-identity "
-                          "pairs, centre face, flip-averaged embeddings")
+    table = fit_far_table(
+        imp,
+        source="LFW DevTrain (peopleDevTrain.txt), all cross-identity "
+        "pairs, centre face, flip-averaged embeddings",
+    )
     # accuracy-optimal threshold on pairsDevTrain (same embeddings)
     pairs = lfw.read_pairs(args.lfw / "pairsDevTrain.txt")
     index = {r: i for i, r in enumerate(rels)}
     table_emb = {r: emb[index[r]] for r in pairs.images() if r in index}
     missing = [r for r in pairs.images() if r not in index]
     if missing:
-        _, extra, _, _ = embed_paths([args.lfw / "images" / r for r in missing], pipe,
-                                     select="center", fallback_center=True, label="pairs")
+        _, extra, _, _ = embed_paths(
+            [args.lfw / "images" / r for r in missing],
+            pipe,
+            select="center",
+            fallback_center=True,
+            label="pairs",
+        )
         table_emb.update(zip(missing, extra, strict=True))
     d = lfw.pair_distances(pairs, table_emb)
     thr = metrics.best_threshold(d, pairs.same)
-    result = {"far_table": table.to_json(),
-              "lfw_devtrain": {"threshold": round(thr, 6),
-                               "accuracy": metrics.accuracy(d, pairs.same, thr),
-                               "flip_average": True}}
+    result = {
+        "far_table": table.to_json(),
+        "lfw_devtrain": {
+            "threshold": round(thr, 6),
+            "accuracy": metrics.accuracy(d, pairs.same, thr),
+            "flip_average": True,
+        },
+    }
     print(json.dumps(result, indent=2))
     if not args.dry_run:
         model = models_dir() / "encoder.onnx"

@@ -65,16 +65,37 @@ def _settings(args: argparse.Namespace) -> Any:
 def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", metavar="DIR", help="models directory (default: bundled models/)")
-    g.add_argument("--min-face", type=int, default=min_face, metavar="PX",
-                   help=f"smallest face to detect, in pixels (default {min_face})")
-    g.add_argument("--max-face", type=int, default=None, metavar="PX",
-                   help="largest face to detect; fewer pyramid levels (default: any)")
-    g.add_argument("--downscale", type=float, default=None, metavar="F",
-                   help="shrink frames by F before detection (default: from --min-face)")
-    g.add_argument("--upsample", type=int, default=0, metavar="N",
-                   help="upsample N times before detection, for faces under 80 px")
-    g.add_argument("--no-flip", action="store_true",
-                   help="do not average each embedding with its mirror image")
+    g.add_argument(
+        "--min-face",
+        type=int,
+        default=min_face,
+        metavar="PX",
+        help=f"smallest face to detect, in pixels (default {min_face})",
+    )
+    g.add_argument(
+        "--max-face",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="largest face to detect; fewer pyramid levels (default: any)",
+    )
+    g.add_argument(
+        "--downscale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="shrink frames by F before detection (default: from --min-face)",
+    )
+    g.add_argument(
+        "--upsample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="upsample N times before detection, for faces under 80 px",
+    )
+    g.add_argument(
+        "--no-flip", action="store_true", help="do not average each embedding with its mirror image"
+    )
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
 
 
@@ -120,8 +141,12 @@ def _read_list(list_file: Path, root: Path | None) -> tuple[list[str], list[Path
 
 
 def embed_paths(
-    paths: Sequence[Path], pipe: Any, select: str = "largest", fallback_center: bool = False,
-    label: str = "embed", on_error: Callable[[Path, Exception], None] | None = None,
+    paths: Sequence[Path],
+    pipe: Any,
+    select: str = "largest",
+    fallback_center: bool = False,
+    label: str = "embed",
+    on_error: Callable[[Path, Exception], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """found (N,) bool, emb (N,128) float32, boxes (N,4) float32, fallback (N,) bool."""
     from faceunlock.engine.imageio import read_image
@@ -173,8 +198,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     buf = io.BytesIO()
     np.savez(buf, paths=np.asarray(given, dtype=str), found=found, emb=emb, boxes=boxes)
     atomic_write_bytes(args.out, buf.getvalue())
-    summary = {"images": len(paths), "found": int(found.sum()), "unreadable": len(errors),
-               "out": str(args.out)}
+    summary = {
+        "images": len(paths),
+        "found": int(found.sum()),
+        "unreadable": len(errors),
+        "out": str(args.out),
+    }
     if args.json:
         _print_json(summary)
     else:
@@ -183,8 +212,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from faceunlock.evaluation import lfw
     from faceunlock.engine.pipeline import get_pipeline
+    from faceunlock.evaluation import lfw
 
     pipe = get_pipeline(_settings(args))
     images = Path(args.images)
@@ -192,10 +221,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--images {images}: not a directory")
     test = lfw.read_pairs(args.pairs)
     fit = lfw.read_pairs(args.fit_pairs) if args.fit_pairs else None
-    wanted = test.images() + ([x for x in fit.images() if x not in set(test.images())] if fit else [])
+    wanted = test.images() + (
+        [x for x in fit.images() if x not in set(test.images())] if fit else []
+    )
     t0 = time.perf_counter()
-    found, emb, _, fallback = embed_paths(
-        [images / r for r in wanted], pipe, select="center", fallback_center=True,
+    _found, emb, _, fallback = embed_paths(
+        [images / r for r in wanted],
+        pipe,
+        select="center",
+        fallback_center=True,
         label="eval lfw",
     )
     elapsed = time.perf_counter() - t0
@@ -232,8 +266,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from faceunlock.evaluation import bench
 
     res = bench.run(
-        settings=_settings(args), image=args.image, repeats=args.repeats,
-        cold_start_too=not args.no_cold, dlib_too=args.dlib,
+        settings=_settings(args),
+        image=args.image,
+        repeats=args.repeats,
+        cold_start_too=not args.no_cold,
+        dlib_too=args.dlib,
     )
     if args.json:
         _print_json(res)
@@ -304,18 +341,33 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         else:
             print(f"  {fb.reason}", file=sys.stderr)
 
-    out = service.enrol(_store(), user, cfg, service.source_for(cfg, args.source),
-                        label=args.label, anchors=args.anchors, on_feedback=show,
-                        replace=args.replace)
+    out = service.enrol(
+        _store(),
+        user,
+        cfg,
+        service.source_for(cfg, args.source),
+        label=args.label,
+        anchors=args.anchors,
+        on_feedback=show,
+        replace=args.replace,
+    )
     ch = out.choice
-    summary = {"user": user, "added": out.added, "anchors": len(out.template.anchors),
-               "threshold": round(ch.threshold, 4), "level": ch.level,
-               "expected_frr": ch.expected_frr, "warnings": list(ch.warnings)}
+    summary = {
+        "user": user,
+        "added": out.added,
+        "anchors": len(out.template.anchors),
+        "threshold": round(ch.threshold, 4),
+        "level": ch.level,
+        "expected_frr": ch.expected_frr,
+        "warnings": list(ch.warnings),
+    }
     if args.json:
         _print_json(summary)
     else:
-        print(f"Enrolled {out.added} anchors ({summary['anchors']} in total) for {user}; "
-              f"threshold {ch.threshold:.3f} ({ch.level}).")
+        print(
+            f"Enrolled {out.added} anchors ({summary['anchors']} in total) for {user}; "
+            f"threshold {ch.threshold:.3f} ({ch.level})."
+        )
         for w in ch.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -329,8 +381,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     t = store.load(user)
     rows = appearances(t)
     if args.json:
-        _print_json({"user": user, "threshold": t.threshold, "security_level": t.security_level,
-                     "anchors": rows})
+        _print_json(
+            {
+                "user": user,
+                "threshold": t.threshold,
+                "security_level": t.security_level,
+                "anchors": rows,
+            }
+        )
     else:
         print(f"{user}: {len(rows)} anchors, threshold {t.threshold}, level {t.security_level}")
         for r in rows:
@@ -350,8 +408,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     except (KeyError, FaceUnlockError):
         removed = t.remove_label(args.id)
     if not removed:
-        raise InputError(f"no anchor or label {args.id!r} in {user}'s template "
-                         "(see `faceunlock list`)")
+        raise InputError(
+            f"no anchor or label {args.id!r} in {user}'s template (see `faceunlock list`)"
+        )
     if not t.anchors:
         raise InputError("that would remove every anchor; use `faceunlock clear` instead")
     if len(t.anchors) >= 2:
@@ -380,9 +439,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(ch.to_json())
     else:
-        print(f"threshold {ch.threshold:.4f} for level {ch.level} "
-              f"(per-attempt FAR {ch.per_attempt_far:g}, expected FRR per frame "
-              f"{ch.expected_frr:.1%})")
+        print(
+            f"threshold {ch.threshold:.4f} for level {ch.level} "
+            f"(per-attempt FAR {ch.per_attempt_far:g}, expected FRR per frame "
+            f"{ch.expected_frr:.1%})"
+        )
         for w in ch.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -392,8 +453,9 @@ def cmd_auth(args: argparse.Namespace) -> int:
     from faceunlock.engine import service
 
     cfg = _cfg()
-    res = service.authenticate_user(_store(), _user(args), cfg,
-                                    service.source_for(cfg, args.source), timeout=args.timeout)
+    res = service.authenticate_user(
+        _store(), _user(args), cfg, service.source_for(cfg, args.source), timeout=args.timeout
+    )
     if args.json:
         _print_json(res.to_json())
     else:
@@ -411,12 +473,19 @@ def cmd_test(args: argparse.Namespace) -> int:
             _print_json(fr.to_json())
         else:
             d = "   -  " if fr.faces == 0 else f"{fr.distance:.3f}"
-            print(f"frame {fr.index:5d}  faces {fr.faces}  distance {d}  "
-                  f"{'MATCH' if fr.match else 'no'}  {fr.ms:.1f} ms")
+            print(
+                f"frame {fr.index:5d}  faces {fr.faces}  distance {d}  "
+                f"{'MATCH' if fr.match else 'no'}  {fr.ms:.1f} ms"
+            )
 
-    res = service.authenticate_user(_store(), _user(args), cfg,
-                                    service.source_for(cfg, args.source),
-                                    timeout=args.timeout, on_frame=show)
+    res = service.authenticate_user(
+        _store(),
+        _user(args),
+        cfg,
+        service.source_for(cfg, args.source),
+        timeout=args.timeout,
+        on_frame=show,
+    )
     if args.json:
         _print_json(res.to_json())
     else:
@@ -470,8 +539,9 @@ def cmd_enable(args: argparse.Namespace) -> int:
 def cmd_eval_unlock(args: argparse.Namespace) -> int:
     from faceunlock.evaluation import unlock_protocol
 
-    res = unlock_protocol.run(Path(args.gallery), args.anchors, _settings(args),
-                              min_images=args.min_images)
+    res = unlock_protocol.run(
+        Path(args.gallery), args.anchors, _settings(args), min_images=args.min_images
+    )
     if args.json:
         _print_json(res)
     else:
@@ -501,8 +571,16 @@ def cmd_system_copy(args: argparse.Namespace) -> int:
         elevate = shutil.which("pkexec") or shutil.which("sudo")
         if not elevate:
             raise RootRequiredError("installing the system copy (neither pkexec nor sudo found)")
-        cmd = [elevate, sys.executable, "-m", "faceunlock", "system-copy", "--user", user,
-               "--stdin"]
+        cmd = [
+            elevate,
+            sys.executable,
+            "-m",
+            "faceunlock",
+            "system-copy",
+            "--user",
+            user,
+            "--stdin",
+        ]
         return subprocess.run(cmd, input=payload, check=False).returncode
     caller_uid = os.environ.get("PKEXEC_UID") or os.environ.get("SUDO_UID")
     if caller_uid is not None and int(caller_uid) != 0:
@@ -510,8 +588,10 @@ def cmd_system_copy(args: argparse.Namespace) -> int:
         if caller != user:
             raise InputError(f"{caller} may only install their own template, not {user}'s")
     if not args.stdin:
-        raise InputError("as root, pass the template on standard input with --stdin "
-                         "(run `faceunlock system-copy` as the user instead)")
+        raise InputError(
+            "as root, pass the template on standard input with --stdin "
+            "(run `faceunlock system-copy` as the user instead)"
+        )
     t = Template.from_payload(sys.stdin.buffer.read(), origin="<stdin>")
     if t.user != user:
         raise InputError(f"the template on stdin belongs to {t.user!r}, not {user!r}")
@@ -556,8 +636,13 @@ def build_parser() -> argparse.ArgumentParser:
     ul = evs.add_parser("unlock", help="enrol K images per identity, probe the rest")
     ul.add_argument("--gallery", required=True, metavar="DIR", help="one folder per identity")
     ul.add_argument("--anchors", type=int, default=5, metavar="K")
-    ul.add_argument("--min-images", type=int, default=0, metavar="N",
-                    help="only identities with at least N images (default K+1)")
+    ul.add_argument(
+        "--min-images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only identities with at least N images (default K+1)",
+    )
     ul.add_argument("--json", action="store_true")
     _add_engine_args(ul)
     ul.set_defaults(func=cmd_eval_unlock)
@@ -619,8 +704,10 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--json", action="store_true")
     co.set_defaults(func=cmd_config)
 
-    sc = sub.add_parser("system-copy", help="install the root-only template copy for the "
-                        "login screen (asks for admin rights)")
+    sc = sub.add_parser(
+        "system-copy",
+        help="install the root-only template copy for the login screen (asks for admin rights)",
+    )
     user_arg(sc)
     sc.add_argument("--stdin", action="store_true", help=argparse.SUPPRESS)
     sc.set_defaults(func=cmd_system_copy)
@@ -666,4 +753,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

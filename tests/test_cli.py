@@ -26,15 +26,21 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_verify_json_shape(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "verify", _img(lfw_dir, "Abdullah_Gul", 13),
-                      _img(lfw_dir, "Abdullah_Gul", 14), "--json")
+    rc, out, _ = _run(
+        capsys,
+        "verify",
+        _img(lfw_dir, "Abdullah_Gul", 13),
+        _img(lfw_dir, "Abdullah_Gul", 14),
+        "--json",
+    )
     assert rc == 0
     res = json.loads(out)
     assert set(res) == {"distance", "threshold", "match"}
     assert isinstance(res["distance"], float) and isinstance(res["match"], bool)
     assert res["match"] is True and res["distance"] < res["threshold"]
-    rc, out, _ = _run(capsys, "verify", _img(lfw_dir, "Abdullah_Gul", 13),
-                      _img(lfw_dir, "AJ_Cook", 1), "--json")
+    rc, out, _ = _run(
+        capsys, "verify", _img(lfw_dir, "Abdullah_Gul", 13), _img(lfw_dir, "AJ_Cook", 1), "--json"
+    )
     assert rc == 0 and json.loads(out)["match"] is False
 
 
@@ -70,8 +76,9 @@ def test_corrupt_model_is_named(
     assert "encoder.onnx" in err and "sha256" in err
 
 
-def test_embed_dir_and_list(lfw_dir: Path, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_dir_and_list(
+    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     d = tmp_path / "imgs"
     d.mkdir()
     shutil.copy(_img(lfw_dir, "AJ_Cook", 1), d / "a.jpg")
@@ -100,12 +107,31 @@ def test_eval_lfw_json(lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     same, diff = lines[1:9], lines[501:509]
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("\n".join(["8", *same, *diff]) + "\n")
-    rc, out, _ = _run(capsys, "eval", "lfw", "--pairs", str(pairs), "--fit-pairs", str(pairs),
-                      "--images", str(lfw_dir / "images"), "--json")
+    rc, out, _ = _run(
+        capsys,
+        "eval",
+        "lfw",
+        "--pairs",
+        str(pairs),
+        "--fit-pairs",
+        str(pairs),
+        "--images",
+        str(lfw_dir / "images"),
+        "--json",
+    )
     assert rc == 0
     res = json.loads(out)
-    for key in ("accuracy", "roc_auc", "eer", "tar_at_far_1e-3", "no_face", "threshold",
-                "protocol", "pairs", "images"):
+    for key in (
+        "accuracy",
+        "roc_auc",
+        "eer",
+        "tar_at_far_1e-3",
+        "no_face",
+        "threshold",
+        "protocol",
+        "pairs",
+        "images",
+    ):
         assert key in res
     assert res["pairs"] == 16 and res["protocol"] == "view1-fitted"
     assert res["accuracy"] >= 0.9
@@ -121,8 +147,9 @@ def test_bench_json(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert res["frame"] == "640x480" and res["peak_rss_mb"] > 0
 
 
-def test_config_verbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_verbs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "c.toml"))
     assert _run(capsys, "config", "set", "auth.timeout", "2.5")[0] == 0
     rc, out, _ = _run(capsys, "config", "get", "auth.timeout")
@@ -136,10 +163,20 @@ def test_config_verbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert out.strip() == "True"
 
 
-def test_auth_without_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               clips_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_auth_without_template(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clips_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """No template: a clear NO_TEMPLATE exit (the key store is never asked)."""
     monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "c.toml"))
-    rc, _, err = _run(capsys, "auth", "--user", "nobody-enrolled",
-                      "--source", str(clips_dir / "head-pose-face-detection-male.gif"))
+    rc, _, err = _run(
+        capsys,
+        "auth",
+        "--user",
+        "nobody-enrolled",
+        "--source",
+        str(clips_dir / "head-pose-face-detection-male.gif"),
+    )
     assert rc == AuthStatus.NO_TEMPLATE, err

@@ -38,8 +38,9 @@ from faceunlock.errors import AuthStatus, InputError
 class Observer(Protocol):
     """What authentication needs from the pipeline."""
 
-    def observe(self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...) -> list[Any]:
-        ...
+    def observe(
+        self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,14 @@ class FrameResult:
 
     def to_json(self) -> dict[str, Any]:
         d = None if not np.isfinite(self.distance) else round(self.distance, 4)
-        return {"frame": self.index, "faces": self.faces, "distance": d, "match": self.match,
-                "dark": self.dark, "ms": round(self.ms, 2)}
+        return {
+            "frame": self.index,
+            "faces": self.faces,
+            "distance": d,
+            "match": self.match,
+            "dark": self.dark,
+            "ms": round(self.ms, 2),
+        }
 
 
 @dataclass
@@ -90,8 +97,11 @@ class AuthResult:
     def to_json(self) -> dict[str, Any]:
         best = self.best_distance
         return {
-            "status": self.status.name.lower(), "code": int(self.status), "message": self.message,
-            "threshold": round(self.threshold, 4), "elapsed_s": round(self.elapsed, 3),
+            "status": self.status.name.lower(),
+            "code": int(self.status),
+            "message": self.message,
+            "threshold": round(self.threshold, 4),
+            "elapsed_s": round(self.elapsed, 3),
             "frames": len(self.frames),
             "face_frames": sum(1 for f in self.frames if f.faces),
             "dark_frames": sum(1 for f in self.frames if f.dark),
@@ -123,7 +133,7 @@ def authenticate(
     anchors: np.ndarray,
     threshold: float,
     frames: Iterable[Frame],
-    params: AuthParams = AuthParams(),  # noqa: B008
+    params: AuthParams = AuthParams(),
     *,
     clock: Callable[[], float] = time.monotonic,
     on_frame: Callable[[FrameResult], None] | None = None,
@@ -149,8 +159,9 @@ def authenticate(
         else:
             faces, dist = score_frame(pipe, frame.image, a)
             match = faces > 0 and dist <= threshold
-            fr = FrameResult(frame.index, faces, dist, match, False,
-                             (time.perf_counter() - t0) * 1e3)
+            fr = FrameResult(
+                frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
+            )
             if faces:
                 window.append(match)
         res.frames.append(fr)
@@ -176,8 +187,13 @@ def authenticate(
 class FailureCounter:
     """Consecutive-failure counter with a lock-out window, persisted in a 0600 JSON file."""
 
-    def __init__(self, path: Path, max_failures: int = 5, lockout_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_failures: int = 5,
+        lockout_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
@@ -186,8 +202,10 @@ class FailureCounter:
     def _read(self) -> dict[str, float]:
         try:
             data = json.loads(self.path.read_text())
-            return {"failures": float(data.get("failures", 0)),
-                    "locked_until": float(data.get("locked_until", 0.0))}
+            return {
+                "failures": float(data.get("failures", 0)),
+                "locked_until": float(data.get("locked_until", 0.0)),
+            }
         except (OSError, ValueError, TypeError, AttributeError):
             return {"failures": 0.0, "locked_until": 0.0}
 

@@ -45,8 +45,12 @@ class FarEntry:
     count: int  # impostor pairs at or below the threshold in the fitting set
 
     def to_json(self) -> dict[str, Any]:
-        return {"far": self.far, "threshold": round(self.threshold, 6), "method": self.method,
-                "count": self.count}
+        return {
+            "far": self.far,
+            "threshold": round(self.threshold, 6),
+            "method": self.method,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,9 @@ class FarTable:
     def from_json(cls, obj: Mapping[str, Any]) -> FarTable:
         try:
             entries = tuple(
-                FarEntry(float(e["far"]), float(e["threshold"]), str(e["method"]),
-                         int(e.get("count", 0)))
+                FarEntry(
+                    float(e["far"]), float(e["threshold"]), str(e["method"]), int(e.get("count", 0))
+                )
                 for e in obj["entries"]
             )
             fit = obj.get("tail_fit")
@@ -72,8 +77,12 @@ class FarTable:
             raise InputError(f"malformed FAR table: {e}") from e
         if not entries:
             raise InputError("malformed FAR table: no entries")
-        return cls(tuple(sorted(entries, key=lambda x: -x.far)),
-                   int(obj.get("impostor_pairs", 0)), str(obj.get("source", "")), tail)
+        return cls(
+            tuple(sorted(entries, key=lambda x: -x.far)),
+            int(obj.get("impostor_pairs", 0)),
+            str(obj.get("source", "")),
+            tail,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -115,14 +124,27 @@ class FarTable:
             a, b = self.tail_fit
             return float(10 ** (a + b * threshold))
         if threshold > ys[-1]:
-            return float(10 ** xs[-1]) if len(ys) == 1 else min(
-                1.0, float(10 ** (xs[-1] + (threshold - ys[-1]) * (xs[-1] - xs[-2])
-                                  / max(ys[-1] - ys[-2], 1e-9))))
+            return (
+                float(10 ** xs[-1])
+                if len(ys) == 1
+                else min(
+                    1.0,
+                    float(
+                        10
+                        ** (
+                            xs[-1]
+                            + (threshold - ys[-1]) * (xs[-1] - xs[-2]) / max(ys[-1] - ys[-2], 1e-9)
+                        )
+                    ),
+                )
+            )
         return float(10 ** xs[0])
 
 
 def fit_far_table(
-    impostor: np.ndarray, targets: Sequence[float] = FAR_TARGETS, source: str = "",
+    impostor: np.ndarray,
+    targets: Sequence[float] = FAR_TARGETS,
+    source: str = "",
     min_count: int = MIN_TAIL_COUNT,
 ) -> FarTable:
     """Fit a FAR table from impostor distances (1-D, any order).
@@ -141,13 +163,13 @@ def fit_far_table(
     lo_far = min_count / n
     hi_far = min(1e-2, lo_far * 10**1.5)
     levels = np.logspace(math.log10(hi_far), math.log10(lo_far), 25)
-    pts_d = np.asarray([d[max(int(math.ceil(f * n)) - 1, 0)] for f in levels])
+    pts_d = np.asarray([d[max(math.ceil(f * n) - 1, 0)] for f in levels])
     pts_l = np.log10(levels)
     b, a = np.polyfit(pts_d, pts_l, 1) if pts_d.size >= 2 else (0.0, 0.0)
     tail = (float(a), float(b)) if b > 0 else None
     entries = []
     for far in sorted(targets, reverse=True):
-        k = int(math.floor(far * n + 1e-9))  # pairs allowed below the threshold
+        k = math.floor(far * n + 1e-9)  # pairs allowed below the threshold
         if k >= min_count:
             thr = float(d[k - 1] + d[k]) / 2.0 if k < n else float(d[-1])
             entries.append(FarEntry(far, thr, "empirical", k))
@@ -174,10 +196,12 @@ class ThresholdChoice:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "level": self.level, "threshold": round(self.threshold, 6),
+            "level": self.level,
+            "threshold": round(self.threshold, 6),
             "per_attempt_far": self.per_attempt_far,
             "per_comparison_far": self.per_comparison_far,
-            "expected_frr": round(self.expected_frr, 6), "genuine": self.genuine,
+            "expected_frr": round(self.expected_frr, 6),
+            "genuine": self.genuine,
             "warnings": list(self.warnings),
         }
 
@@ -185,9 +209,7 @@ class ThresholdChoice:
 def per_comparison_target(level: str, n_anchors: int) -> tuple[float, float]:
     """(per-attempt FAR, per-comparison FAR) of a security level with ``n_anchors`` anchors."""
     if level not in SECURITY_LEVELS:
-        raise InputError(
-            f"security level {level!r} is not one of {', '.join(SECURITY_LEVELS)}"
-        )
+        raise InputError(f"security level {level!r} is not one of {', '.join(SECURITY_LEVELS)}")
     attempt = SECURITY_LEVELS[level]
     return attempt, attempt / max(n_anchors, 1)
 
@@ -221,7 +243,10 @@ def scores_to_anchors(embeddings: np.ndarray, anchors: np.ndarray) -> np.ndarray
 
 
 def choose_threshold(
-    far_table: FarTable, n_anchors: int, genuine: np.ndarray, level: str = "balanced",
+    far_table: FarTable,
+    n_anchors: int,
+    genuine: np.ndarray,
+    level: str = "balanced",
 ) -> ThresholdChoice:
     """Threshold for ``level``; expected FRR and warnings from the user's genuine scores.
 
@@ -236,8 +261,12 @@ def choose_threshold(
     stats: dict[str, float] = {}
     if g.size:
         frr = float(np.mean(g > thr))
-        stats = {"count": float(g.size), "median": float(np.median(g)),
-                 "p90": float(np.percentile(g, 90)), "max": float(g.max())}
+        stats = {
+            "count": float(g.size),
+            "median": float(np.median(g)),
+            "p90": float(np.percentile(g, 90)),
+            "max": float(g.max()),
+        }
         if frr > 0.3:
             warnings.append(
                 f"about {frr:.0%} of your frames score above the threshold ({thr:.3f}); "

@@ -113,9 +113,15 @@ class Feedback:
         return self.progress >= self.target
 
     def to_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "code": self.code, "reason": self.reason,
-                "progress": self.progress, "target": self.target, "next_pose": self.next_pose,
-                "instruction": self.instruction}
+        return {
+            "accepted": self.accepted,
+            "code": self.code,
+            "reason": self.reason,
+            "progress": self.progress,
+            "target": self.target,
+            "next_pose": self.next_pose,
+            "instruction": self.instruction,
+        }
 
 
 @dataclass
@@ -151,8 +157,9 @@ class EnrolmentSession:
 
     def _fb(self, ok: bool, code: str, reason: str, box: Any = None) -> Feedback:
         pose = self.next_pose()
-        return Feedback(ok, reason, code, len(self.captures), self.params.anchors, pose,
-                        INSTRUCTIONS[pose], box)
+        return Feedback(
+            ok, reason, code, len(self.captures), self.params.anchors, pose, INSTRUCTIONS[pose], box
+        )
 
     def offer(self, frame: Frame | np.ndarray) -> Feedback:
         """Evaluate one frame; keep it as an anchor when it passes every gate."""
@@ -167,8 +174,11 @@ class EnrolmentSession:
         if not obs:
             return self._fb(False, "no_face", "No face found: look at the camera")
         if len(obs) > 1:
-            return self._fb(False, "several_faces",
-                            "Several faces in view: make sure only you are in front of the camera")
+            return self._fb(
+                False,
+                "several_faces",
+                "Several faces in view: make sure only you are in front of the camera",
+            )
         o = obs[0]
         if o.size < p.min_face:
             return self._fb(False, "too_far", "Move closer to the camera", o.box)
@@ -177,11 +187,16 @@ class EnrolmentSession:
             return self._fb(False, "blurry", "Hold still for a moment", o.box)
         bright = region_brightness(image, o.box)
         if bright < p.min_brightness:
-            return self._fb(False, "face_dark", "Your face is too dark: add light in front of you",
-                            o.box)
+            return self._fb(
+                False, "face_dark", "Your face is too dark: add light in front of you", o.box
+            )
         if bright > p.max_brightness:
-            return self._fb(False, "face_bright",
-                            "Your face is overexposed: move away from the bright light", o.box)
+            return self._fb(
+                False,
+                "face_bright",
+                "Your face is overexposed: move away from the bright light",
+                o.box,
+            )
         yaw, pitch = head_pose(o.landmarks)
         if self.frontal_pitch is None:
             # the first accepted anchor must be frontal in yaw; its pitch is the reference
@@ -193,15 +208,29 @@ class EnrolmentSession:
         if p.require_pose and pose != wanted:
             return self._fb(False, "pose", INSTRUCTIONS[wanted], o.box)
         if self.captures:
-            dmin = float(np.min(np.linalg.norm(
-                np.stack([c.embedding for c in self.captures]) - o.embedding, axis=1)))
+            dmin = float(
+                np.min(
+                    np.linalg.norm(
+                        np.stack([c.embedding for c in self.captures]) - o.embedding, axis=1
+                    )
+                )
+            )
             if dmin < p.min_anchor_distance:
-                return self._fb(False, "duplicate",
-                                f"{INSTRUCTIONS[wanted]} (this view is already captured)", o.box)
+                return self._fb(
+                    False,
+                    "duplicate",
+                    f"{INSTRUCTIONS[wanted]} (this view is already captured)",
+                    o.box,
+                )
         thumb = cv2.resize(o.chip, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-        q = {"sharpness": round(sharp, 2), "brightness": round(bright, 2),
-             "face_px": round(o.size, 1), "yaw": round(yaw, 3), "pitch": round(pitch, 3),
-             "det_score": round(o.score, 3)}
+        q = {
+            "sharpness": round(sharp, 2),
+            "brightness": round(bright, 2),
+            "face_px": round(o.size, 1),
+            "yaw": round(yaw, 3),
+            "pitch": round(pitch, 3),
+            "det_score": round(o.score, 3),
+        }
         self.captures.append(Capture(o.embedding.astype(np.float32), thumb, pose, q, index))
         return self._fb(True, "ok", "", o.box)
 

@@ -96,7 +96,9 @@ def center_box(shape: Sequence[int], fraction: float = CENTER_BOX_FRACTION) -> B
     return (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
 
 
-def select_detections(dets: list[Detection], shape: Sequence[int], select: Select) -> list[Detection]:
+def select_detections(
+    dets: list[Detection], shape: Sequence[int], select: Select
+) -> list[Detection]:
     """Order or pick detections: all (by score), the largest, or the one nearest the centre."""
     if select == "all" or not dets:
         return list(dets)
@@ -145,7 +147,10 @@ class Pipeline:
         return dets
 
     def observe_boxes(
-        self, image: np.ndarray, boxes: Sequence[Box], scores: Sequence[float] | None = None,
+        self,
+        image: np.ndarray,
+        boxes: Sequence[Box],
+        scores: Sequence[float] | None = None,
         fallback: bool = False,
     ) -> list[FaceObservation]:
         """Landmarks, chips and embeddings for given boxes."""
@@ -198,7 +203,7 @@ class Pipeline:
 
 
 @functools.lru_cache(maxsize=4)
-def get_pipeline(settings: PipelineSettings = PipelineSettings()) -> Pipeline:  # noqa: B008
+def get_pipeline(settings: PipelineSettings = PipelineSettings()) -> Pipeline:
     """The per-process pipeline for ``settings`` (models load on first use, once)."""
     return Pipeline(settings)
 

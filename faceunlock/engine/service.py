@@ -15,7 +15,13 @@ import numpy as np
 
 from faceunlock.config import Config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine.auth import AuthParams, AuthResult, FailureCounter, authenticate, save_snapshot
+from faceunlock.engine.auth import (
+    AuthParams,
+    AuthResult,
+    FailureCounter,
+    authenticate,
+    save_snapshot,
+)
 from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings, get_pipeline
@@ -45,21 +51,28 @@ def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:
 
 def source_for(cfg: Config, spec: str | None = None) -> FrameSource:
     c = cfg.camera
-    return make_source(spec if spec is not None else c.source, width=c.width, height=c.height,
-                       fps=c.fps, rotation=c.rotation)
+    return make_source(
+        spec if spec is not None else c.source,
+        width=c.width,
+        height=c.height,
+        fps=c.fps,
+        rotation=c.rotation,
+    )
 
 
 def far_table(pipe: Pipeline) -> cal.FarTable:
     """The encoder's FAR table from its sidecar."""
     meta = load_sidecar(pipe.encoder.path)
     if "far_table" not in meta:
-        raise ModelError(pipe.encoder.path, "sidecar has no far_table; run "
-                         "benchmarks/fit_far_table.py")
+        raise ModelError(
+            pipe.encoder.path, "sidecar has no far_table; run benchmarks/fit_far_table.py"
+        )
     return cal.FarTable.from_json(meta["far_table"])
 
 
-def frames_for(source: FrameSource, seconds: float | None = None,
-               max_frames: int | None = None) -> Iterator[Frame]:
+def frames_for(
+    source: FrameSource, seconds: float | None = None, max_frames: int | None = None
+) -> Iterator[Frame]:
     """Frames from an opened source, for at most ``seconds`` or ``max_frames``."""
     start = time.monotonic()
     for i, f in enumerate(source):
@@ -78,8 +91,9 @@ class EnrolOutcome:
     choice: cal.ThresholdChoice
 
 
-def calibrate_template(template: Template, pipe: Pipeline, level: str,
-                       live: np.ndarray | None = None) -> cal.ThresholdChoice:
+def calibrate_template(
+    template: Template, pipe: Pipeline, level: str, live: np.ndarray | None = None
+) -> cal.ThresholdChoice:
     """Choose and store the threshold for ``level``. Genuine scores: each anchor against the
     others (leave-one-out) plus optional live frames' scores."""
     anchors = template.embeddings()
@@ -94,16 +108,25 @@ def calibrate_template(template: Template, pipe: Pipeline, level: str,
 
 
 def enrol(
-    store: TemplateStore, user: str, cfg: Config, source: FrameSource, *, label: str = "default",
-    anchors: int | None = None, pipe: Pipeline | None = None,
-    on_feedback: Callable[[Feedback], None] | None = None, replace: bool = False,
+    store: TemplateStore,
+    user: str,
+    cfg: Config,
+    source: FrameSource,
+    *,
+    label: str = "default",
+    anchors: int | None = None,
+    pipe: Pipeline | None = None,
+    on_feedback: Callable[[Feedback], None] | None = None,
+    replace: bool = False,
     max_seconds: float = 60.0,
 ) -> EnrolOutcome:
     """Capture anchors from ``source`` and save them (adding to an existing template unless
     ``replace``). Nothing is written unless at least 3 anchors were captured."""
     pipe = pipe or pipeline_for(cfg)
     n = anchors if anchors is not None else cfg.enrol.anchors
-    session = EnrolmentSession(pipe, EnrolParams(anchors=n, min_face=min(80.0, cfg.detector.min_face)))
+    session = EnrolmentSession(
+        pipe, EnrolParams(anchors=n, min_face=min(80.0, cfg.detector.min_face))
+    )
     feedback = []
     with source:
         for fr in frames_for(source, seconds=max_seconds):
@@ -126,16 +149,19 @@ def enrol(
     else:
         template = Template(user=user, model_sha256=sha)
     template.add_anchors(
-        Anchor.new(c.embedding, c.thumbnail, label=label, quality={**c.quality, "pose_"
-                   + c.pose: 1.0}) for c in session.captures
+        Anchor.new(
+            c.embedding, c.thumbnail, label=label, quality={**c.quality, "pose_" + c.pose: 1.0}
+        )
+        for c in session.captures
     )
     choice = calibrate_template(template, pipe, cfg.auth.security_level)
     store.save(template)
     return EnrolOutcome(template, got, feedback, choice)
 
 
-def live_scores(pipe: Pipeline, anchors: np.ndarray, source: FrameSource,
-                seconds: float = 3.0) -> np.ndarray:
+def live_scores(
+    pipe: Pipeline, anchors: np.ndarray, source: FrameSource, seconds: float = 3.0
+) -> np.ndarray:
     """Scores (distance to nearest anchor) of the largest face in each frame of a capture."""
     scores = []
     with source:
@@ -146,8 +172,14 @@ def live_scores(pipe: Pipeline, anchors: np.ndarray, source: FrameSource,
     return np.asarray(scores)
 
 
-def calibrate(store: TemplateStore, user: str, cfg: Config, source: FrameSource | None,
-              level: str | None = None, seconds: float = 3.0) -> cal.ThresholdChoice:
+def calibrate(
+    store: TemplateStore,
+    user: str,
+    cfg: Config,
+    source: FrameSource | None,
+    level: str | None = None,
+    seconds: float = 3.0,
+) -> cal.ThresholdChoice:
     pipe = pipeline_for(cfg)
     template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
     live = live_scores(pipe, template.embeddings(), source, seconds) if source else None
@@ -157,14 +189,23 @@ def calibrate(store: TemplateStore, user: str, cfg: Config, source: FrameSource 
 
 
 def failure_counter(cfg: Config, user: str) -> FailureCounter:
-    return FailureCounter(user_state_dir() / f"failures-{user}.json", cfg.auth.max_failures,
-                          float(cfg.auth.lockout_seconds))
+    return FailureCounter(
+        user_state_dir() / f"failures-{user}.json",
+        cfg.auth.max_failures,
+        float(cfg.auth.lockout_seconds),
+    )
 
 
 def authenticate_user(
-    store: TemplateStore, user: str, cfg: Config, source: FrameSource, *,
-    timeout: float | None = None, pipe: Pipeline | None = None,
-    on_frame: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None,
+    store: TemplateStore,
+    user: str,
+    cfg: Config,
+    source: FrameSource,
+    *,
+    timeout: float | None = None,
+    pipe: Pipeline | None = None,
+    on_frame: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> AuthResult:
     """One attempt with lock-out bookkeeping. Never raises for 'not recognised'."""
     if cfg.general.disabled:
@@ -172,15 +213,22 @@ def authenticate_user(
     counter = failure_counter(cfg, user)
     left = counter.locked_for()
     if left > 0:
-        return AuthResult(AuthStatus.LOCKED_OUT,
-                          f"Face unlock paused for {left:.0f} s after failed attempts, "
-                          "type your password", float("nan"))
+        return AuthResult(
+            AuthStatus.LOCKED_OUT,
+            f"Face unlock paused for {left:.0f} s after failed attempts, type your password",
+            float("nan"),
+        )
     pipe = pipe or pipeline_for(cfg)
     template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
     thr = template.threshold if template.threshold is not None else pipe.threshold
     a = cfg.auth
-    params = AuthParams(timeout=timeout if timeout is not None else a.timeout, k=a.k, n=a.n,
-                        dark_level=a.dark_level, dark_fraction=a.dark_fraction)
+    params = AuthParams(
+        timeout=timeout if timeout is not None else a.timeout,
+        k=a.k,
+        n=a.n,
+        dark_level=a.dark_level,
+        dark_fraction=a.dark_fraction,
+    )
     last: dict[str, np.ndarray] = {}
 
     def keep(fr: Frame) -> Frame:
@@ -188,8 +236,15 @@ def authenticate_user(
         return fr
 
     with source:
-        res = authenticate(pipe, template.embeddings(), thr, (keep(f) for f in source), params,
-                           on_frame=on_frame, should_stop=should_stop)
+        res = authenticate(
+            pipe,
+            template.embeddings(),
+            thr,
+            (keep(f) for f in source),
+            params,
+            on_frame=on_frame,
+            should_stop=should_stop,
+        )
     if res.status in (AuthStatus.OK, AuthStatus.NO_MATCH):
         counter.record(res.status == AuthStatus.OK)
     if res.status == AuthStatus.NO_MATCH and a.snapshots and "image" in last:
@@ -199,5 +254,7 @@ def authenticate_user(
 
 def appearances(template: Template) -> list[dict[str, Any]]:
     """One row per anchor for `faceunlock list`."""
-    return [{"id": a.id, "label": a.label, "created": a.created,
-             "quality": a.quality} for a in template.anchors]
+    return [
+        {"id": a.id, "label": a.label, "created": a.created, "quality": a.quality}
+        for a in template.anchors
+    ]

@@ -92,7 +92,9 @@ def cold_start(frame: np.ndarray, settings: PipelineSettings) -> dict[str, float
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "faceunlock.evaluation.bench", "--cold-child", str(fp), cfg],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         t1 = time.perf_counter()
     if proc.returncode != 0:
@@ -115,10 +117,15 @@ def _cold_child(frame_path: str, cfg: str, started: float) -> None:
     done = time.time()
     if not obs:
         raise SystemExit("no face in the cold-start frame")
-    print(json.dumps({
-        "since_process_start_s": done - started, "imports_s": imported - started,
-        "peak_rss_mb": peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "since_process_start_s": done - started,
+                "imports_s": imported - started,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _process_start_epoch() -> float:
@@ -133,12 +140,11 @@ def _process_start_epoch() -> float:
         return 0.0
 
 
-
 def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
     """dlib-bin's HOG and CNN pipelines on the same frame, if dlib and its models are installed."""
     try:
-        import dlib  # type: ignore[import-not-found]
-        import face_recognition_models as frm  # type: ignore[import-not-found]
+        import dlib
+        import face_recognition_models as frm
     except ImportError:
         return None
     hog = dlib.get_frontal_face_detector()
@@ -146,8 +152,10 @@ def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
     sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
     rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
     out: dict[str, Any] = {}
-    for name, det in (("hog", lambda im: list(hog(im, 0))),
-                      ("cnn", lambda im: [d.rect for d in cnn(im, 0)])):
+    for name, det in (
+        ("hog", lambda im: list(hog(im, 0))),
+        ("cnn", lambda im: [d.rect for d in cnn(im, 0)]),
+    ):
         n = repeats if name == "hog" else max(3, repeats // 10)
         totals = []
         for i in range(n + 1):
@@ -162,8 +170,11 @@ def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
 
 
 def run(
-    settings: PipelineSettings, image: str | None = None, repeats: int = 50,
-    cold_start_too: bool = True, dlib_too: bool = False,
+    settings: PipelineSettings,
+    image: str | None = None,
+    repeats: int = 50,
+    cold_start_too: bool = True,
+    dlib_too: bool = False,
 ) -> dict[str, Any]:
     frame = make_frame(image)
     pipe = Pipeline(settings)
@@ -187,18 +198,24 @@ def run(
 
 def format_table(res: dict[str, Any]) -> str:
     st = res["stages_ms"]
-    lines = [f"frame {res['frame']}, faces found: {st['faces']}, threads {res['threads']}",
-             f"{'stage':<16}{'median ms':>10}{'p90 ms':>10}"]
+    lines = [
+        f"frame {res['frame']}, faces found: {st['faces']}, threads {res['threads']}",
+        f"{'stage':<16}{'median ms':>10}{'p90 ms':>10}",
+    ]
     for k in ("detect", "landmarks", "align", "embed", "embed_per_chip", "total"):
         lines.append(f"{k:<16}{st[k]['median']:>10.2f}{st[k]['p90']:>10.2f}")
     if "cold_start" in res:
         cs = res["cold_start"]
-        lines.append(f"cold start (process start -> first embedding): {cs['first_embedding_s']:.3f} s"
-                     f"  (child peak RSS {cs['child_peak_rss_mb']} MB)")
+        lines.append(
+            f"cold start (process start -> first embedding): {cs['first_embedding_s']:.3f} s"
+            f"  (child peak RSS {cs['child_peak_rss_mb']} MB)"
+        )
     if res.get("dlib"):
         for k, v in res["dlib"].items():
-            lines.append(f"dlib-bin {k.upper()} pipeline: {v['total']['median']:.1f} ms median, "
-                         f"{v['total']['p90']:.1f} ms p90")
+            lines.append(
+                f"dlib-bin {k.upper()} pipeline: {v['total']['median']:.1f} ms median, "
+                f"{v['total']['p90']:.1f} ms p90"
+            )
     lines.append(f"peak RSS: {res['peak_rss_mb']} MB")
     return "\n".join(lines)
 

@@ -53,9 +53,15 @@ def _parse_pair(line: str, where: str) -> tuple[tuple[str, str], bool]:
     parts = line.split()
     try:
         if len(parts) == 3:
-            return (image_relpath(parts[0], int(parts[1])), image_relpath(parts[0], int(parts[2]))), True
+            return (
+                image_relpath(parts[0], int(parts[1])),
+                image_relpath(parts[0], int(parts[2])),
+            ), True
         if len(parts) == 4:
-            return (image_relpath(parts[0], int(parts[1])), image_relpath(parts[2], int(parts[3]))), False
+            return (
+                image_relpath(parts[0], int(parts[1])),
+                image_relpath(parts[2], int(parts[3])),
+            ), False
     except ValueError:
         pass
     raise InputError(f"{where}: not an LFW pair line: {line!r}")
@@ -79,7 +85,9 @@ def read_pairs(path: str | Path) -> PairSet:
         else:
             raise ValueError
     except ValueError:
-        raise InputError(f"pairs file {p}: first line must be 'N' or 'FOLDS N', got {lines[0]!r}")
+        raise InputError(
+            f"pairs file {p}: first line must be 'N' or 'FOLDS N', got {lines[0]!r}"
+        ) from None
     body = lines[1:]
     if len(body) != folds * per * 2:
         raise InputError(
@@ -163,4 +171,3 @@ def evaluate(
         out["accuracy"] = metrics.accuracy(test_dist, test.same, thr)
     out.update(summarise(test_dist, test.same))
     return out
-

@@ -36,8 +36,10 @@ def gallery(root: Path, min_images: int) -> dict[str, list[Path]]:
         if len(imgs) >= min_images:
             out[d.name] = imgs
     if len(out) < 2:
-        raise InputError(f"--gallery {root}: need at least 2 identity folders with "
-                         f">= {min_images} images, found {len(out)}")
+        raise InputError(
+            f"--gallery {root}: need at least 2 identity folders with "
+            f">= {min_images} images, found {len(out)}"
+        )
     return out
 
 
@@ -45,9 +47,13 @@ def frr_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> dict[st
     imp = np.sort(impostor)
     k = int(np.floor(far * imp.size + 1e-9))
     thr = float(imp[0] - 1e-9) if k == 0 else float((imp[k - 1] + imp[min(k, imp.size - 1)]) / 2)
-    return {"far_target": far, "threshold": round(thr, 5),
-            "far": float(np.mean(impostor <= thr)), "frr": float(np.mean(genuine > thr)),
-            "impostor_below": int(np.sum(impostor <= thr))}
+    return {
+        "far_target": far,
+        "threshold": round(thr, 5),
+        "far": float(np.mean(impostor <= thr)),
+        "frr": float(np.mean(genuine > thr)),
+        "impostor_below": int(np.sum(impostor <= thr)),
+    }
 
 
 def run(root: Path, k: int, settings: PipelineSettings, min_images: int = 0) -> dict[str, Any]:
@@ -80,7 +86,8 @@ def run(root: Path, k: int, settings: PipelineSettings, min_images: int = 0) -> 
                 probes.append((len(templates) - 1, e[j]))
             else:
                 missed += 1
-    gen, imp = [], []
+    gen: list[float] = []
+    imp: list[float] = []
     for owner, vec in probes:
         for t_idx, anchors in enumerate(templates):
             if not len(anchors):
@@ -94,26 +101,41 @@ def run(root: Path, k: int, settings: PipelineSettings, min_images: int = 0) -> 
     for level in cal.SECURITY_LEVELS:
         _, per_cmp = cal.per_comparison_target(level, k)
         thr = table.threshold_for(per_cmp)
-        levels[level] = {"threshold": round(thr, 5), "far": float(np.mean(m <= thr)),
-                         "frr": float(np.mean(g > thr)), "impostor_accepts": int(np.sum(m <= thr))}
+        levels[level] = {
+            "threshold": round(thr, 5),
+            "far": float(np.mean(m <= thr)),
+            "frr": float(np.mean(g > thr)),
+            "impostor_accepts": int(np.sum(m <= thr)),
+        }
     return {
-        "identities": len(ids), "anchors": k, "images": len(paths),
-        "failure_to_enrol": fte, "probes_without_face": missed,
-        "genuine_attempts": int(g.size), "impostor_attempts": int(m.size),
+        "identities": len(ids),
+        "anchors": k,
+        "images": len(paths),
+        "failure_to_enrol": fte,
+        "probes_without_face": missed,
+        "genuine_attempts": int(g.size),
+        "impostor_attempts": int(m.size),
         "frr_at_far": [frr_at_far(g, m, f) for f in (1e-3, 1e-4, 1e-5)],
-        "calibrated": levels, "seconds": round(elapsed, 1),
+        "calibrated": levels,
+        "seconds": round(elapsed, 1),
         "note": "one probe image = one single-frame attempt; the k-of-n rule is not applied",
     }
 
 
 def format_report(res: dict[str, Any]) -> str:
-    lines = [f"{res['identities']} identities, {res['anchors']} anchors each, "
-             f"{res['genuine_attempts']} genuine and {res['impostor_attempts']} impostor attempts",
-             f"failure to enrol: {res['failure_to_enrol']}, probes without a face: "
-             f"{res['probes_without_face']}"]
+    lines = [
+        f"{res['identities']} identities, {res['anchors']} anchors each, "
+        f"{res['genuine_attempts']} genuine and {res['impostor_attempts']} impostor attempts",
+        f"failure to enrol: {res['failure_to_enrol']}, probes without a face: "
+        f"{res['probes_without_face']}",
+    ]
     for r in res["frr_at_far"]:
-        lines.append(f"FAR {r['far_target']:g}: FRR {r['frr']:.4f} at threshold {r['threshold']:.4f}")
+        lines.append(
+            f"FAR {r['far_target']:g}: FRR {r['frr']:.4f} at threshold {r['threshold']:.4f}"
+        )
     for lvl, r in res["calibrated"].items():
-        lines.append(f"{lvl:<11} threshold {r['threshold']:.4f}: FAR {r['far']:.2e} "
-                     f"({r['impostor_accepts']} accepts), FRR {r['frr']:.4f}")
+        lines.append(
+            f"{lvl:<11} threshold {r['threshold']:.4f}: FAR {r['far']:.2e} "
+            f"({r['impostor_accepts']} accepts), FRR {r['frr']:.4f}"
+        )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ Primitives (all facts from dlib's serialize.h, see ``../shared/notes/dlib-models
 
 from __future__ import annotations
 
+import builtins
 import math
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class DlibReader:
     def _fail(self, what: str) -> DlibFormatError:
         return DlibFormatError(f"{self.name}: {what} at byte offset {self.pos}")
 
-    def _take(self, n: int) -> bytes:
+    def _take(self, n: builtins.int) -> bytes:
         if self.pos + n > len(self.data):
             raise self._fail(f"unexpected end of file (wanted {n} bytes)")
         out = self.data[self.pos : self.pos + n]
@@ -52,10 +53,10 @@ class DlibReader:
         return out
 
     @property
-    def remaining(self) -> int:
+    def remaining(self) -> builtins.int:
         return len(self.data) - self.pos
 
-    def int(self) -> int:
+    def int(self) -> builtins.int:
         ctrl = self._take(1)[0]
         size = ctrl & 0x0F
         if size > 8:
@@ -95,7 +96,7 @@ class DlibReader:
             self.pos = start
             raise self._fail(f"expected record {expected!r}, found {got!r}")
 
-    def expect_int(self, expected: int, what: str = "version") -> None:
+    def expect_int(self, expected: builtins.int, what: str = "version") -> None:
         got = self.int()
         if got != expected:
             raise self._fail(f"expected {what} {expected}, found {got}")
@@ -110,7 +111,7 @@ class DlibReader:
         raw = self._take(4 * count)
         return np.frombuffer(raw, dtype="<f4").reshape(dims).astype(np.float32)
 
-    def alias_tensor(self) -> tuple[int, int, int, int]:
+    def alias_tensor(self) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         self.expect_int(1, "alias tensor version")
         n, k, r, c = (self.int() for _ in range(4))
         return (n, k, r, c)

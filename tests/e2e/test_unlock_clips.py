@@ -38,16 +38,21 @@ def _folder(tmp: Path, name: str, frames: list[np.ndarray]) -> Path:
 
 @pytest.fixture(scope="module")
 def clips(clips_dir: Path) -> dict[str, list[np.ndarray]]:
-    return {k: _frames(clips_dir / v) for k, v in
-            (("female", FEMALE), ("male", MALE), ("both", BOTH))}
+    return {
+        k: _frames(clips_dir / v) for k, v in (("female", FEMALE), ("male", MALE), ("both", BOTH))
+    }
 
 
 @pytest.fixture()
 def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     """Faces in the clips are 57-70 px: let the detector find faces from 50 px."""
     c = Config()
-    for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"),
-                 ("auth.timeout", "30"), ("enrol.anchors", "5")):
+    for k, v in (
+        ("detector.min_face", "50"),
+        ("detector.max_face", "160"),
+        ("auth.timeout", "30"),
+        ("enrol.anchors", "5"),
+    ):
         c = config_set(c, k, v)
     path = tmp_path / "config.toml"
     save_config(c, path)
@@ -96,7 +101,10 @@ def test_other_person_is_rejected_both_ways(
 
 
 def test_two_people_in_frame(
-    clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path,
+    clips: dict[str, list[np.ndarray]],
+    cfg: Config,
+    store: TemplateStore,
+    tmp_path: Path,
     lfw_dir: Path,
 ) -> None:
     """With the man enrolled, an accept may only come from his face; with a third person

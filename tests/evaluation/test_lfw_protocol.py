@@ -35,8 +35,13 @@ def test_view2_folds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text,msg",
-    [("", "empty"), ("x\n", "first line"), ("2\nA 1 2\n", "header promises"),
-     ("1\nA 1 B 2\nA 1 2\n", "out of order"), ("1\nA x 2\nA 1 B 2\n", "not an LFW pair")],
+    [
+        ("", "empty"),
+        ("x\n", "first line"),
+        ("2\nA 1 2\n", "header promises"),
+        ("1\nA 1 B 2\nA 1 2\n", "out of order"),
+        ("1\nA x 2\nA 1 B 2\n", "not an LFW pair"),
+    ],
 )
 def test_bad_pairs(tmp_path: Path, text: str, msg: str) -> None:
     with pytest.raises(InputError, match=msg):

@@ -42,7 +42,7 @@ def test_perfectly_separated() -> None:
     d = np.array([0.1, 0.2, 0.3, 0.8, 0.9])
     s = np.array([True, True, True, False, False])
     assert metrics.roc_auc(d, s) == 1.0
-    rate, thr = metrics.eer(d, s)
+    rate, _thr = metrics.eer(d, s)
     assert rate == 0.0
     assert metrics.accuracy(d, s, metrics.best_threshold(d, s)) == 1.0
     tar, t = metrics.tar_at_far(d, s, 1e-3)

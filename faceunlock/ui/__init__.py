@@ -1,0 +1,1 @@
+"""The PyQt6 desktop app (wizard, tray): not yet built. The only package that imports PyQt6."""
