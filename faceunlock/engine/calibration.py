@@ -34,7 +34,7 @@ FAR_TARGETS: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
 MIN_TAIL_COUNT = 25
 
 #: per-attempt false-accept targets of the security levels
-SECURITY_LEVELS: dict[str, float] = {"convenient": 1e-4, "balanced": 1e-5, "secure": 1e-6}
+SECURITY_LEVELS: dict[str, float] = {"convenient": 1e-3, "balanced": 1e-4, "secure": 1e-5}
 
 
 @dataclass(frozen=True)

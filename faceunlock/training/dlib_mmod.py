@@ -13,7 +13,11 @@ Only the convolution stack is exported. Batch-norm layers are folded into the pr
 convolutions (``gamma/sqrt(var+eps)`` and ``beta - gamma*mean/sqrt(var+eps)``, exactly as
 dlib's ``affine_(bn_)`` conversion does at inference), and dlib's input normalisation
 ``(pixel - mean[c]) / 256`` is folded into the first convolution (exact, because that
-convolution has no zero padding).
+convolution has no zero padding). For speed the 45-channel layers are zero-padded to 48
+channels and the final 9x9 one-filter convolution becomes a depthwise 9x9 convolution plus a
+sum over channels: onnxruntime then runs every layer with its blocked (NCHWc) kernels,
+~2x faster overall (measured: 640x480 single level 30 -> 15 ms on one core). Both are exact
+up to float rounding; scores match dlib to ~2e-6.
 
 ONNX graph (opset 17):
 
@@ -336,6 +340,9 @@ def sidecar_meta(model: MmodModel, dat_path: Path) -> dict[str, Any]:
             "range": [0, 255],
             "normalisation": "(pixel - mean) / 256 per channel, folded into the first conv; "
                              "feed raw pixel values and fill pyramid padding with the means",
+            "note": "float32 NCHW measured fastest: a uint8 input (in-graph Cast) was no "
+                    "faster and would round dlib's float pyramid; NHWC (in-graph Transpose) "
+                    "was ~40 % slower",
             "mean": [float(m) for m in model.mean],
         },
         "output": {
@@ -368,6 +375,8 @@ def sidecar_meta(model: MmodModel, dat_path: Path) -> dict[str, Any]:
                               "once per level",
         },
         "default_adjust_threshold": 0.0,
+        "graph": "Conv/Relu stack with batch-norm folded; 45-channel layers zero-padded to "
+                 "48; final 9x9 conv as depthwise conv + ReduceSum + bias",
         "loss_options": model.loss_options,
         "opset": OPSET,
     }

@@ -169,22 +169,34 @@ def _paste_face(img: np.ndarray, box: tuple[float, ...], face_px: float
     return canvas, f
 
 
-def test_webcam_settings_find_a_large_face(lfw_devtest_sample: list[Path], model_path: Path
-                                           ) -> None:
+def test_webcam_settings_find_large_faces(lfw_devtest_sample: list[Path], model_path: Path
+                                          ) -> None:
+    """min_face=120/max_face=400 on 640x480 frames: faces found, boxes in frame coordinates.
+
+    MMOD boxes are quantised (window sizes 80*1.2^k, strides 8*1.2^k px) and a score also
+    sees neighbouring pyramid tiles, so a different tiling can pick the adjacent size or grid
+    point: IoU against the full pyramid's box is ~0.8 on average (0.5-1.0). Face sizes 150,
+    220 and 300 px of this image land on the same windows in both (IoU >= 0.88), which makes
+    them a sharp check of the coordinate mapping; all sizes are checked against the truth.
+    """
     full = FaceDetector(model_path, threads=2)
+    fast = FaceDetector(model_path, min_face=120, max_face=400, threads=2)
     img = read_image(lfw_devtest_sample[0])
     (face,) = full.detect(img)
-    frame, _ = _paste_face(img, face.box, 200.0)
-    ref = full.detect(frame)
-    assert len(ref) == 1
-    fast = FaceDetector(model_path, min_face=120, max_face=400, threads=2)
-    got = fast.detect(frame)
-    assert len(got) == 1
-    assert _iou(got[0].box, ref[0].box) >= 0.8
-    # boxes are in the frame's coordinates: the face is near the centre, ~200 px wide
-    cx, cy = got[0].center
-    assert abs(cx - 320) < 30 and abs(cy - 240) < 30
-    assert 150 < got[0].width < 260
+    truth_ious = []
+    for face_px in (120.0, 150.0, 200.0, 220.0, 250.0, 300.0, 350.0):
+        frame, f = _paste_face(img, face.box, face_px)
+        got = fast.detect(frame)
+        assert len(got) == 1, face_px
+        ox = 320 - (face.box[0] + face.box[2]) / 2 * f
+        oy = 240 - (face.box[1] + face.box[3]) / 2 * f
+        truth = (face.box[0] * f + ox, face.box[1] * f + oy, face.box[2] * f + ox,
+                 face.box[3] * f + oy)
+        truth_ious.append(_iou(got[0].box, truth))
+        if face_px in (150.0, 220.0, 300.0):
+            (ref,) = full.detect(frame)
+            assert _iou(got[0].box, ref.box) >= 0.8, face_px
+    assert min(truth_ious) >= 0.55 and float(np.mean(truth_ious)) >= 0.7, truth_ious
 
 
 def test_upsample_finds_small_faces(lfw_devtest_sample: list[Path], model_path: Path) -> None:
