@@ -39,11 +39,11 @@ THUMB = 64
 class EnrolParams:
     anchors: int = 10
     min_face: float = 80.0  # px, box side
-    min_sharpness: float = 20.0  # variance of the Laplacian on the face chip
+    min_sharpness: float = 25.0  # variance of the Laplacian on the 75x75 face chip
     min_brightness: float = 50.0  # mean grey level of the face region
     max_brightness: float = 220.0
     min_anchor_distance: float = 0.08  # near-duplicate gate (Euclidean, embedding space)
-    yaw_tolerance: float = 0.12  # |yaw ratio| below this counts as frontal
+    yaw_tolerance: float = 0.2  # |yaw ratio| below this counts as frontal
     pitch_tolerance: float = 0.10
     require_pose: bool = False
     dark_level: int = 40
@@ -57,15 +57,17 @@ class EnrolParams:
 def head_pose(landmarks: np.ndarray) -> tuple[float, float]:
     """Rough (yaw, pitch) from the 5 points, in units of the inter-ocular distance.
 
-    landmarks: (5, 2) — right-eye outer, right-eye inner, left-eye outer, left-eye inner,
-    nose base. yaw > 0: the nose is right of the eye midpoint in the image (the person turned
-    to their left); pitch: nose drop below the eye line (larger = head tilted down).
+    landmarks: (5, 2) — two points per eye (indices 0-1 and 2-3), then the nose base.
+    yaw > 0: the nose is right of the eye midpoint in the image (with an unmirrored camera,
+    the person turned to their left); pitch: nose drop below the eye line, in the image's
+    downward direction (larger = head tilted down).
     """
     lm = np.asarray(landmarks, np.float64)
-    right_eye = lm[0:2].mean(axis=0)
-    left_eye = lm[2:4].mean(axis=0)
-    mid = (right_eye + left_eye) / 2.0
-    axis = left_eye - right_eye
+    eye_a = lm[0:2].mean(axis=0)
+    eye_b = lm[2:4].mean(axis=0)
+    image_left, image_right = (eye_a, eye_b) if eye_a[0] <= eye_b[0] else (eye_b, eye_a)
+    mid = (image_left + image_right) / 2.0
+    axis = image_right - image_left
     iod = float(np.hypot(*axis))
     if iod < 1e-6:
         return 0.0, 0.0
@@ -182,7 +184,9 @@ class EnrolmentSession:
         o = obs[0]
         if o.size < p.min_face:
             return self._fb(False, "too_far", "Move closer to the camera", o.box)
-        sharp = sharpness(o.chip)
+        # measured on a half-size chip, close to the native resolution of small webcam faces,
+        # so upsampling in the alignment does not read as blur
+        sharp = sharpness(cv2.resize(o.chip, (75, 75), interpolation=cv2.INTER_AREA))
         if sharp < p.min_sharpness:
             return self._fb(False, "blurry", "Hold still for a moment", o.box)
         bright = region_brightness(image, o.box)
