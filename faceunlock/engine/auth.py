@@ -237,7 +237,8 @@ def save_snapshot(directory: Path, image: np.ndarray, keep: int = 20) -> Path:
     """Write a failed attempt's frame as a 0600 JPEG; keep only the newest ``keep``."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    name = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}.jpg"
+    # zero-padded nanoseconds: names sort in time order, so pruning drops the oldest
+    name = f"{time.time_ns():020d}.jpg"
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InputError("snapshot could not be encoded")

@@ -314,10 +314,10 @@ def build_tiled_pyramid(image: np.ndarray, sizes: list[tuple[int, int]],
     if skip == 0:
         first[...] = image.transpose(2, 0, 1)
     elif fast:  # interleaved RGB: cv2 resizes the three channels in one pass
-        cur = image.astype(np.float32)
+        hwc: np.ndarray = image.astype(np.float32)
         for i in range(1, skip + 1):
-            cur = cv2.resize(cur, (sizes[i][1], sizes[i][0]), interpolation=cv2.INTER_LINEAR)
-        first[...] = cur.transpose(2, 0, 1)
+            hwc = cv2.resize(hwc, (sizes[i][1], sizes[i][0]), interpolation=cv2.INTER_LINEAR)
+        first[...] = hwc.transpose(2, 0, 1)
     else:
         cur = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
         for i in range(1, skip + 1):
