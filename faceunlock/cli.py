@@ -57,6 +57,7 @@ def _settings(args: argparse.Namespace) -> Any:
         downscale=getattr(args, "downscale", None),
         upsample=getattr(args, "upsample", 0),
         flip_average=not getattr(args, "no_flip", False),
+        zoom=getattr(args, "zoom", 1.05),
         threads=getattr(args, "threads", None),
         models=getattr(args, "model", None),
     )
@@ -96,6 +97,8 @@ def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g.add_argument(
         "--no-flip", action="store_true", help="do not average each embedding with its mirror image"
     )
+    g.add_argument("--zoom", type=float, default=1.05, metavar="Z",
+                   help="magnify each chip by Z before encoding (1 = off; default 1.05)")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
 
 
@@ -244,6 +247,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         no_face=int(fallback[idx].sum()),
         no_face_fallback="central box",
         flip_average=pipe.settings.flip_average,
+        zoom=pipe.settings.zoom,
         seconds=round(elapsed, 1),
         model_sha256=pipe.encoder.sha256,
     )

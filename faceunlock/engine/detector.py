@@ -372,14 +372,16 @@ def _round_half_away(v: np.ndarray) -> np.ndarray:
 
 def mmod_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU,
              covered: float = NMS_COVERED) -> np.ndarray:
-    """dlib's greedy ``test_box_overlap`` NMS; input sorted by score. Returns kept indices.
+    """dlib's greedy ``test_box_overlap`` NMS. Returns kept indices, best score first.
 
-    Boxes are inclusive integer rectangles; "iou" is intersection over the area of the
-    bounding box of both (dlib's definition), "covered" intersection over either box's area.
+    boxes: (N, 4) inclusive integer rectangles; scores: (N,). Boxes are visited by descending
+    score (stable for ties); one is dropped if, against an already kept box, "iou" =
+    intersection / area of the bounding box of both (dlib's definition) > ``iou``, or the
+    intersection covers more than ``covered`` of either box.
     """
     keep: list[int] = []
     area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    for i in range(len(boxes)):
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable").tolist():
         b = boxes[i]
         drop = False
         for j in keep:
@@ -396,7 +398,6 @@ def mmod_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU,
                 break
         if not drop:
             keep.append(i)
-    del scores
     return np.asarray(keep, dtype=np.intp)
 
 
@@ -411,7 +412,7 @@ class FaceDetector:
     * ``min_face``: smallest face side (px) to find. Above 80 the first
       ``skip = floor(log_1.2(min_face/80))`` pyramid levels are computed (cheaply, as dlib
       does) but not run through the network, so the smallest window is 80*1.2^skip <=
-      ``min_face`` px and windows, strides and sampling stay exactly those of dlib's pyramid.
+      ``min_face`` px and windows and strides stay those of dlib's full pyramid.
     * ``downscale``: instead, shrink the image by this factor first (cv2 INTER_AREA; fast
       for integer factors). When given, ``min_face`` is ignored.
     * ``max_face``: stop adding pyramid levels once the window covers faces of this size

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from faceunlock.engine.align import face_chip
@@ -66,6 +67,8 @@ class PipelineSettings:
     downscale: float | None = None
     upsample: int = 0
     flip_average: bool = True
+    #: test-time zoom of the chip about its centre before encoding (1.0 = off); see README
+    zoom: float = 1.05
     threads: int | None = None
     models: str | None = None
 
@@ -175,8 +178,22 @@ class Pipeline:
         ]
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """(N, 150, 150, 3) uint8 -> (N, 128) float32; averages with the mirror image when
-        ``flip_average`` is on (one batched call)."""
+        """(N, 150, 150, 3) uint8 chips -> (N, 128) float32 embeddings.
+
+        With ``zoom`` != 1 each chip is first magnified about its centre (bilinear, edge
+        pixels replicated); with ``flip_average`` the embedding is averaged with that of the
+        mirrored chip (one batched encoder call). Both were chosen by 10-fold accuracy on LFW
+        DevTrain (see README, "Accuracy").
+        """
+        z = self.settings.zoom
+        if z != 1.0:
+            c = (CHIP_SIZE - 1) / 2.0
+            m = np.array([[z, 0.0, c * (1 - z)], [0.0, z, c * (1 - z)]], np.float64)
+            chips = np.stack([
+                cv2.warpAffine(x, m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+                for x in chips
+            ])
         if not self.settings.flip_average:
             return self.encoder.embed(chips)
         n = chips.shape[0]

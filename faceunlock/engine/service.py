@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,9 +189,12 @@ def calibrate(
     return choice
 
 
-def failure_counter(cfg: Config, user: str) -> FailureCounter:
+def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
+    """The user's consecutive-failure counter, in ``state_dir`` (default
+    :func:`~faceunlock.paths.user_state_dir`; the root-run PAM helper passes its own)."""
+    d = state_dir if state_dir is not None else user_state_dir()
     return FailureCounter(
-        user_state_dir() / f"failures-{user}.json",
+        d / f"failures-{user}.json",
         cfg.auth.max_failures,
         float(cfg.auth.lockout_seconds),
     )
@@ -206,11 +210,15 @@ def authenticate_user(
     pipe: Pipeline | None = None,
     on_frame: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    state_dir: Path | None = None,
 ) -> AuthResult:
-    """One attempt with lock-out bookkeeping. Never raises for 'not recognised'."""
+    """One attempt with lock-out bookkeeping. Never raises for 'not recognised'.
+
+    ``state_dir``: where the failure counter and snapshots live (default
+    :func:`~faceunlock.paths.user_state_dir`)."""
     if cfg.general.disabled:
         return AuthResult(AuthStatus.DISABLED, "Face unlock is disabled", float("nan"))
-    counter = failure_counter(cfg, user)
+    counter = failure_counter(cfg, user, state_dir)
     left = counter.locked_for()
     if left > 0:
         return AuthResult(
@@ -248,7 +256,7 @@ def authenticate_user(
     if res.status in (AuthStatus.OK, AuthStatus.NO_MATCH):
         counter.record(res.status == AuthStatus.OK)
     if res.status == AuthStatus.NO_MATCH and a.snapshots and "image" in last:
-        save_snapshot(user_state_dir() / "snapshots", last["image"])
+        save_snapshot((state_dir or user_state_dir()) / "snapshots", last["image"])
     return res
 
 
