@@ -12,7 +12,10 @@ DEV=0
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages (Debian/Ubuntu) -------------------------------------------------------
-APT_RUNTIME=(python3-venv libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+PY="${PYTHON:-python3}"
+APT_RUNTIME=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+# Debian's python3 lacks venv/ensurepip until python3-venv is installed
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules
          libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
          libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0)
@@ -33,7 +36,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # --- Python ---------------------------------------------------------------------------------
-PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || { echo "FaceUnlock needs Python 3.11 or newer ($PY is $("$PY" -V 2>&1))" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
