@@ -222,3 +222,8 @@ class KeyringUnavailableError(TemplateError):
             "unlocked (log in graphically, or `gnome-keyring-daemon --unlock`), and that "
             "DBUS_SESSION_BUS_ADDRESS is set. Templates are never stored unencrypted."
         )
+
+
+class WatcherError(FaceUnlockError):
+    """The lock-screen watcher cannot run: no D-Bus bus to connect to, no lock-state service
+    (GNOME / freedesktop ScreenSaver, logind) on it, or the connection was lost."""

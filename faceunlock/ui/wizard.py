@@ -1,0 +1,522 @@
+"""The enrolment wizard: welcome, camera, capture, calibrate, finish.
+
+Nothing is written until Finish: the anchors and the chosen threshold live in memory, and
+the template is saved once, atomically, by :meth:`TemplateStore.save`. Cancel (or closing the
+window) at any point saves nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from faceunlock.config import Config
+from faceunlock.engine import calibration as cal
+from faceunlock.engine import service
+from faceunlock.engine.enrollment import Capture, EnrolParams
+from faceunlock.engine.sources import FrameSource, make_source
+from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel, to_pixmap
+from faceunlock.ui.workers import (
+    CameraWorker,
+    EnrolWorker,
+    FramePacket,
+    WorkerThread,
+    plain_message,
+)
+
+PAGE_WELCOME, PAGE_CAMERA, PAGE_CAPTURE, PAGE_CALIBRATE, PAGE_FINISH = range(5)
+OTHER_SOURCE = "__other__"
+
+
+def camera_indices() -> list[int]:
+    """Indices of /dev/videoN nodes present now."""
+    out = []
+    for p in glob.glob("/dev/video*"):
+        m = re.fullmatch(r"/dev/video(\d+)", p)
+        if m:
+            out.append(int(m.group(1)))
+    return sorted(out)
+
+
+def _error_style(label: QLabel) -> None:
+    label.setStyleSheet("color: #c02020;")
+    label.setWordWrap(True)
+
+
+class WelcomePage(QWizardPage):
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.setTitle("Set up face unlock")
+        lay = QVBoxLayout(self)
+        path = wiz.store.path(wiz.user)
+        text = QLabel(
+            f"<p>FaceUnlock will learn your face (user <b>{wiz.user}</b>) so you can unlock "
+            "this computer by looking at the camera. Your password always keeps working.</p>"
+            f"<p><b>What is stored:</b> {wiz.anchors} short number lists describing your face "
+            "(no photos of the room), small 64×64 face thumbnails for this window, and the "
+            "chosen threshold.</p>"
+            f"<p><b>Where:</b> {path}</p>"
+            "<p><b>How it is protected:</b> encrypted with AES-256-GCM; the key is kept in "
+            "your login keyring. The file is readable by you only.</p>"
+            "<p><b>Nothing leaves this machine.</b> No network is used.</p>"
+            "<p>Nothing is saved until you press Finish at the end.</p>"
+        )
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(text)
+
+
+class CameraPage(QWizardPage):
+    """Pick the source and check the picture; a live preview runs while the page is shown."""
+
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Camera")
+        self.setSubTitle("Choose the camera and check that your face is framed and lit.")
+        lay = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.combo = QComboBox()
+        self.combo.setObjectName("source_combo")
+        src_label = QLabel("&Source:")
+        src_label.setBuddy(self.combo)
+        row.addWidget(src_label)
+        row.addWidget(self.combo, 1)
+        lay.addLayout(row)
+        self.preview = PreviewLabel()
+        lay.addWidget(self.preview, 1)
+        self.indicator = QLabel("Starting the camera…")
+        self.indicator.setObjectName("indicator")
+        self.indicator.setWordWrap(True)
+        lay.addWidget(self.indicator)
+        self._fill_sources()
+        self.combo.activated.connect(self._activated)
+        self.combo.currentIndexChanged.connect(lambda _i: self._restart())
+        self.thread: WorkerThread | None = None
+
+    def _fill_sources(self) -> None:
+        self.combo.blockSignals(True)
+        specs: list[tuple[str, str]] = []
+        for i in camera_indices():
+            specs.append((f"Camera {i} (/dev/video{i})", str(i)))
+        for spec in (self.wiz.cfg.camera.source, self.wiz.initial_spec):
+            if spec is not None and all(s != spec for _, s in specs):
+                label = f"Camera {spec}" if spec.isdigit() else spec
+                specs.append((label, spec))
+        for label, spec in specs:
+            self.combo.addItem(label, spec)
+        self.combo.addItem("Video file or image folder…", OTHER_SOURCE)
+        want = self.wiz.initial_spec or self.wiz.cfg.camera.source
+        i = self.combo.findData(want)
+        self.combo.setCurrentIndex(max(i, 0))
+        self.combo.blockSignals(False)
+
+    def _activated(self, index: int) -> None:
+        if self.combo.itemData(index) != OTHER_SOURCE:
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose a video file",
+            str(Path.home()),
+            "Videos (*.mp4 *.avi *.mkv *.webm *.gif);;All files (*)",
+        )
+        if path:
+            self.add_source(path)
+        else:
+            self.combo.setCurrentIndex(0)
+
+    def add_source(self, spec: str) -> None:
+        """Add (or select) a source spec in the combo."""
+        i = self.combo.findData(spec)
+        if i < 0:
+            i = self.combo.count() - 1
+            self.combo.insertItem(i, spec, spec)
+        self.combo.setCurrentIndex(i)
+
+    def spec(self) -> str | None:
+        data = self.combo.currentData()
+        return None if data in (None, OTHER_SOURCE) else str(data)
+
+    def _restart(self) -> None:
+        self.stop()
+        spec = self.spec()
+        if spec is None or self.wiz.currentId() != PAGE_CAMERA:
+            return
+        self.indicator.setText("Starting the camera…")
+        self.wiz.source_spec = spec
+        worker = CameraWorker(
+            self.wiz.source_factory(spec, preview=True),
+            self.wiz.pipe_factory,
+            min_interval=self.wiz.min_interval,
+        )
+        worker.frame.connect(self._frame)
+        worker.error.connect(self._error)
+        self.thread = WorkerThread(worker)
+        self.thread.start()
+
+    def _frame(self, pkt: FramePacket) -> None:
+        min_face = self.wiz.cfg.detector.min_face
+        box = pkt.box
+        if pkt.dark:
+            msg = "Too dark: turn on a light in front of you"
+        elif box is None:
+            msg = "No face found: look at the camera"
+        elif len(pkt.boxes) > 1:
+            msg = "Several faces: make sure only you are in view"
+        elif min(box[2] - box[0], box[3] - box[1]) < min_face:
+            msg = "Move closer to the camera"
+        else:
+            msg = "Good: your face is visible"
+        self.indicator.setStyleSheet("")
+        self.indicator.setText(msg)
+        self.preview.show_frame(pkt.image, pkt.boxes, good=msg.startswith("Good"))
+
+    def _error(self, msg: str) -> None:
+        _error_style(self.indicator)
+        self.indicator.setText(msg)
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.stop()
+            self.thread = None
+
+    def validatePage(self) -> bool:
+        self.stop()
+        spec = self.spec()
+        if spec is None:
+            return False
+        self.wiz.source_spec = spec
+        return True
+
+    def cleanupPage(self) -> None:
+        self.stop()
+
+
+class CapturePage(QWizardPage):
+    """Guided capture: pose instruction, progress 'anchor k of N', feedback, thumbnails."""
+
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Capture your face")
+        self.setSubTitle("Follow the instruction; pictures are taken automatically.")
+        lay = QVBoxLayout(self)
+        self.instruction = QLabel()
+        self.instruction.setObjectName("instruction")
+        f = self.instruction.font()
+        f.setPointSizeF(f.pointSizeF() * 1.4)
+        f.setBold(True)
+        self.instruction.setFont(f)
+        lay.addWidget(self.instruction)
+        self.preview = PreviewLabel()
+        lay.addWidget(self.preview, 1)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progress")
+        self.progress.setFormat("anchor %v of %m")
+        lay.addWidget(self.progress)
+        self.feedback = QLabel()
+        self.feedback.setObjectName("feedback")
+        self.feedback.setWordWrap(True)
+        lay.addWidget(self.feedback)
+        self.thumbs = QHBoxLayout()
+        self.thumbs.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        thumbs_box = QWidget()
+        thumbs_box.setLayout(self.thumbs)
+        lay.addWidget(thumbs_box)
+        self.retry = QPushButton("&Start again")
+        self.retry.setObjectName("retry")
+        self.retry.clicked.connect(self.start)
+        self.retry.setVisible(False)
+        lay.addWidget(self.retry, 0, Qt.AlignmentFlag.AlignLeft)
+        self.thread: WorkerThread | None = None
+        self.captures: list[Capture] = []
+
+    def initializePage(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self.stop()
+        self.captures = []
+        self.wiz.captures = []
+        while self.thumbs.count():
+            item = self.thumbs.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()  # type: ignore[union-attr]
+        self.progress.setRange(0, self.wiz.anchors)
+        self.progress.setValue(0)
+        self.instruction.setText("Look straight at the camera")
+        self.feedback.setStyleSheet("")
+        self.feedback.setText("Starting the camera…")
+        self.retry.setVisible(False)
+        spec = self.wiz.source_spec or self.wiz.cfg.camera.source
+        params = EnrolParams(
+            anchors=self.wiz.anchors, min_face=min(80.0, float(self.wiz.cfg.detector.min_face))
+        )
+        worker = EnrolWorker(
+            self.wiz.source_factory(spec, preview=False),
+            self.wiz.pipe_factory,
+            params,
+            min_interval=self.wiz.min_interval,
+        )
+        worker.frame.connect(self._frame)
+        worker.error.connect(self._error)
+        worker.completed.connect(self._completed)
+        worker.finished.connect(self._finished)
+        self.thread = WorkerThread(worker)
+        self.thread.start()
+        self.completeChanged.emit()
+
+    def _frame(self, pkt: FramePacket) -> None:
+        fb = pkt.feedback
+        if fb is None:
+            return
+        self.preview.show_frame(pkt.image, pkt.boxes, good=fb.accepted)
+        self.progress.setValue(fb.progress)
+        self.instruction.setText(fb.instruction if not fb.done else "Done")
+        self.feedback.setStyleSheet("")
+        self.feedback.setText("Captured" if fb.accepted else fb.reason)
+        if pkt.capture is not None:
+            self.captures.append(pkt.capture)
+            thumb = QLabel()
+            thumb.setPixmap(to_pixmap(pkt.capture.thumbnail))
+            thumb.setToolTip(f"pose: {pkt.capture.pose}")
+            self.thumbs.addWidget(thumb)
+
+    def _completed(self) -> None:
+        self.wiz.captures = list(self.captures)
+        self.feedback.setText(f"All {len(self.captures)} anchors captured. Press Next.")
+        self.completeChanged.emit()
+
+    def _finished(self) -> None:
+        if not self.isComplete() and self.thread is not None and not self.thread.worker.stopping:
+            if not self.feedback.styleSheet():
+                self.feedback.setText(
+                    f"The video ended after {len(self.captures)} of {self.wiz.anchors} anchors. "
+                    "Press Start again, or go Back and pick another source."
+                )
+            self.retry.setVisible(True)
+
+    def _error(self, msg: str) -> None:
+        _error_style(self.feedback)
+        self.feedback.setText(msg)
+
+    def isComplete(self) -> bool:
+        return len(self.wiz.captures) >= self.wiz.anchors
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.stop()
+            self.thread = None
+
+    def cleanupPage(self) -> None:
+        self.stop()
+        self.captures = []
+        self.wiz.captures = []
+
+
+class CalibratePage(QWizardPage):
+    """Security level and threshold from the FAR table and the new anchors."""
+
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Security level")
+        lay = QVBoxLayout(self)
+        self.panel = CalibrationPanel()
+        lay.addWidget(self.panel)
+        self.error = QLabel()
+        _error_style(self.error)
+        lay.addWidget(self.error)
+
+    def initializePage(self) -> None:
+        self.error.setText("")
+        try:
+            self.wiz.build_template()
+            t = self.wiz.template
+            assert t is not None
+            emb = t.embeddings()
+            genuine = cal.anchor_genuine_distances(emb) if len(emb) >= 2 else np.zeros(0)
+            table = service.far_table(self.wiz.pipe_factory())
+            self.panel.set_data(table, len(emb), genuine, t.security_level)
+        except Exception as e:
+            self.error.setText(plain_message(e))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.panel.choice is not None and not self.error.text()
+
+    def validatePage(self) -> bool:
+        self.wiz.choice = self.panel.choice
+        return self.wiz.choice is not None
+
+
+class FinishPage(QWizardPage):
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Ready")
+        lay = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.error = QLabel()
+        _error_style(self.error)
+        lay.addWidget(self.error)
+        self.setFinalPage(True)
+
+    def initializePage(self) -> None:
+        t, ch = self.wiz.template, self.wiz.choice
+        self.error.setText("")
+        if t is None or ch is None:
+            return
+        self.summary.setText(
+            f"{len(t)} anchors for {t.user}, security level {ch.level} "
+            f"(threshold {ch.threshold:.3f}).\n\nPress Finish to save your encrypted "
+            f"template to {self.wiz.store.path(t.user)}. Then try it with "
+            "“Test recognition…” in the tray menu."
+        )
+
+    def validatePage(self) -> bool:
+        try:
+            self.wiz.save()
+        except Exception as e:
+            self.error.setText("Could not save: " + plain_message(e))
+            return False
+        return True
+
+
+class EnrolWizard(QWizard):
+    """Enrol (or add an appearance for) ``user``.
+
+    store/cfg: injectable for tests; source_spec: the source to preselect (a camera index,
+    a video file or an image folder); anchors: how many to capture (default
+    ``cfg.enrol.anchors``); label: the appearance name; replace: start a new template
+    instead of adding to an existing one; pipe_factory: returns the Pipeline;
+    min_interval: at most one frame per this many seconds (preview pacing).
+    """
+
+    def __init__(
+        self,
+        store: TemplateStore,
+        cfg: Config,
+        *,
+        user: str | None = None,
+        source_spec: str | None = None,
+        anchors: int | None = None,
+        label: str = "default",
+        replace: bool = False,
+        pipe_factory: Callable[[], Any] | None = None,
+        min_interval: float = 0.0,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.cfg = cfg
+        self.user = user or service.current_user()
+        self.initial_spec = source_spec
+        self.source_spec: str | None = source_spec
+        self.anchors = anchors if anchors is not None else cfg.enrol.anchors
+        self.label = label
+        self.replace = replace
+        self.pipe_factory: Callable[[], Any] = pipe_factory or (lambda: service.pipeline_for(cfg))
+        self.min_interval = min_interval
+        self.captures: list[Capture] = []
+        self.template: Template | None = None
+        self.choice: cal.ThresholdChoice | None = None
+        self.saved_path: Path | None = None
+        self.setWindowTitle("FaceUnlock: enrol your face")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.pages: dict[int, QWizardPage] = {
+            PAGE_WELCOME: WelcomePage(self),
+            PAGE_CAMERA: CameraPage(self),
+            PAGE_CAPTURE: CapturePage(self),
+            PAGE_CALIBRATE: CalibratePage(self),
+            PAGE_FINISH: FinishPage(self),
+        }
+        for pid, page in self.pages.items():
+            self.setPage(pid, page)
+        self.setStartId(PAGE_WELCOME)
+        # the preview runs whenever the camera page is shown, forwards or back
+        self.currentIdChanged.connect(self._page_changed)
+        self.resize(720, 600)
+
+    def source_factory(self, spec: str, *, preview: bool) -> Callable[[], FrameSource]:
+        c = self.cfg.camera
+
+        def build() -> FrameSource:
+            return make_source(
+                spec, width=c.width, height=c.height, fps=c.fps, rotation=c.rotation, loop=preview
+            )
+
+        return build
+
+    def _page_changed(self, pid: int) -> None:
+        if pid == PAGE_CAMERA:
+            self.camera_page._restart()
+
+    @property
+    def camera_page(self) -> CameraPage:
+        page = self.pages[PAGE_CAMERA]
+        assert isinstance(page, CameraPage)
+        return page
+
+    def build_template(self) -> None:
+        """The template to save: the existing one plus the new anchors (unless replace)."""
+        pipe = self.pipe_factory()
+        sha = pipe.encoder.sha256
+        if self.store.exists(self.user) and not self.replace:
+            t = self.store.load(self.user, expected_model_sha256=sha)
+        else:
+            t = Template(
+                user=self.user, model_sha256=sha, security_level=self.cfg.auth.security_level
+            )
+        t.add_anchors(
+            Anchor.new(
+                c.embedding,
+                c.thumbnail,
+                label=self.label,
+                quality={**c.quality, "pose_" + c.pose: 1.0},
+            )
+            for c in self.captures
+        )
+        self.template = t
+
+    def save(self) -> Path:
+        t, ch = self.template, self.choice
+        if t is None or ch is None:
+            raise RuntimeError("nothing to save: the wizard is not complete")
+        t.threshold = ch.threshold
+        t.security_level = ch.level
+        t.calibration = ch.to_json()
+        self.saved_path = self.store.save(t)
+        return self.saved_path
+
+    def stop_workers(self) -> None:
+        for page in self.pages.values():
+            stop = getattr(page, "stop", None)
+            if stop is not None:
+                stop()
+
+    def done(self, result: int) -> None:
+        self.stop_workers()
+        super().done(result)

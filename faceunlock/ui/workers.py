@@ -1,0 +1,263 @@
+"""Background workers: read a frame source and run the engine off the GUI thread.
+
+A worker is a ``QObject`` moved to its own ``QThread`` (see :class:`WorkerThread`). Its
+``run`` slot opens the source, handles frames until the source ends or :meth:`stop` is
+called, then closes the source and emits ``finished``. The camera is therefore open only
+while a worker runs. Every frame produces one :class:`FramePacket` on the ``frame`` signal;
+failures become one plain-language ``error`` string (then ``finished``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+
+from faceunlock.engine.auth import score_frame
+from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.quality import is_dark
+from faceunlock.engine.sources import Frame, FrameSource
+from faceunlock.errors import (
+    CameraError,
+    ConfigError,
+    FaceUnlockError,
+    InputError,
+    ModelError,
+    TemplateError,
+)
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class FramePacket:
+    """What the GUI gets for one frame.
+
+    image: RGB uint8 (H, W, 3); boxes: face boxes (left, top, right, bottom) in image pixels;
+    dark: the frame was too dark to use; feedback: the enrolment verdict (EnrolWorker);
+    distance/match/threshold: the recognition result (AuthTestWorker; distance is ``inf``
+    when no face was seen); ms: processing time of the frame; capture: the anchor taken from
+    this frame (EnrolWorker).
+    """
+
+    image: np.ndarray
+    index: int
+    boxes: list[Box] = field(default_factory=list)
+    dark: bool = False
+    feedback: Feedback | None = None
+    distance: float | None = None
+    match: bool | None = None
+    threshold: float | None = None
+    ms: float = 0.0
+    capture: Capture | None = None
+
+    @property
+    def box(self) -> Box | None:
+        """The largest face box, or None."""
+        if not self.boxes:
+            return None
+        return max(self.boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+
+
+def plain_message(exc: BaseException) -> str:
+    """A message for a person, not a traceback."""
+    if isinstance(exc, CameraError):
+        return f"Camera problem: {exc}"
+    if isinstance(exc, ModelError):
+        return f"The face models are missing or damaged ({exc}). Reinstall FaceUnlock."
+    if isinstance(exc, TemplateError):
+        return f"Your face template cannot be read ({exc}). Re-enrol to fix this."
+    if isinstance(exc, ConfigError | InputError):
+        return f"Invalid setting: {exc}"
+    if isinstance(exc, FaceUnlockError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"System error: {exc.strerror or exc}"
+    return f"Unexpected error: {exc}"
+
+
+class CameraWorker(QObject):
+    """Open a source, run the pipeline on each frame, emit a :class:`FramePacket` per frame.
+
+    source_factory: builds a (closed) FrameSource; pipe_factory: returns the Pipeline (called
+    in the worker thread, so model loading does not freeze the GUI). min_interval: seconds
+    between frames at most (throttles fast file sources so the preview stays watchable).
+    """
+
+    frame = pyqtSignal(object)
+    error = pyqtSignal(str)
+    finished = pyqtSignal()
+
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        pipe_factory: Callable[[], Any],
+        *,
+        min_interval: float = 0.0,
+        dark_level: int = 40,
+        dark_fraction: float = 0.95,
+    ) -> None:
+        super().__init__()
+        self.source_factory = source_factory
+        self.pipe_factory = pipe_factory
+        self.min_interval = min_interval
+        self.dark_level = dark_level
+        self.dark_fraction = dark_fraction
+        self._stop = threading.Event()
+        self.source: FrameSource | None = None
+        self.frames_seen = 0
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current frame (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @pyqtSlot()
+    def run(self) -> None:
+        try:
+            pipe = self.pipe_factory()
+            self.prepare(pipe)
+            self.source = self.source_factory()
+            with self.source as src:
+                last = 0.0
+                while not self._stop.is_set():
+                    fr = src.read()
+                    if fr is None:
+                        break
+                    wait = self.min_interval - (time.monotonic() - last)
+                    if wait > 0:
+                        time.sleep(wait)
+                    last = time.monotonic()
+                    t0 = time.perf_counter()
+                    packet = self.process(pipe, fr)
+                    packet.ms = (time.perf_counter() - t0) * 1000.0
+                    self.frames_seen += 1
+                    if self._stop.is_set():
+                        break
+                    self.frame.emit(packet)
+                    if self.done():
+                        break
+        except Exception as e:  # every failure reaches the GUI as words
+            self.error.emit(plain_message(e))
+        finally:
+            self.finished.emit()
+
+    def prepare(self, pipe: Any) -> None:
+        """Called in the worker thread once the pipeline is loaded, before the source opens."""
+
+    def done(self) -> bool:
+        """True ends the loop after the frame just emitted."""
+        return False
+
+    def is_dark(self, image: np.ndarray) -> bool:
+        return bool(is_dark(image, dark_level=self.dark_level, dark_fraction=self.dark_fraction))
+
+    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+        if self.is_dark(fr.image):
+            return FramePacket(fr.image, fr.index, dark=True)
+        obs = pipe.observe(fr.image, select="all")
+        return FramePacket(fr.image, fr.index, boxes=[tuple(map(float, o.box)) for o in obs])
+
+
+class EnrolWorker(CameraWorker):
+    """Feeds each frame to an :class:`EnrolmentSession` (built in the worker thread, once the
+    pipeline is loaded); the packet carries its Feedback and, when a frame was accepted, the
+    new Capture. Emits ``completed`` (and stops) once the session has all its anchors."""
+
+    completed = pyqtSignal()
+
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        pipe_factory: Callable[[], Any],
+        params: EnrolParams,
+        *,
+        min_interval: float = 0.0,
+    ) -> None:
+        super().__init__(source_factory, pipe_factory, min_interval=min_interval)
+        self.params = params
+        self.session: EnrolmentSession | None = None
+
+    def prepare(self, pipe: Any) -> None:
+        self.session = EnrolmentSession(pipe, self.params)
+
+    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+        assert self.session is not None
+        fb = self.session.offer(fr)
+        boxes = [tuple(map(float, fb.box))] if fb.box is not None else []
+        cap = self.session.captures[-1] if fb.accepted else None
+        return FramePacket(
+            fr.image, fr.index, boxes=boxes, dark=fb.code == "dark", feedback=fb, capture=cap
+        )
+
+    def done(self) -> bool:
+        if self.session is not None and self.session.done:
+            self.completed.emit()
+            return True
+        return False
+
+
+class AuthTestWorker(CameraWorker):
+    """For "Test recognition": each frame's best distance to the anchors and the decision."""
+
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        pipe_factory: Callable[[], Any],
+        anchors: np.ndarray,
+        threshold: float,
+        *,
+        min_interval: float = 0.0,
+    ) -> None:
+        super().__init__(source_factory, pipe_factory, min_interval=min_interval)
+        self.anchors = np.asarray(anchors, np.float32)
+        self.threshold = float(threshold)
+
+    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+        if self.is_dark(fr.image):
+            return FramePacket(fr.image, fr.index, dark=True, threshold=self.threshold)
+        faces, dist = score_frame(pipe, fr.image, self.anchors)
+        return FramePacket(
+            fr.image,
+            fr.index,
+            distance=dist,
+            match=faces > 0 and dist <= self.threshold,
+            threshold=self.threshold,
+        )
+
+
+class WorkerThread:
+    """Owns one worker and the QThread it runs in.
+
+    ``start()`` moves the worker to a new thread and runs it; ``stop()`` asks it to end and
+    waits (the source is closed by then). Connect to the worker's signals before start().
+    """
+
+    def __init__(self, worker: CameraWorker) -> None:
+        self.worker = worker
+        self.thread = QThread()
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+        worker.finished.connect(self.thread.quit)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def stop(self, wait_ms: int = 10_000) -> bool:
+        """Stop the worker; True when the thread ended within ``wait_ms``."""
+        self.worker.stop()
+        if not self.thread.isRunning():
+            return True
+        self.thread.quit()
+        return bool(self.thread.wait(wait_ms))

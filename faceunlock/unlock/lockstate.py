@@ -1,0 +1,431 @@
+"""Is the session locked, tell me when that changes, and unlock it: the lock-state backends
+the watcher (:mod:`faceunlock.unlock.watcher`) runs on, over D-Bus with jeepney (blocking I/O).
+
+Backends (``watcher.backend`` in the config):
+
+``gnome``
+    ``org.gnome.ScreenSaver`` on the session bus (GNOME Shell): ``GetActive``, the signal
+    ``ActiveChanged(b)``; unlock with ``SetActive(false)``.
+``freedesktop``
+    ``org.freedesktop.ScreenSaver`` on the session bus (KDE Plasma, Xfce, Cinnamon, ...): the
+    same three members.
+``logind``
+    ``org.freedesktop.login1`` on the system bus: the session object's ``LockedHint``
+    property (and its ``PropertiesChanged``), the signals ``Lock`` / ``Unlock``; unlock with
+    ``Session.Unlock()``.
+``auto``
+    the first of gnome, freedesktop (a name with an owner on the session bus), then logind.
+
+Every backend delivers :class:`LockEvent` s only on a change of state (a ``Lock`` signal
+followed by ``LockedHint = true`` is one event). :meth:`LockBackend.wait_event` blocks in
+``select()`` on the bus socket (and a wake-up pipe, see :meth:`LockBackend.wake`): no polling,
+no CPU while nothing happens.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import enum
+import os
+import selectors
+import time
+from collections import deque
+from types import TracebackType
+from typing import Any, Self
+
+from jeepney import (
+    DBusAddress,
+    HeaderFields,
+    MatchRule,
+    Message,
+    MessageType,
+    new_method_call,
+)
+from jeepney.io.blocking import DBusConnection, open_dbus_connection
+
+from faceunlock.errors import WatcherError
+from faceunlock.unlock.pam_helper import DEFAULT_LID_GLOB, lid_closed
+
+__all__ = [
+    "BACKEND_NAMES",
+    "DEFAULT_LID_GLOB",
+    "LOGIND",
+    "SCREENSAVERS",
+    "LockBackend",
+    "LockEvent",
+    "LogindBackend",
+    "ScreenSaverBackend",
+    "detect_backend",
+    "lid_closed",
+]
+
+#: seconds a D-Bus method call may take before it counts as failed
+CALL_TIMEOUT = 5.0
+#: ``watcher.backend`` value -> (bus name, object path, interface) of the ScreenSaver services,
+#: in auto-detection order
+SCREENSAVERS: dict[str, tuple[str, str, str]] = {
+    "gnome": ("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver", "org.gnome.ScreenSaver"),
+    "freedesktop": (
+        "org.freedesktop.ScreenSaver",
+        "/org/freedesktop/ScreenSaver",
+        "org.freedesktop.ScreenSaver",
+    ),
+}
+LOGIND = "org.freedesktop.login1"
+LOGIND_PATH = "/org/freedesktop/login1"
+LOGIND_MANAGER = "org.freedesktop.login1.Manager"
+LOGIND_SESSION = "org.freedesktop.login1.Session"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+BACKEND_NAMES = ("gnome", "freedesktop", "logind")
+
+
+class LockEvent(enum.Enum):
+    """A change of the session's lock state."""
+
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+
+
+def _bus_label(address: str | None, system: bool) -> str:
+    if address is not None:
+        return f"D-Bus bus {address}"
+    return "D-Bus system bus" if system else "D-Bus session bus"
+
+
+def connect(address: str | None = None, *, system: bool = False) -> DBusConnection:
+    """A blocking jeepney connection to ``address`` (a D-Bus address such as
+    ``unix:path=/run/user/1000/bus``), or to the session / system bus when None.
+    Raises :class:`WatcherError` with the reason when there is none to connect to."""
+    label = _bus_label(address, system)
+    if address is None and not system and not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        raise WatcherError(
+            "no D-Bus session bus: DBUS_SESSION_BUS_ADDRESS is not set. Run the watcher inside "
+            "your graphical session (`systemctl --user start faceunlock-watch`), not over SSH "
+            "or from a bare TTY"
+        )
+    target = address if address is not None else ("SYSTEM" if system else "SESSION")
+    try:
+        return open_dbus_connection(target)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise WatcherError(f"cannot connect to the {label}: {e}") from e
+
+
+def _call(
+    conn: DBusConnection,
+    addr: DBusAddress,
+    method: str,
+    signature: str | None = None,
+    body: tuple[Any, ...] = (),
+    what: str = "",
+) -> tuple[Any, ...]:
+    """One method call; every failure (error reply, timeout, lost bus) -> WatcherError."""
+    msg = new_method_call(addr, method, signature, body)
+    name = what or f"{addr.bus_name} {addr.interface}.{method}"
+    try:
+        reply = conn.send_and_get_reply(msg, timeout=CALL_TIMEOUT)
+    except TimeoutError as e:
+        raise WatcherError(f"{name}: no reply within {CALL_TIMEOUT:g} s") from e
+    except OSError as e:
+        raise WatcherError(f"{name}: D-Bus connection lost ({e})") from e
+    if reply.header.message_type == MessageType.error:
+        err = reply.header.fields.get(HeaderFields.error_name, "error")
+        text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+        raise WatcherError(f"{name} failed: {err}{': ' + text if text else ''}")
+    return tuple(reply.body)
+
+
+_BUS = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
+
+
+def name_has_owner(conn: DBusConnection, name: str) -> bool:
+    """Whether ``name`` is owned on the bus of ``conn`` (no service activation)."""
+    return bool(_call(conn, _BUS, "NameHasOwner", "s", (name,))[0])
+
+
+class LockBackend(abc.ABC):
+    """One source of lock state on one D-Bus connection. Not thread-safe, except
+    :meth:`wake`, which any thread (or a signal handler) may call."""
+
+    #: ``watcher.backend`` value of this backend
+    name: str = ""
+
+    def __init__(self, conn: DBusConnection) -> None:
+        self._conn = conn
+        self._inbox: deque[Message] = deque()
+        self._events: deque[LockEvent] = deque()
+        self._locked: bool | None = None
+        # every signal received (also while waiting for a method reply) lands in _inbox
+        self._filter = conn.filter(MatchRule(type="signal"), queue=self._inbox)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(conn.sock, selectors.EVENT_READ, "bus")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._closed = False
+
+    # --------------------------------------------------------------- for subclasses
+    def _add_match(self, rule: MatchRule) -> None:
+        _call(self._conn, _BUS, "AddMatch", "s", (rule.serialise(),))
+
+    def _init_failed(self, conn: DBusConnection) -> None:
+        """Release what a failed constructor opened."""
+        if hasattr(self, "_selector"):
+            self.close()
+        else:
+            conn.close()
+
+    @abc.abstractmethod
+    def _query_locked(self) -> bool:
+        """Ask the service whether the session is locked now."""
+
+    @abc.abstractmethod
+    def _translate(self, msg: Message) -> bool | None:
+        """The lock state a signal announces (True: locked), or None when it says nothing."""
+
+    # --------------------------------------------------------------- public API
+    def is_locked(self) -> bool:
+        """Whether the session is locked now (asks the service)."""
+        self._locked = self._query_locked()
+        return self._locked
+
+    @abc.abstractmethod
+    def unlock(self) -> None:
+        """Perform the unlock action. Raises :class:`WatcherError` when the service refuses."""
+
+    def wait_event(self, timeout: float | None = None) -> LockEvent | None:
+        """The next lock-state change, waiting at most ``timeout`` seconds (None: forever;
+        0: only what has already arrived). None on timeout or after :meth:`wake`."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            self._pump()
+            if self._events:
+                return self._events.popleft()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            for key, _ in self._selector.select(left):
+                if key.data == "wake":
+                    self._drain_wake()
+                    return None
+
+    def wake(self) -> None:
+        """Make a blocked (or the next) :meth:`wait_event` return None at once."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._filter.close()
+        self._selector.close()
+        self._conn.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    # --------------------------------------------------------------- internals
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+
+    def _pump(self) -> None:
+        """Read whatever the bus has sent (without blocking) and turn signals into events."""
+        while True:
+            try:
+                self._conn.recv_messages(timeout=0)
+            except TimeoutError:
+                break
+            except OSError as e:
+                raise WatcherError(f"{self.name}: lost the D-Bus connection ({e})") from e
+        while self._inbox:
+            state = self._translate(self._inbox.popleft())
+            if state is not None and state != self._locked:
+                self._locked = state
+                self._events.append(LockEvent.LOCKED if state else LockEvent.UNLOCKED)
+
+
+def _header(msg: Message, field: HeaderFields) -> Any:
+    return msg.header.fields.get(field)
+
+
+class ScreenSaverBackend(LockBackend):
+    """``org.freedesktop.ScreenSaver`` or ``org.gnome.ScreenSaver`` on the session bus."""
+
+    def __init__(
+        self, service: str = "org.freedesktop.ScreenSaver", address: str | None = None
+    ) -> None:
+        kinds = {v[0]: k for k, v in SCREENSAVERS.items()}
+        if service not in kinds:
+            raise WatcherError(f"unknown screensaver service {service!r}; one of {list(kinds)}")
+        self.name = kinds[service]
+        bus_name, path, interface = SCREENSAVERS[self.name]
+        self.service = bus_name
+        self._addr = DBusAddress(path, bus_name, interface)
+        conn = connect(address)
+        try:
+            if not name_has_owner(conn, bus_name):
+                raise WatcherError(
+                    f"{bus_name} has no owner on the {_bus_label(address, False)}: that "
+                    "screen locker is not running (set watcher.backend = auto to detect one)"
+                )
+            super().__init__(conn)
+            rule = MatchRule(
+                type="signal", sender=bus_name, interface=interface, member="ActiveChanged"
+            )
+            self._add_match(rule)
+            self.is_locked()  # proves GetActive works and sets the initial state
+        except BaseException:
+            self._init_failed(conn)
+            raise
+
+    def _query_locked(self) -> bool:
+        return bool(_call(self._conn, self._addr, "GetActive")[0])
+
+    def _translate(self, msg: Message) -> bool | None:
+        if (
+            _header(msg, HeaderFields.interface) == self._addr.interface
+            and _header(msg, HeaderFields.member) == "ActiveChanged"
+            and msg.body
+        ):
+            return bool(msg.body[0])
+        return None
+
+    def unlock(self) -> None:
+        _call(self._conn, self._addr, "SetActive", "b", (False,))
+
+
+class LogindBackend(LockBackend):
+    """The session object of ``org.freedesktop.login1`` on the system bus.
+
+    The session is, in order: ``session_path`` (an object path), ``session_id``,
+    ``$XDG_SESSION_ID``, the session of this process (``GetSessionByPID``), logind's ``auto``
+    session (the user's display session: how a systemd user service finds it)."""
+
+    name = "logind"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        session_id: str | None = None,
+        session_path: str | None = None,
+    ) -> None:
+        conn = connect(address, system=True)
+        label = _bus_label(address, True)
+        try:
+            if not name_has_owner(conn, LOGIND):
+                raise WatcherError(f"{LOGIND} (systemd-logind) has no owner on the {label}")
+            self._manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
+            self.session_path = session_path or self._find_session(conn, session_id)
+            self._session = DBusAddress(self.session_path, LOGIND, LOGIND_SESSION)
+            super().__init__(conn)
+            self._add_match(MatchRule(type="signal", sender=LOGIND, path=self.session_path))
+            self.is_locked()
+        except BaseException:
+            self._init_failed(conn)
+            raise
+
+    def _find_session(self, conn: DBusConnection, session_id: str | None) -> str:
+        sid = session_id or os.environ.get("XDG_SESSION_ID")
+        if sid:
+            return str(_call(conn, self._manager, "GetSession", "s", (sid,))[0])
+        problems = []
+        try:
+            return str(_call(conn, self._manager, "GetSessionByPID", "u", (os.getpid(),))[0])
+        except WatcherError as e:
+            problems.append(str(e))
+        try:
+            auto = DBusAddress(f"{LOGIND_PATH}/session/auto", LOGIND, PROPERTIES)
+            (variant,) = _call(conn, auto, "Get", "ss", (LOGIND_SESSION, "Id"))
+            return str(_call(conn, self._manager, "GetSession", "s", (variant[1],))[0])
+        except WatcherError as e:
+            problems.append(str(e))
+        raise WatcherError("cannot find this user's logind session: " + "; ".join(problems))
+
+    def _query_locked(self) -> bool:
+        props = DBusAddress(self.session_path, LOGIND, PROPERTIES)
+        (variant,) = _call(self._conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
+        return bool(variant[1])
+
+    def _translate(self, msg: Message) -> bool | None:
+        if _header(msg, HeaderFields.path) != self.session_path:
+            return None
+        iface, member = _header(msg, HeaderFields.interface), _header(msg, HeaderFields.member)
+        if iface == LOGIND_SESSION and member in ("Lock", "Unlock"):
+            return member == "Lock"
+        if iface == PROPERTIES and member == "PropertiesChanged" and len(msg.body) >= 2:
+            changed_iface, changed = msg.body[0], msg.body[1]
+            if changed_iface == LOGIND_SESSION and "LockedHint" in changed:
+                return bool(changed["LockedHint"][1])
+        return None
+
+    def unlock(self) -> None:
+        _call(self._conn, self._session, "Unlock")
+
+
+def detect_backend(
+    cfg_backend: str = "auto",
+    *,
+    session_bus: str | None = None,
+    system_bus: str | None = None,
+    session_id: str | None = None,
+) -> LockBackend:
+    """The backend named by ``cfg_backend`` (``auto``, ``gnome``, ``freedesktop``,
+    ``logind``). ``auto``: GNOME's ScreenSaver when its name has an owner on the session bus,
+    then the freedesktop one, then logind. ``session_bus`` / ``system_bus``: D-Bus addresses
+    (default: the environment's). Raises :class:`WatcherError` naming what was tried."""
+    if cfg_backend in SCREENSAVERS:
+        return ScreenSaverBackend(SCREENSAVERS[cfg_backend][0], session_bus)
+    if cfg_backend == "logind":
+        return LogindBackend(system_bus, session_id=session_id)
+    if cfg_backend != "auto":
+        raise WatcherError(
+            f"unknown watcher backend {cfg_backend!r}; one of auto, {', '.join(BACKEND_NAMES)}"
+        )
+    tried: list[str] = []
+    try:
+        probe = connect(session_bus)
+    except WatcherError as e:
+        tried.append(str(e))
+    else:
+        try:
+            owned = [k for k, v in SCREENSAVERS.items() if name_has_owner(probe, v[0])]
+        except WatcherError as e:
+            owned = []
+            tried.append(str(e))
+        finally:
+            probe.close()
+        for kind in owned:
+            try:
+                return ScreenSaverBackend(SCREENSAVERS[kind][0], session_bus)
+            except WatcherError as e:
+                tried.append(str(e))
+        if not owned:
+            names = " nor ".join(v[0] for v in SCREENSAVERS.values())
+            tried.append(f"neither {names} has an owner on the {_bus_label(session_bus, False)}")
+    try:
+        return LogindBackend(system_bus, session_id=session_id)
+    except WatcherError as e:
+        tried.append(f"logind: {e}")
+    raise WatcherError(
+        "no lock-screen service to watch: "
+        + "; ".join(tried)
+        + ". Face unlock of the lock screen needs a desktop session with GNOME Shell, a "
+        "freedesktop ScreenSaver (KDE, Xfce, ...) or systemd-logind"
+    )
