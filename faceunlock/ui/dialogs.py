@@ -112,7 +112,7 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-class TestDialog(QDialog):
+class RecognitionTestDialog(QDialog):
     """Live recognition test: per frame distance, threshold and decision."""
 
     def __init__(

@@ -71,8 +71,8 @@ class WelcomePage(QWizardPage):
         text = QLabel(
             f"<p>FaceUnlock will learn your face (user <b>{wiz.user}</b>) so you can unlock "
             "this computer by looking at the camera. Your password always keeps working.</p>"
-            f"<p><b>What is stored:</b> {wiz.anchors} short number lists describing your face "
-            "(no photos of the room), small 64×64 face thumbnails for this window, and the "
+            f"<p><b>What is stored:</b> {wiz.anchors} face descriptors (lists of 128 numbers) "
+            "instead of photos, small 64×64 face thumbnails for this window, and the "
             "chosen threshold.</p>"
             f"<p><b>Where:</b> {path}</p>"
             "<p><b>How it is protected:</b> encrypted with AES-256-GCM; the key is kept in "

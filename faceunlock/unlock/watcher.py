@@ -197,8 +197,9 @@ class Watcher:
         if self.stopping or self._unlocked:
             return True
         while (ev := self.backend.wait_event(0)) is not None:
-            if ev is LockEvent.UNLOCKED:
+            if ev is LockEvent.UNLOCKED:  # later events (a new lock) stay queued
                 self._unlocked = True
+                break
         return self._unlocked
 
     def _attempt(self) -> AuthStatus:
@@ -226,13 +227,6 @@ class Watcher:
                 self._emit(WatcherState.PAUSED, f"lid closed ({closed}); not using the camera")
                 self._wait(self.lid_poll)
                 continue
-            if self.max_attempts is not None and self.attempts >= self.max_attempts:
-                self._emit(
-                    WatcherState.PAUSED,
-                    f"no match in {self.attempts} attempts; type your password",
-                )
-                self._wait(None)
-                break
             self._attempt_error = ""
             self._emit(WatcherState.AUTHENTICATING, f"attempt {self.attempts + 1}")
             status = self._attempt()
@@ -243,9 +237,12 @@ class Watcher:
                 self._unlock()
                 return
             detail = self._detail(status)
-            if status in FINAL:
-                paused = status == AuthStatus.LOCKED_OUT
-                self._emit(WatcherState.PAUSED if paused else WatcherState.ERROR, detail, status)
+            used_up = self.max_attempts is not None and self.attempts >= self.max_attempts
+            if status in FINAL or used_up:
+                if status not in FINAL:
+                    detail = f"{detail}; {self.attempts} attempts made, type your password"
+                error = status in FINAL and status != AuthStatus.LOCKED_OUT
+                self._emit(WatcherState.ERROR if error else WatcherState.PAUSED, detail, status)
                 self._wait(None)
                 break
             self._emit(WatcherState.WATCHING, f"{detail}; next attempt in {delay:g} s", status)

@@ -1,0 +1,153 @@
+"""``faceunlock-gui`` (and ``faceunlock`` with no arguments): one instance per user.
+
+A second launch finds the first through a per-user QLocalServer, asks it to raise its
+window, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtNetwork import QLocalServer, QLocalSocket
+from PyQt6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
+
+from faceunlock.config import Config, load_config
+from faceunlock.engine import service
+from faceunlock.engine.templates import TemplateStore
+from faceunlock.errors import FaceUnlockError
+
+RAISE = b"raise\n"
+
+
+def server_name(user: str | None = None) -> str:
+    """The per-user local socket name (``faceunlock-<user>``; $FACEUNLOCK_INSTANCE overrides,
+    for tests)."""
+    return os.environ.get("FACEUNLOCK_INSTANCE") or f"faceunlock-{user or service.current_user()}"
+
+
+def notify_running(name: str, timeout_ms: int = 1000) -> bool:
+    """True when an instance listens on ``name``; it has then been asked to raise itself."""
+    sock = QLocalSocket()
+    sock.connectToServer(name)
+    if not sock.waitForConnected(timeout_ms):
+        return False
+    sock.write(RAISE)
+    sock.flush()
+    sock.waitForBytesWritten(timeout_ms)
+    sock.disconnectFromServer()
+    return True
+
+
+class SingleInstance(QObject):
+    """Listens on ``name``; emits ``raiseRequested`` when a second launch knocks."""
+
+    raiseRequested = pyqtSignal()
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.server = QLocalServer(self)
+        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        self.server.newConnection.connect(self._connection)
+
+    def listen(self) -> bool:
+        if self.server.listen(self.name):
+            return True
+        # a stale socket left by a crashed instance: nobody answered notify_running
+        QLocalServer.removeServer(self.name)
+        return self.server.listen(self.name)
+
+    def _connection(self) -> None:
+        while self.server.hasPendingConnections():
+            sock = self.server.nextPendingConnection()
+            if sock is None:
+                return
+            sock.readyRead.connect(lambda s=sock: self._read(s))
+            sock.disconnected.connect(sock.deleteLater)
+            if sock.bytesAvailable():
+                self._read(sock)
+
+    def _read(self, sock: QLocalSocket) -> None:
+        if bytes(sock.readAll().data()).startswith(RAISE.strip()):
+            self.raiseRequested.emit()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def first_window(
+    store: TemplateStore, cfg: Config, user: str, *, config_path: str | None = None
+) -> QWidget | QSystemTrayIcon:
+    """The wizard when ``user`` has no template, else the tray icon (neither shown yet)."""
+    if not store.exists(user):
+        from faceunlock.ui.wizard import EnrolWizard
+
+        return EnrolWizard(store, cfg, user=user)
+    from faceunlock.ui.tray import TrayIcon
+
+    return TrayIcon(store, cfg, user, config_path=config_path)
+
+
+def _raise(target: QWidget | QSystemTrayIcon) -> None:
+    if isinstance(target, QWidget):
+        target.showNormal()
+        target.raise_()
+        target.activateWindow()
+    else:
+        target.showMessage("FaceUnlock", "FaceUnlock is already running: use this icon's menu.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv if argv is None else [sys.argv[0] if sys.argv else "faceunlock", *argv])
+    app = QApplication.instance() or QApplication(args)
+    assert isinstance(app, QApplication)
+    app.setApplicationName("FaceUnlock")
+    app.setDesktopFileName("faceunlock")
+    name = server_name()
+    if notify_running(name):
+        return 0
+    instance = SingleInstance(name)
+    instance.listen()
+    try:
+        cfg = load_config()
+        store = TemplateStore()
+        user = service.current_user()
+        target = first_window(store, cfg, user)
+    except FaceUnlockError as e:
+        QMessageBox.critical(None, "FaceUnlock", str(e))
+        instance.close()
+        return int(e.status)
+    instance.raiseRequested.connect(lambda: _raise(target))
+    if isinstance(target, QSystemTrayIcon):
+        app.setQuitOnLastWindowClosed(False)
+        quit_signal = getattr(target, "quitRequested", None)
+        if quit_signal is not None:
+            quit_signal.connect(app.quit)
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            print("faceunlock: no system tray on this desktop", file=sys.stderr)
+    else:
+        # after a successful enrolment the tray takes over; Cancel closes the app
+        holder: list[QSystemTrayIcon] = []
+
+        def enrolled() -> None:
+            from faceunlock.ui.tray import TrayIcon
+
+            app.setQuitOnLastWindowClosed(False)
+            tray = TrayIcon(store, cfg, user)
+            tray.quitRequested.connect(app.quit)
+            instance.raiseRequested.connect(lambda: _raise(tray))
+            holder.append(tray)
+            tray.show()
+
+        accepted = getattr(target, "accepted", None)
+        if accepted is not None:
+            accepted.connect(enrolled)
+        app.setQuitOnLastWindowClosed(True)
+    target.show()
+    try:
+        return int(app.exec())
+    finally:
+        instance.close()

@@ -1,0 +1,231 @@
+"""Tray menu, pause, settings validation, the dialogs and the single-instance guard."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt6.QtWidgets import QApplication, QDialog
+from pytestqt.qtbot import QtBot
+
+from faceunlock.config import Config, load_config
+from faceunlock.engine import service
+from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.ui import app as gui_app
+from faceunlock.ui.dialogs import RecalibrateDialog, RecognitionTestDialog, SettingsDialog
+from faceunlock.ui.tray import STATES, TrayIcon, icons_dir, state_icon
+from faceunlock.ui.wizard import EnrolWizard
+
+USER = "alice"
+
+
+def _enrolled(store: TemplateStore, cfg: Config, n: int = 4) -> Template:
+    """A template of random anchors made with the real encoder's sha (no camera needed)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=128).astype(np.float32) * 0.1
+    t = Template(user=USER, model_sha256=service.pipeline_for(cfg).encoder.sha256)
+    t.add_anchors(
+        Anchor.new(
+            base + rng.normal(size=128).astype(np.float32) * 0.02, np.zeros((64, 64, 3), np.uint8)
+        )
+        for _ in range(n)
+    )
+    t.threshold = 0.46
+    store.save(t)
+    return t
+
+
+@pytest.fixture()
+def opened() -> list[str]:
+    return []
+
+
+@pytest.fixture()
+def tray(
+    store: TemplateStore, cfg: Config, tmp_path: Path, opened: list[str]
+) -> Iterator[TrayIcon]:
+    t = TrayIcon(
+        store,
+        cfg,
+        USER,
+        config_path=tmp_path / "config.toml",
+        dialog_factory=lambda name: opened.append(name),
+    )
+    yield t
+    t.hide()
+    t.deleteLater()
+
+
+def test_icons_exist_and_load(qapp: QApplication) -> None:
+    for s in STATES:
+        assert (icons_dir() / f"{s}.svg").is_file()
+        assert not state_icon(s).pixmap(16).isNull()
+
+
+def test_menu_rebuilds_with_expected_actions(
+    tray: TrayIcon, store: TemplateStore, cfg: Config, opened: list[str]
+) -> None:
+    assert tray.action_texts()[0] == "Not enrolled"
+    assert "&Enrol…" in tray.action_texts()
+    _enrolled(store, cfg)
+    tray.menu.aboutToShow.emit()
+    texts = tray.action_texts()
+    assert texts == [
+        "Watching the lock screen",
+        "&Test recognition…",
+        "&Recalibrate threshold…",
+        "Re-&enrol / Add appearance…",
+        "&Pause",
+        "&Settings…",
+        "&About",
+        "&Quit",
+    ]
+    assert not tray.menu.actions()[0].isEnabled()  # the status line is not clickable
+    assert "&Debug" not in texts  # hidden unless FACEUNLOCK_DEBUG=1
+    by_text = {a.text(): a for a in tray.menu.actions()}
+    by_text["&Test recognition…"].trigger()
+    by_text["&Settings…"].trigger()
+    assert opened == ["test", "settings"]
+
+
+def test_pause_updates_status_line_and_resumes(
+    tray: TrayIcon, store: TemplateStore, cfg: Config
+) -> None:
+    _enrolled(store, cfg)
+    pause_menu = next(a.menu() for a in tray.menu.actions() if a.text() == "&Pause")
+    assert [a.text() for a in pause_menu.actions()] == [
+        "For 15 minutes",
+        "For 1 hour",
+        "Until resumed",
+    ]
+    pause_menu.actions()[0].trigger()
+    tray.menu.aboutToShow.emit()
+    status = tray.action_texts()[0]
+    until = time.strftime("%H:%M", time.localtime(time.time() + 15 * 60))
+    assert status.startswith("Paused until ")
+    assert (
+        abs(int(status[-5:-3]) * 60 + int(status[-2:]) - (int(until[:2]) * 60 + int(until[3:])))
+        % 1440
+        <= 1
+    )
+    assert tray.state == "paused"
+    pause_menu = next(a.menu() for a in tray.menu.actions() if a.text() == "&Pause")
+    pause_menu.actions()[-1].trigger()  # until resumed
+    tray.menu.aboutToShow.emit()
+    assert tray.action_texts()[0] == "Paused until resumed"
+    pause_menu = next(a.menu() for a in tray.menu.actions() if a.text() == "&Pause")
+    assert pause_menu.actions()[0].text() == "&Resume"
+    pause_menu.actions()[0].trigger()
+    tray.menu.aboutToShow.emit()
+    assert tray.action_texts()[0] == "Watching the lock screen"
+
+
+def test_pause_timer_resumes(qtbot: QtBot, tray: TrayIcon) -> None:
+    tray.pause(1)
+    assert tray.paused
+    qtbot.waitUntil(lambda: not tray.paused, timeout=5_000)
+    assert tray.state == "watching"
+
+
+def test_debug_menu_sets_state(store: TemplateStore, cfg: Config) -> None:
+    t = TrayIcon(store, cfg, USER, debug=True)
+    dbg = next(a.menu() for a in t.menu.actions() if a.text() == "&Debug")
+    next(a for a in dbg.actions() if a.text() == "Set state: unlocked").trigger()
+    assert t.state == "unlocked"
+    assert t.toolTip().startswith("FaceUnlock")
+
+
+def test_settings_rejects_bad_value_naming_the_key(
+    qtbot: QtBot, cfg: Config, tmp_path: Path
+) -> None:
+    path = tmp_path / "settings.toml"
+    d = SettingsDialog(cfg, path)
+    qtbot.addWidget(d)
+    d.timeout.setText("99")
+    d.accept()
+    assert d.result() != QDialog.DialogCode.Accepted
+    assert "auth.timeout" in d.error.text() and "between" in d.error.text()
+    assert not path.exists()
+    d.timeout.setText("abc")
+    d.accept()
+    assert "auth.timeout" in d.error.text()
+    d.source.setText("  ")
+    d.timeout.setText("2.5")
+    d.accept()
+    assert "camera.source" in d.error.text()
+    d.source.setText("1")
+    d.level.setCurrentText("secure")
+    d.snapshots.setChecked(True)
+    d.accept()
+    assert d.result() == QDialog.DialogCode.Accepted
+    saved = load_config(path)
+    assert saved.auth.timeout == 2.5
+    assert saved.camera.source == "1"
+    assert saved.auth.security_level == "secure"
+    assert saved.auth.snapshots is True
+
+
+def test_recalibrate_dialog_saves_new_level(
+    qtbot: QtBot, store: TemplateStore, cfg: Config
+) -> None:
+    _enrolled(store, cfg)
+    d = RecalibrateDialog(store, cfg, USER)
+    qtbot.addWidget(d)
+    assert d.error.text() == ""
+    d.panel.radios["convenient"].click()
+    d.accept()
+    t = store.load(USER)
+    assert t.security_level == "convenient"
+    assert t.threshold == pytest.approx(d.panel.choices["convenient"].threshold)
+
+
+def test_test_dialog_without_template_says_so(
+    qtbot: QtBot, store: TemplateStore, cfg: Config
+) -> None:
+    d = RecognitionTestDialog(store, cfg, USER, source_spec="0")
+    qtbot.addWidget(d)
+    assert "enrol" in d.error.text().lower() or "template" in d.error.text().lower()
+    assert d.thread is None
+
+
+@pytest.mark.slow
+def test_test_dialog_reports_distances(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    _enrolled(store, cfg)
+    d = RecognitionTestDialog(store, cfg, USER, source_spec=str(female_folder))
+    qtbot.addWidget(d)
+    qtbot.waitUntil(lambda: "distance" in d.result.text(), timeout=60_000)
+    assert "not recognised" in d.result.text()  # random anchors are not her
+    d.reject()
+    assert d.thread is not None and not d.thread.is_running()
+
+
+def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cfg: Config) -> None:
+    w = gui_app.first_window(store, cfg, USER)
+    assert isinstance(w, EnrolWizard)
+    qtbot.addWidget(w)
+    _enrolled(store, cfg)
+    t = gui_app.first_window(store, cfg, USER)
+    assert isinstance(t, TrayIcon)
+
+
+def test_second_launch_asks_running_instance_and_exits(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"faceunlock-test-{time.monotonic_ns()}"
+    monkeypatch.setenv("FACEUNLOCK_INSTANCE", name)
+    running = gui_app.SingleInstance(name)
+    assert running.listen()
+    try:
+        with qtbot.waitSignal(running.raiseRequested, timeout=5_000):
+            t0 = time.monotonic()
+            assert gui_app.main([]) == 0
+            assert time.monotonic() - t0 < 3.0
+    finally:
+        running.close()
+    # with nobody listening, no one answers
+    assert not gui_app.notify_running(name, timeout_ms=200)

@@ -1,0 +1,337 @@
+"""D-Bus lock stand-ins: test peers that play the screen locker over a REAL private bus.
+
+Run as a process (``python fake_screensaver.py --address ADDR --kind KIND``), it owns one
+service on the bus and prints ``ready`` once it does:
+
+``freedesktop`` / ``gnome``
+    ``org.freedesktop.ScreenSaver`` at ``/org/freedesktop/ScreenSaver`` (or
+    ``org.gnome.ScreenSaver`` at ``/org/gnome/ScreenSaver``): ``GetActive``, ``SetActive(b)``
+    (emits ``ActiveChanged(b)`` on a change), ``GetActiveTime``.
+``logind``
+    ``org.freedesktop.login1``: the Manager at ``/org/freedesktop/login1``
+    (``GetSession(s)``, ``GetSessionByPID(u)``: every pid is in the one session) and the
+    Session at ``/org/freedesktop/login1/session/<id>`` (also reachable as ``session/auto``
+    for ``Properties.Get``): ``Lock()`` / ``Unlock()`` (emit the ``Lock`` / ``Unlock`` signals
+    and the ``LockedHint`` change, as logind plus a lock screen would), properties
+    ``LockedHint``, ``Id``, ``Active``.
+
+Test control, interface ``org.faceunlock.Test`` on the same service and main object path:
+``Lock()`` (the screen locks), ``PasswordUnlock()`` (the user typed the password: the lock
+screen goes away without any unlock call), ``Calls() -> a(ss)`` (every non-control method call
+received: name and repr of its arguments).
+
+Helpers for tests and benchmarks: :func:`start_bus` (a private ``dbus-daemon``, no service
+activation), :func:`start_standin`, :func:`control`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jeepney import (
+    DBusAddress,
+    HeaderFields,
+    Message,
+    MessageType,
+    new_error,
+    new_method_call,
+    new_method_return,
+    new_signal,
+)
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import DBusConnection, open_dbus_connection
+
+HERE = Path(__file__).resolve()
+CONTROL = "org.faceunlock.Test"
+PROPS = "org.freedesktop.DBus.Properties"
+SCREENSAVERS = {
+    "freedesktop": ("org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver"),
+    "gnome": ("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver"),
+}
+LOGIND = "org.freedesktop.login1"
+LOGIND_PATH = "/org/freedesktop/login1"
+MANAGER = "org.freedesktop.login1.Manager"
+SESSION = "org.freedesktop.login1.Session"
+SESSION_ID = "c7"
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def service_of(kind: str) -> tuple[str, str]:
+    """(bus name, main object path) of a stand-in kind."""
+    if kind == "logind":
+        return LOGIND, LOGIND_PATH
+    return SCREENSAVERS[kind]
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+class StandIn:
+    def __init__(self, conn: DBusConnection, kind: str, locked: bool, session_id: str) -> None:
+        self.conn = conn
+        self.kind = kind
+        self.locked = locked
+        self.session_id = session_id
+        self.session_path = f"{LOGIND_PATH}/session/{session_id}"
+        self.name, self.path = service_of(kind)
+        self.calls: list[tuple[str, str]] = []
+
+    # -- signals
+    def _signal(self, path: str, iface: str, member: str, sig: str | None, body: tuple) -> None:
+        self.conn.send(new_signal(DBusAddress(path, interface=iface), member, sig, body))
+
+    def set_locked(self, locked: bool, *, signal: bool = True) -> None:
+        """Change the state and announce it the way the real service does."""
+        changed = locked != self.locked
+        self.locked = locked
+        if self.kind == "logind":
+            if signal:
+                self._signal(self.session_path, SESSION, "Lock" if locked else "Unlock", None, ())
+            if changed:
+                self._signal(
+                    self.session_path,
+                    PROPS,
+                    "PropertiesChanged",
+                    "sa{sv}as",
+                    (SESSION, {"LockedHint": ("b", locked)}, []),
+                )
+        elif changed:
+            self._signal(self.path, self.name, "ActiveChanged", "b", (locked,))
+
+    # -- dispatch
+    def handle(self, msg: Message) -> Message:
+        f = msg.header.fields
+        path = f.get(HeaderFields.path)
+        iface = f.get(HeaderFields.interface)
+        member = f.get(HeaderFields.member)
+        if iface == CONTROL:
+            return self._control(msg, member)
+        self.calls.append((str(member), repr(tuple(msg.body))))
+        if self.kind == "logind":
+            return self._logind(msg, path, iface, member)
+        return self._screensaver(msg, iface, member)
+
+    def _control(self, msg: Message, member: str) -> Message:
+        if member == "Lock":
+            self.set_locked(True)
+            return new_method_return(msg)
+        if member == "PasswordUnlock":
+            self.set_locked(False, signal=False)
+            return new_method_return(msg)
+        if member == "Calls":
+            return new_method_return(msg, "a(ss)", (self.calls,))
+        return self._unknown(msg)
+
+    def _screensaver(self, msg: Message, iface: str | None, member: str) -> Message:
+        if iface not in (None, self.name):
+            return self._unknown(msg)
+        if member == "GetActive":
+            return new_method_return(msg, "b", (self.locked,))
+        if member == "GetActiveTime":
+            return new_method_return(msg, "u", (0,))
+        if member == "SetActive":
+            (active,) = msg.body
+            self.set_locked(bool(active))
+            if self.kind == "gnome":
+                return new_method_return(msg)
+            return new_method_return(msg, "b", (True,))
+        return self._unknown(msg)
+
+    def _props(self, sid: str) -> dict[str, tuple[str, Any]]:
+        return {
+            "Id": ("s", sid),
+            "LockedHint": ("b", self.locked),
+            "Active": ("b", True),
+        }
+
+    def _logind(self, msg: Message, path: str, iface: str | None, member: str) -> Message:
+        is_session = path in (self.session_path, f"{LOGIND_PATH}/session/auto")
+        if path == LOGIND_PATH and iface in (None, MANAGER):
+            if member == "GetSession":
+                if msg.body[0] != self.session_id:
+                    return new_error(
+                        msg,
+                        "org.freedesktop.login1.NoSuchSession",
+                        "s",
+                        (f"No session '{msg.body[0]}' known",),
+                    )
+                return new_method_return(msg, "o", (self.session_path,))
+            if member == "GetSessionByPID":
+                return new_method_return(msg, "o", (self.session_path,))
+        if is_session and iface == PROPS:
+            props = self._props(self.session_id)
+            if member == "Get" and msg.body[0] == SESSION and msg.body[1] in props:
+                return new_method_return(msg, "v", (props[msg.body[1]],))
+            if member == "GetAll":
+                return new_method_return(msg, "a{sv}", (props,))
+        if path == self.session_path and iface in (None, SESSION) and member in ("Lock", "Unlock"):
+            self.set_locked(member == "Lock")
+            return new_method_return(msg)
+        return self._unknown(msg)
+
+    def _unknown(self, msg: Message) -> Message:
+        f = msg.header.fields
+        return new_error(
+            msg,
+            "org.freedesktop.DBus.Error.UnknownMethod",
+            "s",
+            (f"no {f.get(HeaderFields.interface)}.{f.get(HeaderFields.member)} here",),
+        )
+
+    def serve(self) -> None:
+        while True:
+            msg = self.conn.receive()
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            reply = self.handle(msg)
+            if not msg.header.flags & 1:  # NO_REPLY_EXPECTED
+                self.conn.send(reply)
+
+
+def serve(address: str, kind: str, locked: bool, session_id: str) -> None:
+    conn = open_dbus_connection(address)
+    name, _ = service_of(kind)
+    reply = conn.send_and_get_reply(message_bus.RequestName(name, 4))  # DO_NOT_QUEUE
+    if reply.body != (1,):
+        sys.exit(f"could not own {name}: {reply.body}")
+    print("ready", flush=True)
+    StandIn(conn, kind, locked, session_id).serve()
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@dataclass
+class Bus:
+    """A private dbus-daemon."""
+
+    root: Path
+    address: str
+    proc: subprocess.Popen[bytes]
+    standins: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for p in [*self.standins, self.proc]:
+            stop_process(p)
+
+
+def stop_process(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def start_bus(root: Path, name: str = "bus") -> Bus:
+    """A private ``dbus-daemon`` listening on ``root/<name>.sock`` (keep ``root`` short: unix
+    socket paths are limited to 108 bytes). No service activation."""
+    root.mkdir(parents=True, exist_ok=True)
+    sock = root / f"{name}.sock"
+    cfg = root / f"{name}.conf"
+    cfg.write_text(BUS_CONFIG.format(socket=sock))
+    proc = subprocess.Popen(
+        ["dbus-daemon", f"--config-file={cfg}", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=open(root / f"{name}.log", "wb"),  # noqa: SIM115
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+    )
+    assert proc.stdout is not None
+    address = proc.stdout.readline().decode().strip()
+    if not address:
+        stop_process(proc)
+        raise RuntimeError(f"dbus-daemon printed no address: {(root / f'{name}.log').read_text()}")
+    return Bus(root, address, proc)
+
+
+def start_standin(
+    bus: Bus, kind: str, *, locked: bool = False, session_id: str = SESSION_ID
+) -> subprocess.Popen[bytes]:
+    """Start a stand-in process on ``bus``; returns once it owns its name."""
+    cmd = [sys.executable, str(HERE), "--address", bus.address, "--kind", kind]
+    cmd += ["--session-id", session_id] + (["--locked"] if locked else [])
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=open(bus.root / f"standin-{kind}.log", "ab"),  # noqa: SIM115
+    )
+    bus.standins.append(proc)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if line != "ready":
+        stop_process(proc)
+        log = (bus.root / f"standin-{kind}.log").read_text(errors="replace")
+        raise RuntimeError(f"stand-in {kind} did not start: {line!r}\n{log}")
+    return proc
+
+
+@contextlib.contextmanager
+def client(address: str) -> Iterator[DBusConnection]:
+    conn = open_dbus_connection(address)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def control(address: str, kind: str, method: str) -> tuple[Any, ...]:
+    """Call a control method (``Lock``, ``PasswordUnlock``, ``Calls``) of a stand-in."""
+    name, path = service_of(kind)
+    with client(address) as conn:
+        reply = conn.send_and_get_reply(
+            new_method_call(DBusAddress(path, name, CONTROL), method), timeout=5
+        )
+    if reply.header.message_type == MessageType.error:
+        raise RuntimeError(f"{kind}.{method}: {reply.body}")
+    return tuple(reply.body)
+
+
+def calls(address: str, kind: str) -> list[tuple[str, str]]:
+    """The non-control method calls the stand-in has received, oldest first."""
+    return [tuple(c) for c in control(address, kind, "Calls")[0]]
+
+
+def wait_until(cond: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--address", required=True)
+    p.add_argument("--kind", required=True, choices=["freedesktop", "gnome", "logind"])
+    p.add_argument("--locked", action="store_true", help="start locked")
+    p.add_argument("--session-id", default=SESSION_ID)
+    a = p.parse_args(argv)
+    serve(a.address, a.kind, a.locked, a.session_id)
+
+
+if __name__ == "__main__":
+    main()
