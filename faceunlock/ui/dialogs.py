@@ -130,16 +130,16 @@ class RecognitionTestDialog(QDialog):
         lay = QVBoxLayout(self)
         self.preview = PreviewLabel()
         lay.addWidget(self.preview, 1)
-        self.result = QLabel("Starting the camera…")
-        self.result.setObjectName("result")
-        lay.addWidget(self.result)
+        self.result_label = QLabel("Starting the camera…")
+        self.result_label.setObjectName("result")
+        lay.addWidget(self.result_label)
         self.error = _error_label()
         lay.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.packets = 0
-        self.thread: WorkerThread | None = None
+        self.worker_thread: WorkerThread | None = None
         pipe_factory = pipe_factory or (lambda: service.pipeline_for(cfg))
         try:
             pipe = pipe_factory()
@@ -154,8 +154,8 @@ class RecognitionTestDialog(QDialog):
         )
         worker.frame.connect(self._frame)
         worker.error.connect(self.error.setText)
-        self.thread = WorkerThread(worker)
-        self.thread.start()
+        self.worker_thread = WorkerThread(worker)
+        self.worker_thread.start()
 
     def _frame(self, pkt: FramePacket) -> None:
         self.packets += 1
@@ -170,11 +170,11 @@ class RecognitionTestDialog(QDialog):
                 f"distance {pkt.distance:.3f} (threshold {pkt.threshold:.3f}): {verdict}, "
                 f"{pkt.ms:.0f} ms"
             )
-        self.result.setText(text)
+        self.result_label.setText(text)
 
     def done(self, r: int) -> None:
-        if self.thread is not None:
-            self.thread.stop()
+        if self.worker_thread is not None:
+            self.worker_thread.stop()
         super().done(r)
 
 

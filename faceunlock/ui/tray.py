@@ -7,6 +7,7 @@ state. The lock-screen watcher does not exist yet: a hidden debug submenu (shown
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -159,7 +160,7 @@ class TrayIcon(QSystemTrayIcon):
         if self.paused:
             self._add(pause, "&Resume", self.resume)
         for text, secs in PAUSES:
-            self._add(pause, text, lambda s=secs: self.pause(s))
+            self._add(pause, text, functools.partial(self.pause, secs))
         m.addSeparator()
         self._add(m, "&Settings…", lambda: self.dialog_factory("settings"))
         self._add(m, "&About", lambda: self.dialog_factory("about"))
@@ -168,7 +169,7 @@ class TrayIcon(QSystemTrayIcon):
             assert dbg is not None
             dbg.setObjectName("debug_menu")
             for st in STATES:
-                self._add(dbg, f"Set state: {st}", lambda s=st: self.set_state(s))
+                self._add(dbg, f"Set state: {st}", functools.partial(self.set_state, st))
         m.addSeparator()
         self._add(m, "&Quit", self.quitRequested.emit)
 

@@ -31,7 +31,7 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     """RGB uint8 (H, W, 3) -> a QImage owning its pixels."""
     a = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = a.shape[:2]
-    return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QImage(a.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:

@@ -111,7 +111,7 @@ class CameraPage(QWizardPage):
         self._fill_sources()
         self.combo.activated.connect(self._activated)
         self.combo.currentIndexChanged.connect(lambda _i: self._restart())
-        self.thread: WorkerThread | None = None
+        self.worker_thread: WorkerThread | None = None
 
     def _fill_sources(self) -> None:
         self.combo.blockSignals(True)
@@ -170,8 +170,8 @@ class CameraPage(QWizardPage):
         )
         worker.frame.connect(self._frame)
         worker.error.connect(self._error)
-        self.thread = WorkerThread(worker)
-        self.thread.start()
+        self.worker_thread = WorkerThread(worker)
+        self.worker_thread.start()
 
     def _frame(self, pkt: FramePacket) -> None:
         min_face = self.wiz.cfg.detector.min_face
@@ -195,9 +195,9 @@ class CameraPage(QWizardPage):
         self.indicator.setText(msg)
 
     def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.stop()
-            self.thread = None
+        if self.worker_thread is not None:
+            self.worker_thread.stop()
+            self.worker_thread = None
 
     def validatePage(self) -> bool:
         self.stop()
@@ -247,7 +247,7 @@ class CapturePage(QWizardPage):
         self.retry.clicked.connect(self.start)
         self.retry.setVisible(False)
         lay.addWidget(self.retry, 0, Qt.AlignmentFlag.AlignLeft)
-        self.thread: WorkerThread | None = None
+        self.worker_thread: WorkerThread | None = None
         self.captures: list[Capture] = []
 
     def initializePage(self) -> None:
@@ -281,8 +281,8 @@ class CapturePage(QWizardPage):
         worker.error.connect(self._error)
         worker.completed.connect(self._completed)
         worker.finished.connect(self._finished)
-        self.thread = WorkerThread(worker)
-        self.thread.start()
+        self.worker_thread = WorkerThread(worker)
+        self.worker_thread.start()
         self.completeChanged.emit()
 
     def _frame(self, pkt: FramePacket) -> None:
@@ -307,7 +307,11 @@ class CapturePage(QWizardPage):
         self.completeChanged.emit()
 
     def _finished(self) -> None:
-        if not self.isComplete() and self.thread is not None and not self.thread.worker.stopping:
+        if (
+            not self.isComplete()
+            and self.worker_thread is not None
+            and not self.worker_thread.worker.stopping
+        ):
             if not self.feedback.styleSheet():
                 self.feedback.setText(
                     f"The video ended after {len(self.captures)} of {self.wiz.anchors} anchors. "
@@ -323,9 +327,9 @@ class CapturePage(QWizardPage):
         return len(self.wiz.captures) >= self.wiz.anchors
 
     def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.stop()
-            self.thread = None
+        if self.worker_thread is not None:
+            self.worker_thread.stop()
+            self.worker_thread = None
 
     def cleanupPage(self) -> None:
         self.stop()

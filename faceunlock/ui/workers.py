@@ -34,6 +34,10 @@ from faceunlock.errors import (
 Box = tuple[float, float, float, float]
 
 
+def _box4(b: Any) -> tuple[float, float, float, float]:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
 @dataclass
 class FramePacket:
     """What the GUI gets for one frame.
@@ -164,7 +168,7 @@ class CameraWorker(QObject):
         if self.is_dark(fr.image):
             return FramePacket(fr.image, fr.index, dark=True)
         obs = pipe.observe(fr.image, select="all")
-        return FramePacket(fr.image, fr.index, boxes=[tuple(map(float, o.box)) for o in obs])
+        return FramePacket(fr.image, fr.index, boxes=[_box4(o.box) for o in obs])
 
 
 class EnrolWorker(CameraWorker):
@@ -192,7 +196,7 @@ class EnrolWorker(CameraWorker):
     def process(self, pipe: Any, fr: Frame) -> FramePacket:
         assert self.session is not None
         fb = self.session.offer(fr)
-        boxes = [tuple(map(float, fb.box))] if fb.box is not None else []
+        boxes = [_box4(fb.box)] if fb.box is not None else []
         cap = self.session.captures[-1] if fb.accepted else None
         return FramePacket(
             fr.image, fr.index, boxes=boxes, dark=fb.code == "dark", feedback=fb, capture=cap

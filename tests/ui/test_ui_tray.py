@@ -188,7 +188,7 @@ def test_test_dialog_without_template_says_so(
     d = RecognitionTestDialog(store, cfg, USER, source_spec="0")
     qtbot.addWidget(d)
     assert "enrol" in d.error.text().lower() or "template" in d.error.text().lower()
-    assert d.thread is None
+    assert d.worker_thread is None
 
 
 @pytest.mark.slow
@@ -198,10 +198,10 @@ def test_test_dialog_reports_distances(
     _enrolled(store, cfg)
     d = RecognitionTestDialog(store, cfg, USER, source_spec=str(female_folder))
     qtbot.addWidget(d)
-    qtbot.waitUntil(lambda: "distance" in d.result.text(), timeout=60_000)
-    assert "not recognised" in d.result.text()  # random anchors are not her
+    qtbot.waitUntil(lambda: "distance" in d.result_label.text(), timeout=60_000)
+    assert "not recognised" in d.result_label.text()  # random anchors are not her
     d.reject()
-    assert d.thread is not None and not d.thread.is_running()
+    assert d.worker_thread is not None and not d.worker_thread.is_running()
 
 
 def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cfg: Config) -> None:

@@ -136,7 +136,7 @@ def test_cancel_mid_capture_saves_nothing(
     page = w.currentPage()
     assert isinstance(page, wz.CapturePage)
     qtbot.waitUntil(lambda: page.preview.frames_shown >= 2, timeout=60_000)
-    thread = page.thread
+    thread = page.worker_thread
     assert thread is not None
     w.button(QWizard.WizardButton.CancelButton).click()
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
