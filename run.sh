@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # One command: set up (first time) and run FaceUnlock. Arguments go to `faceunlock`;
-# with none, the engine runs live on the default camera.
+# with none, the desktop app starts (the enrolment wizard on first run, then the tray).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
-if [ "$#" -eq 0 ]; then set -- live --source 0; fi
 exec .venv/bin/faceunlock "$@"
