@@ -60,6 +60,7 @@ import onnxruntime as ort
 
 from faceunlock.engine.imageio import as_rgb_u8
 from faceunlock.engine.modelfile import load_model_bytes, resolve_model
+from faceunlock.engine.ortsession import open_session
 from faceunlock.errors import InputError, ModelError
 
 DEFAULT_MODEL = "detector.onnx"
@@ -475,17 +476,7 @@ class FaceDetector:
 
     def _load_locked(self) -> None:
         data, meta = load_model_bytes(self.path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own (pybind) exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(self.path, f"not a valid ONNX model: {msg}") from e
+        session = open_session(self.path, data, self.threads)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(self.path, f"expected 1 input and 1 output, found {len(inputs)} "

@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from faceunlock.engine.modelfile import load_model_bytes, resolve_model
+from faceunlock.engine.ortsession import open_session
 from faceunlock.errors import InputError, ModelError
 
 DEFAULT_MODEL = "encoder.onnx"
@@ -57,16 +58,7 @@ class FaceEncoder:
 
     def _load_locked(self) -> None:
         data, meta = load_model_bytes(self.path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own (pybind) exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(self.path, f"not a valid ONNX model: {msg}") from e
+        session = open_session(self.path, data, self.threads)
         inputs = session.get_inputs()
         outputs = session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
