@@ -291,7 +291,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     count = 0
     with open_source(args.source) as src:
         for frame in src:
-            obs = pipe.observe(frame.image, select="all")
+            obs = pipe.observe(frame.image, select="all", track=True)
             rec = {
                 "frame": frame.index,
                 "faces": [

@@ -39,7 +39,8 @@ class Observer(Protocol):
     """What authentication needs from the pipeline."""
 
     def observe(
-        self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...
+        self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...,
+        track: bool = ...,
     ) -> list[Any]: ...
 
 
@@ -121,7 +122,7 @@ MESSAGES = {
 
 def score_frame(pipe: Observer, image: np.ndarray, anchors: np.ndarray) -> tuple[int, float]:
     """(faces found, smallest distance of any face to any anchor; inf when no face)."""
-    obs = pipe.observe(image, select="all")
+    obs = pipe.observe(image, select="all", track=True)
     if not obs:
         return 0, float("inf")
     emb = np.stack([o.embedding for o in obs])
@@ -146,6 +147,9 @@ def authenticate(
     a = np.asarray(anchors, np.float32)
     if a.ndim != 2 or a.shape[0] == 0:
         raise InputError(f"no anchors to compare with (shape {a.shape})")
+    reset = getattr(pipe, "reset_tracking", None)
+    if reset is not None:
+        reset()
     start = clock()
     window: deque[bool] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))

@@ -71,6 +71,17 @@ class PipelineSettings:
     zoom: float = 1.05
     threads: int | None = None
     models: str | None = None
+    #: with ``observe(track=True)``, rescan the whole frame at least every N frames
+    full_scan_every: int = 15
+
+
+#: tracking: the region searched is the last face box grown by this many face sizes per side
+TRACK_MARGIN = 0.6
+#: tracking: the crop is scaled so the last face is exactly the window of the second pyramid
+#: level (80 x 1.2): detections there reproduce the last box instead of jumping a level
+TRACK_FACE_PX = 96.0
+#: tracking: faces up to this size (in crop pixels) are searched, i.e. ~1.7x growth
+TRACK_MAX_FACE = 170
 
 
 @dataclass
@@ -85,6 +96,14 @@ class StageTimes:
     @property
     def total(self) -> float:
         return self.detect + self.landmarks + self.align + self.embed
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = _box_area(a) + _box_area(b) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _box_area(b: Box) -> float:
@@ -135,19 +154,71 @@ class Pipeline:
             upsample=s.upsample,
             threads=s.threads,
         )
+        # the tracker searches a small rescaled crop around the last face (few pyramid levels)
+        self.tracker = FaceDetector(
+            mdir / "detector.onnx", min_face=80, max_face=TRACK_MAX_FACE, threads=s.threads
+        )
         self.landmarker = LandmarkPredictor(mdir / "landmarks5.npz")
         self.encoder = FaceEncoder(mdir / "encoder.onnx", threads=s.threads)
+        self._last: list[Detection] = []
+        self._last_shape: tuple[int, ...] = ()
+        self._since_full = 0
+        self.last_was_tracked = False
+
+    def reset_tracking(self) -> None:
+        """Forget the last faces (start of a new stream)."""
+        self._last = []
+        self._since_full = 0
 
     @property
     def threshold(self) -> float:
         """The encoder's default same-person threshold (Euclidean)."""
         return float(self.encoder.threshold)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, track: bool = False) -> list[Detection]:
+        """Faces in ``image``. With ``track``, frames of one stream are searched only around
+        the faces of the previous frame (a rescaled crop), falling back to the whole frame
+        when that finds nothing, when the frame size changes, and every
+        ``full_scan_every`` frames, so a face entering elsewhere is seen within that many."""
         t0 = time.perf_counter()
-        dets = self.detector.detect(image)
+        dets: list[Detection] = []
+        self.last_was_tracked = False
+        if (track and self._last and image.shape == self._last_shape
+                and self._since_full < self.settings.full_scan_every):
+            dets = self._detect_near_last(image)
+            self.last_was_tracked = bool(dets)
+        if self.last_was_tracked:
+            self._since_full += 1
+        else:
+            dets = self.detector.detect(image)
+            self._since_full = 0
+        if track:
+            self._last, self._last_shape = dets, image.shape
         self.times.detect = (time.perf_counter() - t0) * 1e3
         return dets
+
+    def _detect_near_last(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        out: list[Detection] = []
+        for last in self._last:
+            size = max(last.box[2] - last.box[0], last.box[3] - last.box[1], 1.0)
+            m = size * TRACK_MARGIN
+            x0, y0 = max(0, int(last.box[0] - m)), max(0, int(last.box[1] - m))
+            x1, y1 = min(w, int(last.box[2] + m) + 1), min(h, int(last.box[3] + m) + 1)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            scale = TRACK_FACE_PX / size
+            crop = image[y0:y1, x0:x1]
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp)
+            sy = (y1 - y0) / small.shape[0]
+            sx = (x1 - x0) / small.shape[1]
+            for d in self.tracker.detect(small):
+                b = (d.box[0] * sx + x0, d.box[1] * sy + y0, d.box[2] * sx + x0,
+                     d.box[3] * sy + y0)
+                if not any(_iou(b, o.box) > 0.5 for o in out):
+                    out.append(Detection(b, d.score))
+        return sorted(out, key=lambda d: -d.score)
 
     def observe_boxes(
         self,
@@ -201,16 +272,18 @@ class Pipeline:
         return ((both[:n] + both[n:]) / 2.0).astype(np.float32)
 
     def observe(
-        self, image: np.ndarray, select: Select = "all", fallback_center: bool = False
+        self, image: np.ndarray, select: Select = "all", fallback_center: bool = False,
+        track: bool = False,
     ) -> list[FaceObservation]:
         """Detect and describe faces.
 
         select: ``all`` (score order), ``largest`` (a camera in front of the user) or
         ``center`` (LFW). With ``fallback_center`` an image with no detection is described
-        from a central box (observation marked ``fallback``).
+        from a central box (observation marked ``fallback``). ``track``: consecutive frames
+        of one stream (see :meth:`detect`).
         """
         image = as_rgb_u8(image)
-        dets = select_detections(self.detect(image), image.shape, select)
+        dets = select_detections(self.detect(image, track), image.shape, select)
         if not dets:
             if fallback_center:
                 return self.observe_boxes(image, [center_box(image.shape)], fallback=True)

@@ -61,15 +61,19 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024.0, 1)
 
 
-def time_pipeline(pipe: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, Any]:
+def time_pipeline(pipe: Pipeline, frame: np.ndarray, repeats: int,
+                  track: bool = False) -> dict[str, Any]:
+    """Per-stage times over ``repeats`` frames. ``track``: consecutive frames of a stream
+    (the detector searches around the last face; a full scan every ``full_scan_every``)."""
     stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "align", "embed")}
     wall: list[float] = []
     faces = 0
+    pipe.reset_tracking()
     for _ in range(3):
-        pipe.observe(frame, select="largest")
+        pipe.observe(frame, select="largest", track=track)
     for _ in range(repeats):
         t0 = time.perf_counter()
-        obs = pipe.observe(frame, select="largest")
+        obs = pipe.observe(frame, select="largest", track=track)
         wall.append((time.perf_counter() - t0) * 1e3)
         faces = len(obs)
         for k in stages:
@@ -187,6 +191,7 @@ def run(
         "threads": settings.threads or min(4, os.cpu_count() or 1),
         "first_call_in_process_s": round(first, 3),
         "stages_ms": time_pipeline(pipe, frame, repeats),
+        "tracked_stages_ms": time_pipeline(pipe, frame, repeats, track=True),
     }
     if cold_start_too:
         res["cold_start"] = cold_start(frame, settings)

@@ -167,7 +167,7 @@ class CameraWorker(QObject):
     def process(self, pipe: Any, fr: Frame) -> FramePacket:
         if self.is_dark(fr.image):
             return FramePacket(fr.image, fr.index, dark=True)
-        obs = pipe.observe(fr.image, select="all")
+        obs = pipe.observe(fr.image, select="all", track=True)
         return FramePacket(fr.image, fr.index, boxes=[_box4(o.box) for o in obs])
 
 

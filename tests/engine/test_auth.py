@@ -32,7 +32,8 @@ class Scripted:
     def __init__(self, script: list[list[float] | None]) -> None:
         self.script = list(script)
 
-    def observe(self, image: np.ndarray, select: Any = "all", fallback_center: bool = False):
+    def observe(self, image: np.ndarray, select: Any = "all", fallback_center: bool = False,
+                track: bool = False):
         dists = self.script.pop(0)
         out = []
         for d in dists or []:

@@ -1,0 +1,63 @@
+"""Region-of-interest tracking in Pipeline.detect(track=True) on real faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceunlock.engine.imageio import read_image
+from faceunlock.engine.pipeline import Pipeline, PipelineSettings, _iou
+
+
+def _frame(face: np.ndarray, dx: int = 0) -> np.ndarray:
+    """A 640x480 grey frame with the 250x250 LFW image pasted at (80 + dx, 115)."""
+    fr = np.full((480, 640, 3), 90, np.uint8)
+    fr[115:365, 80 + dx : 330 + dx] = face
+    return fr
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Pipeline:
+    return Pipeline(PipelineSettings(full_scan_every=5))
+
+
+def test_tracked_frames_match_the_full_scan(lfw_dir: Path, pipe: Pipeline) -> None:
+    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    fr = _frame(face)
+    full = pipe.observe(fr, select="largest")[0]
+    pipe.reset_tracking()
+    first = pipe.observe(fr, select="largest", track=True)
+    assert not pipe.last_was_tracked  # nothing to track yet: whole frame
+    flags = []
+    for _ in range(7):
+        obs = pipe.observe(fr, select="largest", track=True)
+        flags.append(pipe.last_was_tracked)
+        assert _iou(obs[0].box, full.box) > 0.7
+        assert np.linalg.norm(obs[0].embedding - full.embedding) < 0.1
+    assert first[0].box == full.box
+    # 5 tracked frames, then a forced full scan, then tracking again
+    assert flags == [True] * 5 + [False, True]
+
+
+def test_lost_face_falls_back_to_full_scan(lfw_dir: Path, pipe: Pipeline) -> None:
+    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    pipe.reset_tracking()
+    pipe.observe(_frame(face), track=True)
+    moved = _frame(face, dx=300)  # jumped far outside the tracked region
+    obs = pipe.observe(moved, track=True)
+    assert not pipe.last_was_tracked and len(obs) == 1
+    assert obs[0].box[0] > 300
+
+
+def test_new_face_elsewhere_is_found_by_the_periodic_scan(lfw_dir: Path, pipe: Pipeline) -> None:
+    a = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    b = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
+    pipe.reset_tracking()
+    pipe.observe(_frame(a), track=True)
+    two = _frame(a)
+    two[115:365, 370:620] = b
+    counts = [len(pipe.observe(two, track=True)) for _ in range(6)]
+    assert counts[0] == 1  # tracking only looks where the first face was
+    assert 2 in counts  # the periodic full scan finds the newcomer within 5 frames
