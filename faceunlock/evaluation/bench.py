@@ -202,13 +202,17 @@ def run(
 
 
 def format_table(res: dict[str, Any]) -> str:
-    st = res["stages_ms"]
+    st, tr = res["stages_ms"], res["tracked_stages_ms"]
     lines = [
         f"frame {res['frame']}, faces found: {st['faces']}, threads {res['threads']}",
-        f"{'stage':<16}{'median ms':>10}{'p90 ms':>10}",
+        f"{'':<16}{'single frame':>20}{'stream (tracked)':>20}",
+        f"{'stage':<16}{'median ms':>10}{'p90 ms':>10}{'median ms':>10}{'p90 ms':>10}",
     ]
     for k in ("detect", "landmarks", "align", "embed", "embed_per_chip", "total"):
-        lines.append(f"{k:<16}{st[k]['median']:>10.2f}{st[k]['p90']:>10.2f}")
+        lines.append(
+            f"{k:<16}{st[k]['median']:>10.2f}{st[k]['p90']:>10.2f}"
+            f"{tr[k]['median']:>10.2f}{tr[k]['p90']:>10.2f}"
+        )
     if "cold_start" in res:
         cs = res["cold_start"]
         lines.append(
