@@ -76,12 +76,12 @@ class PipelineSettings:
 
 
 #: tracking: the region searched is the last face box grown by this many face sizes per side
-TRACK_MARGIN = 0.6
+TRACK_MARGIN = 0.5
 #: tracking: the crop is scaled so the last face is exactly the window of the second pyramid
 #: level (80 x 1.2): detections there reproduce the last box instead of jumping a level
 TRACK_FACE_PX = 96.0
-#: tracking: faces up to this size (in crop pixels) are searched, i.e. ~1.7x growth
-TRACK_MAX_FACE = 170
+#: tracking: faces up to this size (in crop pixels) are searched, i.e. ~1.5x growth a frame
+TRACK_MAX_FACE = 150
 
 
 @dataclass
