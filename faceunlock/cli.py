@@ -646,6 +646,71 @@ def cmd_system_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_module(name: str) -> Any:
+    """``faceunlock.training.<name>``, imported by name on use: training needs torch (the
+    ``train`` extra), which the CLI must not import at module level (import-linter)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"faceunlock.training.{name}")
+    except ImportError as e:
+        if getattr(e, "name", None) not in ("torch", "onnx"):
+            raise
+        raise InputError(f"{e.name} is not installed; install the train extra: "
+                         "pip install -e '.[train]'") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    trainer = _training_module("trainer")
+    t = trainer.Trainer(trainer.load_config(args.config))
+    if args.resume:
+        t.resume()
+    t.fit(args.epochs)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    export = _training_module("export")
+    enc = export.export_checkpoint(
+        Path(args.ckpt),
+        Path(args.out),
+        far_people=Path(args.far_people) if args.far_people else None,
+        lfw_root=Path(args.lfw_root) if args.lfw_root else None,
+        pairs=Path(args.pairs) if args.pairs else None,
+    )
+    print(f"wrote {enc}; use it with --model {Path(args.out)}")
+    return 0
+
+
+def cmd_system(args: argparse.Namespace) -> int:
+    """``faceunlock system enable|disable|status``: the PAM face line, system-wide."""
+    from faceunlock.unlock import system
+
+    if args.action == "status":
+        st = system.status(args.root)
+        if args.json:
+            _print_json(st)
+        else:
+            print(system.format_status(st))
+        return 0
+    fn = system.enable if args.action == "enable" else system.disable
+    plan = fn(args.root, dry_run=args.dry_run)
+    if args.json:
+        _print_json(
+            {
+                "action": plan.action,
+                "command": plan.command,
+                "ran": plan.ran,
+                "returncode": plan.returncode,
+                "messages": plan.messages,
+            }
+        )
+    else:
+        for line in plan.messages:
+            print(line)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceunlock", description="Face unlock for the Linux desktop")
@@ -770,6 +835,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--stdin", action="store_true", help=argparse.SUPPRESS)
     sc.set_defaults(func=cmd_system_copy)
 
+    sy = sub.add_parser(
+        "system", help="login screen / sudo / polkit (PAM): enable, disable, status"
+    )
+    sy.add_argument("action", choices=["enable", "disable", "status"])
+    sy.add_argument("--root", default="/", metavar="DIR",
+                    help="prefix for every system path (tests; nothing is run)")
+    sy.add_argument("--dry-run", action="store_true", help="say what would be run; change nothing")
+    sy.add_argument("--json", action="store_true")
+    sy.set_defaults(func=cmd_system)
+
     for name, text in (("enable", "turn face unlock on"), ("disable", "turn face unlock off")):
         x = sub.add_parser(name, help=text)
         x.set_defaults(func=cmd_enable)
@@ -789,6 +864,22 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--json", action="store_true")
     _add_engine_args(lv)
     lv.set_defaults(func=cmd_live)
+
+    tr = sub.add_parser("train", help="fine-tune the encoder from a TOML config (needs torch)")
+    tr.add_argument("--config", required=True, metavar="FILE", help="TOML training config")
+    tr.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
+    tr.add_argument("--epochs", type=int, default=None, metavar="N",
+                    help="train up to N epochs in total (default: optim.epochs)")
+    tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("export", help="turn a training checkpoint into a models directory")
+    ex.add_argument("ckpt", metavar="CKPT", help="checkpoint (last.pt or best.pt)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="models directory to write")
+    ex.add_argument("--far-people", metavar="FILE",
+                    help="LFW people list (held out from training) to fit the FAR table on")
+    ex.add_argument("--lfw-root", metavar="DIR", help="LFW root or its images/ folder")
+    ex.add_argument("--pairs", metavar="FILE", help="LFW pairs file to fit default_threshold on")
+    ex.set_defaults(func=cmd_export)
     return p
 
 

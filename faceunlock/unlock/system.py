@@ -1,0 +1,243 @@
+"""``faceunlock system enable|disable|status``: switch the PAM face line on or off, and report
+what is installed system-wide (``packaging/install.sh`` installs the files).
+
+``enable``/``disable`` use ``pam-auth-update --enable|--disable faceunlock`` where it exists
+(Debian, Ubuntu); elsewhere they print the line to add to (or remove from) each service's file
+in ``/etc/pam.d``. ``root`` is a prefix for every system path, for tests: with a root other than
+``/`` nothing is run, only reported. Standard library only (no Qt, no torch).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceunlock.errors import InputError, RootRequiredError
+
+HELPER = "/usr/local/bin/faceunlock-auth"
+PROFILE = "/usr/share/pam-configs/faceunlock"
+COMMON_AUTH = "/etc/pam.d/common-auth"
+SYSTEM_DIR = "/var/lib/faceunlock"
+USER_UNIT = "/usr/lib/systemd/user/faceunlock-watch.service"
+MANIFEST = "/var/lib/faceunlock/install-manifest.json"
+PAM_AUTH_UPDATE_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+#: the line for distributions without pam-auth-update (first ``auth`` line of each service)
+PAM_LINE = f"auth  sufficient  pam_exec.so quiet stdout {HELPER}"
+#: service files for PAM_LINE (see packaging/pam/README.md)
+PAM_SERVICES = (
+    ("/etc/pam.d/gdm-password", "GDM login and GNOME lock screen"),
+    ("/etc/pam.d/sddm", "SDDM login"),
+    ("/etc/pam.d/kde", "KDE lock screen"),
+    ("/etc/pam.d/lightdm", "LightDM"),
+    ("/etc/pam.d/sudo", "sudo"),
+    ("/etc/pam.d/polkit-1", "polkit (pkexec, admin dialogs)"),
+)
+
+Runner = Callable[[Sequence[str]], int]
+
+
+def _path(root: Path, absolute: str) -> Path:
+    return root / absolute.lstrip("/")
+
+
+def _is_real_root(root: Path) -> bool:
+    return root.resolve() == Path("/")
+
+
+def _uses_helper(path: Path) -> bool:
+    try:
+        return "faceunlock-auth" in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def find_pam_auth_update(root: Path) -> Path | None:
+    """``pam-auth-update`` of the system under ``root`` (None on non-Debian systems)."""
+    for d in PAM_AUTH_UPDATE_DIRS:
+        p = _path(root, d) / "pam-auth-update"
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    if _is_real_root(root):
+        found = shutil.which("pam-auth-update")
+        return Path(found) if found else None
+    return None
+
+
+def _file_info(path: Path, absolute: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"path": absolute, "present": path.is_file()}
+    if info["present"]:
+        st = path.stat()
+        info["mode"] = f"{st.st_mode & 0o7777:04o}"
+        info["root_owned"] = st.st_uid == 0
+    return info
+
+
+def status(root: str | Path = "/") -> dict[str, Any]:
+    """What is installed and enabled under ``root``; JSON-serialisable."""
+    r = Path(root)
+    helper = _file_info(_path(r, HELPER), HELPER)
+    if helper["present"]:
+        # the helper runs as root: it must be root-owned and writable by root only (ownership
+        # is not checked under a test root, which an unprivileged user may have made)
+        owner_ok = bool(helper["root_owned"]) or not _is_real_root(r)
+        helper["secure"] = owner_ok and int(helper["mode"], 8) & 0o022 == 0
+    common = _path(r, COMMON_AUTH)
+    pau = find_pam_auth_update(r)
+    pam_dir = _path(r, "/etc/pam.d")
+    services = (
+        sorted(
+            "/" + str(p.relative_to(r))
+            for p in pam_dir.iterdir()
+            if p.is_file() and p.name != "common-auth" and _uses_helper(p)
+        )
+        if pam_dir.is_dir()
+        else []
+    )
+    sysdir = _path(r, SYSTEM_DIR)
+    try:
+        tpls = sorted(sysdir.glob("*.tpl")) if sysdir.is_dir() else []
+    except PermissionError:
+        tpls = []
+    templates = [{"user": p.stem, "path": f"{SYSTEM_DIR}/{p.name}"} for p in tpls]
+    return {
+        "root": str(r),
+        "helper": helper,
+        "profile": _file_info(_path(r, PROFILE), PROFILE),
+        "pam": {
+            "pam_auth_update": str(pau) if pau else None,
+            "common_auth": COMMON_AUTH,
+            "enabled": _uses_helper(common),
+            "services": services,
+        },
+        "templates": templates,
+        "user_unit": _file_info(_path(r, USER_UNIT), USER_UNIT),
+        "installed_by_script": _path(r, MANIFEST).is_file(),
+    }
+
+
+def format_status(st: dict[str, Any]) -> str:
+    def yes(b: object) -> str:
+        return "yes" if b else "no"
+
+    h = st["helper"]
+    lines = [f"helper     {h['path']}: {'installed' if h['present'] else 'missing'}"]
+    if h["present"] and not h.get("secure", True):
+        lines[-1] += f" (INSECURE: mode {h['mode']}, root-owned {yes(h['root_owned'])})"
+    p = st["profile"]
+    lines.append(f"profile    {p['path']}: {'installed' if p['present'] else 'missing'}")
+    pam = st["pam"]
+    if pam["pam_auth_update"]:
+        lines.append(f"PAM        {pam['common_auth']}: face line "
+                     f"{'ENABLED' if pam['enabled'] else 'not enabled'}")
+    else:
+        lines.append("PAM        no pam-auth-update on this system")
+    for s in pam["services"]:
+        lines.append(f"PAM        {s}: face line present")
+    if st["templates"]:
+        for t in st["templates"]:
+            lines.append(f"template   {t['user']}: {t['path']}")
+    else:
+        lines.append("template   none (run `faceunlock system-copy` as each user)")
+    u = st["user_unit"]
+    lines.append(f"user unit  {u['path']}: {'installed' if u['present'] else 'missing'}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Plan:
+    """What ``enable``/``disable`` did or would do."""
+
+    action: str
+    command: list[str] | None = None
+    ran: bool = False
+    returncode: int | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def _require_root(action: str, root: Path, dry_run: bool) -> None:
+    if _is_real_root(root) and not dry_run and os.geteuid() != 0:
+        raise RootRequiredError(f"`faceunlock system {action}`")
+
+
+def _run(cmd: Sequence[str]) -> int:
+    return subprocess.run(list(cmd), check=False).returncode
+
+
+def _switch(action: str, root: str | Path, dry_run: bool, runner: Runner | None) -> Plan:
+    r = Path(root)
+    _require_root(action, r, dry_run)
+    enable = action == "enable"
+    plan = Plan(action)
+    st = status(r)
+    if enable and not st["helper"]["present"]:
+        raise InputError(
+            f"{HELPER} is not installed under {r}: run `sudo packaging/install.sh` first"
+        )
+    if enable and not st["helper"].get("secure", True):
+        raise InputError(
+            f"{HELPER} must be root-owned and writable by root only "
+            f"(mode {st['helper']['mode']}): fix it or rerun packaging/install.sh"
+        )
+    pau = find_pam_auth_update(r)
+    if pau is not None:
+        if enable and not st["profile"]["present"]:
+            raise InputError(
+                f"{PROFILE} is not installed under {r}: run `sudo packaging/install.sh` first"
+            )
+        plan.command = ["pam-auth-update", f"--{action}", "faceunlock"]
+        cmdline = " ".join(plan.command)
+        if dry_run or not _is_real_root(r):
+            plan.messages.append(f"would run: {cmdline}")
+        else:
+            plan.returncode = (runner or _run)(plan.command)
+            plan.ran = True
+            if plan.returncode != 0:
+                raise InputError(f"`{cmdline}` failed with exit code {plan.returncode}")
+            now = _uses_helper(_path(r, COMMON_AUTH))
+            if now != enable:
+                plan.messages.append(
+                    f"warning: {COMMON_AUTH} {'does not use' if enable else 'still uses'} "
+                    "faceunlock-auth (was the profile deselected in pam-auth-update's dialog?)"
+                )
+            else:
+                plan.messages.append(f"ran: {cmdline}")
+    elif enable:
+        plan.messages.append(
+            "no pam-auth-update here: add this as the FIRST auth line of each service you want"
+        )
+        plan.messages.append(f"    {PAM_LINE}")
+        plan.messages += [f"  {path:28} {what}" for path, what in PAM_SERVICES]
+        plan.messages.append(
+            "(Fedora/RHEL: use an authselect profile; see packaging/pam/README.md)"
+        )
+    else:
+        files = st["pam"]["services"] + ([COMMON_AUTH] if st["pam"]["enabled"] else [])
+        if files:
+            plan.messages.append("no pam-auth-update here: delete the faceunlock-auth line from")
+            plan.messages += [f"  {f}" for f in files]
+        else:
+            plan.messages.append("no file in /etc/pam.d uses faceunlock-auth: nothing to do")
+    if enable and not st["templates"]:
+        plan.messages.append(
+            "note: no user has a system template yet: run `faceunlock system-copy` as each user"
+        )
+    if enable:
+        plan.messages.append("the password always keeps working; undo: faceunlock system disable")
+    return plan
+
+
+def enable(root: str | Path = "/", *, dry_run: bool = False, runner: Runner | None = None) -> Plan:
+    """Turn the PAM face line on (root only, unless ``dry_run`` or a test ``root``)."""
+    return _switch("enable", root, dry_run, runner)
+
+
+def disable(
+    root: str | Path = "/", *, dry_run: bool = False, runner: Runner | None = None
+) -> Plan:
+    """Turn the PAM face line off (root only, unless ``dry_run`` or a test ``root``)."""
+    return _switch("disable", root, dry_run, runner)
