@@ -1,0 +1,117 @@
+"""Screenshots of every wizard page and the tray menu, in a real X11 window under Xvfb.
+
+    python tools/screenshots.py [--out docs/screenshots]
+
+Needs Debian's xvfb and ../shared/datasets/clips (the woman's webcam clip is the camera). The
+wizard is driven page by page as a user would; each page is grabbed once it is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import os, sys, time
+from pathlib import Path
+from PyQt6.QtWidgets import QApplication
+from faceunlock.config import Config, config_set
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.ui.tray import TrayIcon
+from faceunlock.ui.wizard import EnrolWizard
+
+out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+app = QApplication([])
+cfg = Config()
+for k, v in (("detector.min_face", "50"), ("detector.max_face", "160")):
+    cfg = config_set(cfg, k, v)
+store = TemplateStore(tmp / "templates", StaticKeyProvider(os.urandom(32)))
+w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5)
+w.resize(760, 600)
+w.show()
+
+def pump(seconds, until=None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+        if until is not None and until():
+            for _ in range(20):
+                app.processEvents()
+            return True
+    return False
+
+names = ["1-welcome", "2-camera", "3-capture", "4-calibrate", "5-finish"]
+for i, name in enumerate(names):
+    page = w.currentPage()
+    wait = 2.0 if i in (0, 4) else 60.0
+    if name == "2-camera":
+        pump(4.0)  # let the live preview draw frames
+    else:
+        pump(wait, page.isComplete)
+    w.grab().save(str(out / f"wizard-{name}.png"))
+    if i < len(names) - 1:
+        w.next()
+        pump(0.5)
+w.accept()  # Finish: saves the template, as a user pressing Finish would
+pump(0.5)
+tray = TrayIcon(store, cfg, "alice")
+tray.show()
+tray.menu.aboutToShow.emit()
+tray.menu.adjustSize()
+pump(0.5)
+tray.menu.grab().save(str(out / "tray-menu.png"))
+print("ok", store.exists("alice"))
+"""
+
+
+def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    r, wfd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(wfd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(wfd)
+    with os.fdopen(r) as f:
+        num = f.readline().strip()
+    if not num:
+        proc.kill()
+        raise SystemExit("Xvfb did not start")
+    return proc, f":{num}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    repo = Path(__file__).resolve().parent.parent
+    ap.add_argument("--out", type=Path, default=repo / "docs" / "screenshots")
+    ap.add_argument("--clip", type=Path, default=repo.parent / "shared" / "datasets" / "clips"
+                    / "head-pose-face-detection-female.gif")
+    a = ap.parse_args()
+    if shutil.which("Xvfb") is None:
+        raise SystemExit("Xvfb is not installed (apt-get install xvfb)")
+    a.out.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    proc, display = start_xvfb()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+            res = subprocess.run([sys.executable, "-c", CHILD, str(a.out), str(a.clip), tmp],
+                                 env=env, capture_output=True, text=True, timeout=300)
+            if res.returncode != 0:
+                print(res.stderr[-3000:], file=sys.stderr)
+                return 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    for p in sorted(a.out.glob("*.png")):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
