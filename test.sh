@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh --dev
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff"; ruff check faceunlock tests benchmarks
+echo "== ruff"; ruff check faceunlock tests benchmarks tools
 echo "== mypy"; mypy
 echo "== import-linter"; lint-imports
 echo "== pytest"; QT_QPA_PLATFORM=offscreen pytest "$@"

@@ -1,0 +1,312 @@
+"""The logind backend and the watcher against python-dbusmock's ``logind`` template.
+
+A second opinion on ``tests/unlock/test_watcher.py``, whose logind peer is our own stand-in:
+here the peer is Debian's ``python3-dbusmock`` (``/usr/bin/python3 -m dbusmock --template
+logind``), run as the "system bus" service on a private ``dbus-daemon``. The session is made
+with the template's ``AddSession``; the mock emits ``Lock`` (``org.freedesktop.DBus.Mock.
+EmitSignal``), the watcher authenticates from the ../shared clip and calls
+``Session.Unlock()``, which the mock records (``GetMethodCalls('Unlock')``).
+
+Skipped when dbus-daemon is missing (Debian: ``apt-get install dbus``) or ``/usr/bin/python3``
+cannot import dbusmock (``apt-get install python3-dbusmock``); the clip tests are skipped
+without ../shared/datasets/clips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from jeepney import DBusAddress, MessageType, new_method_call
+from jeepney.io.blocking import open_dbus_connection
+
+from faceunlock.config import Config, config_set
+from faceunlock.errors import AuthStatus
+from faceunlock.unlock.lockstate import LockEvent, LogindBackend
+from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+if shutil.which("dbus-daemon") is None:
+    pytest.skip("dbus-daemon not installed (Debian: apt-get install dbus)", allow_module_level=True)
+if (
+    not os.access(SYSTEM_PYTHON, os.X_OK)
+    or subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import dbusmock.templates.logind"], capture_output=True
+    ).returncode
+    != 0
+):
+    pytest.skip(
+        f"{SYSTEM_PYTHON} cannot import dbusmock (Debian: apt-get install python3-dbusmock)",
+        allow_module_level=True,
+    )
+
+
+def _load_standins() -> ModuleType:
+    """tests/unlock/fake_screensaver.py, for its private-bus helpers (start_bus, wait_until)."""
+    if "fake_screensaver" in sys.modules:
+        return sys.modules["fake_screensaver"]
+    path = Path(__file__).with_name("fake_screensaver.py")
+    spec = importlib.util.spec_from_file_location("fake_screensaver", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fake_screensaver"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fs = _load_standins()
+
+LOGIND = "org.freedesktop.login1"
+LOGIND_PATH = "/org/freedesktop/login1"
+SESSION_IFACE = "org.freedesktop.login1.Session"
+MOCK_IFACE = "org.freedesktop.DBus.Mock"
+SESSION_ID = "c1"
+FEMALE = "head-pose-face-detection-female.gif"
+MALE = "head-pose-face-detection-male.gif"
+
+
+class LogindMock:
+    """A private bus with ``python3 -m dbusmock --template logind`` on it and one session."""
+
+    def __init__(self, root: Path) -> None:
+        self.bus = fs.start_bus(root, "system")
+        self.address: str = self.bus.address
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "DBUS_SYSTEM_BUS_ADDRESS": self.address,
+        }
+        self.log = root / "dbusmock.log"
+        proc = subprocess.Popen(
+            [SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "logind"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),  # noqa: SIM115
+            env=env,
+        )
+        self.bus.standins.append(proc)
+        try:
+            fs.wait_until(lambda: proc.poll() is not None or self._owned(), "dbusmock logind", 30)
+        except AssertionError:
+            self.close()
+            raise
+        if proc.poll() is not None:
+            log = self.log.read_text(errors="replace")
+            self.close()
+            raise RuntimeError(f"dbusmock exited with {proc.returncode}:\n{log}")
+        (path,) = self.call(LOGIND_PATH, MOCK_IFACE, "AddSession", "ssusb",
+                            (SESSION_ID, "seat0", 1000, "alice", True))  # fmt: skip
+        self.session_path = str(path)
+
+    def _owned(self) -> bool:
+        bus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
+        return bool(self.call_addr(bus, "NameHasOwner", "s", (LOGIND,))[0])
+
+    def call_addr(
+        self, addr: DBusAddress, method: str, sig: str | None = None, body: tuple[Any, ...] = ()
+    ) -> tuple[Any, ...]:
+        with fs.client(self.address) as conn:
+            reply = conn.send_and_get_reply(new_method_call(addr, method, sig, body), timeout=10)
+        if reply.header.message_type == MessageType.error:
+            raise RuntimeError(f"{addr.interface}.{method}: {reply.body}")
+        return tuple(reply.body)
+
+    def call(
+        self, path: str, iface: str, method: str, sig: str | None = None, body: tuple = ()
+    ) -> tuple[Any, ...]:
+        return self.call_addr(DBusAddress(path, LOGIND, iface), method, sig, body)
+
+    def emit(self, member: str) -> None:
+        """The session object emits ``Lock`` / ``Unlock`` (as logind does when told to)."""
+        self.call(self.session_path, MOCK_IFACE, "EmitSignal", "sssav",
+                  (SESSION_IFACE, member, "", []))  # fmt: skip
+
+    def set_locked_hint(self, locked: bool) -> None:
+        """What the lock screen does: ``Session.SetLockedHint(b)`` (a PropertiesChanged)."""
+        self.call(self.session_path, SESSION_IFACE, "SetLockedHint", "b", (locked,))
+
+    def method_calls(self, method: str) -> list[Any]:
+        """The calls of ``method`` the mock recorded on the session object."""
+        return list(self.call(self.session_path, MOCK_IFACE, "GetMethodCalls", "s", (method,))[0])
+
+    def backend(self) -> LogindBackend:
+        return LogindBackend(self.address, session_path=self.session_path)
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+@pytest.fixture()
+def logind() -> Iterator[LogindMock]:
+    root = Path(tempfile.mkdtemp(prefix="fu-dm-"))  # short: unix socket paths max 108 bytes
+    try:
+        m = LogindMock(root)
+        try:
+            yield m
+        finally:
+            m.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------- backend
+
+
+def test_backend_against_dbusmock(logind: LogindMock) -> None:
+    with logind.backend() as b:
+        assert b.name == "logind" and b.session_path.endswith("/session/" + SESSION_ID)
+        assert b.is_locked() is False
+        assert b.wait_event(0.2) is None
+        logind.emit("Lock")
+        assert b.wait_event(5) is LockEvent.LOCKED
+        logind.set_locked_hint(True)  # the same lock: no second event
+        assert b.wait_event(0.2) is None
+        assert b.is_locked() is True  # read from the mock's LockedHint
+        b.unlock()
+        assert b.wait_event(5) is LockEvent.UNLOCKED  # the mock's Unlock() emits Unlock
+    assert len(logind.method_calls("Unlock")) == 1
+
+
+def test_session_by_id_via_the_template_manager(logind: LogindMock) -> None:
+    with LogindBackend(logind.address, session_id=SESSION_ID) as b:
+        assert b.session_path == logind.session_path
+
+
+# ------------------------------------------------------------------------- real attempts
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    from faceunlock.engine.sources import VideoFileSource
+
+    with VideoFileSource(path) as src:
+        return [f.image for f in src]
+
+
+def _folder(d: Path, frames: list[np.ndarray]) -> Path:
+    d.mkdir(parents=True)
+    for i, im in enumerate(frames):
+        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    return d
+
+
+def _config() -> Config:
+    c = Config()
+    for k, v in {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "10"}.items():
+        c = config_set(c, k, v)
+    return c
+
+
+class Enrolled:
+    """alice enrolled from the first half of the woman's clip; her second half (genuine) and
+    the man's clip (impostor) as image folders."""
+
+    def __init__(self, root: Path, clips: Path) -> None:
+        from faceunlock.engine import service
+        from faceunlock.engine.sources import ImageFolderSource
+        from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+
+        self.store = TemplateStore(root / "templates", StaticKeyProvider(os.urandom(32)))
+        fem = _frames(clips / FEMALE)
+        half = len(fem) // 2
+        service.enrol(
+            self.store, "alice", _config(), ImageFolderSource(_folder(root / "enrol", fem[:half]))
+        )
+        self.genuine = _folder(root / "genuine", fem[half:])
+        self.impostor = _folder(root / "impostor", _frames(clips / MALE)[:8])
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> Enrolled:
+    return Enrolled(tmp_path_factory.mktemp("dbusmock"), clips_dir)
+
+
+class Run:
+    """The watcher (``once``) in a thread, its events recorded."""
+
+    def __init__(self, backend: LogindBackend, attempt: AuthAttempt, **kw: Any) -> None:
+        self.events: list[WatcherEvent] = []
+        self.error: BaseException | None = None
+        self.watcher = Watcher(
+            backend, attempt, lid=lambda: None, retry_interval=0.05, max_interval=0.2, **kw
+        )
+        self.watcher.subscribe(self.events.append)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run(once=True)
+        except BaseException as e:
+            self.error = e
+
+    def states(self) -> list[str]:
+        return [e.state.value for e in self.events]
+
+    def wait_state(self, state: WatcherState, timeout: float = 10.0) -> None:
+        fs.wait_until(
+            lambda: any(e.state == state for e in self.events),
+            f"{state.value} (got {self.states()})",
+            timeout,
+        )
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.watcher.stop()
+            self.thread.join(5)
+            raise AssertionError(f"watcher did not finish; events {self.states()}")
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.mark.slow
+def test_enrolled_face_unlocks_the_dbusmock_session(
+    logind: LogindMock, enrolled: Enrolled, tmp_path: Path
+) -> None:
+    attempt = AuthAttempt(
+        enrolled.store, "alice", _config(), str(enrolled.genuine), state_dir=tmp_path
+    )
+    with logind.backend() as b:
+        run = Run(b, attempt)
+        run.wait_state(WatcherState.IDLE)
+        assert logind.method_calls("Unlock") == []
+        logind.emit("Lock")
+        run.join(60)
+    assert attempt.result is not None and attempt.result.status == AuthStatus.OK
+    assert run.states()[-2:] == ["authenticating", "unlocked"]
+    assert len(logind.method_calls("Unlock")) == 1
+
+
+@pytest.mark.slow
+def test_impostor_does_not_unlock_the_dbusmock_session(
+    logind: LogindMock, enrolled: Enrolled, tmp_path: Path
+) -> None:
+    attempt = AuthAttempt(
+        enrolled.store, "alice", _config(), str(enrolled.impostor), state_dir=tmp_path
+    )
+    with logind.backend() as b:
+        run = Run(b, attempt, max_attempts=2)
+        run.wait_state(WatcherState.IDLE)
+        logind.emit("Lock")
+        run.wait_state(WatcherState.PAUSED, timeout=120)
+        time.sleep(0.3)
+        assert logind.method_calls("Unlock") == []
+        logind.emit("Unlock")  # the user typed the password: logind says so, no Unlock() call
+        run.join(10)
+    statuses = [e.status for e in run.events if e.status is not None]
+    assert statuses == [AuthStatus.NO_MATCH, AuthStatus.NO_MATCH], run.states()
+    assert run.states()[-1] == "idle"
+    assert logind.method_calls("Unlock") == []
