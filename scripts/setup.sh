@@ -16,7 +16,7 @@ PY="${PYTHON:-python3}"
 APT_RUNTIME=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
 # Debian's python3 lacks venv/ensurepip until python3-venv is installed
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
-APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules
+APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
          libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
          libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0)
 want=("${APT_RUNTIME[@]}")

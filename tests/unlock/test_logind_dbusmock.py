@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 import pytest
 from jeepney import DBusAddress, MessageType, new_method_call
-from jeepney.io.blocking import open_dbus_connection
 
 from faceunlock.config import Config, config_set
 from faceunlock.errors import AuthStatus
@@ -107,8 +106,13 @@ class LogindMock:
             log = self.log.read_text(errors="replace")
             self.close()
             raise RuntimeError(f"dbusmock exited with {proc.returncode}:\n{log}")
-        (path,) = self.call(LOGIND_PATH, MOCK_IFACE, "AddSession", "ssusb",
-                            (SESSION_ID, "seat0", 1000, "alice", True))  # fmt: skip
+        (path,) = self.call(
+            LOGIND_PATH,
+            MOCK_IFACE,
+            "AddSession",
+            "ssusb",
+            (SESSION_ID, "seat0", 1000, "alice", True),
+        )
         self.session_path = str(path)
 
     def _owned(self) -> bool:
@@ -131,8 +135,9 @@ class LogindMock:
 
     def emit(self, member: str) -> None:
         """The session object emits ``Lock`` / ``Unlock`` (as logind does when told to)."""
-        self.call(self.session_path, MOCK_IFACE, "EmitSignal", "sssav",
-                  (SESSION_IFACE, member, "", []))  # fmt: skip
+        self.call(
+            self.session_path, MOCK_IFACE, "EmitSignal", "sssav", (SESSION_IFACE, member, "", [])
+        )
 
     def set_locked_hint(self, locked: bool) -> None:
         """What the lock screen does: ``Session.SetLockedHint(b)`` (a PropertiesChanged)."""
@@ -204,7 +209,8 @@ def _folder(d: Path, frames: list[np.ndarray]) -> Path:
 
 def _config() -> Config:
     c = Config()
-    for k, v in {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "10"}.items():
+    base = {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "10"}
+    for k, v in base.items():
         c = config_set(c, k, v)
     return c
 
