@@ -47,7 +47,7 @@ from faceunlock.evaluation import lfw  # noqa: E402
 from faceunlock.training.augment import AugmentConfig  # noqa: E402
 from faceunlock.training.backbones import MobileFaceNetLite  # noqa: E402
 from faceunlock.training.data import ChipDataset, LfwPeopleDataset, load_chips  # noqa: E402
-from faceunlock.training.trainer import Trainer, TrainConfig, embed_chips  # noqa: E402
+from faceunlock.training.trainer import TrainConfig, Trainer, embed_chips  # noqa: E402
 
 LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)
 
@@ -61,7 +61,7 @@ def to_grey(chips: np.ndarray) -> np.ndarray:
     return out
 
 
-def _progress(tag: str):  # noqa: ANN202
+def _progress(tag: str):
     def show(done: int, total: int) -> None:
         if done == total or done % 500 == 0:
             print(f"{tag} chips: {done}/{total}", file=sys.stderr, flush=True)
@@ -89,6 +89,33 @@ def eval_chips(lfw_root: Path, cache_dir: Path, prebuilt: Path | None,
             raise SystemExit("some pair images could not be read")
         chips[~have] = data["chips"]
     return chips
+
+
+def prebuilt_train_set(prebuilt: Path, lfw_root: Path, min_images: int) -> ChipDataset:
+    """The peopleDevTrain images that ``prebuilt`` holds, as a :class:`ChipDataset` (a time
+    saver: no chips to make; identities with fewer than ``min_images`` of them dropped)."""
+    from faceunlock.training.data import read_people
+
+    wanted = {lfw.image_relpath(n, i): n for n, c in read_people(lfw_root / "peopleDevTrain.txt")
+              for i in range(1, c + 1)}
+    with np.load(prebuilt, allow_pickle=False) as z:
+        rels = [str(r) for r in z["rels"]]
+        rows = [i for i, r in enumerate(rels) if r in wanted]
+        counts: dict[str, int] = {}
+        for i in rows:
+            counts[wanted[rels[i]]] = counts.get(wanted[rels[i]], 0) + 1
+        rows = [i for i in rows if counts[wanted[rels[i]]] >= min_images]
+        chips = z["chips"][np.asarray(rows, np.int64)]
+    ds = ChipDataset.__new__(ChipDataset)
+    ds.root = lfw_root / "images"
+    ds.paths = [rels[i] for i in rows]
+    ds.classes = sorted({wanted[p] for p in ds.paths})
+    index = {n: i for i, n in enumerate(ds.classes)}
+    ds.labels = np.asarray([index[wanted[p]] for p in ds.paths], np.int64)
+    ds.chips = np.ascontiguousarray(chips)
+    ds.fallback = np.zeros(len(rows), bool)
+    ds.embeddings = np.zeros((len(rows), 128), np.float32)
+    return ds
 
 
 class PairEval:
@@ -157,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="chip caches (made on first use by the runtime pipeline)")
     ap.add_argument("--prebuilt-chips", type=Path, default=Path("/tmp/dev_chips.npz"),
                     help="optional npz (rels, chips) of aligned pair-image chips")
+    ap.add_argument("--train-from-prebuilt", action="store_true",
+                    help="train only on the peopleDevTrain images in --prebuilt-chips (no chip "
+                         "extraction; these are pairsDevTrain images, the threshold-fit set)")
     ap.add_argument("--steps", type=int, default=60, help="optimisation steps per model")
     ap.add_argument("--p", type=int, default=16, help="identities per batch")
     ap.add_argument("--k", type=int, default=4, help="images per identity")
@@ -187,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     from faceunlock.training.dlib_resnet import build_module, default_dat_path
 
     evaluator = PairEval(args.lfw, args.cache_dir, prebuilt, flip=not args.no_flip_eval)
-    dataset = LfwPeopleDataset(args.lfw / "peopleDevTrain.txt", args.lfw / "images",
-                               args.cache_dir / "devtrain-people.npz", min_images=2,
-                               progress=_progress("train"))
+    if args.train_from_prebuilt and prebuilt is not None:
+        dataset = prebuilt_train_set(prebuilt, args.lfw, min_images=2)
+    else:
+        dataset = LfwPeopleDataset(args.lfw / "peopleDevTrain.txt", args.lfw / "images",
+                                   args.cache_dir / "devtrain-people.npz", min_images=2,
+                                   progress=_progress("train"))
     dataset.chips = to_grey(dataset.chips)
     test_people = {a.split("/")[0] for pair in evaluator.test.pairs for a in pair}
     overlap = sorted(test_people & set(dataset.classes))
@@ -222,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                     + ("mirror-averaged" if not args.no_flip_eval else "single-chip")
                     + " embeddings; grey = luminance (0.299, 0.587, 0.114) in 3 channels",
         "train_data": {"people_file": "peopleDevTrain.txt", "min_images": 2,
-                       "images": len(dataset), "identities": dataset.num_classes,
+                       "images": len(dataset),
+                       "source": ("prebuilt pairsDevTrain images" if args.train_from_prebuilt
+                                  and prebuilt is not None else "all peopleDevTrain images"),
+                       "identities": dataset.num_classes,
                        "devtest_identity_overlap": len(overlap), "chips": "greyscale"},
         "budget": {"steps": args.steps, "p": args.p, "k": args.k, "batch": args.p * args.k,
                    "threads": args.threads, "total_minutes": total / 60.0},
