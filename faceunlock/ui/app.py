@@ -1,7 +1,9 @@
 """``faceunlock-gui`` (and ``faceunlock`` with no arguments): one instance per user.
 
 A second launch finds the first through a per-user QLocalServer, asks it to raise its
-window, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon.
+window, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon,
+which runs the lock-screen watcher (not during the wizard: it starts once the wizard hands
+over to the tray).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtNetwork import QLocalServer, QLocalSocket
@@ -18,6 +21,9 @@ from faceunlock.config import Config, load_config
 from faceunlock.engine import service
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import FaceUnlockError
+
+if TYPE_CHECKING:
+    from faceunlock.ui.tray import TrayIcon
 
 RAISE = b"raise\n"
 
@@ -86,9 +92,20 @@ def first_window(
         from faceunlock.ui.wizard import EnrolWizard
 
         return EnrolWizard(store, cfg, user=user)
-    from faceunlock.ui.tray import TrayIcon
+    return make_tray(store, cfg, user, config_path=config_path)
 
-    return TrayIcon(store, cfg, user, config_path=config_path)
+
+def make_tray(
+    store: TemplateStore, cfg: Config, user: str, *, config_path: str | None = None
+) -> TrayIcon:
+    """The tray icon with its lock-screen watcher (started when the icon is shown)."""
+    from faceunlock.ui.tray import TrayIcon
+    from faceunlock.ui.watch import WatcherController
+
+    controller = WatcherController(store, cfg, user)
+    tray = TrayIcon(store, cfg, user, config_path=config_path, controller=controller)
+    controller.setParent(tray)
+    return tray
 
 
 def _raise(target: QWidget | QSystemTrayIcon) -> None:
@@ -126,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quit_signal = getattr(target, "quitRequested", None)
         if quit_signal is not None:
             quit_signal.connect(app.quit)
+        app.aboutToQuit.connect(target.hide)  # stops the watcher
         if not QSystemTrayIcon.isSystemTrayAvailable():
             print("faceunlock: no system tray on this desktop", file=sys.stderr)
     else:
@@ -133,11 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         holder: list[QSystemTrayIcon] = []
 
         def enrolled() -> None:
-            from faceunlock.ui.tray import TrayIcon
-
             app.setQuitOnLastWindowClosed(False)
-            tray = TrayIcon(store, cfg, user)
+            tray = make_tray(store, cfg, user)
             tray.quitRequested.connect(app.quit)
+            app.aboutToQuit.connect(tray.hide)
             instance.raiseRequested.connect(lambda: _raise(tray))
             holder.append(tray)
             tray.show()

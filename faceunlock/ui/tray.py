@@ -1,8 +1,11 @@
 """The tray icon: status, test, recalibrate, re-enrol, pause, settings, about, quit.
 
 The menu is rebuilt each time it opens (``aboutToShow``), so it always shows the current
-state. The lock-screen watcher does not exist yet: a hidden debug submenu (shown when
-``FACEUNLOCK_DEBUG=1`` or ``debug=True``) sets the state by hand.
+state. Given a :class:`~faceunlock.ui.watch.WatcherController`, the tray drives the
+lock-screen watcher: it starts when the icon is shown (if ``watcher.enabled``), Pause stops
+it, Resume restarts it, Quit stops it; its events set the icon and the status line, and a
+failure puts the tray in the error state with a notification. A hidden debug submenu (shown
+when ``FACEUNLOCK_DEBUG=1`` or ``debug=True``) sets the state by hand.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QColor, QIcon, QPixmap
@@ -23,9 +26,14 @@ from faceunlock.config import Config
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.paths import repo_root
 
-STATES = ("watching", "idle", "unlocked", "paused", "error")
+if TYPE_CHECKING:
+    from faceunlock.ui.watch import WatcherController
+    from faceunlock.unlock.watcher import WatcherEvent
+
+STATES = ("watching", "authenticating", "idle", "unlocked", "paused", "error")
 STATE_TEXT = {
     "watching": "Watching the lock screen",
+    "authenticating": "Looking for your face",
     "idle": "Idle",
     "unlocked": "Unlocked",
     "paused": "Paused",
@@ -36,8 +44,18 @@ PAUSES: tuple[tuple[str, int | None], ...] = (
     ("For 1 hour", 60 * 60),
     ("Until resumed", None),
 )
+#: WatcherState value -> tray state (the watcher's "idle" is "watching the lock screen")
+WATCHER_STATES = {
+    "idle": "watching",
+    "watching": "watching",
+    "authenticating": "authenticating",
+    "unlocked": "unlocked",
+    "paused": "paused",
+    "error": "error",
+}
 _FALLBACK_COLOURS = {
     "watching": "#2a6fdb",
+    "authenticating": "#7b3fd0",
     "idle": "#8a8a8a",
     "unlocked": "#2e9e44",
     "paused": "#d08a10",
@@ -62,7 +80,8 @@ def state_icon(state: str) -> QIcon:
 
 class TrayIcon(QSystemTrayIcon):
     """``store``/``cfg``/``user``: what the dialogs work on; ``config_path``: where Settings
-    writes; ``dialog_factory(name, **kw)``: opens a window (tests replace it)."""
+    writes; ``dialog_factory(name, **kw)``: opens a window (tests replace it);
+    ``controller``: the lock-screen watcher to drive (None: the state is set by hand)."""
 
     quitRequested = pyqtSignal()
     stateChanged = pyqtSignal(str)
@@ -76,6 +95,7 @@ class TrayIcon(QSystemTrayIcon):
         config_path: str | Path | None = None,
         debug: bool | None = None,
         dialog_factory: Callable[..., Any] | None = None,
+        controller: WatcherController | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -86,6 +106,8 @@ class TrayIcon(QSystemTrayIcon):
         self.debug = debug if debug is not None else os.environ.get("FACEUNLOCK_DEBUG") == "1"
         self.dialog_factory = dialog_factory or self._open_dialog
         self.state = "idle"
+        self.detail = ""  # the watcher's words for the current state
+        self.controller = controller
         self.paused = False
         self.paused_until: float | None = None  # time.time() when the pause ends
         self.windows: list[QWidget] = []
@@ -95,15 +117,19 @@ class TrayIcon(QSystemTrayIcon):
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.setContextMenu(self.menu)
+        if controller is not None:
+            controller.watcher_event.connect(self.on_watcher_event)
+            controller.failed.connect(self.on_watcher_failed)
         self.set_state("watching" if cfg.watcher.enabled else "idle")
         self.rebuild_menu()
 
     # ---- state
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: str, detail: str = "") -> None:
         if state not in STATES:
             raise ValueError(f"unknown tray state {state!r}")
         self.state = state
+        self.detail = detail
         self.setIcon(state_icon(state))
         self.setToolTip(f"FaceUnlock: {self.status_text()}")
         self.stateChanged.emit(state)
@@ -115,11 +141,61 @@ class TrayIcon(QSystemTrayIcon):
             return "Paused until " + time.strftime("%H:%M", time.localtime(self.paused_until))
         if not self.store.exists(self.user):
             return "Not enrolled"
+        if self.detail:
+            return f"{STATE_TEXT[self.state]}: {self.detail}"
         return STATE_TEXT[self.state]
 
+    # ---- the lock-screen watcher
+
+    def show(self) -> None:
+        super().show()
+        if not self.paused:
+            self.start_watcher()
+
+    def hide(self) -> None:
+        self.stop_watcher()
+        super().hide()
+
+    def start_watcher(self) -> None:
+        """Start the controller's watcher when there is one and ``watcher.enabled``."""
+        if self.controller is None or not self.cfg.watcher.enabled:
+            return
+        self.controller.cfg = self.cfg
+        if not self.controller.running:
+            self.set_state("watching")
+            self.controller.start()
+
+    def stop_watcher(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+
+    def on_watcher_event(self, ev: WatcherEvent) -> None:
+        """A :class:`WatcherEvent` (GUI thread): the watcher's state becomes the tray's."""
+        if self.paused:
+            return  # a late event of the run that Pause stopped
+        state = WATCHER_STATES.get(ev.state.value, "error")
+        self.set_state(state, "" if ev.state.value == "idle" else ev.detail)
+
+    def on_watcher_failed(self, message: str) -> None:
+        """The watcher could not start or stopped on an error."""
+        if self.paused:
+            return
+        self.set_state("error", message)
+        self.showMessage(
+            "FaceUnlock: lock-screen watcher stopped",
+            message,
+            QSystemTrayIcon.MessageIcon.Warning,
+        )
+
+    def quit(self) -> None:
+        """Stop the watcher, then ask the app to quit."""
+        self.stop_watcher()
+        self.quitRequested.emit()
+
     def pause(self, seconds: int | None) -> None:
-        """Pause face unlock for ``seconds`` (None: until resumed)."""
+        """Pause face unlock for ``seconds`` (None: until resumed); the watcher stops."""
         self.paused = True
+        self.stop_watcher()
         self._resume_timer.stop()
         if seconds is None:
             self.paused_until = None
@@ -133,6 +209,8 @@ class TrayIcon(QSystemTrayIcon):
         self.paused_until = None
         self._resume_timer.stop()
         self.set_state("watching" if self.cfg.watcher.enabled else "idle")
+        if self.isVisible():
+            self.start_watcher()
 
     # ---- menu
 
@@ -171,7 +249,7 @@ class TrayIcon(QSystemTrayIcon):
             for st in STATES:
                 self._add(dbg, f"Set state: {st}", functools.partial(self.set_state, st))
         m.addSeparator()
-        self._add(m, "&Quit", self.quitRequested.emit)
+        self._add(m, "&Quit", self.quit)
 
     @staticmethod
     def _add(menu: QMenu, text: str, slot: Callable[[], Any], enabled: bool = True) -> QAction:
@@ -220,6 +298,14 @@ class TrayIcon(QSystemTrayIcon):
         return w
 
     def _settings_saved(self, cfg: Config) -> None:
+        old = self.cfg
         self.cfg = cfg
-        if not self.paused:
-            self.set_state("watching" if cfg.watcher.enabled else "idle")
+        if self.paused:
+            return
+        if self.controller is not None and (
+            not cfg.watcher.enabled or cfg.watcher.backend != old.watcher.backend
+        ):
+            self.stop_watcher()
+        self.set_state("watching" if cfg.watcher.enabled else "idle")
+        if self.isVisible():
+            self.start_watcher()
