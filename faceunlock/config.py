@@ -15,20 +15,19 @@ construction, so an invalid :class:`Config` cannot exist; every problem raises
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import math
 import os
 import re
 import stat
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.errors import ConfigError
 from faceunlock.paths import config_path
 
@@ -506,27 +505,7 @@ def save_config(cfg: Config, path: str | Path | None = None) -> Path:
     except OSError:
         mode = 0o644
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        atomic_write_bytes(p, text.encode("utf-8"), mode=mode)
     except OSError as e:
         raise ConfigError(f"{p}: cannot write config file ({e.strerror or e})") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ConfigError(f"{p}: cannot write config file ({e.strerror or e})") from e
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
     return p

@@ -91,22 +91,49 @@ def load_model_bytes(model_path: str | Path) -> tuple[bytes, dict[str, Any]]:
     return data, meta
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+def fsync_dir(d: str | Path) -> None:
+    """Flush a directory entry (after a rename or link), best effort."""
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_temp_file(directory: Path, name: str, data: bytes, mode: int) -> str:
+    """Write ``data`` to a new temp file beside ``directory/name`` (fsynced, ``mode``); return
+    its path. The caller renames or links it into place and removes it on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename, fsync
+    of the directory)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp_file(p.parent, p.name, data, mode)
+    try:
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(p.parent)
 
 
 def write_sidecar(model_path: str | Path, meta: dict[str, Any]) -> Path:

@@ -74,7 +74,6 @@ import os
 import re
 import secrets
 import struct
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -87,7 +86,7 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceunlock.engine.modelfile import atomic_write_bytes
+from faceunlock.engine.modelfile import atomic_write_bytes, fsync_dir, write_temp_file
 from faceunlock.errors import (
     InputError,
     KeyringUnavailableError,
@@ -698,39 +697,16 @@ def _ensure_private_dir(d: Path) -> None:
         os.chmod(d, 0o700)
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data, mode=0o600)
-    _fsync_dir(path.parent)
-
-
 def _create_exclusive(path: Path, data: bytes) -> None:
     """Create ``path`` (0600) with ``data`` unless it already exists (then keep the existing
     file): temp file + fsync + ``link``, so a concurrent creator never gets a second key."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = write_temp_file(path.parent, path.name, data, 0o600)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
     finally:
         os.unlink(tmp)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _read_file(path: Path) -> bytes:
@@ -833,7 +809,7 @@ class TemplateStore:
         _ensure_private_dir(self.directory)
         if p.is_file():
             self._rotate_backup(p, user, key)
-        _write_private(p, blob)
+        atomic_write_bytes(p, blob, mode=0o600)
         return p
 
     def _rotate_backup(self, p: Path, user: str, key: bytes) -> None:
@@ -845,7 +821,7 @@ class TemplateStore:
         except TemplateError as e:
             log.warning("not backing up %s: %s", p, e)
             return
-        _write_private(self.backup_path(user), prev)
+        atomic_write_bytes(self.backup_path(user), prev, mode=0o600)
 
     def delete(self, user: str, *, remove_key: bool = False) -> bool:
         """Remove the template and its backup; with ``remove_key`` also forget the key.
@@ -858,7 +834,7 @@ class TemplateStore:
             except FileNotFoundError:
                 pass
         if existed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         if remove_key:
             self.key_provider.delete_key(user)
         return existed
