@@ -477,11 +477,7 @@ class FaceDetector:
     def _load_locked(self) -> None:
         data, meta = load_model_bytes(self.path)
         session = open_session(self.path, data, self.threads)
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(self.path, f"expected 1 input and 1 output, found {len(inputs)} "
-                             f"and {len(outputs)}")
-        inp, out = inputs[0], outputs[0]
+        inp, out = session.get_inputs()[0], session.get_outputs()[0]
         if inp.type != "tensor(float)" or len(inp.shape) != 4 or inp.shape[1] != 3:
             raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, "
                              "expected float [1, 3, H, W]")

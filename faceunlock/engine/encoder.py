@@ -59,12 +59,7 @@ class FaceEncoder:
     def _load_locked(self) -> None:
         data, meta = load_model_bytes(self.path)
         session = open_session(self.path, data, self.threads)
-        inputs = session.get_inputs()
-        outputs = session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(self.path, f"expected 1 input and 1 output, found {len(inputs)} "
-                             f"and {len(outputs)}")
-        inp, out = inputs[0], outputs[0]
+        inp, out = session.get_inputs()[0], session.get_outputs()[0]
         if inp.type != "tensor(uint8)" or list(inp.shape[1:]) != [CHIP_SIZE, CHIP_SIZE, 3]:
             raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, expected "
                              f"uint8 [N, {CHIP_SIZE}, {CHIP_SIZE}, 3]")

@@ -10,12 +10,14 @@ from faceunlock.errors import ModelError
 
 
 def open_session(path: Path, data: bytes, threads: int) -> ort.InferenceSession:
-    """A CPU session for ``data`` (the bytes of ``path``, already sha-checked).
+    """A CPU session for ``data`` (the bytes of ``path``, already sha-checked), with exactly
+    one input and one output, as every model of the engine has.
 
     Intra-op threads do not spin-wait after a run: the detector and the encoder run one after
     the other on the same cores, and a spinning pool of one steals the CPU from the other
     (measured: the encoder took 6.5 ms per chip after the detector, 3.7 ms alone).
-    Raises ModelError naming the file when onnxruntime cannot load it.
+    Raises ModelError naming the file when onnxruntime cannot load it or its inputs and
+    outputs are not one each.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -25,7 +27,11 @@ def open_session(path: Path, data: bytes, threads: int) -> ort.InferenceSession:
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own (pybind) exception types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(path, f"not a valid ONNX model: {msg}") from e
+    n_in, n_out = len(session.get_inputs()), len(session.get_outputs())
+    if n_in != 1 or n_out != 1:
+        raise ModelError(path, f"expected 1 input and 1 output, found {n_in} and {n_out}")
+    return session
