@@ -453,24 +453,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_auth(args: argparse.Namespace) -> int:
+def cmd_auth(args: argparse.Namespace, per_frame: bool = False) -> int:
+    """One attempt; with ``per_frame`` (the `test` verb) every frame is printed too."""
     from faceunlock.engine import service
-
-    cfg = _cfg()
-    res = service.authenticate_user(
-        _store(), _user(args), cfg, service.source_for(cfg, args.source), timeout=args.timeout
-    )
-    if args.json:
-        _print_json(res.to_json())
-    else:
-        print(res.message)
-    return int(res.status)
-
-
-def cmd_test(args: argparse.Namespace) -> int:
-    from faceunlock.engine import service
-
-    cfg = _cfg()
 
     def show(fr: Any) -> None:
         if args.json:
@@ -482,19 +467,24 @@ def cmd_test(args: argparse.Namespace) -> int:
                 f"{'MATCH' if fr.match else 'no'}  {fr.ms:.1f} ms"
             )
 
+    cfg = _cfg()
     res = service.authenticate_user(
         _store(),
         _user(args),
         cfg,
         service.source_for(cfg, args.source),
         timeout=args.timeout,
-        on_frame=show,
+        on_frame=show if per_frame else None,
     )
     if args.json:
         _print_json(res.to_json())
     else:
         print(res.message)
     return int(res.status)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return cmd_auth(args, per_frame=True)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
