@@ -23,7 +23,6 @@ Writes ``time_to_unlock.json`` into ``--out``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -44,13 +43,11 @@ SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSa
 
 
 def standins() -> ModuleType:
-    path = REPO / "tests" / "unlock" / "fake_screensaver.py"
-    spec = importlib.util.spec_from_file_location("fake_screensaver", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fake_screensaver"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """The D-Bus stand-ins the tests use (tests/unlock/fake_screensaver.py)."""
+    sys.path.insert(0, str(REPO / "tests" / "unlock"))
+    import fake_screensaver
+
+    return fake_screensaver
 
 
 def cpu_seconds() -> float:

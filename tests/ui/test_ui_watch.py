@@ -5,14 +5,11 @@ woman's webcam clip. The bus test is skipped when ``dbus-daemon`` is missing (De
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -32,17 +29,7 @@ SCREENSAVER = "org.freedesktop.ScreenSaver"
 USER = "alice"
 
 
-def _load_standins() -> ModuleType:
-    path = Path(__file__).parents[1] / "unlock" / "fake_screensaver.py"
-    spec = importlib.util.spec_from_file_location("fake_screensaver", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fake_screensaver"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fs = _load_standins()
+import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
 
 
 def _config() -> Config:

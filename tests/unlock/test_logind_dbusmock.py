@@ -14,17 +14,14 @@ without ../shared/datasets/clips.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
@@ -54,20 +51,7 @@ if (
     )
 
 
-def _load_standins() -> ModuleType:
-    """tests/unlock/fake_screensaver.py, for its private-bus helpers (start_bus, wait_until)."""
-    if "fake_screensaver" in sys.modules:
-        return sys.modules["fake_screensaver"]
-    path = Path(__file__).with_name("fake_screensaver.py")
-    spec = importlib.util.spec_from_file_location("fake_screensaver", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fake_screensaver"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fs = _load_standins()
+import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
 
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"

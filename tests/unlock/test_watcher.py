@@ -10,18 +10,15 @@ Skipped when ``dbus-daemon`` is missing (Debian: ``apt-get install dbus``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -43,17 +40,7 @@ if shutil.which("dbus-daemon") is None:
     pytest.skip("dbus-daemon not installed (Debian: apt-get install dbus)", allow_module_level=True)
 
 
-def _load_standins() -> ModuleType:
-    path = Path(__file__).with_name("fake_screensaver.py")
-    spec = importlib.util.spec_from_file_location("fake_screensaver", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fake_screensaver"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fs = _load_standins()
+import fake_screensaver as fs
 
 FEMALE = "head-pose-face-detection-female.gif"
 MALE = "head-pose-face-detection-male.gif"
