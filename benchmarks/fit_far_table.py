@@ -54,6 +54,31 @@ def impostor_distances(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+HIST_STEP = 0.01
+HIST_BINS = 150  # distances 0.00 .. 1.50
+
+
+def genuine_distances(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Every same-identity pair distance (i < j)."""
+    out = []
+    for lab in np.unique(labels):
+        e = emb[labels == lab].astype(np.float32)
+        if len(e) < 2:
+            continue
+        d = np.sqrt(np.maximum(((e[:, None, :] - e[None, :, :]) ** 2).sum(-1), 0.0))
+        out.append(d[np.triu_indices(len(e), 1)])
+    return np.concatenate(out)
+
+
+def histogram(d: np.ndarray) -> dict[str, object]:
+    """Counts in HIST_BINS bins of HIST_STEP from 0 (the last bin also takes everything above):
+    the distributions the wizard's calibration plot draws."""
+    idx = np.minimum((d / HIST_STEP).astype(np.int64), HIST_BINS - 1)
+    counts = np.bincount(idx, minlength=HIST_BINS)
+    return {"start": 0.0, "step": HIST_STEP, "counts": [int(c) for c in counts],
+            "pairs": int(d.size)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lfw", type=Path, default=shared_dir() / "datasets" / "lfw")
@@ -102,8 +127,11 @@ def main() -> int:
         table_emb.update(zip(missing, extra, strict=True))
     d = lfw.pair_distances(pairs, table_emb)
     thr = metrics.best_threshold(d, pairs.same)
+    far_json = table.to_json()
+    far_json["impostor_histogram"] = histogram(imp)
+    far_json["genuine_histogram"] = histogram(genuine_distances(emb, labels))
     result = {
-        "far_table": table.to_json(),
+        "far_table": far_json,
         "lfw_devtrain": {
             "threshold": round(thr, 6),
             "accuracy": metrics.accuracy(d, pairs.same, thr),
@@ -111,7 +139,8 @@ def main() -> int:
             "zoom": pipe.settings.zoom,
         },
     }
-    print(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "far_table"}
+                     | {"far_table": table.to_json()}, indent=2))
     if not args.dry_run:
         model = models_dir() / "encoder.onnx"
         meta = json.loads(sidecar_path(model).read_text())
