@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     prebuilt = args.prebuilt_chips if args.prebuilt_chips.is_file() else None
 
-    from faceunlock.training.dlib_resnet import build_module, default_dat_path
+    from faceunlock.paths import models_dir
+    from faceunlock.training.dlib_resnet import build_module
 
     evaluator = PairEval(args.lfw, args.cache_dir, prebuilt, flip=not args.no_flip_eval)
     if args.train_from_prebuilt and prebuilt is not None:
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
           f"DevTest identities also in training: {len(overlap)}", file=sys.stderr)
 
     results: dict[str, Any] = {}
-    model = build_module(default_dat_path())
+    model = build_module(models_dir() / "encoder.onnx")
     print("evaluating the converted encoder (before)", file=sys.stderr, flush=True)
     results["dlib_before"] = {"colour": evaluator(model, grey=False),
                               "grey": evaluator(model, grey=True)}

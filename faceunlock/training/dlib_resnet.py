@@ -407,9 +407,88 @@ class DlibFaceResNet(nn.Module):
         return self.fc(x)
 
 
-def build_module(dat_path: str | Path) -> DlibFaceResNet:
-    """Parse ``dat_path`` and return the equivalent torch module in eval mode."""
-    return DlibFaceResNet(parse_dat(dat_path)).eval()
+def weights_from_onnx(path: str | Path) -> DlibResnetWeights:
+    """Rebuild :class:`DlibResnetWeights` from an encoder ONNX file this module exported (the
+    runtime's ``models/encoder.onnx`` or a fine-tuned export), so that training can start from
+    the weights the runtime actually uses, with no ``.dat`` at hand.
+
+    The export folds each affine layer into its convolution, so the convolutions come back
+    with the folded weights and identity affines (gamma 1, beta 0): :func:`_fold` reproduces
+    them bit for bit. Walks the graph in node order against :func:`architecture`.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises several unrelated types
+        raise DlibFormatError(f"{path}: not a readable ONNX model ({e})") from e
+    g = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+
+    def attrs(node: Any) -> dict[str, Any]:
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def pair(v: Any, default: int) -> tuple[int, int]:
+        v = list(v) if v is not None else [default, default]
+        return int(v[0]), int(v[1])
+
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    pools = [n for n in g.node if n.op_type in ("MaxPool", "AveragePool", "ReduceMean")]
+    matmuls = [n for n in g.node if n.op_type == "MatMul"]
+    mean_names = [n.input[1] for n in g.node if n.op_type == "Sub" and n.input[1] in inits]
+    if not (convs and pools and len(matmuls) == 1 and len(mean_names) == 1):
+        raise DlibFormatError(f"{path}: not a dlib face-recognition ResNet export")
+    dims = g.input[0].type.tensor_type.shape.dim
+    size = (int(dims[1].dim_value), int(dims[2].dim_value))
+    means = tuple(float(x) for x in inits[mean_names[0]].reshape(-1))
+    threshold = 0.6
+    for prop in model.metadata_props:
+        found = re.search(r"threshold ([0-9.]+)", prop.value)
+        if prop.key == "output" and found:
+            threshold = float(found.group(1))
+    out = DlibResnetWeights((means[0], means[1], means[2]), size, 0.04, threshold)
+    conv_it, pool_it = iter(convs), iter(pools)
+    try:
+        for spec in architecture():
+            rec: Any = None
+            if spec.kind == "con":
+                node = next(conv_it)
+                a = attrs(node)
+                pads = pair(a.get("pads"), 0)
+                w = inits[node.input[1]].astype(np.float32)
+                rec = ConvRecord(w, inits[node.input[2]].astype(np.float32),
+                                 pair(a.get("strides"), 1), pads)
+            elif spec.kind == "affine":
+                c = out.records[-1].weight.shape[0]
+                rec = AffineRecord(np.ones(c, np.float32), np.zeros(c, np.float32))
+            elif spec.kind in ("max_pool", "avg_pool"):
+                node = next(pool_it)
+                if node.op_type == "ReduceMean":
+                    rec = PoolRecord((0, 0), (1, 1), (0, 0))
+                else:
+                    a = attrs(node)
+                    rec = PoolRecord(pair(a.get("kernel_shape"), 1), pair(a.get("strides"), 1),
+                                     pair(a.get("pads"), 0))
+            elif spec.kind == "fc":
+                rec = FcRecord(inits[matmuls[0].input[1]].astype(np.float32))
+            elif spec.kind in ("tag", "skip"):
+                continue
+            out.records.append(rec)
+    except (StopIteration, KeyError, IndexError) as e:
+        raise DlibFormatError(f"{path}: graph does not match dlib's ResNet ({e!r})") from e
+    if next(conv_it, None) is not None or next(pool_it, None) is not None:
+        raise DlibFormatError(f"{path}: graph has more layers than dlib's ResNet")
+    return out
+
+
+def build_module(source: str | Path) -> DlibFaceResNet:
+    """The torch module (eval mode) equivalent to ``source``: dlib's ``.dat`` file, or an
+    encoder ``.onnx`` exported from this module (see :func:`weights_from_onnx`)."""
+    if str(source).endswith(".onnx"):
+        return DlibFaceResNet(weights_from_onnx(source)).eval()
+    return DlibFaceResNet(parse_dat(source)).eval()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,14 +89,19 @@ def _dat_path(ckpt: dict[str, Any]) -> Path:
     dat = (cfg.get("model") or {}).get("dat") if isinstance(cfg, dict) else None
     if dat and Path(dat).is_file():
         return Path(dat)
-    return dlib_resnet.default_dat_path()
+    from faceunlock.paths import models_dir
+
+    return models_dir() / "encoder.onnx"
 
 
 def build_from_checkpoint(ckpt: dict[str, Any]) -> tuple[dlib_resnet.DlibFaceResNet,
                                                           dlib_resnet.DlibResnetWeights]:
-    """The trained module in eval mode (architecture from dlib's ``.dat``, weights from the
-    checkpoint), and the parsed ``.dat`` (for the input spec)."""
-    weights = dlib_resnet.parse_dat(_dat_path(ckpt))
+    """The trained module in eval mode (architecture from the ``.dat`` or encoder ``.onnx`` it
+    started from, weights from the checkpoint), and those parsed weights (for the input
+    spec)."""
+    src = _dat_path(ckpt)
+    weights = (dlib_resnet.weights_from_onnx(src) if src.suffix == ".onnx"
+               else dlib_resnet.parse_dat(src))
     module = dlib_resnet.DlibFaceResNet(weights)
     state = {k.removeprefix("module."): v for k, v in ckpt["model"].items()}
     try:

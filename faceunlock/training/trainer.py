@@ -8,7 +8,8 @@ Usage::
 Config sections (every key optional; defaults in the dataclasses below)::
 
     [data]    kind = "lfw_people" | "folder", people_file, image_root, root, cache, min_images
-    [model]   dat (default: the installed face_recognition_models file), freeze_blocks
+    [model]   dat (dlib .dat or an encoder .onnx; default: the runtime's models/encoder.onnx),
+              freeze_blocks
     [loss]    kind = "triplet" | "contrastive" | "arcface", margin, distance =
               "euclidean" | "squared_euclidean" | "cosine", miner = "batch_hard" |
               "semi_hard" | "batch_all" | "none" (default: batch_hard for triplet), scale
@@ -344,9 +345,10 @@ class Trainer:
         self.out_dir = Path(run.out_dir)
         self.dataset = dataset if dataset is not None else build_dataset(cfg.data, pipeline)
         if model is None:
-            from faceunlock.training.dlib_resnet import build_module, default_dat_path
+            from faceunlock.paths import models_dir
+            from faceunlock.training.dlib_resnet import build_module
 
-            model = build_module(cfg.model.dat or default_dat_path())
+            model = build_module(cfg.model.dat or models_dir() / "encoder.onnx")
         self.model = model.to(self.device).train()
         freeze(self.model, cfg.model.freeze_blocks)
         self.loss_fn = make_loss(cfg.loss, self.dataset.num_classes).to(self.device)

@@ -87,3 +87,34 @@ def test_truncated_dat_is_rejected(dat_path: Path, tmp_path: Path) -> None:
     extra.write_bytes(dat_path.read_bytes() + b"\x00")
     with pytest.raises(DlibFormatError, match="unexpected bytes"):
         dlib_resnet.parse_dat(extra)
+
+
+def test_module_from_the_runtime_onnx_equals_the_dat(dat_path: Path, tmp_path: Path) -> None:
+    from faceunlock.paths import models_dir
+
+    from_dat = dlib_resnet.build_module(dat_path)
+    from_onnx = dlib_resnet.build_module(models_dir() / "encoder.onnx")
+    a, b = from_dat.state_dict(), from_onnx.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [bl.out_shape for bl in from_dat.blocks] == [bl.out_shape for bl in from_onnx.blocks]
+    # a fine-tuned export reads back as the module that wrote it
+    with torch.no_grad():
+        from_onnx.fc.weight.mul_(1.5)
+    path = tmp_path / "tuned.onnx"
+    path.write_bytes(dlib_resnet.export_onnx_bytes(from_onnx))
+    again = dlib_resnet.build_module(path)
+    assert torch.equal(again.fc.weight, from_onnx.fc.weight)
+    assert not torch.equal(again.fc.weight, from_dat.fc.weight)
+
+
+def test_module_from_a_broken_onnx_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "encoder.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(dlib_resnet.DlibFormatError, match=r"encoder\.onnx"):
+        dlib_resnet.build_module(bad)
+    from faceunlock.paths import models_dir
+
+    with pytest.raises(dlib_resnet.DlibFormatError, match="not a dlib"):
+        dlib_resnet.build_module(models_dir() / "detector.onnx")
