@@ -705,6 +705,12 @@ def cmd_system(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceunlock", description="Face unlock for the Linux desktop")
     p.add_argument("--version", action="version", version=f"faceunlock {__version__}")
+    p.add_argument(
+        "--camera",
+        metavar="SOURCE",
+        help="with no VERB: start the desktop app on this camera index, /dev/videoN, video "
+        "file or image folder, for this run only (not saved)",
+    )
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
     v = sub.add_parser("verify", help="compare the faces in two images")
@@ -873,25 +879,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _gui(options: list[str]) -> int:
+    """The desktop app (wizard or tray) with its own ``options`` (e.g. ``--camera X``)."""
+    # imported by name: the CLI is an entry point, but modules that import the CLI
+    # (evaluation) must not depend on the UI (import-linter contract)
+    import importlib
+
+    try:
+        gui_main = importlib.import_module("faceunlock.ui.app").main
+    except ImportError as e:
+        print(
+            f"faceunlock: the desktop app needs PyQt6 ({e}); install it with "
+            "`pip install 'faceunlock[gui]'`, or run `faceunlock --help` for the commands",
+            file=sys.stderr,
+        )
+        return 1
+    return int(gui_main(options))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if not (sys.argv[1:] if argv is None else argv):
-        # no arguments: the desktop app (wizard or tray)
-        # imported by name: the CLI is an entry point, but modules that import the CLI
-        # (evaluation) must not depend on the UI (import-linter contract)
-        import importlib
-
-        try:
-            gui_main = importlib.import_module("faceunlock.ui.app").main
-        except ImportError as e:
-            print(
-                f"faceunlock: the desktop app needs PyQt6 ({e}); install it with "
-                "`pip install 'faceunlock[gui]'`, or run `faceunlock --help` for the commands",
-                file=sys.stderr,
-            )
-            return 1
-        return int(gui_main([]))
+        return _gui([])  # no arguments: the desktop app
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.camera is not None:
+        if getattr(args, "verb", None):
+            parser.error("--camera goes with no VERB (it starts the desktop app); the verbs "
+                         "that read a camera take --source")
+        return _gui(["--camera", args.camera])
     if not getattr(args, "func", None):
         parser.print_help()
         return int(AuthStatus.USAGE)

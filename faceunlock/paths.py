@@ -82,3 +82,14 @@ def user_state_dir() -> Path:
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "faceunlock"
     return Path.home() / ".local" / "state" / "faceunlock"
+
+
+VIDEO4LINUX_ENV = "FACEUNLOCK_VIDEO4LINUX"
+
+
+def video4linux_dir() -> Path:
+    """Where the kernel lists the V4L2 devices: ``/sys/class/video4linux`` (one ``videoN``
+    folder each, with a ``name`` file). ``$FACEUNLOCK_VIDEO4LINUX`` points it at a fake tree
+    (tests); only the camera pickers read it, never the PAM helper."""
+    env = os.environ.get(VIDEO4LINUX_ENV)
+    return Path(env) if env else Path("/sys/class/video4linux")

@@ -2,7 +2,8 @@
 # Set up FaceUnlock in ./.venv. Idempotent: re-running only installs what is missing.
 #   bash scripts/setup.sh          runtime + desktop app (PyQt6)
 #   bash scripts/setup.sh --dev    also the test, lint and training tools (+ xvfb, pamtester,
-#                                  dbus, gnome-keyring from Debian's packages)
+#                                  dbus, gnome-keyring, python3-dbusmock, and trayer + xdotool
+#                                  for the real tray-host test, from Debian's packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ APT_RUNTIME=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-
 # Debian's python3 lacks venv/ensurepip until python3-venv is installed
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
+         trayer xdotool
          libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
          libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0)
 want=("${APT_RUNTIME[@]}")

@@ -1,4 +1,5 @@
-"""Screenshots of every wizard page and the tray menu, in a real X11 window under Xvfb.
+"""Screenshots of every wizard page, the tray menu and the Recalibrate dialog (after its live
+check), in real X11 windows under Xvfb.
 
     python tools/screenshots.py [--out docs/screenshots]
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QApplication
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.ui.dialogs import RecalibrateDialog
 from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.wizard import EnrolWizard
 
@@ -30,7 +32,8 @@ cfg = Config()
 for k, v in (("detector.min_face", "50"), ("detector.max_face", "160")):
     cfg = config_set(cfg, k, v)
 store = TemplateStore(tmp / "templates", StaticKeyProvider(os.urandom(32)))
-w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5)
+w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,
+                config_path=tmp / "config.toml")
 w.resize(760, 600)
 w.show()
 
@@ -45,10 +48,10 @@ def pump(seconds, until=None):
             return True
     return False
 
-names = ["1-welcome", "2-camera", "3-capture", "4-calibrate", "5-finish"]
+names = ["1-welcome", "2-camera", "3-capture", "4-calibrate", "5-enable", "6-finish"]
 for i, name in enumerate(names):
     page = w.currentPage()
-    wait = 2.0 if i in (0, 4) else 60.0
+    wait = 2.0 if name in ("1-welcome", "5-enable", "6-finish") else 60.0
     if name == "2-camera":
         pump(4.0)  # let the live preview draw frames
     else:
@@ -65,6 +68,14 @@ tray.menu.aboutToShow.emit()
 tray.menu.adjustSize()
 pump(0.5)
 tray.menu.grab().save(str(out / "tray-menu.png"))
+d = RecalibrateDialog(store, cfg, "alice", source_spec=clip, live_max_frames=60)
+d.resize(720, 760)
+d.show()
+pump(1.0)
+d.start_live()
+pump(120.0, lambda: not d.live_running)
+d.grab().save(str(out / "recalibrate.png"))
+d.reject()
 print("ok", store.exists("alice"))
 """
 

@@ -54,13 +54,70 @@ class FarEntry:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Distances binned at fixed width: bin i covers ``[start + i*step, start + (i+1)*step)``.
+
+    counts: (B,) int64; pairs: how many distances were binned (the sum of counts unless some
+    fell outside the range). Shipped in the sidecar's ``far_table`` as ``impostor_histogram``
+    and ``genuine_histogram`` (LFW DevTrain), for the calibration plot.
+    """
+
+    start: float
+    step: float
+    counts: tuple[int, ...]
+    pairs: int = 0
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Histogram:
+        try:
+            counts = tuple(int(c) for c in obj["counts"])
+            h = cls(float(obj["start"]), float(obj["step"]), counts, int(obj.get("pairs", 0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"malformed histogram: {e}") from e
+        if not counts or h.step <= 0 or any(c < 0 for c in counts):
+            raise InputError("malformed histogram: needs counts >= 0 and a positive step")
+        return h
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "step": self.step,
+            "counts": list(self.counts),
+            "pairs": self.pairs,
+        }
+
+    def centres(self) -> np.ndarray:
+        """(B,) float64 bin centres (distances)."""
+        return self.start + self.step * (np.arange(len(self.counts), dtype=np.float64) + 0.5)
+
+    def density(self) -> np.ndarray:
+        """(B,) float64 probability density (integrates to 1 over the binned range)."""
+        c = np.asarray(self.counts, np.float64)
+        total = c.sum()
+        return c / (total * self.step) if total > 0 else c
+
+    def quantile(self, q: float) -> float:
+        """Approximate distance below which a fraction ``q`` of the binned pairs lies."""
+        c = np.cumsum(np.asarray(self.counts, np.float64))
+        if c[-1] <= 0:
+            return self.start
+        i = int(np.searchsorted(c, q * c[-1]))
+        return self.start + self.step * (min(i, len(self.counts) - 1) + 1)
+
+
+@dataclass(frozen=True)
 class FarTable:
-    """Per-comparison FAR -> distance threshold, sorted by decreasing FAR."""
+    """Per-comparison FAR -> distance threshold, sorted by decreasing FAR.
+
+    impostor_histogram/genuine_histogram: the fitting set's distance distributions, when the
+    sidecar has them (older sidecars do not: None)."""
 
     entries: tuple[FarEntry, ...]
     impostor_pairs: int = 0
     source: str = ""
     tail_fit: tuple[float, float] | None = None  # log10 FAR = a + b * distance
+    impostor_histogram: Histogram | None = None
+    genuine_histogram: Histogram | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> FarTable:
@@ -77,11 +134,17 @@ class FarTable:
             raise InputError(f"malformed FAR table: {e}") from e
         if not entries:
             raise InputError("malformed FAR table: no entries")
+        hists = {
+            k: Histogram.from_json(obj[k]) if obj.get(k) else None
+            for k in ("impostor_histogram", "genuine_histogram")
+        }
         return cls(
             tuple(sorted(entries, key=lambda x: -x.far)),
             int(obj.get("impostor_pairs", 0)),
             str(obj.get("source", "")),
             tail,
+            hists["impostor_histogram"],
+            hists["genuine_histogram"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +156,10 @@ class FarTable:
         }
         if self.tail_fit:
             out["tail_fit"] = [round(self.tail_fit[0], 6), round(self.tail_fit[1], 6)]
+        if self.impostor_histogram is not None:
+            out["impostor_histogram"] = self.impostor_histogram.to_json()
+        if self.genuine_histogram is not None:
+            out["genuine_histogram"] = self.genuine_histogram.to_json()
         return out
 
     def threshold_for(self, far: float) -> float:

@@ -11,6 +11,10 @@ Usage::
         for frame in src:
             ...
 
+:func:`list_video_devices` lists the V4L2 capture devices with their names (from sysfs) and
+flags the infrared ones; :func:`looks_infrared` / :func:`probe_infrared` tell an IR stream by
+its frames.
+
 Errors are :class:`~faceunlock.errors.CameraError` subclasses: ``CameraNotFoundError``,
 ``CameraBusyError``, ``CameraPermissionError``, ``NoUsableFramesError`` and, for files and
 folders, ``SourceError``.
@@ -21,13 +25,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import fcntl
 import grp
 import inspect
 import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +51,7 @@ from faceunlock.errors import (
     NoUsableFramesError,
     SourceError,
 )
+from faceunlock.paths import video4linux_dir
 
 ROTATIONS = (0, 90, 180, 270)
 IMAGE_SUFFIXES = frozenset(
@@ -380,6 +386,147 @@ def probe_camera(device: int | str) -> str:
         raise camera_error_from_oserror(path, e) from e
     os.close(fd)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Device discovery and IR detection
+# --------------------------------------------------------------------------------------------
+
+#: a camera name that says infrared: "IR Camera", "Integrated IR Camera", "...Infrared",
+#: "Windows Hello" modules, and the 31-character sysfs truncation "Integrated Camera:
+#: Integrated I" of ThinkPads' IR node (its colour twin ends in "Integrated C")
+IR_NAME = re.compile(
+    r"(?<![a-z0-9])ir(?![a-z0-9])|infra-?red|infrarot|\bhello\b|: integrated i$", re.IGNORECASE
+)
+_VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
+_V4L2_CAP_VIDEO_CAPTURE = 0x00000001
+_V4L2_CAP_VIDEO_CAPTURE_MPLANE = 0x00001000
+_V4L2_CAP_DEVICE_CAPS = 0x80000000
+
+
+@dataclass(frozen=True)
+class VideoDevice:
+    """One V4L2 capture node. ``index``: N of ``/dev/videoN``; ``name``: the driver's name
+    for it (sysfs ``name``, at most 31 characters); ``is_ir``: the name says infrared."""
+
+    index: int
+    name: str
+    is_ir: bool
+
+    @property
+    def path(self) -> str:
+        return f"/dev/video{self.index}"
+
+    @property
+    def spec(self) -> str:
+        """The ``camera.source`` value that selects it."""
+        return str(self.index)
+
+    @property
+    def label(self) -> str:
+        """``"Integrated IR Camera (/dev/video2) (infrared)"``: for a device picker."""
+        return f"{self.name or f'Camera {self.index}'} ({self.path})" + (
+            " (infrared)" if self.is_ir else ""
+        )
+
+
+def is_ir_name(name: str) -> bool:
+    """True when a V4L2 device name says infrared (see :data:`IR_NAME`)."""
+    return IR_NAME.search(name.strip()) is not None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def v4l2_can_capture(path: str | Path) -> bool | None:
+    """Whether the node at ``path`` captures video (``VIDIOC_QUERYCAP``); None when that
+    cannot be asked (no such node, busy, no permission, not a V4L2 device)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        buf = bytearray(104)
+        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    caps, device_caps = int.from_bytes(buf[84:88], "little"), int.from_bytes(buf[88:92], "little")
+    if caps & _V4L2_CAP_DEVICE_CAPS:
+        caps = device_caps
+    return bool(caps & (_V4L2_CAP_VIDEO_CAPTURE | _V4L2_CAP_VIDEO_CAPTURE_MPLANE))
+
+
+def list_video_devices(
+    sysfs_root: str | Path | None = None, *, dev_root: str | Path | None = None
+) -> list[VideoDevice]:
+    """The V4L2 capture devices, by index, each with its name and whether it is infrared.
+
+    sysfs_root: the ``video4linux`` class folder (default
+    :func:`~faceunlock.paths.video4linux_dir`, ``/sys/class/video4linux``); each ``videoN``
+    folder in it gives ``name`` and ``index``. Nodes with ``index`` other than 0 are a
+    device's extra nodes (UVC metadata) and are left out. dev_root: where the ``videoN``
+    nodes are, asked with ``VIDIOC_QUERYCAP`` whether they capture video (default ``/dev``
+    when ``sysfs_root`` is the real one, else no node is asked); a node that cannot be asked
+    is kept. A missing folder gives an empty list.
+    """
+    root = Path(sysfs_root) if sysfs_root is not None else video4linux_dir()
+    if dev_root is None and root == Path("/sys/class/video4linux"):
+        dev_root = "/dev"
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return []
+    found: list[VideoDevice] = []
+    for entry in entries:
+        m = re.fullmatch(r"video(\d+)", entry.name)
+        if m is None:
+            continue
+        node_index = _read_text(entry / "index")
+        if node_index is not None and node_index.isdigit() and int(node_index) != 0:
+            continue
+        if dev_root is not None and v4l2_can_capture(Path(dev_root) / entry.name) is False:
+            continue
+        name = _read_text(entry / "name") or ""
+        found.append(VideoDevice(int(m.group(1)), name, is_ir_name(name)))
+    return sorted(found, key=lambda d: d.index)
+
+
+def looks_infrared(frames: Iterable[np.ndarray], *, tolerance: int = 4) -> bool:
+    """True when every raw frame is greyscale: one channel, or three (any order) equal
+    within ``tolerance`` on 99 % of the pixels, as IR cameras deliver. frames: uint8/uint16
+    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). No frame: False."""
+    seen = False
+    for raw in frames:
+        seen = True
+        img = _to_u8(np.asarray(raw))
+        if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+            continue
+        if img.ndim != 3 or img.shape[2] not in (3, 4):
+            raise InputError(f"frame: expected an (H, W[, C]) image, got {img.shape}")
+        if not is_near_grey(img[:, :, :3], tolerance=tolerance):
+            return False
+    return seen
+
+
+def probe_infrared(spec: str | int, frames: int = 5, **settings: Any) -> bool:
+    """Open ``spec`` (see :func:`make_source`), read up to ``frames`` frames and tell
+    whether they are all IR (greyscale; :attr:`Frame.is_ir`). CameraError when it cannot be
+    opened; False when it delivers no frame."""
+    if frames < 1:
+        raise InputError(f"frames: must be at least 1, got {frames}")
+    with make_source(spec, detect_ir=True, **settings) as src:
+        flags = []
+        for f in src:
+            flags.append(f.is_ir)
+            if len(flags) >= frames:
+                break
+    return bool(flags) and all(flags)
 
 
 def _v4l2_api() -> int:

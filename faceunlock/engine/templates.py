@@ -146,6 +146,11 @@ def _check_label(label: str) -> str:
     return label
 
 
+def check_label(label: str) -> str:
+    """An appearance label (e.g. ``"glasses"``), checked: InputError names the problem."""
+    return _check_label(label)
+
+
 def _check_quality(quality: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in quality.items():

@@ -4,28 +4,66 @@ A second launch finds the first through a per-user QLocalServer, asks it to rais
 window, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon,
 which runs the lock-screen watcher (not during the wizard: it starts once the wizard hands
 over to the tray).
+
+``--camera SOURCE`` (a camera index, /dev/videoN, a video file or an image folder) replaces
+the config's ``camera.source`` for this run only; it is never written to the config file.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtNetwork import QLocalServer, QLocalSocket
 from PyQt6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
-from faceunlock.config import Config, load_config
+from faceunlock.config import Config, config_set, load_config
 from faceunlock.engine import service
 from faceunlock.engine.templates import TemplateStore
-from faceunlock.errors import FaceUnlockError
+from faceunlock.errors import AuthStatus, FaceUnlockError, InputError
 
 if TYPE_CHECKING:
     from faceunlock.ui.tray import TrayIcon
 
 RAISE = b"raise\n"
+
+
+def check_camera(source: str) -> str:
+    """``--camera``'s value, checked: a camera index (``0``) is taken as is; anything else is a
+    path (/dev/videoN, a video file, an image folder) that must exist. InputError otherwise."""
+    spec = source.strip()
+    if not spec:
+        raise InputError("--camera: give a camera index, /dev/videoN or a video file")
+    if spec.isdigit():
+        return spec
+    if not Path(spec).expanduser().exists():
+        raise InputError(f"--camera: {spec} does not exist (expected a camera index, "
+                         "/dev/videoN, a video file or an image folder)")
+    return str(Path(spec).expanduser())
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="faceunlock-gui",
+        description="The FaceUnlock desktop app (the enrolment wizard, then the tray icon).",
+    )
+    p.add_argument(
+        "--camera",
+        metavar="SOURCE",
+        help="camera index, /dev/videoN, video file or image folder to use for this run only "
+        "(overrides camera.source; not saved)",
+    )
+    return p
+
+
+def with_camera(cfg: Config, camera: str | None) -> Config:
+    """``cfg`` with ``camera.source`` replaced (in memory only) when ``camera`` is given."""
+    return cfg if camera is None else config_set(cfg, "camera.source", camera)
 
 
 def server_name(user: str | None = None) -> str:
@@ -118,7 +156,15 @@ def _raise(target: QWidget | QSystemTrayIcon) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv if argv is None else [sys.argv[0] if sys.argv else "faceunlock", *argv])
+    """``argv``: the options after the program name (default: ``sys.argv[1:]``)."""
+    opts = list(sys.argv[1:] if argv is None else argv)
+    parsed = gui_parser().parse_args(opts)
+    try:
+        camera = check_camera(parsed.camera) if parsed.camera is not None else None
+    except InputError as e:
+        print(f"faceunlock: error: {e}", file=sys.stderr)
+        return int(AuthStatus.USAGE)
+    args = [sys.argv[0] if sys.argv else "faceunlock"]
     app = QApplication.instance() or QApplication(args)
     assert isinstance(app, QApplication)
     app.setApplicationName("FaceUnlock")
@@ -129,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     instance = SingleInstance(name)
     instance.listen()
     try:
-        cfg = load_config()
+        cfg = with_camera(load_config(), camera)
         store = TemplateStore()
         user = service.current_user()
         target = first_window(store, cfg, user)
@@ -152,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def enrolled() -> None:
             app.setQuitOnLastWindowClosed(False)
-            tray = make_tray(store, cfg, user)
+            # the wizard's config: its Enable page may have switched the watcher
+            tray = make_tray(store, getattr(target, "cfg", cfg), user)
             tray.quitRequested.connect(app.quit)
             app.aboutToQuit.connect(tray.hide)
             instance.raiseRequested.connect(lambda: _raise(tray))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +27,7 @@ from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import FaceUnlockError
+from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
 from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel
 from faceunlock.ui.workers import AuthTestWorker, FramePacket, WorkerThread, plain_message
 
@@ -52,8 +55,19 @@ class SettingsDialog(QDialog):
         self.config_path = config_path
         lay = QVBoxLayout(self)
         form = QFormLayout()
-        self.source = QLineEdit(cfg.camera.source)
-        self.source.setToolTip("A camera index (0), /dev/videoN, a video file or an image folder")
+        # the cameras by name (infrared ones labelled), or any source typed in
+        self.camera_kind = CameraKindLabel()
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        for label, spec in source_items(self.camera_kind.devices, cfg.camera.source):
+            self.source.addItem(label, spec)
+        current = listed_spec(self.camera_kind.devices, cfg.camera.source)
+        self.source.setCurrentIndex(max(self.source.findData(current), 0))
+        self.source.setToolTip("A camera, or its index (0), /dev/videoN, a video file or a folder")
+        self.source.currentTextChanged.connect(
+            lambda _t: self.camera_kind.set_spec(self.source_spec())
+        )
         self.level = QComboBox()
         self.level.addItems(SECURITY_LEVELS)
         self.level.setCurrentText(cfg.auth.security_level)
@@ -63,6 +77,8 @@ class SettingsDialog(QDialog):
         self.snapshots = QCheckBox("Keep a picture of failed attempts")
         self.snapshots.setChecked(cfg.auth.snapshots)
         form.addRow("&Camera source:", self.source)
+        form.addRow("", self.camera_kind)
+        self.camera_kind.set_spec(self.source_spec())
         form.addRow("&Security level:", self.level)
         form.addRow("&Timeout (seconds):", self.timeout)
         form.addRow("", self.watcher)
@@ -78,9 +94,16 @@ class SettingsDialog(QDialog):
         lay.addWidget(buttons)
         self.buttons = buttons
 
+    def source_spec(self) -> str:
+        """The chosen camera's spec, or the text typed in the source box."""
+        text = self.source.currentText()
+        i = self.source.findText(text)
+        data = self.source.itemData(i) if i >= 0 else None
+        return text if data is None else str(data)
+
     def values(self) -> dict[str, str]:
         return {
-            "camera.source": self.source.text(),
+            "camera.source": self.source_spec(),
             "auth.security_level": self.level.currentText(),
             "auth.timeout": self.timeout.text(),
             "watcher.enabled": "true" if self.watcher.isChecked() else "false",
@@ -179,7 +202,15 @@ class RecognitionTestDialog(QDialog):
 
 
 class RecalibrateDialog(QDialog):
-    """Choose another security level for the enrolled anchors and save the new threshold."""
+    """Choose another security level for the enrolled anchors and save the new threshold.
+
+    "Check with the camera" first runs the recognition-test worker for about ``live_seconds``
+    (or ``live_max_frames`` frames, whichever comes first) and adds each frame's distance to
+    the anchors to the user's genuine distances. The threshold of each level still comes from
+    the model's FAR table (the user's own data never loosens it); the expected false-reject
+    rates, the warnings and the plot are recomputed from the new distances. Nothing is
+    written until Save.
+    """
 
     def __init__(
         self,
@@ -187,16 +218,46 @@ class RecalibrateDialog(QDialog):
         cfg: Config,
         user: str,
         *,
+        source_spec: str | None = None,
         pipe_factory: Callable[[], Any] | None = None,
+        live_seconds: float = 10.0,
+        live_max_frames: int | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock: security level")
         self.store = store
+        self.cfg = cfg
         self.template: Template | None = None
+        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+            lambda: service.pipeline_for(cfg)
+        )
+        self.source_spec = source_spec if source_spec is not None else cfg.camera.source
+        self.live_seconds = live_seconds
+        self.live_max_frames = live_max_frames
+        self.table: cal.FarTable | None = None
+        self.anchor_genuine = np.zeros(0)
+        self.live: list[float] = []
+        self.live_frames = 0
+        self.live_started: float | None = None
+        self.worker_thread: WorkerThread | None = None
         lay = QVBoxLayout(self)
         self.panel = CalibrationPanel()
         lay.addWidget(self.panel)
+        self.live_button = QPushButton(f"&Check with the camera (about {live_seconds:g} s)")
+        self.live_button.setObjectName("live_check")
+        self.live_button.clicked.connect(self.start_live)
+        lay.addWidget(self.live_button)
+        self.live_status = QLabel(
+            "Optional: look at the camera as you usually sit, and the rates above are measured "
+            "on you now."
+        )
+        self.live_status.setObjectName("live_status")
+        self.live_status.setWordWrap(True)
+        lay.addWidget(self.live_status)
+        self.preview = PreviewLabel()
+        self.preview.setVisible(False)
+        lay.addWidget(self.preview)
         self.error = _error_label()
         lay.addWidget(self.error)
         buttons = QDialogButtonBox(
@@ -205,17 +266,108 @@ class RecalibrateDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
+        self.buttons = buttons
+        save = buttons.button(QDialogButtonBox.StandardButton.Save)
+        assert save is not None
+        self.save_button = save
+        self.threshold = 0.0
         try:
-            pipe = (pipe_factory or (lambda: service.pipeline_for(cfg)))()
+            pipe = self.pipe_factory()
             t = store.load(user, expected_model_sha256=pipe.encoder.sha256)
             emb = t.embeddings()
-            genuine = cal.anchor_genuine_distances(emb) if len(emb) >= 2 else np.zeros(0)
-            self.panel.set_data(service.far_table(pipe), len(emb), genuine, t.security_level)
+            self.anchor_genuine = (
+                cal.anchor_genuine_distances(emb) if len(emb) >= 2 else np.zeros(0)
+            )
+            self.table = service.far_table(pipe)
+            self.panel.set_data(self.table, len(emb), self.anchor_genuine, t.security_level)
             self.template = t
+            self.threshold = t.threshold if t.threshold is not None else float(pipe.threshold)
         except Exception as e:
             self.error.setText(plain_message(e))
+            self.live_button.setEnabled(False)
+
+    # ---- the live check
+
+    def start_live(self) -> None:
+        """Start measuring (non-blocking); the worker ends after the time or frame budget."""
+        t = self.template
+        if t is None or self.worker_thread is not None:
+            return
+        self.live, self.live_frames, self.live_started = [], 0, None
+        self.error.setText("")
+        cfg, spec = self.cfg, self.source_spec
+        worker = AuthTestWorker(
+            lambda: service.source_for(cfg, spec), self.pipe_factory, t.embeddings(),
+            self.threshold,
+        )
+        worker.frame.connect(self._live_frame)
+        worker.error.connect(self.error.setText)
+        worker.finished.connect(self._live_finished)
+        self.worker_thread = WorkerThread(worker)
+        self.live_button.setEnabled(False)
+        self.save_button.setEnabled(False)
+        self.preview.setVisible(True)
+        self.live_status.setText("Starting the camera…")
+        self.worker_thread.start()
+
+    @property
+    def live_running(self) -> bool:
+        return self.worker_thread is not None
+
+    def _live_frame(self, pkt: FramePacket) -> None:
+        if self.worker_thread is None:
+            return
+        now = time.monotonic()
+        if self.live_started is None:
+            self.live_started = now
+        self.live_frames += 1
+        if pkt.distance is not None and math.isfinite(pkt.distance):
+            self.live.append(float(pkt.distance))
+        self.preview.show_frame(pkt.image, pkt.boxes, good=bool(pkt.match))
+        left = max(0.0, self.live_seconds - (now - self.live_started))
+        self.live_status.setText(
+            f"Measuring: look at the camera… {len(self.live)} of {self.live_frames} frames "
+            f"showed a face, {left:.0f} s left"
+        )
+        full = self.live_max_frames is not None and self.live_frames >= self.live_max_frames
+        if full or left <= 0.0:
+            self.worker_thread.worker.stop()
+
+    def _live_finished(self) -> None:
+        self.stop_live()  # the worker has returned: this only joins its thread
+        self.live_button.setEnabled(self.template is not None)
+        self.live_button.setText("&Check again")
+        self.save_button.setEnabled(True)
+        t = self.template
+        if t is None or self.table is None:
+            return
+        if not self.live:
+            self.live_status.setText(
+                "No face was seen during the check, so nothing was measured. Check the camera "
+                "and the light, then try again."
+            )
+            return
+        live = np.asarray(self.live, np.float64)
+        genuine = np.concatenate([self.anchor_genuine, live])
+        self.panel.set_data(self.table, len(t), genuine, self.panel.level)
+        self.live_status.setText(
+            f"Measured {live.size} frames with your face (typical distance "
+            f"{float(np.median(live)):.3f}). The rates above now include them; choose a level "
+            "and press Save."
+        )
+
+    def stop_live(self) -> None:
+        if self.worker_thread is not None:
+            thread, self.worker_thread = self.worker_thread, None
+            thread.stop()
+
+    def done(self, r: int) -> None:
+        self.stop_live()
+        super().done(r)
 
     def accept(self) -> None:
+        if self.live_running:
+            return
         ch, t = self.panel.choice, self.template
         if ch is None or t is None:
             return

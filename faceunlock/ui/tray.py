@@ -4,8 +4,14 @@ The menu is rebuilt each time it opens (``aboutToShow``), so it always shows the
 state. Given a :class:`~faceunlock.ui.watch.WatcherController`, the tray drives the
 lock-screen watcher: it starts when the icon is shown (if ``watcher.enabled``), Pause stops
 it, Resume restarts it, Quit stops it; its events set the icon and the status line, and a
-failure puts the tray in the error state with a notification. A hidden debug submenu (shown
-when ``FACEUNLOCK_DEBUG=1`` or ``debug=True``) sets the state by hand.
+failure puts the tray in the error state. A hidden debug submenu (shown when
+``FACEUNLOCK_DEBUG=1`` or ``debug=True``) sets the state by hand.
+
+Failures a person should hear about (the camera busy or missing, a lock-out after failed
+tries, broken face models or template, a watcher that stopped) become desktop notifications
+in plain words (:mod:`faceunlock.unlock.notify`): through the freedesktop notification
+service on the session bus, else the tray icon's own balloon; the same kind of problem at
+most once every few minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ from faceunlock import __version__
 from faceunlock.config import Config
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.paths import repo_root
+from faceunlock.unlock.notify import (
+    CRITICAL,
+    Notice,
+    Notifier,
+    notice_for,
+    watcher_stopped_notice,
+)
 
 if TYPE_CHECKING:
     from faceunlock.ui.watch import WatcherController
@@ -81,7 +94,9 @@ def state_icon(state: str) -> QIcon:
 class TrayIcon(QSystemTrayIcon):
     """``store``/``cfg``/``user``: what the dialogs work on; ``config_path``: where Settings
     writes; ``dialog_factory(name, **kw)``: opens a window (tests replace it);
-    ``controller``: the lock-screen watcher to drive (None: the state is set by hand)."""
+    ``controller``: the lock-screen watcher to drive (None: the state is set by hand);
+    ``notifier``: shows the failure notices (default: a :class:`Notifier` on the session bus
+    that falls back to this icon's balloon)."""
 
     quitRequested = pyqtSignal()
     stateChanged = pyqtSignal(str)
@@ -96,6 +111,7 @@ class TrayIcon(QSystemTrayIcon):
         debug: bool | None = None,
         dialog_factory: Callable[..., Any] | None = None,
         controller: WatcherController | None = None,
+        notifier: Notifier | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -108,6 +124,10 @@ class TrayIcon(QSystemTrayIcon):
         self.state = "idle"
         self.detail = ""  # the watcher's words for the current state
         self.controller = controller
+        icon = icons_dir() / "error.svg"
+        self.notifier = notifier or Notifier(
+            fallback=self.show_balloon, icon=str(icon) if icon.is_file() else ""
+        )
         self.paused = False
         self.paused_until: float | None = None  # time.time() when the pause ends
         self.windows: list[QWidget] = []
@@ -175,16 +195,27 @@ class TrayIcon(QSystemTrayIcon):
             return  # a late event of the run that Pause stopped
         state = WATCHER_STATES.get(ev.state.value, "error")
         self.set_state(state, "" if ev.state.value == "idle" else ev.detail)
+        notice = notice_for(ev.status, ev.detail)
+        if notice is not None:
+            self.notifier.notify(notice)
 
     def on_watcher_failed(self, message: str) -> None:
         """The watcher could not start or stopped on an error."""
         if self.paused:
             return
         self.set_state("error", message)
+        self.notifier.notify(watcher_stopped_notice(message))
+
+    def show_balloon(self, notice: Notice) -> None:
+        """Show ``notice`` as this icon's own message (where there is no notification
+        service)."""
+        critical = notice.urgency >= CRITICAL
         self.showMessage(
-            "FaceUnlock: lock-screen watcher stopped",
-            message,
-            QSystemTrayIcon.MessageIcon.Warning,
+            notice.summary,
+            notice.body,
+            QSystemTrayIcon.MessageIcon.Critical
+            if critical
+            else QSystemTrayIcon.MessageIcon.Warning,
         )
 
     def quit(self) -> None:

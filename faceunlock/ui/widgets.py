@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PyQt6.QtWidgets import (
     QButtonGroup,
     QLabel,
@@ -86,67 +86,163 @@ class PreviewLabel(QLabel):
 
 
 class DistancePlot(QWidget):
-    """The user's genuine distances (dots) against the threshold (a vertical line).
+    """The user's distances against other people's, with the threshold line.
 
-    Smaller distance = more alike; dots left of the line would be accepted."""
+    Other people (the model's impostor distribution, ``impostor``: a Histogram of LFW
+    cross-identity distances) are a filled curve scaled to its peak; the user's own genuine
+    distances are blue bars (0.02 wide, scaled to the tallest); the threshold is a red line.
+    Smaller distance = more alike: a face scoring left of the line is accepted. Without an
+    impostor histogram only the user's bars are drawn and ``note`` says why."""
+
+    IMPOSTOR_COLOUR = QColor(224, 128, 48)
+    GENUINE_COLOUR = QColor("#2a6fdb")
+    THRESHOLD_COLOUR = QColor("#d03030")
+    BIN = 0.02
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.genuine: np.ndarray = np.zeros(0)
         self.threshold: float | None = None
-        self.setMinimumSize(QSize(320, 90))
+        self.impostor: cal.Histogram | None = None
+        self.note = ""
+        self.setMinimumSize(QSize(360, 190))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_data(self, genuine: np.ndarray, threshold: float | None) -> None:
+    def set_data(
+        self,
+        genuine: np.ndarray,
+        threshold: float | None,
+        impostor: cal.Histogram | None = None,
+    ) -> None:
+        """genuine: (G,) distances; threshold: the distance line; impostor: other people's
+        distances (None: not drawn, and a note says so)."""
         self.genuine = np.asarray(genuine, np.float64).ravel()
+        self.genuine = self.genuine[np.isfinite(self.genuine)]
         self.threshold = threshold
+        self.impostor = impostor
+        self.note = (
+            ""
+            if impostor is not None
+            else "This model has no record of other people's distances: only yours are shown."
+        )
         self.update()
 
     def x_max(self) -> float:
-        hi = max([0.8, *(self.genuine.tolist()), self.threshold or 0.0])
-        return math.ceil(hi * 10 + 0.5) / 10
+        hi = [0.8, *(self.genuine.tolist()), self.threshold or 0.0]
+        if self.impostor is not None:
+            hi.append(self.impostor.quantile(0.995))
+        return math.ceil(max(hi) * 10 + 0.5) / 10
 
     def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        fg = pal.color(pal.ColorRole.WindowText)
+        fm = p.fontMetrics()
+        line_h = fm.height()
         w, h = self.width(), self.height()
-        left, right, top, axis_y = 10.0, w - 10.0, 18.0, h - 22.0
+        left, right = 10.0 + line_h, w - 12.0
+        top = 2.0 * line_h + 8.0  # legend row, then the threshold label
+        axis_y = h - 2.0 * line_h - 8.0  # tick labels and the axis title below
         xmax = self.x_max()
+        span = axis_y - top
 
         def x(d: float) -> float:
             return left + (right - left) * min(max(d, 0.0), xmax) / xmax
 
-        pal = self.palette()
-        fg = pal.color(pal.ColorRole.WindowText)
         if self.threshold is not None:
             p.fillRect(
-                QRectF(left, top, x(self.threshold) - left, axis_y - top), QColor(60, 180, 60, 40)
+                QRectF(left, top, x(self.threshold) - left, span), QColor(60, 180, 60, 35)
             )
+        # other people: a filled density curve
+        if self.impostor is not None:
+            dens = self.impostor.density()
+            peak = float(dens.max()) if dens.size and dens.max() > 0 else 1.0
+            pts = [QPointF(x(self.impostor.start), axis_y)]
+            for c, v in zip(self.impostor.centres(), dens, strict=True):
+                if c > xmax:
+                    break
+                pts.append(QPointF(x(float(c)), axis_y - 0.92 * span * float(v) / peak))
+            pts.append(QPointF(pts[-1].x(), axis_y))
+            fill = QColor(self.IMPOSTOR_COLOUR)
+            fill.setAlpha(110)
+            p.setPen(QPen(self.IMPOSTOR_COLOUR, 1.5))
+            p.setBrush(fill)
+            p.drawPolygon(QPolygonF(pts))
+        # the user: bars of a 0.02-wide histogram
+        if self.genuine.size:
+            edges = np.arange(0.0, xmax + self.BIN, self.BIN)
+            counts, _ = np.histogram(np.clip(self.genuine, 0.0, xmax - 1e-9), edges)
+            tallest = max(int(counts.max()), 1)
+            bar = QColor(self.GENUINE_COLOUR)
+            bar.setAlpha(200)
+            p.setPen(QPen(self.GENUINE_COLOUR, 1))
+            p.setBrush(bar)
+            for i, n in enumerate(counts):
+                if n:
+                    bh = 0.75 * span * int(n) / tallest
+                    x0, x1 = x(float(edges[i])), x(float(edges[i + 1]))
+                    p.drawRect(QRectF(x0, axis_y - bh, max(x1 - x0 - 1.0, 2.0), bh))
+        # axes, ticks and titles
+        p.setBrush(Qt.BrushStyle.NoBrush)
         p.setPen(QPen(fg, 1))
         p.drawLine(QPointF(left, axis_y), QPointF(right, axis_y))
+        p.drawLine(QPointF(left, top), QPointF(left, axis_y))
         t = 0.0
         while t <= xmax + 1e-9:
             p.drawLine(QPointF(x(t), axis_y), QPointF(x(t), axis_y + 4))
             p.drawText(
-                QRectF(x(t) - 20, axis_y + 4, 40, 16), Qt.AlignmentFlag.AlignCenter, f"{t:.1f}"
+                QRectF(x(t) - 20, axis_y + 4, 40, line_h), Qt.AlignmentFlag.AlignCenter, f"{t:.1f}"
             )
             t += 0.2
-        p.setPen(QPen(QColor("#2a6fdb"), 1))
-        p.setBrush(QColor("#2a6fdb"))
-        n = self.genuine.size
-        for i, d in enumerate(self.genuine):
-            y = top + (axis_y - top) * (i + 1) / (n + 1)
-            p.drawEllipse(QPointF(x(float(d)), y), 3.5, 3.5)
-        if self.threshold is not None:
-            p.setPen(QPen(QColor("#d03030"), 2))
-            tx = x(self.threshold)
-            p.drawLine(QPointF(tx, top - 4), QPointF(tx, axis_y))
+        p.drawText(
+            QRectF(left, axis_y + 4 + line_h, right - left, line_h),
+            Qt.AlignmentFlag.AlignCenter,
+            "distance between two faces (smaller = more alike)",
+        )
+        p.save()
+        p.translate(2.0, axis_y)
+        p.rotate(-90)
+        p.drawText(QRectF(0, 0, span, line_h), Qt.AlignmentFlag.AlignCenter, "how often")
+        p.restore()
+        if self.note:
             p.drawText(
-                QRectF(tx - 60, 0, 120, 16),
-                Qt.AlignmentFlag.AlignCenter,
-                f"threshold {self.threshold:.3f}",
+                QRectF(left + 6, top, right - left - 12, span / 2),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+                self.note,
             )
+        self._legend(p, left, line_h)
+        if self.threshold is not None:
+            p.setPen(QPen(self.THRESHOLD_COLOUR, 2))
+            tx = x(self.threshold)
+            p.drawLine(QPointF(tx, top - 2), QPointF(tx, axis_y))
+            text = f"threshold {self.threshold:.3f}"
+            tw = fm.horizontalAdvance(text) + 8
+            lx = min(max(tx - tw / 2, left), right - tw)
+            p.drawText(QRectF(lx, line_h + 4, tw, line_h), Qt.AlignmentFlag.AlignCenter, text)
         p.end()
+
+    def legend_entries(self) -> list[tuple[QColor, str]]:
+        """(colour, words) of each legend entry, in drawing order."""
+        out = []
+        if self.impostor is not None:
+            out.append((self.IMPOSTOR_COLOUR, "other people"))
+        out.append((self.GENUINE_COLOUR, f"you ({self.genuine.size} measurements)"))
+        out.append((self.THRESHOLD_COLOUR, "threshold: accepted left of it"))
+        return out
+
+    def _legend(self, p: QPainter, left: float, line_h: int) -> None:
+        fm = p.fontMetrics()
+        pal = self.palette()
+        xpos = left
+        for colour, text in self.legend_entries():
+            p.setPen(QPen(colour, 1))
+            p.setBrush(colour)
+            p.drawRect(QRectF(xpos, 2 + line_h / 2 - 5, 10, 10))
+            p.setPen(QPen(pal.color(pal.ColorRole.WindowText), 1))
+            tw = fm.horizontalAdvance(text)
+            p.drawText(QRectF(xpos + 14, 2, tw + 4, line_h), Qt.AlignmentFlag.AlignVCenter, text)
+            xpos += 14 + tw + 18
 
 
 class CalibrationPanel(QWidget):
@@ -182,21 +278,26 @@ class CalibrationPanel(QWidget):
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet("color: #b06000;")
         self.plot = DistancePlot()
+        self.plot.setObjectName("distance_plot")
         lay.addWidget(self.threshold_label)
         lay.addWidget(self.plot)
-        lay.addWidget(
-            QLabel(
-                "Dots: how far your anchors are from each other. Left of the red line = accepted."
-            )
+        self.caption = QLabel(
+            "Orange: how far apart the faces of two different people usually are. Blue: the "
+            "distances measured on your own face. A face left of the red line is accepted "
+            "as you."
         )
+        self.caption.setWordWrap(True)
+        lay.addWidget(self.caption)
         lay.addWidget(self.warning_label)
         self.choices: dict[str, cal.ThresholdChoice] = {}
         self.genuine = np.zeros(0)
+        self.impostor: cal.Histogram | None = None
 
     def set_data(
         self, table: cal.FarTable, n_anchors: int, genuine: np.ndarray, level: str
     ) -> None:
         self.genuine = np.asarray(genuine, np.float64)
+        self.impostor = table.impostor_histogram
         self.choices = {
             lv: cal.choose_threshold(table, n_anchors, self.genuine, lv)
             for lv in cal.SECURITY_LEVELS
@@ -235,5 +336,5 @@ class CalibrationPanel(QWidget):
         self.threshold_label.setText(
             f"Threshold: {ch.threshold:.3f} (distance; smaller = stricter)"
         )
-        self.plot.set_data(self.genuine, ch.threshold)
+        self.plot.set_data(self.genuine, ch.threshold, self.impostor)
         self.warning_label.setText("\n".join(ch.warnings))

@@ -1,25 +1,37 @@
-"""The enrolment wizard: welcome, camera, capture, calibrate, finish.
+"""The enrolment wizard: welcome, camera, capture, calibrate, enable, finish.
 
 Nothing is written until Finish: the anchors and the chosen threshold live in memory, and
-the template is saved once, atomically, by :meth:`TemplateStore.save`. Cancel (or closing the
-window) at any point saves nothing.
+the template is saved once, atomically, by :meth:`TemplateStore.save`; the lock-screen
+watcher switch of the Enable page is written then too, and only if it was changed. Cancel
+(or closing the window) at any point saves nothing. The one exception is the Enable page's
+opt-in login-screen/sudo step: it changes system files when (and only when) its button is
+pressed, through ``pkexec faceunlock system enable``, because it needs administrator rights.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import os
 import re
-from collections.abc import Callable
+import shlex
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QProcess, Qt
+from PyQt6.QtGui import QFontDatabase
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -28,12 +40,13 @@ from PyQt6.QtWidgets import (
     QWizardPage,
 )
 
-from faceunlock.config import Config
+from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
 from faceunlock.engine.enrollment import Capture, EnrolParams
 from faceunlock.engine.sources import FrameSource, make_source
-from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label
+from faceunlock.errors import FaceUnlockError
 from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel, to_pixmap
 from faceunlock.ui.workers import (
     CameraWorker,
@@ -43,7 +56,10 @@ from faceunlock.ui.workers import (
     plain_message,
 )
 
-PAGE_WELCOME, PAGE_CAMERA, PAGE_CAPTURE, PAGE_CALIBRATE, PAGE_FINISH = range(5)
+PAGE_WELCOME, PAGE_CAMERA, PAGE_CAPTURE, PAGE_CALIBRATE, PAGE_ENABLE, PAGE_FINISH = range(6)
+#: the privilege-escalation prefix of the login-screen step ($FACEUNLOCK_PKEXEC overrides;
+#: an empty value runs the command as is, for tests with ``--root``)
+PKEXEC_ENV = "FACEUNLOCK_PKEXEC"
 OTHER_SOURCE = "__other__"
 
 
@@ -60,6 +76,17 @@ def camera_indices() -> list[int]:
 def _error_style(label: QLabel) -> None:
     label.setStyleSheet("color: #c02020;")
     label.setWordWrap(True)
+
+
+def _plain_style(label: QLabel) -> None:
+    label.setStyleSheet("")
+
+
+def default_elevate() -> list[str]:
+    """The privilege-escalation prefix: ``$FACEUNLOCK_PKEXEC`` split like a shell would (empty:
+    none), else ``pkexec``."""
+    env = os.environ.get(PKEXEC_ENV)
+    return ["pkexec"] if env is None else shlex.split(env)
 
 
 class WelcomePage(QWizardPage):
@@ -83,6 +110,48 @@ class WelcomePage(QWizardPage):
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(text)
+        self.wiz = wiz
+        adding = wiz.store.exists(wiz.user) and not wiz.replace
+        self.name = QLineEdit("" if adding and wiz.label == "default" else wiz.label)
+        self.name.setObjectName("appearance_name")
+        self.name.setPlaceholderText("e.g. glasses")
+        self.name.setMaxLength(64)
+        self.name.textChanged.connect(lambda _t: self.completeChanged.emit())
+        name_label = QLabel("&Name of this appearance:")
+        name_label.setBuddy(self.name)
+        row = QHBoxLayout()
+        row.addWidget(name_label)
+        row.addWidget(self.name, 1)
+        lay.addLayout(row)
+        hint = QLabel(
+            "You are already enrolled: these pictures are added to your face data as another "
+            "appearance (for example with glasses, or in another room). Give it a name so "
+            "you can remove it later."
+            if adding
+            else "Enrol how you usually look; you can add other appearances (for example "
+            "with glasses) later from the tray menu."
+        )
+        hint.setObjectName("appearance_hint")
+        hint.setWordWrap(True)
+        lay.addWidget(hint)
+        self.error = QLabel()
+        _error_style(self.error)
+        lay.addWidget(self.error)
+        lay.addStretch(1)
+
+    def isComplete(self) -> bool:
+        return bool(self.name.text().strip())
+
+    def validatePage(self) -> bool:
+        label = self.name.text().strip()
+        try:
+            check_label(label)
+        except FaceUnlockError as e:
+            self.error.setText(str(e))
+            return False
+        self.error.setText("")
+        self.wiz.label = label
+        return True
 
 
 class CameraPage(QWizardPage):
@@ -108,24 +177,29 @@ class CameraPage(QWizardPage):
         self.indicator.setObjectName("indicator")
         self.indicator.setWordWrap(True)
         lay.addWidget(self.indicator)
+        from faceunlock.ui.camera_choice import CameraKindLabel
+
+        self.camera_kind = CameraKindLabel()  # infrared or colour camera (lists the devices)
+        lay.addWidget(self.camera_kind)
         self._fill_sources()
+        self.camera_kind.set_spec(self.spec())
         self.combo.activated.connect(self._activated)
         self.combo.currentIndexChanged.connect(lambda _i: self._restart())
+        self.combo.currentIndexChanged.connect(lambda _i: self.camera_kind.set_spec(self.spec()))
         self.worker_thread: WorkerThread | None = None
 
     def _fill_sources(self) -> None:
+        """Cameras by name (infrared ones labelled, and preferred while the config has the
+        default source), the configured and requested sources, then "Video file…"."""
+        from faceunlock.ui.camera_choice import preferred_source, source_items
+
         self.combo.blockSignals(True)
-        specs: list[tuple[str, str]] = []
-        for i in camera_indices():
-            specs.append((f"Camera {i} (/dev/video{i})", str(i)))
-        for spec in (self.wiz.cfg.camera.source, self.wiz.initial_spec):
-            if spec is not None and all(s != spec for _, s in specs):
-                label = f"Camera {spec}" if spec.isdigit() else spec
-                specs.append((label, spec))
-        for label, spec in specs:
+        devices = self.camera_kind.devices
+        cfg_spec = self.wiz.cfg.camera.source
+        for label, spec in source_items(devices, cfg_spec, self.wiz.initial_spec):
             self.combo.addItem(label, spec)
         self.combo.addItem("Video file or image folder…", OTHER_SOURCE)
-        want = self.wiz.initial_spec or self.wiz.cfg.camera.source
+        want = self.wiz.initial_spec or preferred_source(devices, cfg_spec)
         i = self.combo.findData(want)
         self.combo.setCurrentIndex(max(i, 0))
         self.combo.blockSignals(False)
@@ -373,6 +447,188 @@ class CalibratePage(QWizardPage):
         return self.wiz.choice is not None
 
 
+class EnablePage(QWizardPage):
+    """Where the face is used: the lock-screen watcher (a config switch, written at Finish)
+    and, opt-in, the login screen and sudo (PAM: ``faceunlock system enable`` through the
+    privilege-escalation prefix, run in a QProcess so the window never blocks).
+
+    Leaving the page untouched changes nothing."""
+
+    def __init__(self, wiz: EnrolWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Turn it on")
+        self.setSubTitle("Choose where your face is used. Your password always keeps working.")
+        lay = QVBoxLayout(self)
+        self.watcher = QCheckBox("&Unlock my locked session when it sees my face")
+        self.watcher.setObjectName("watcher_check")
+        self.watcher.setChecked(wiz.cfg.watcher.enabled)
+        lay.addWidget(self.watcher)
+        watcher_note = QLabel(
+            "While your session is locked, FaceUnlock looks for you with the camera and unlocks "
+            "when it sees you. The camera is off while you are working. Saved when you press "
+            "Finish."
+        )
+        watcher_note.setWordWrap(True)
+        lay.addWidget(watcher_note)
+        box = QGroupBox(
+            "Also use my face at the login screen and for sudo (needs administrator rights)"
+        )
+        box.setObjectName("system_box")
+        bl = QVBoxLayout(box)
+        self.summary = QLabel()
+        self.summary.setObjectName("system_summary")
+        self.summary.setWordWrap(True)
+        bl.addWidget(self.summary)
+        self.changes = QPlainTextEdit()
+        self.changes.setObjectName("system_changes")
+        self.changes.setReadOnly(True)
+        self.changes.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.changes.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        bl.addWidget(self.changes)
+        self.undo = QLabel()
+        self.undo.setObjectName("system_undo")
+        self.undo.setWordWrap(True)
+        self.undo.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bl.addWidget(self.undo)
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Turn on for the &login screen and sudo…")
+        self.run_button.setObjectName("system_enable")
+        self.run_button.clicked.connect(self.run_enable)
+        row.addWidget(self.run_button)
+        row.addStretch(1)
+        bl.addLayout(row)
+        self.outcome = QLabel()
+        self.outcome.setObjectName("system_outcome")
+        self.outcome.setWordWrap(True)
+        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bl.addWidget(self.outcome)
+        lay.addWidget(box)
+        lay.addStretch(1)
+        self.process: QProcess | None = None
+        self.succeeded = False
+
+    def initializePage(self) -> None:
+        from faceunlock.unlock import system
+
+        pv = system.enable_preview(self.wiz.system_root)
+        self.summary.setText("Optional. The button below changes system files. " + pv.summary)
+        self.changes.setPlainText("\n".join(pv.lines))
+        rows = min(max(len(pv.lines), 1), 7)
+        self.changes.setFixedHeight(
+            self.changes.fontMetrics().lineSpacing() * rows
+            + 2 * (self.changes.frameWidth() + 4)
+            + self.changes.horizontalScrollBar().sizeHint().height()  # type: ignore[union-attr]
+        )
+        self.undo.setText(
+            f"To undo it later, run: {pv.undo}. The login screen uses a root-only copy of "
+            "your face data: after Finish, run `faceunlock system-copy` once."
+        )
+        if self.process is None and not self.succeeded:
+            _plain_style(self.outcome)
+            if pv.problem is not None:
+                _error_style(self.outcome)
+                self.outcome.setText(f"Not available yet: {pv.problem}.")
+            elif not pv.automatic:
+                self.outcome.setText("Make the change by hand as shown above.")
+            else:
+                self.outcome.setText("")
+        self.run_button.setEnabled(pv.problem is None and pv.automatic and self.process is None)
+
+    def command(self) -> list[str]:
+        """The privileged command: the prefix, then ``python -m faceunlock system enable``."""
+        cmd = [sys.executable, "-m", "faceunlock", "system", "enable", "--json"]
+        if self.wiz.system_root != "/":
+            cmd += ["--root", self.wiz.system_root]
+        return [*self.wiz.elevate, *cmd]
+
+    def run_enable(self) -> None:
+        """Start the command (non-blocking); the outcome arrives in :meth:`_finished`."""
+        if self.process is not None:
+            return
+        cmd = self.command()
+        proc = QProcess(self)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._failed_to_start)
+        self.process = proc
+        self.run_button.setEnabled(False)
+        _plain_style(self.outcome)
+        self.outcome.setText(
+            "Waiting for the administrator password…" if self.wiz.elevate else "Working…"
+        )
+        self.completeChanged.emit()
+        proc.start(cmd[0], cmd[1:])
+
+    def _done(self, text: str, ok: bool) -> None:
+        if self.process is not None:
+            self.process.deleteLater()
+        self.process = None
+        self.succeeded = self.succeeded or ok
+        if ok:
+            _plain_style(self.outcome)
+        else:
+            _error_style(self.outcome)
+        self.outcome.setText(text)
+        self.run_button.setEnabled(not ok)
+        self.completeChanged.emit()
+
+    def _failed_to_start(self, err: QProcess.ProcessError) -> None:
+        if err != QProcess.ProcessError.FailedToStart or self.process is None:
+            return  # crashes arrive through finished
+        prog = self.process.program()
+        self._done(
+            f"Not done: could not start {prog} ({self.process.errorString()}). "
+            "Nothing was changed.",
+            False,
+        )
+
+    def _finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        out = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
+        err = bytes(proc.readAllStandardError().data()).decode("utf-8", "replace").strip()
+        self._done(*enable_outcome(code, status, out, err, bool(self.wiz.elevate)))
+
+    def isComplete(self) -> bool:
+        return self.process is None
+
+    def stop(self) -> None:
+        """Nothing to stop: a running privileged step is left to finish on its own."""
+
+
+def enable_outcome(
+    code: int, status: QProcess.ExitStatus, out: str, err: str, elevated: bool
+) -> tuple[str, bool]:
+    """(words for a person, success) for the end of ``system enable --json``."""
+    if status != QProcess.ExitStatus.NormalExit:
+        return "Not done: the command stopped unexpectedly. Nothing was changed.", False
+    if code == 0:
+        try:
+            plan = json.loads(out)
+            messages = [str(m).strip() for m in plan.get("messages", [])]
+        except (ValueError, AttributeError):
+            return "Done.", True
+        detail = "; ".join(m for m in messages if m and not m.startswith("the password"))
+        if plan.get("ran"):
+            return (
+                f"Done: your face now also works at the login screen and for sudo ({detail}).",
+                True,
+            )
+        return f"Checked, nothing was changed on this system: {detail}.", True
+    if elevated and code == 126:
+        return (
+            "Not done: the administrator password was not given (the dialog was closed or "
+            "the password was wrong). Nothing was changed.",
+            False,
+        )
+    if elevated and code == 127:
+        return "Not done: you are not allowed to make this change. Nothing was changed.", False
+    last = err.splitlines()[-1] if err else "no message"
+    last = last.removeprefix("faceunlock: error: ")
+    return f"Not done (exit code {code}): {last}", False
+
+
 class FinishPage(QWizardPage):
     def __init__(self, wiz: EnrolWizard) -> None:
         super().__init__()
@@ -392,9 +648,11 @@ class FinishPage(QWizardPage):
         self.error.setText("")
         if t is None or ch is None:
             return
+        watcher = self.wiz.enable_page.watcher.isChecked()
         self.summary.setText(
-            f"{len(t)} anchors for {t.user}, security level {ch.level} "
-            f"(threshold {ch.threshold:.3f}).\n\nPress Finish to save your encrypted "
+            f"{len(t)} anchors for {t.user} (appearance “{self.wiz.label}” added), security "
+            f"level {ch.level} (threshold {ch.threshold:.3f}). Unlocking the locked session "
+            f"with your face: {'on' if watcher else 'off'}.\n\nPress Finish to save your encrypted "
             f"template to {self.wiz.store.path(t.user)}. Then try it with "
             "“Test recognition…” in the tray menu."
         )
@@ -415,7 +673,10 @@ class EnrolWizard(QWizard):
     a video file or an image folder); anchors: how many to capture (default
     ``cfg.enrol.anchors``); label: the appearance name; replace: start a new template
     instead of adding to an existing one; pipe_factory: returns the Pipeline;
-    min_interval: at most one frame per this many seconds (preview pacing).
+    min_interval: at most one frame per this many seconds (preview pacing); config_path: where
+    the Enable page's watcher switch is written (default: the user's config file); elevate:
+    the privilege-escalation prefix of the login-screen step (default :func:`default_elevate`);
+    system_root: ``--root`` of that step (tests; "/" is the real system).
     """
 
     def __init__(
@@ -430,11 +691,17 @@ class EnrolWizard(QWizard):
         replace: bool = False,
         pipe_factory: Callable[[], Any] | None = None,
         min_interval: float = 0.0,
+        config_path: str | Path | None = None,
+        elevate: Sequence[str] | None = None,
+        system_root: str = "/",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.store = store
         self.cfg = cfg
+        self.config_path = config_path
+        self.elevate = list(elevate) if elevate is not None else default_elevate()
+        self.system_root = system_root
         self.user = user or service.current_user()
         self.initial_spec = source_spec
         self.source_spec: str | None = source_spec
@@ -455,6 +722,7 @@ class EnrolWizard(QWizard):
             PAGE_CAMERA: CameraPage(self),
             PAGE_CAPTURE: CapturePage(self),
             PAGE_CALIBRATE: CalibratePage(self),
+            PAGE_ENABLE: EnablePage(self),
             PAGE_FINISH: FinishPage(self),
         }
         for pid, page in self.pages.items():
@@ -513,7 +781,27 @@ class EnrolWizard(QWizard):
         t.security_level = ch.level
         t.calibration = ch.to_json()
         self.saved_path = self.store.save(t)
+        self.save_watcher_choice()
         return self.saved_path
+
+    @property
+    def enable_page(self) -> EnablePage:
+        page = self.pages[PAGE_ENABLE]
+        assert isinstance(page, EnablePage)
+        return page
+
+    def save_watcher_choice(self) -> bool:
+        """Write the Enable page's watcher switch when it differs from the config the wizard
+        started with (True when written). The file is re-read first, so only that key changes
+        (and a per-run override such as ``--camera`` is never saved)."""
+        want = self.enable_page.watcher.isChecked()
+        if want == self.cfg.watcher.enabled:
+            return False
+        value = "true" if want else "false"
+        save_config(config_set(load_config(self.config_path), "watcher.enabled", value),
+                    self.config_path)
+        self.cfg = config_set(self.cfg, "watcher.enabled", value)
+        return True
 
     def stop_workers(self) -> None:
         for page in self.pages.values():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from faceunlock.errors import InputError, RootRequiredError
+from faceunlock.paths import repo_root
 
 HELPER = "/usr/local/bin/faceunlock-auth"
 PROFILE = "/usr/share/pam-configs/faceunlock"
@@ -241,3 +242,68 @@ def disable(
 ) -> Plan:
     """Turn the PAM face line off (root only, unless ``dry_run`` or a test ``root``)."""
     return _switch("disable", root, dry_run, runner)
+
+
+#: how a person undoes ``enable`` (shown next to every offer to enable)
+UNDO_COMMAND = "pkexec faceunlock system disable"
+
+
+@dataclass
+class EnablePreview:
+    """What ``faceunlock system enable`` would change under a root, in words, before anybody
+    agrees to it. ``problem``: why it cannot run now (None: it can); ``summary``: the file it
+    edits and how (or, where it edits nothing, what to do by hand); ``lines``: the exact PAM
+    lines (then, by hand, the service files to put them in); ``automatic``: False where
+    ``enable`` only prints instructions (no pam-auth-update)."""
+
+    problem: str | None
+    summary: str
+    lines: list[str]
+    automatic: bool
+    undo: str = UNDO_COMMAND
+
+
+def _profile_lines(profile: Path) -> list[str]:
+    """The ``Auth:`` lines of a pam-auth-update profile file (empty when unreadable)."""
+    try:
+        text = profile.read_text(errors="replace")
+    except OSError:
+        return []
+    out: list[str] = []
+    in_auth = False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            in_auth = line.strip() == "Auth:"
+        elif in_auth and line.strip():
+            out.append(" ".join(line.split()))
+    return out
+
+
+def enable_preview(root: str | Path = "/") -> EnablePreview:
+    """Describe ``enable`` under ``root`` without changing anything (no root rights needed):
+    the dry run's checks, then the files it would edit and the lines it would add."""
+    r = Path(root)
+    problem: str | None = None
+    try:
+        enable(r, dry_run=True)
+    except InputError as e:
+        problem = str(e)
+    if find_pam_auth_update(r) is not None:
+        # the installed profile, else the one packaging/install.sh would install
+        lines = (
+            _profile_lines(_path(r, PROFILE))
+            or _profile_lines(repo_root() / "packaging" / "pam" / "faceunlock")
+            or [PAM_LINE]
+        )
+        summary = (
+            f"It runs `pam-auth-update --enable faceunlock`, which edits {COMMON_AUTH} (shared "
+            "by the login screen, the lock screen, sudo and polkit): the auth lines of the "
+            f"profile {PROFILE} are added to it:"
+        )
+        return EnablePreview(problem, summary, lines, True)
+    summary = (
+        "This system has no pam-auth-update, so no file is changed automatically. Add this as "
+        "the first auth line of each service file you want:"
+    )
+    manual = [PAM_LINE, *(f"{path}   ({what})" for path, what in PAM_SERVICES)]
+    return EnablePreview(problem, summary, manual, False)

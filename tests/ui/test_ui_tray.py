@@ -14,10 +14,13 @@ from pytestqt.qtbot import QtBot
 from faceunlock.config import Config, load_config
 from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.errors import AuthStatus, CameraBusyError
 from faceunlock.ui import app as gui_app
 from faceunlock.ui.dialogs import RecalibrateDialog, RecognitionTestDialog, SettingsDialog
 from faceunlock.ui.tray import STATES, TrayIcon, icons_dir, state_icon
 from faceunlock.ui.wizard import EnrolWizard
+from faceunlock.unlock.notify import Notice, Notifier
+from faceunlock.unlock.watcher import WatcherEvent, WatcherState
 
 USER = "alice"
 
@@ -152,11 +155,11 @@ def test_settings_rejects_bad_value_naming_the_key(
     d.timeout.setText("abc")
     d.accept()
     assert "auth.timeout" in d.error.text()
-    d.source.setText("  ")
+    d.source.setCurrentText("  ")
     d.timeout.setText("2.5")
     d.accept()
     assert "camera.source" in d.error.text()
-    d.source.setText("1")
+    d.source.setCurrentText("1")
     d.level.setCurrentText("secure")
     d.snapshots.setChecked(True)
     d.accept()
@@ -166,6 +169,71 @@ def test_settings_rejects_bad_value_naming_the_key(
     assert saved.camera.source == "1"
     assert saved.auth.security_level == "secure"
     assert saved.auth.snapshots is True
+
+
+def test_settings_from_the_menu_apply_to_the_tray(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    """The spec's Settings: camera, security level, timeout, watcher on/off, snapshots on/off,
+    opened from the menu by the real window factory; saving applies to the running tray."""
+    path = tmp_path / "tray-settings.toml"
+    t = TrayIcon(store, cfg, USER, config_path=path)
+    try:
+        assert t.state == "watching"
+        t.menu.aboutToShow.emit()
+        next(a for a in t.menu.actions() if a.text() == "&Settings…").trigger()
+        (d,) = t.windows
+        assert isinstance(d, SettingsDialog)
+        qtbot.addWidget(d)
+        assert set(d.values()) == {
+            "camera.source",
+            "auth.security_level",
+            "auth.timeout",
+            "watcher.enabled",
+            "auth.snapshots",
+        }
+        d.watcher.setChecked(False)
+        d.snapshots.setChecked(True)
+        d.level.setCurrentText("secure")
+        d.accept()
+        assert not t.cfg.watcher.enabled and t.cfg.auth.snapshots
+        assert t.cfg.auth.security_level == "secure"
+        assert t.state == "idle"
+        saved = load_config(path)
+        assert saved.watcher.enabled is False and saved.auth.snapshots is True
+    finally:
+        t.hide()
+        t.deleteLater()
+
+
+def test_failures_that_matter_are_notified_once(
+    monkeypatch: pytest.MonkeyPatch, store: TemplateStore, cfg: Config
+) -> None:
+    """Without a session bus the notices go to the fallback; ordinary misses make none."""
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    got: list[Notice] = []
+    t = TrayIcon(store, cfg, USER, notifier=Notifier(fallback=got.append))
+    busy = WatcherEvent(
+        WatcherState.WATCHING,
+        f"{CameraBusyError('/dev/video0', 'cheese pid 42')}; next attempt in 2 s",
+        AuthStatus.CAMERA_ERROR,
+        1,
+    )
+    t.on_watcher_event(busy)
+    t.on_watcher_event(busy)  # again at the next attempt: not repeated
+    t.on_watcher_event(WatcherEvent(WatcherState.WATCHING, "no match", AuthStatus.NO_MATCH, 2))
+    t.on_watcher_event(
+        WatcherEvent(WatcherState.PAUSED, "paused for 60 s", AuthStatus.LOCKED_OUT, 3)
+    )
+    assert [n.kind for n in got] == ["camera-busy", "locked-out"]
+    assert got[0].body == (
+        "The camera is busy — another app is using it. Type your password to unlock."
+    )
+    assert t.state == "paused"
+    # the default notifier falls back to the icon's own message
+    t2 = TrayIcon(store, cfg, USER)
+    assert t2.notifier.fallback == t2.show_balloon
+    t2.show_balloon(got[1])
 
 
 def test_recalibrate_dialog_saves_new_level(

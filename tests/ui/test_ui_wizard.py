@@ -57,6 +57,7 @@ def test_page_order_and_keyboard_navigation(
         wz.PAGE_CAMERA,
         wz.PAGE_CAPTURE,
         wz.PAGE_CALIBRATE,
+        wz.PAGE_ENABLE,
         wz.PAGE_FINISH,
     ]
     assert isinstance(w.currentPage(), wz.WelcomePage)
@@ -70,7 +71,7 @@ def test_page_order_and_keyboard_navigation(
     # tab order: the source combo, then the wizard buttons (Back, Next, Cancel) in order
     chain: list[QWidget] = []
     wdg: QWidget = cam.combo
-    for _ in range(40):
+    for _ in range(400):  # every page's widgets are in the chain (hidden ones skipped)
         if wdg.focusPolicy() & Qt.FocusPolicy.TabFocus and wdg.isVisible() and wdg.isEnabled():
             chain.append(wdg)
         wdg = wdg.nextInFocusChain()
@@ -115,6 +116,8 @@ def test_capture_calibrate_finish_saves_template(
     assert sec is not None and sec.level == "secure" and sec.threshold < bal.threshold
     assert cal_page.panel.plot.threshold == pytest.approx(sec.threshold)
     assert not store.exists(USER)  # nothing written before Finish
+    _next(qtbot, w)
+    assert w.currentId() == wz.PAGE_ENABLE
     _next(qtbot, w)
     assert w.currentId() == wz.PAGE_FINISH
     w.button(QWizard.WizardButton.FinishButton).click()

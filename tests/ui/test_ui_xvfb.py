@@ -1,12 +1,23 @@
-"""A real X11 window: start Xvfb, show the wizard in a child process (the test process's
-QApplication is offscreen), grab it with QWidget.grab() and check the picture."""
+"""A real X11 window and a real system tray: start Xvfb, run Qt in a child process (the test
+process's QApplication is offscreen).
+
+* the wizard and the tray menu are grabbed with QWidget.grab() and the pictures checked;
+* with Debian's ``trayer`` as the tray host (XEmbed system tray), the real TrayIcon is
+  embedded, its menu opened by a right-click on the icon (``xdotool``, through the X server
+  as a user's click) and "Pause > For 15 minutes" clicked: the tray is paused.
+
+Skipped only when Xvfb, trayer or xdotool is not installed (``scripts/setup.sh --dev``
+installs them).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -89,3 +100,147 @@ def test_wizard_screenshot_under_xvfb(tmp_path: Path) -> None:
             img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)
         }
         assert len(colours) > 3, f"{name} is blank"
+
+
+TRAY_CHILD = r"""
+import json, os, subprocess, sys, time
+from pathlib import Path
+from PyQt6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+from faceunlock.config import Config
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.ui.tray import TrayIcon
+
+out = Path(sys.argv[1])
+app = QApplication([])
+assert app.platformName() == "xcb", app.platformName()
+seen = {}
+
+
+def wait_for(cond, what, timeout=30.0):
+    # spin the event loop until cond() (a wait with a timeout, like qtbot.waitUntil)
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            print(json.dumps(seen), flush=True)
+            sys.exit(f"timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.01)
+    app.processEvents()
+
+
+def click(button, x, y):
+    subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", str(button)], check=True)
+
+
+def click_action(menu, text, button=1):
+    act = next(a for a in menu.actions() if a.text() == text)
+    c = menu.mapToGlobal(menu.actionGeometry(act).center())
+    click(button, c.x(), c.y())
+    return act
+
+
+wait_for(QSystemTrayIcon.isSystemTrayAvailable, "the system tray (trayer)")
+seen["tray_available"] = True
+store = TemplateStore(out / "templates", StaticKeyProvider(os.urandom(32)))
+opened = []
+tray = TrayIcon(store, Config(), "alice", dialog_factory=opened.append)
+tray.show()
+half = app.primaryScreen().geometry().width() // 2
+# embedded: trayer (top right) has placed the icon in its panel
+wait_for(lambda: tray.geometry().width() > 0 and tray.geometry().x() >= half, "the embedded icon")
+g = tray.geometry()
+seen["icon"] = [g.x(), g.y(), g.width(), g.height()]
+
+# a right-click on the icon opens its menu, rebuilt as it opens
+click(3, g.center().x(), g.center().y())
+wait_for(tray.menu.isVisible, "the tray menu")
+seen["menu_visible"] = True
+seen["menu"] = tray.action_texts()
+pause = next(a.menu() for a in tray.menu.actions() if a.text() == "&Pause")
+click_action(tray.menu, "&Pause")
+wait_for(pause.isVisible, "the Pause submenu")
+seen["pause_menu"] = [a.text() for a in pause.actions()]
+click_action(pause, "For 15 minutes")
+wait_for(lambda: tray.state == "paused" and not tray.menu.isVisible(), "the pause")
+seen["state"] = tray.state
+seen["paused_until"] = tray.paused_until is not None
+
+# open it again: the status line now says paused; Escape closes it
+click(3, g.center().x(), g.center().y())
+wait_for(tray.menu.isVisible, "the tray menu, again")
+seen["status_after"] = tray.action_texts()[0]
+subprocess.run(["xdotool", "key", "Escape"], check=True)
+wait_for(lambda: not tray.menu.isVisible(), "the menu to close")
+seen["closed_by_escape"] = True
+seen["opened"] = opened
+tray.hide()
+print(json.dumps(seen), flush=True)
+"""
+
+
+#: a panel at the top right of the screen whose width follows its icons
+TRAYER = [
+    "trayer",
+    *("--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"),
+    *("--SetDockType", "true", "--transparent", "false"),
+]
+
+
+def test_tray_menu_through_a_real_tray_host(tmp_path: Path) -> None:
+    for tool, pkg in (("Xvfb", "xvfb"), ("trayer", "trayer"), ("xdotool", "xdotool")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: apt-get install {pkg})")
+    import fake_screensaver as fs  # tests/unlock is on pytest's pythonpath
+
+    proc, display = _start_xvfb()
+    bus_root = Path(tempfile.mkdtemp(prefix="fu-tr-"))  # short: unix socket paths max 108 bytes
+    trayer: subprocess.Popen[bytes] | None = None
+    bus = None
+    try:
+        # a session bus of its own: no StatusNotifierWatcher on it, so Qt embeds the icon
+        # through XEmbed into trayer (and nothing autolaunches a bus for the display)
+        bus = fs.start_bus(bus_root, "session")
+        env = {
+            **os.environ,
+            "DISPLAY": display,
+            "QT_QPA_PLATFORM": "xcb",
+            "DBUS_SESSION_BUS_ADDRESS": bus.address,
+        }
+        env.pop("WAYLAND_DISPLAY", None)
+        env.pop("FACEUNLOCK_DEBUG", None)
+        trayer = subprocess.Popen(
+            TRAYER,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "trayer.log", "wb"),  # noqa: SIM115
+        )
+        res = subprocess.run(
+            [sys.executable, "-c", TRAY_CHILD, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if res.returncode != 0 and "xcb" in res.stderr and "could not" in res.stderr.lower():
+            pytest.skip(f"Qt's xcb platform cannot start here: {res.stderr[-300:]}")
+        trayer_log = (tmp_path / "trayer.log").read_text(errors="replace")[-1000:]
+        assert res.returncode == 0, f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}\n{trayer_log}"
+    finally:
+        if trayer is not None:
+            fs.stop_process(trayer)
+        if bus is not None:
+            bus.close()
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(bus_root, ignore_errors=True)
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["tray_available"]
+    assert seen["icon"][2] > 0 and seen["icon"][3] > 0
+    assert seen["menu_visible"]
+    assert seen["menu"][0] == "Not enrolled"
+    assert "&Pause" in seen["menu"] and "&Quit" in seen["menu"]
+    assert seen["pause_menu"] == ["For 15 minutes", "For 1 hour", "Until resumed"]
+    assert seen["state"] == "paused" and seen["paused_until"]
+    assert seen["status_after"].startswith("Paused until ")
+    assert seen["closed_by_escape"]
+    assert seen["opened"] == []  # no window was opened by mistake

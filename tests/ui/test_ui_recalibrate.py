@@ -1,0 +1,158 @@
+"""Recalibrate with a live check (the recognition-test worker on the woman's clip), and
+naming the appearance added by Re-enrol; cancel paths save nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWizard
+from pytestqt.qtbot import QtBot
+
+from faceunlock.config import Config
+from faceunlock.engine import calibration as cal
+from faceunlock.engine import service
+from faceunlock.engine.sources import make_source
+from faceunlock.engine.templates import TemplateStore
+from faceunlock.ui import wizard as wz
+from faceunlock.ui.dialogs import RecalibrateDialog
+from faceunlock.ui.wizard import EnrolWizard, WelcomePage
+
+USER = "alice"
+
+
+@pytest.fixture()
+def enrolled(store: TemplateStore, cfg: Config, female_folder: Path) -> TemplateStore:
+    """``store`` with a real 3-anchor template of the woman (appearance "default")."""
+    service.enrol(store, USER, cfg, make_source(str(female_folder)), anchors=3)
+    return store
+
+
+def _dialog(qtbot: QtBot, store: TemplateStore, cfg: Config, spec: str) -> RecalibrateDialog:
+    d = RecalibrateDialog(store, cfg, USER, source_spec=spec, live_seconds=600,
+                          live_max_frames=12)
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    assert d.error.text() == ""
+    return d
+
+
+@pytest.mark.slow
+def test_live_check_measures_then_saves_the_chosen_level(
+    qtbot: QtBot, enrolled: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    d = _dialog(qtbot, enrolled, cfg, str(female_folder))
+    n_anchor_scores = d.anchor_genuine.size
+    assert n_anchor_scores == 3 and d.panel.genuine.size == 3
+    d.live_button.click()
+    assert d.live_running
+    assert not d.save_button.isEnabled()  # no saving half-way through
+    qtbot.waitUntil(lambda: not d.live_running, timeout=120_000)
+    assert d.error.text() == ""
+    assert d.live_frames >= 1 and len(d.live) >= 1
+    assert d.live_frames <= 12 + 1  # the frame budget ended the check
+    total = n_anchor_scores + len(d.live)
+    assert d.panel.genuine.size == total
+    assert d.panel.plot.genuine.size == total
+    assert f"Measured {len(d.live)} frames" in d.live_status.text()
+    assert d.save_button.isEnabled() and d.live_button.isEnabled()
+    d.panel.radios["secure"].click()
+    ch = d.panel.choice
+    assert ch is not None and ch.level == "secure"
+    # the FRR estimate now comes from the live distances too
+    g = np.concatenate([d.anchor_genuine, np.asarray(d.live)])
+    assert ch.expected_frr == pytest.approx(float(np.mean(g > ch.threshold)))
+    d.save_button.click()
+    qtbot.waitUntil(lambda: not d.isVisible(), timeout=5_000)
+    assert d.result() == QDialog.DialogCode.Accepted
+    t = enrolled.load(USER)
+    assert t.security_level == "secure"
+    assert t.threshold == pytest.approx(ch.threshold)
+    assert t.calibration is not None and t.calibration["genuine"]["count"] == total
+    assert d.table is not None
+    assert t.threshold == pytest.approx(cal.choose_threshold(d.table, 3, g, "secure").threshold)
+
+
+@pytest.mark.slow
+def test_cancel_during_the_live_check_saves_nothing(
+    qtbot: QtBot, enrolled: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    path = enrolled.path(USER)
+    before = path.read_bytes()
+    d = _dialog(qtbot, enrolled, cfg, str(female_folder))
+    d.panel.radios["secure"].click()
+    d.live_button.click()
+    thread = d.worker_thread
+    assert thread is not None
+    qtbot.waitUntil(lambda: d.preview.frames_shown >= 1, timeout=60_000)
+    cancel = d.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+    assert cancel is not None
+    cancel.click()
+    qtbot.waitUntil(lambda: not d.isVisible(), timeout=10_000)
+    assert d.result() == QDialog.DialogCode.Rejected
+    assert not thread.is_running()
+    assert thread.worker.source is not None and not thread.worker.source.is_open
+    assert path.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_no_face_in_the_check_changes_nothing(
+    qtbot: QtBot, enrolled: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(blank / f"{i}.png"), np.full((240, 320, 3), 120, np.uint8))
+    d = _dialog(qtbot, enrolled, cfg, str(blank))
+    before = d.panel.genuine.copy()
+    d.live_button.click()
+    qtbot.waitUntil(lambda: not d.live_running, timeout=60_000)
+    assert d.live == []
+    assert "No face was seen" in d.live_status.text()
+    assert d.panel.genuine.tolist() == before.tolist()
+
+
+@pytest.mark.slow
+def test_reenrol_names_the_new_appearance(
+    qtbot: QtBot, enrolled: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(female_folder), anchors=3)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    page = w.currentPage()
+    assert isinstance(page, WelcomePage)
+    next_button = w.button(QWizard.WizardButton.NextButton)
+    assert page.name.text() == "" and not next_button.isEnabled()  # a name is asked for
+    hint = page.findChild(QLabel, "appearance_hint")
+    assert hint is not None and "another appearance" in hint.text()
+    page.name.setText("bad\tname")
+    next_button.click()
+    assert w.currentId() == wz.PAGE_WELCOME
+    assert "invalid appearance label" in page.error.text()
+    page.name.setText("glasses")
+    for want in (wz.PAGE_CAMERA, wz.PAGE_CAPTURE):
+        next_button.click()
+        qtbot.waitUntil(lambda want=want: w.currentId() == want, timeout=10_000)
+    qtbot.waitUntil(w.currentPage().isComplete, timeout=90_000)
+    for want in (wz.PAGE_CALIBRATE, wz.PAGE_ENABLE, wz.PAGE_FINISH):
+        next_button.click()
+        qtbot.waitUntil(lambda want=want: w.currentId() == want, timeout=10_000)
+    w.button(QWizard.WizardButton.FinishButton).click()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
+    t = enrolled.load(USER)
+    assert t.labels() == ["default", "glasses"]
+    assert len(t.anchors_for("glasses")) == 3 and len(t) == 6
+
+
+def test_first_enrolment_suggests_default(
+    qtbot: QtBot, store: TemplateStore, cfg: Config
+) -> None:
+    w = EnrolWizard(store, cfg, user=USER)
+    qtbot.addWidget(w)
+    page = w.page(wz.PAGE_WELCOME)
+    assert isinstance(page, WelcomePage)
+    assert page.name.text() == "default" and page.isComplete()
