@@ -1,6 +1,7 @@
 """Fit the encoder's FAR table on LFW DevTrain and store it in ``models/encoder.onnx.json``.
 
-    python benchmarks/fit_far_table.py [--lfw ../shared/datasets/lfw] [--cache /tmp/devtrain.npz]
+    python benchmarks/fit_far_table.py [--precision int8|fp32] [--lfw ../shared/datasets/lfw]
+        [--cache /tmp/devtrain.npz] [--chips /tmp/faceunlock-chips/devtrain-people.npz]
 
 Embeds every image of the DevTrain people (peopleDevTrain.txt, 9,525 images), takes every
 cross-identity pair as an impostor comparison (~45 M), fits the table with
@@ -23,7 +24,7 @@ from faceunlock.engine.calibration import fit_far_table
 from faceunlock.engine.modelfile import sidecar_path, write_sidecar
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings
 from faceunlock.evaluation import lfw, metrics
-from faceunlock.paths import models_dir, shared_dir
+from faceunlock.paths import shared_dir
 
 
 def devtrain_images(root: Path) -> tuple[list[str], np.ndarray]:
@@ -84,11 +85,27 @@ def main() -> int:
     ap.add_argument("--lfw", type=Path, default=shared_dir() / "datasets" / "lfw")
     ap.add_argument("--cache", type=Path, default=None, help="npz cache of the embeddings")
     ap.add_argument("--dry-run", action="store_true", help="print, do not write the sidecar")
+    ap.add_argument("--precision", choices=("int8", "fp32"), default="int8",
+                    help="which encoder's sidecar to fit (encoder-int8.onnx or encoder.onnx)")
+    ap.add_argument("--chips", type=Path, default=None,
+                    help="a training chip cache (faceunlock.training.data) holding the DevTrain "
+                         "chips: embeds those instead of detecting and aligning again")
     args = ap.parse_args()
-    pipe = Pipeline(PipelineSettings())
+    pipe = Pipeline(PipelineSettings(precision=args.precision))
     rels, labels = devtrain_images(args.lfw)
     if args.cache and args.cache.is_file():
         emb = np.load(args.cache)["emb"]
+    elif args.chips:
+        with np.load(args.chips, allow_pickle=False) as z:
+            row = {str(p): i for i, p in enumerate(z["paths"])}
+            missing = [r for r in rels if r not in row]
+            if missing:
+                raise SystemExit(f"{args.chips} lacks {len(missing)} DevTrain images")
+            chips = z["chips"][np.asarray([row[r] for r in rels])]
+        emb = np.concatenate([pipe.embed_chips(chips[i : i + 64])
+                              for i in range(0, len(chips), 64)])
+        if args.cache:
+            np.savez(args.cache, emb=emb, labels=labels)
     else:
         t0 = time.perf_counter()
         _, emb, _, fb = embed_paths(
@@ -109,7 +126,8 @@ def main() -> int:
     table = fit_far_table(
         imp,
         source="LFW DevTrain (peopleDevTrain.txt), all cross-identity "
-        "pairs, centre face, embeddings of the 1.05-zoomed chip averaged with its mirror",
+        "pairs, centre face, embeddings of the 1.05-zoomed chip averaged with its mirror, "
+        f"{pipe.encoder.path.name}",
     )
     # accuracy-optimal threshold on pairsDevTrain (same embeddings)
     pairs = lfw.read_pairs(args.lfw / "pairsDevTrain.txt")
@@ -142,8 +160,9 @@ def main() -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "far_table"}
                      | {"far_table": table.to_json()}, indent=2))
     if not args.dry_run:
-        model = models_dir() / "encoder.onnx"
+        model = pipe.encoder.path
         meta = json.loads(sidecar_path(model).read_text())
+        meta.pop("far_table_note", None)
         meta.update(result)
         meta["default_threshold"] = round(thr, 4)
         write_sidecar(model, meta)

@@ -60,6 +60,7 @@ def _settings(args: argparse.Namespace) -> Any:
         zoom=getattr(args, "zoom", 1.05),
         threads=getattr(args, "threads", None),
         models=getattr(args, "model", None),
+        precision=getattr(args, "precision", "auto"),
     )
 
 
@@ -100,6 +101,9 @@ def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g.add_argument("--zoom", type=float, default=1.05, metavar="Z",
                    help="magnify each chip by Z before encoding (1 = off; default 1.05)")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    g.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                   help="encoder: int8 (encoder-int8.onnx), fp32 (encoder.onnx, dlib's exact "
+                        "descriptors) or auto (int8 when the models directory has it)")
 
 
 def list_images(root: Path) -> list[Path]:
@@ -492,8 +496,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from faceunlock.config import load_config
     from faceunlock.engine import service
-    from faceunlock.errors import TemplateNotFoundError
+    from faceunlock.errors import TemplateNotFoundError, plain_message
     from faceunlock.unlock.lockstate import detect_backend
+    from faceunlock.unlock.notify import (
+        FileRateLimiter,
+        Notifier,
+        error_icon,
+        notice_for,
+        watcher_stopped_notice,
+    )
     from faceunlock.unlock.watcher import AuthAttempt, Watcher
 
     cfg = _cfg()
@@ -509,23 +520,34 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not store.exists(user):
         raise TemplateNotFoundError(user, store.path(user))
 
+    # the tray's desktop notifications; the repeat limit survives systemd's restarts
+    notifier = None if args.no_notify else Notifier(icon=error_icon(), limiter=FileRateLimiter())
+
     def show(ev: Any) -> None:
         if args.json:
             _print_json(ev.to_json())
         else:
             print(f"{ev.state.value}: {ev.detail}")
         sys.stdout.flush()
+        notice = notice_for(ev.status, ev.detail)
+        if notifier is not None and notice is not None:
+            notifier.notify(notice)
 
-    service.pipeline_for(cfg)  # load the models now, not at the first lock
-    with detect_backend(args.backend or cfg.watcher.backend) as backend:
-        watcher = Watcher(
-            backend, AuthAttempt(store, user, load_config, args.source), on_event=show
-        )
-        old = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
-        try:
-            watcher.run(once=args.once)
-        finally:
-            signal.signal(signal.SIGTERM, old)
+    try:
+        service.pipeline_for(cfg)  # load the models now, not at the first lock
+        with detect_backend(args.backend or cfg.watcher.backend) as backend:
+            watcher = Watcher(
+                backend, AuthAttempt(store, user, load_config, args.source), on_event=show
+            )
+            old = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+            try:
+                watcher.run(once=args.once)
+            finally:
+                signal.signal(signal.SIGTERM, old)
+    except FaceUnlockError as e:  # could not start, or stopped on an error
+        if notifier is not None:
+            notifier.notify(watcher_stopped_notice(plain_message(e)))
+        raise
     return 0
 
 
@@ -814,6 +836,12 @@ def build_parser() -> argparse.ArgumentParser:
     wa.add_argument("--source", help="camera index, /dev/videoN, video file or image folder")
     wa.add_argument("--once", action="store_true", help="exit after one lock/unlock cycle")
     wa.add_argument("--json", action="store_true", help="one JSON line per event")
+    wa.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="no desktop notifications (by default the failures that matter are notified, "
+        "each kind at most once every 5 minutes)",
+    )
     wa.set_defaults(func=cmd_watch)
 
     co = sub.add_parser("config", help="get, set or edit settings")

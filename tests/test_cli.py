@@ -61,19 +61,21 @@ def test_verify_errors_name_the_image(
     assert rc == AuthStatus.NO_FACE and "blank.png" in err and "no face" in err
 
 
+@pytest.mark.parametrize(("name", "precision"), [("encoder-int8.onnx", "auto"),
+                                                ("encoder.onnx", "fp32")])
 def test_corrupt_model_is_named(
-    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, precision: str
 ) -> None:
     mdir = tmp_path / "models"
     shutil.copytree(models_dir(), mdir)
-    enc = mdir / "encoder.onnx"
+    enc = mdir / name
     data = bytearray(enc.read_bytes())
     data[len(data) // 2] ^= 0xFF
     enc.write_bytes(bytes(data))
     img = _img(lfw_dir, "AJ_Cook", 1)
-    rc, _, err = _run(capsys, "verify", img, img, "--model", str(mdir))
+    rc, _, err = _run(capsys, "verify", img, img, "--model", str(mdir), "--precision", precision)
     assert rc == AuthStatus.MODEL_ERROR
-    assert "encoder.onnx" in err and "sha256" in err
+    assert name in err and "sha256" in err
 
 
 def test_embed_dir_and_list(

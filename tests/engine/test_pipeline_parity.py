@@ -27,7 +27,7 @@ def test_descriptors_match_dlib_end_to_end(lfw_devtest_sample: list[Path]) -> No
     cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
     sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
     rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
-    pipe = Pipeline(PipelineSettings(flip_average=False, zoom=1.0))
+    pipe = Pipeline(PipelineSettings(flip_average=False, zoom=1.0, precision="fp32"))
     dists = []
     for path in lfw_devtest_sample[:50]:
         img = read_image(path)

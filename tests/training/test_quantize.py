@@ -1,0 +1,34 @@
+"""faceunlock.training.quantize: deterministic int8 export, usable by the runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from faceunlock.engine.encoder import FaceEncoder
+from faceunlock.engine.modelfile import load_sidecar
+from faceunlock.paths import models_dir
+from faceunlock.training import quantize
+
+pytestmark = pytest.mark.slow
+
+
+def test_quantize_is_deterministic_and_loads(lfw_dir: Path, tmp_path: Path) -> None:
+    src = models_dir() / "encoder.onnx"
+    a = quantize.quantize(src, tmp_path / "a" / "encoder-int8.onnx", lfw_dir, n_images=16,
+                          log=lambda s: None)
+    b = quantize.quantize(src, tmp_path / "b" / "encoder-int8.onnx", lfw_dir, n_images=16,
+                          log=lambda s: None)
+    assert a.read_bytes() == b.read_bytes()
+    meta = load_sidecar(a)
+    assert meta["quantization"]["calibration_data"].startswith("first 16 distinct images")
+    assert meta["far_table_note"]  # the copied table is marked until refitted
+    chips = np.random.default_rng(0).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
+    emb = FaceEncoder(a, threads=1).embed(chips)
+    ref = FaceEncoder(src, threads=1).embed(chips)
+    assert emb.shape == (2, 128) and np.isfinite(emb).all()
+    assert np.linalg.norm(emb - ref, axis=1).max() < 0.2
