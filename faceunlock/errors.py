@@ -227,3 +227,21 @@ class KeyringUnavailableError(TemplateError):
 class WatcherError(FaceUnlockError):
     """The lock-screen watcher cannot run: no D-Bus bus to connect to, no lock-state service
     (GNOME / freedesktop ScreenSaver, logind) on it, or the connection was lost."""
+
+
+def plain_message(exc: BaseException) -> str:
+    """A message for a person, not a traceback (the tray's and ``faceunlock watch``'s
+    "Face unlock stopped" notices, the dialogs' error lines)."""
+    if isinstance(exc, CameraError):
+        return f"Camera problem: {exc}"
+    if isinstance(exc, ModelError):
+        return f"The face models are missing or damaged ({exc}). Reinstall FaceUnlock."
+    if isinstance(exc, TemplateError):
+        return f"Your face template cannot be read ({exc}). Re-enrol to fix this."
+    if isinstance(exc, ConfigError | InputError):
+        return f"Invalid setting: {exc}"
+    if isinstance(exc, FaceUnlockError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"System error: {exc.strerror or exc}"
+    return f"Unexpected error: {exc}"

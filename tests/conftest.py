@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,12 @@ def lfw_devtest_images(lfw: Path, n: int) -> list[Path]:
             if len(out) >= n:
                 return out
     return out
+
+
+@pytest.fixture()
+def notify_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A private session bus with dbusmock's notification daemon and a locked screen-saver
+    stand-in, set as $DBUS_SESSION_BUS_ADDRESS (tests/unlock/notify_daemon.py)."""
+    from notify_daemon import notify_bus_session
+
+    yield from notify_bus_session(monkeypatch)

@@ -29,7 +29,8 @@ from faceunlock.ui.wizard import EnrolWizard
 out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 app = QApplication([])
 cfg = Config()
-for k, v in (("detector.min_face", "50"), ("detector.max_face", "160")):
+# the clip is the configured camera, so Finish has no camera to save (and says nothing of it)
+for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("camera.source", clip)):
     cfg = config_set(cfg, k, v)
 store = TemplateStore(tmp / "templates", StaticKeyProvider(os.urandom(32)))
 w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,

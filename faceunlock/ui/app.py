@@ -6,7 +6,8 @@ which runs the lock-screen watcher (not during the wizard: it starts once the wi
 over to the tray).
 
 ``--camera SOURCE`` (a camera index, /dev/videoN, a video file or an image folder) replaces
-the config's ``camera.source`` for this run only; it is never written to the config file.
+the config's ``camera.source`` for this run only; it is never written to the config file
+(Settings and the wizard write the camera only when it is changed there).
 """
 
 from __future__ import annotations
@@ -123,13 +124,19 @@ class SingleInstance(QObject):
 
 
 def first_window(
-    store: TemplateStore, cfg: Config, user: str, *, config_path: str | None = None
+    store: TemplateStore,
+    cfg: Config,
+    user: str,
+    *,
+    config_path: str | None = None,
+    camera: str | None = None,
 ) -> QWidget | QSystemTrayIcon:
-    """The wizard when ``user`` has no template, else the tray icon (neither shown yet)."""
+    """The wizard when ``user`` has no template, else the tray icon (neither shown yet).
+    ``camera``: this run's ``--camera`` (already in ``cfg``), which the wizard starts on."""
     if not store.exists(user):
         from faceunlock.ui.wizard import EnrolWizard
 
-        return EnrolWizard(store, cfg, user=user)
+        return EnrolWizard(store, cfg, user=user, source_spec=camera, config_path=config_path)
     return make_tray(store, cfg, user, config_path=config_path)
 
 
@@ -178,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = with_camera(load_config(), camera)
         store = TemplateStore()
         user = service.current_user()
-        target = first_window(store, cfg, user)
+        target = first_window(store, cfg, user, camera=camera)
     except FaceUnlockError as e:
         QMessageBox.critical(None, "FaceUnlock", str(e))
         instance.close()

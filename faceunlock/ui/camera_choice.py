@@ -30,6 +30,17 @@ def camera_index(spec: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def same_source(a: str | None, b: str | None) -> bool:
+    """True when two source specs name the same source: the same camera (``"2"`` and
+    ``/dev/video2``) or the same text."""
+    if a is None or b is None:
+        return a is b
+    ia, ib = camera_index(a), camera_index(b)
+    if ia is not None or ib is not None:
+        return ia == ib
+    return a.strip() == b.strip()
+
+
 def source_items(devices: list[VideoDevice], *extra: str | None) -> list[tuple[str, str]]:
     """``(label, spec)`` of every device, then of each ``extra`` spec (the configured or
     requested source) that is none of them."""

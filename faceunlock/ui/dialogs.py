@@ -22,7 +22,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from faceunlock.config import SECURITY_LEVELS, Config, config_set, save_config
+from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
 from faceunlock.engine.templates import Template, TemplateStore
@@ -43,8 +43,12 @@ def _error_label() -> QLabel:
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
 
-    ``config`` is the Config after a successful OK; ``config_path`` where it is written
-    (default: the user's config file)."""
+    ``cfg``: the running config, whose values the fields show (its ``camera.source`` may be
+    a ``--camera`` override of this run). OK writes only the fields the user changed, onto
+    the config file as read at that moment (``config_path``, default the user's config
+    file), so other keys and an untouched run-only camera never reach the file.
+    ``config`` is then the running config: the file's, with this run's camera kept unless
+    the camera field was changed."""
 
     def __init__(
         self, cfg: Config, config_path: str | Path | None = None, parent: QWidget | None = None
@@ -93,6 +97,7 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.buttons = buttons
+        self.shown = self.values()  # what the fields showed: only changes are written
 
     def source_spec(self) -> str:
         """The chosen camera's spec, or the text typed in the source box."""
@@ -110,11 +115,16 @@ class SettingsDialog(QDialog):
             "auth.snapshots": "true" if self.snapshots.isChecked() else "false",
         }
 
-    def validated(self) -> Config | None:
-        """The edited Config, or None (with the message shown) when a value is invalid."""
-        cfg = self.config
+    def changes(self) -> dict[str, str]:
+        """The fields the user changed (key -> new text)."""
+        return {k: v for k, v in self.values().items() if v != self.shown.get(k)}
+
+    def validated(self, base: Config | None = None) -> Config | None:
+        """``base`` (default: the running config) with the changed fields set, or None (with
+        the message shown) when a value is invalid."""
+        cfg = self.config if base is None else base
         try:
-            for key, text in self.values().items():
+            for key, text in self.changes().items():
                 cfg = config_set(cfg, key, text)
         except FaceUnlockError as e:
             self.error.setText(str(e))
@@ -123,15 +133,19 @@ class SettingsDialog(QDialog):
         return cfg
 
     def accept(self) -> None:
-        cfg = self.validated()
-        if cfg is None:
+        if self.validated() is None:
             return
         try:
-            save_config(cfg, self.config_path)
+            on_disk = self.validated(load_config(self.config_path))
+            if on_disk is None:
+                return
+            save_config(on_disk, self.config_path)
         except FaceUnlockError as e:
             self.error.setText(f"Could not save the settings: {e}")
             return
-        self.config = cfg
+        if "camera.source" not in self.changes():
+            on_disk = config_set(on_disk, "camera.source", self.config.camera.source)
+        self.config = on_disk
         super().accept()
 
 

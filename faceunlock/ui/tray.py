@@ -35,6 +35,7 @@ from faceunlock.unlock.notify import (
     CRITICAL,
     Notice,
     Notifier,
+    error_icon,
     notice_for,
     watcher_stopped_notice,
 )
@@ -92,9 +93,11 @@ def state_icon(state: str) -> QIcon:
 
 
 class TrayIcon(QSystemTrayIcon):
-    """``store``/``cfg``/``user``: what the dialogs work on; ``config_path``: where Settings
-    writes; ``dialog_factory(name, **kw)``: opens a window (tests replace it);
-    ``controller``: the lock-screen watcher to drive (None: the state is set by hand);
+    """``store``/``cfg``/``user``: what the dialogs work on (``cfg`` is the running config:
+    a ``--camera`` override included, which Settings and the wizard never write unless the
+    camera is changed there); ``config_path``: where Settings and the wizard write;
+    ``dialog_factory(name, **kw)``: opens a window (tests replace it); ``controller``:
+    the lock-screen watcher to drive (None: the state is set by hand);
     ``notifier``: shows the failure notices (default: a :class:`Notifier` on the session bus
     that falls back to this icon's balloon)."""
 
@@ -124,10 +127,7 @@ class TrayIcon(QSystemTrayIcon):
         self.state = "idle"
         self.detail = ""  # the watcher's words for the current state
         self.controller = controller
-        icon = icons_dir() / "error.svg"
-        self.notifier = notifier or Notifier(
-            fallback=self.show_balloon, icon=str(icon) if icon.is_file() else ""
-        )
+        self.notifier = notifier or Notifier(fallback=self.show_balloon, icon=error_icon())
         self.paused = False
         self.paused_until: float | None = None  # time.time() when the pause ends
         self.windows: list[QWidget] = []
@@ -306,7 +306,10 @@ class TrayIcon(QSystemTrayIcon):
         elif name == "recalibrate":
             w = dialogs.RecalibrateDialog(self.store, self.cfg, self.user)
         elif name == "enrol":
-            w = EnrolWizard(self.store, self.cfg, user=self.user)
+            wiz = EnrolWizard(self.store, self.cfg, user=self.user, config_path=self.config_path)
+            # Finish may have switched the watcher or the camera
+            wiz.accepted.connect(lambda: self._settings_saved(wiz.cfg))
+            w = wiz
         elif name == "settings":
             d = dialogs.SettingsDialog(self.cfg, self.config_path)
             d.accepted.connect(lambda: self._settings_saved(d.config))

@@ -2,7 +2,10 @@
 
 Nothing is written until Finish: the anchors and the chosen threshold live in memory, and
 the template is saved once, atomically, by :meth:`TemplateStore.save`; the lock-screen
-watcher switch of the Enable page is written then too, and only if it was changed. Cancel
+watcher switch of the Enable page and the camera chosen on the Camera page are written to
+the config file then too (one atomic write), and only if they changed. The camera the wizard
+started with (``cfg.camera.source``, which may be a ``--camera`` override of this run) is
+never written by itself. Cancel
 (or closing the window) at any point saves nothing. The one exception is the Enable page's
 opt-in login-screen/sudo step: it changes system files when (and only when) its button is
 pressed, through ``pkexec faceunlock system enable``, because it needs administrator rights.
@@ -10,10 +13,8 @@ pressed, through ``pkexec faceunlock system enable``, because it needs administr
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -61,16 +62,6 @@ PAGE_WELCOME, PAGE_CAMERA, PAGE_CAPTURE, PAGE_CALIBRATE, PAGE_ENABLE, PAGE_FINIS
 #: an empty value runs the command as is, for tests with ``--root``)
 PKEXEC_ENV = "FACEUNLOCK_PKEXEC"
 OTHER_SOURCE = "__other__"
-
-
-def camera_indices() -> list[int]:
-    """Indices of /dev/videoN nodes present now."""
-    out = []
-    for p in glob.glob("/dev/video*"):
-        m = re.fullmatch(r"/dev/video(\d+)", p)
-        if m:
-            out.append(int(m.group(1)))
-    return sorted(out)
 
 
 def _error_style(label: QLabel) -> None:
@@ -649,11 +640,15 @@ class FinishPage(QWizardPage):
         if t is None or ch is None:
             return
         watcher = self.wiz.enable_page.watcher.isChecked()
+        camera = self.wiz.camera_to_save()
+        camera_text = (
+            "" if camera is None else f" Face unlock will use this camera from now on: {camera}."
+        )
         self.summary.setText(
             f"{len(t)} anchors for {t.user} (appearance “{self.wiz.label}” added), security "
             f"level {ch.level} (threshold {ch.threshold:.3f}). Unlocking the locked session "
-            f"with your face: {'on' if watcher else 'off'}.\n\nPress Finish to save your encrypted "
-            f"template to {self.wiz.store.path(t.user)}. Then try it with "
+            f"with your face: {'on' if watcher else 'off'}.{camera_text}\n\nPress Finish to "
+            f"save your encrypted template to {self.wiz.store.path(t.user)}. Then try it with "
             "“Test recognition…” in the tray menu."
         )
 
@@ -673,9 +668,10 @@ class EnrolWizard(QWizard):
     a video file or an image folder); anchors: how many to capture (default
     ``cfg.enrol.anchors``); label: the appearance name; replace: start a new template
     instead of adding to an existing one; pipe_factory: returns the Pipeline;
-    min_interval: at most one frame per this many seconds (preview pacing); config_path: where
-    the Enable page's watcher switch is written (default: the user's config file); elevate:
-    the privilege-escalation prefix of the login-screen step (default :func:`default_elevate`);
+    min_interval: at most one frame per this many seconds (preview pacing); config_path:
+    where the watcher switch and the chosen camera are written at Finish (default: the
+    user's config file); elevate: the privilege-escalation prefix of the login-screen step
+    (default :func:`default_elevate`);
     system_root: ``--root`` of that step (tests; "/" is the real system).
     """
 
@@ -699,6 +695,7 @@ class EnrolWizard(QWizard):
         super().__init__(parent)
         self.store = store
         self.cfg = cfg
+        self.start_camera = cfg.camera.source  # never written unless another is chosen
         self.config_path = config_path
         self.elevate = list(elevate) if elevate is not None else default_elevate()
         self.system_root = system_root
@@ -781,7 +778,7 @@ class EnrolWizard(QWizard):
         t.security_level = ch.level
         t.calibration = ch.to_json()
         self.saved_path = self.store.save(t)
-        self.save_watcher_choice()
+        self.save_config_choices()
         return self.saved_path
 
     @property
@@ -790,17 +787,40 @@ class EnrolWizard(QWizard):
         assert isinstance(page, EnablePage)
         return page
 
-    def save_watcher_choice(self) -> bool:
-        """Write the Enable page's watcher switch when it differs from the config the wizard
-        started with (True when written). The file is re-read first, so only that key changes
-        (and a per-run override such as ``--camera`` is never saved)."""
+    def camera_to_save(self) -> str | None:
+        """The Camera page's choice when it is to be written at Finish: it differs from the
+        camera the wizard started with (so an untouched ``--camera`` override of this run is
+        never saved) and from ``camera.source`` in the config file. Else None."""
+        from faceunlock.ui.camera_choice import same_source
+
+        spec = self.source_spec
+        if spec is None or same_source(spec, self.start_camera):
+            return None
+        try:
+            on_disk = load_config(self.config_path).camera.source
+        except FaceUnlockError:
+            on_disk = None  # an unreadable file: save_config_choices reports it
+        return None if same_source(spec, on_disk) else spec
+
+    def save_config_choices(self) -> bool:
+        """Write the Enable page's watcher switch and the Camera page's camera when they
+        differ from the config the wizard started with (True when written), in one atomic
+        write. The file is re-read first, so only those keys change."""
+        changes: dict[str, str] = {}
         want = self.enable_page.watcher.isChecked()
-        if want == self.cfg.watcher.enabled:
+        if want != self.cfg.watcher.enabled:
+            changes["watcher.enabled"] = "true" if want else "false"
+        camera = self.camera_to_save()
+        if camera is not None:
+            changes["camera.source"] = camera
+        if not changes:
             return False
-        value = "true" if want else "false"
-        save_config(config_set(load_config(self.config_path), "watcher.enabled", value),
-                    self.config_path)
-        self.cfg = config_set(self.cfg, "watcher.enabled", value)
+        on_disk = load_config(self.config_path)
+        for key, value in changes.items():
+            on_disk = config_set(on_disk, key, value)
+        save_config(on_disk, self.config_path)
+        for key, value in changes.items():
+            self.cfg = config_set(self.cfg, key, value)
         return True
 
     def stop_workers(self) -> None:

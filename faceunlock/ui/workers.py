@@ -22,14 +22,9 @@ from faceunlock.engine.auth import score_frame
 from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame, FrameSource
-from faceunlock.errors import (
-    CameraError,
-    ConfigError,
-    FaceUnlockError,
-    InputError,
-    ModelError,
-    TemplateError,
-)
+from faceunlock.errors import plain_message
+
+__all__ = ["plain_message"]  # re-exported: the UI modules take it from here
 
 Box = tuple[float, float, float, float]
 
@@ -66,23 +61,6 @@ class FramePacket:
         if not self.boxes:
             return None
         return max(self.boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-
-
-def plain_message(exc: BaseException) -> str:
-    """A message for a person, not a traceback."""
-    if isinstance(exc, CameraError):
-        return f"Camera problem: {exc}"
-    if isinstance(exc, ModelError):
-        return f"The face models are missing or damaged ({exc}). Reinstall FaceUnlock."
-    if isinstance(exc, TemplateError):
-        return f"Your face template cannot be read ({exc}). Re-enrol to fix this."
-    if isinstance(exc, ConfigError | InputError):
-        return f"Invalid setting: {exc}"
-    if isinstance(exc, FaceUnlockError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"System error: {exc.strerror or exc}"
-    return f"Unexpected error: {exc}"
 
 
 class CameraWorker(QObject):

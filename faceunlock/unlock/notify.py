@@ -7,7 +7,8 @@ screen only sees that nothing happens. :func:`notice_for` turns the watcher's ou
 notification service (``org.freedesktop.Notifications.Notify`` on the session bus, spoken with
 jeepney, so that ``faceunlock watch`` can use it without Qt) and lets the same kind of
 problem through at most once per ``interval`` seconds, so a camera that stays busy does not
-produce one notification per attempt.
+produce one notification per attempt. ``faceunlock watch`` keeps that limit in a small state
+file (:class:`FileRateLimiter`), so a watcher that systemd restarts does not repeat itself.
 
 Outcomes that are not worth a notification (not recognised, no face seen, too dark, the lid
 closed) return None: the next attempt or the password takes care of them.
@@ -15,14 +16,18 @@ closed) return None: the next attempt or the password takes care of them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from jeepney import DBusAddress, MessageType, new_method_call
 
 from faceunlock.errors import AuthStatus, WatcherError
+from faceunlock.paths import repo_root, user_state_dir
 from faceunlock.unlock.lockstate import connect
 
 log = logging.getLogger(__name__)
@@ -165,6 +170,56 @@ class RateLimiter:
             self._last.pop(key, None)
 
 
+class FileRateLimiter(RateLimiter):
+    """A :class:`RateLimiter` whose times (wall clock, ``time.time``) are kept in ``path``
+    (JSON, default ``notified.json`` in the user's state directory), so the limit holds
+    across restarts of the process. A missing or unreadable file lets everything through;
+    a file that cannot be written only costs the limit across restarts."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        interval: float = REPEAT_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(interval, clock)
+        self.path = Path(path) if path is not None else user_state_dir() / "notified.json"
+
+    def allow(self, key: str) -> bool:
+        self._load()
+        if not super().allow(key):
+            return False
+        self._store()
+        return True
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict):
+            for k, v in data.items():
+                if isinstance(v, int | float) and v > self._last.get(k, float("-inf")):
+                    self._last[k] = float(v)
+
+    def _store(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(self._last, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError as e:
+            log.info("cannot keep the notification times in %s: %s", self.path, e)
+
+
+def error_icon() -> str:
+    """The path of the error icon shown with the notices ($FACEUNLOCK_ICONS overrides the
+    folder), or "" when it is missing."""
+    env = os.environ.get("FACEUNLOCK_ICONS")
+    icon = (Path(env) if env else repo_root() / "assets" / "icons") / "error.svg"
+    return str(icon) if icon.is_file() else ""
+
+
 def send_notification(
     summary: str,
     body: str,
@@ -216,7 +271,8 @@ class Notifier:
     The freedesktop notification service is tried first (``address``: its bus, default the
     session bus); when it cannot be reached the notice goes to ``fallback(notice)`` (the tray
     icon's own balloon, for example), if given. A new notice replaces the previous one on
-    screen instead of piling up."""
+    screen instead of piling up. ``limiter``: the repeat limit to use instead of a
+    ``RateLimiter(interval, clock)`` (a :class:`FileRateLimiter`, for example)."""
 
     def __init__(
         self,
@@ -226,10 +282,11 @@ class Notifier:
         interval: float = REPEAT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         icon: str = "",
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.address = address
         self.fallback = fallback
-        self.limiter = RateLimiter(interval, clock)
+        self.limiter = limiter if limiter is not None else RateLimiter(interval, clock)
         self.icon = icon
         self.last_id = 0
         self.shown: list[Notice] = []  #: every notice let through, oldest first

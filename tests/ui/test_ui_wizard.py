@@ -3,6 +3,7 @@ the woman's clip (as an image folder), calibration, Finish saves; Cancel saves n
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
-from faceunlock.config import Config
+from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
 from faceunlock.ui.wizard import EnrolWizard
@@ -116,10 +117,18 @@ def test_capture_calibrate_finish_saves_template(
     assert sec is not None and sec.level == "secure" and sec.threshold < bal.threshold
     assert cal_page.panel.plot.threshold == pytest.approx(sec.threshold)
     assert not store.exists(USER)  # nothing written before Finish
+    path = Path(os.environ["FACEUNLOCK_CONFIG"])
+    before = path.read_bytes()
     _next(qtbot, w)
     assert w.currentId() == wz.PAGE_ENABLE
     _next(qtbot, w)
     assert w.currentId() == wz.PAGE_FINISH
+    finish = w.currentPage()
+    assert isinstance(finish, wz.FinishPage)
+    assert f"use this camera from now on: {female_folder}" in finish.summary.text()
+    # another program changes an unrelated key meanwhile: Finish re-reads the file
+    save_config(config_set(load_config(path), "auth.max_failures", "7"), path)
+    assert path.read_bytes() != before
     w.button(QWizard.WizardButton.FinishButton).click()
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=5_000)
     assert w.result() == QWizard.DialogCode.Accepted
@@ -127,12 +136,19 @@ def test_capture_calibrate_finish_saves_template(
     assert len(t) == 3
     assert t.security_level == "secure"
     assert t.threshold == pytest.approx(sec.threshold)
+    # the camera chosen on the Camera page is what the lock-screen watcher now uses
+    saved = load_config(path)
+    assert saved.camera.source == str(female_folder)
+    assert saved.auth.max_failures == 7 and saved.detector.min_face == cfg.detector.min_face
+    assert w.cfg.camera.source == str(female_folder)  # what the tray is built with
 
 
 @pytest.mark.slow
 def test_cancel_mid_capture_saves_nothing(
     qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
 ) -> None:
+    path = Path(os.environ["FACEUNLOCK_CONFIG"])
+    before = path.read_bytes()
     w = _wizard(qtbot, store, cfg, str(female_folder))
     _next(qtbot, w)
     _next(qtbot, w)
@@ -147,3 +163,4 @@ def test_cancel_mid_capture_saves_nothing(
     assert thread.worker.source is not None and not thread.worker.source.is_open
     assert not store.exists(USER)
     assert not store.directory.exists() or not any(store.directory.iterdir())
+    assert path.read_bytes() == before  # the chosen camera is saved at Finish only
