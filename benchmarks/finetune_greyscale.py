@@ -106,16 +106,8 @@ def prebuilt_train_set(prebuilt: Path, lfw_root: Path, min_images: int) -> ChipD
             counts[wanted[rels[i]]] = counts.get(wanted[rels[i]], 0) + 1
         rows = [i for i in rows if counts[wanted[rels[i]]] >= min_images]
         chips = z["chips"][np.asarray(rows, np.int64)]
-    ds = ChipDataset.__new__(ChipDataset)
-    ds.root = lfw_root / "images"
-    ds.paths = [rels[i] for i in rows]
-    ds.classes = sorted({wanted[p] for p in ds.paths})
-    index = {n: i for i, n in enumerate(ds.classes)}
-    ds.labels = np.asarray([index[wanted[p]] for p in ds.paths], np.int64)
-    ds.chips = np.ascontiguousarray(chips)
-    ds.fallback = np.zeros(len(rows), bool)
-    ds.embeddings = np.zeros((len(rows), 128), np.float32)
-    return ds
+    return ChipDataset.from_arrays(chips, [wanted[rels[i]] for i in rows],
+                                   [rels[i] for i in rows], lfw_root / "images")
 
 
 class PairEval:

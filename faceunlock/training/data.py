@@ -224,6 +224,27 @@ class ChipDataset(Dataset):
         self.fallback = data["fallback"][keep]
         self.embeddings = data["embeddings"][keep]
 
+    @classmethod
+    def from_arrays(cls, chips: np.ndarray, names: Sequence[str], paths: Sequence[str],
+                    root: str | Path = ".") -> ChipDataset:
+        """A dataset over chips already in memory: uint8 (N, 150, 150, 3) ``chips``, the
+        identity name and relative path of each (labels follow the sorted names)."""
+        if chips.ndim != 4 or chips.shape[1:] != CHIP_SHAPE or chips.dtype != np.uint8:
+            raise InputError(f"chips must be uint8 (N, {CHIP_SHAPE}), got {chips.dtype} "
+                             f"{chips.shape}")
+        if not (len(names) == len(paths) == len(chips)):
+            raise InputError("chips, names and paths must have the same length")
+        ds = cls.__new__(cls)
+        ds.root = Path(root)
+        ds.classes = sorted(set(names))
+        index = {n: i for i, n in enumerate(ds.classes)}
+        ds.paths = [str(p) for p in paths]
+        ds.labels = np.asarray([index[n] for n in names], np.int64)
+        ds.chips = np.ascontiguousarray(chips)
+        ds.fallback = np.zeros(len(chips), bool)
+        ds.embeddings = np.zeros((len(chips), 128), np.float32)
+        return ds
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
