@@ -61,6 +61,7 @@ def _settings(args: argparse.Namespace) -> Any:
         threads=getattr(args, "threads", None),
         models=getattr(args, "model", None),
         precision=getattr(args, "precision", "auto"),
+        coarse_first=getattr(args, "coarse_first", False),
     )
 
 
@@ -101,6 +102,9 @@ def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g.add_argument("--zoom", type=float, default=1.05, metavar="Z",
                    help="magnify each chip by Z before encoding (1 = off; default 1.05)")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    g.add_argument("--coarse-first", action="store_true",
+                   help="look for faces of 160 px and more on the halved frame first (the "
+                        "unlock path's setting; smaller faces beside a big one are not seen)")
     g.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
                    help="encoder: int8 (encoder-int8.onnx), fp32 (encoder.onnx, dlib's exact "
                         "descriptors) or auto (int8 when the models directory has it)")

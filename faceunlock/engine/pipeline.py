@@ -78,6 +78,12 @@ class PipelineSettings:
     #: ``fp32`` (``encoder.onnx``, dlib's exact descriptors) or ``auto`` (int8 when the models
     #: directory has it, else fp32: a directory holding only a fine-tuned export still works)
     precision: str = "auto"
+    #: frames with no face to follow yet look for big faces first (>= COARSE_FACE_PX, on the
+    #: frame halved, ~1/4 of the full scan's pixels), each find then re-detected at full
+    #: resolution around itself like a tracked face; the full scan runs only when that finds
+    #: nothing. For a camera in front of the user (unlock); a smaller face beside a big one
+    #: is then not reported, so enrolment and LFW evaluation leave it off.
+    coarse_first: bool = False
 
 
 #: tracking: the region searched is the last face box grown by this many face sizes per side
@@ -87,6 +93,9 @@ TRACK_MARGIN = 0.5
 TRACK_FACE_PX = 96.0
 #: tracking: faces up to this size (in crop pixels) are searched, i.e. ~1.5x growth a frame
 TRACK_MAX_FACE = 150
+#: coarse-first: the frame is halved, so its smallest window (80 px) is a 160 px face
+COARSE_DOWNSCALE = 2.0
+COARSE_FACE_PX = 160
 
 
 @dataclass
@@ -178,6 +187,10 @@ class Pipeline:
         self.tracker = FaceDetector(
             mdir / "detector.onnx", min_face=80, max_face=TRACK_MAX_FACE, threads=s.threads
         )
+        self.coarse = FaceDetector(
+            mdir / "detector.onnx", downscale=COARSE_DOWNSCALE, max_face=s.max_face,
+            threads=s.threads,
+        )
         self.landmarker = LandmarkPredictor(mdir / "landmarks5.npz")
         self.encoder = FaceEncoder(encoder_path(mdir, s.precision), threads=s.threads)
         self._last: list[Detection] = []
@@ -210,17 +223,31 @@ class Pipeline:
         if self.last_was_tracked:
             self._since_full += 1
         else:
-            dets = self.detector.detect(image)
+            dets = []
+            if self._coarse_useful():
+                dets = self._search_near(image, self.coarse.detect(image))
+            if not dets:
+                dets = self.detector.detect(image)
             self._since_full = 0
         if track:
             self._last, self._last_shape = dets, image.shape
         self.times.detect = (time.perf_counter() - t0) * 1e3
         return dets
 
+    def _coarse_useful(self) -> bool:
+        s = self.settings
+        return s.coarse_first and s.upsample == 0 and (
+            s.max_face is None or s.max_face >= COARSE_FACE_PX)
+
     def _detect_near_last(self, image: np.ndarray) -> list[Detection]:
+        return self._search_near(image, self._last)
+
+    def _search_near(self, image: np.ndarray, near: Sequence[Detection]) -> list[Detection]:
+        """Faces re-detected in a rescaled crop around each of ``near`` (the last frame's
+        faces, or coarse finds): the crop is scaled so the face is TRACK_FACE_PX."""
         h, w = image.shape[:2]
         out: list[Detection] = []
-        for last in self._last:
+        for last in near:
             size = max(last.box[2] - last.box[0], last.box[3] - last.box[1], 1.0)
             m = size * TRACK_MARGIN
             x0, y0 = max(0, int(last.box[0] - m)), max(0, int(last.box[1] - m))

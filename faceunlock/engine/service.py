@@ -40,10 +40,12 @@ def current_user() -> str:
 
 def pipeline_settings(cfg: Config, models: str | None = None) -> PipelineSettings:
     """Detector settings from ``[detector]``: faces below 80 px enlarge the frame, larger
-    minimums shrink it, and ``max_face`` caps the pyramid."""
+    minimums shrink it, and ``max_face`` caps the pyramid. The camera paths look for a big
+    (close) face first (``coarse_first``), as a user in front of the screen is."""
     mn, mx = cfg.detector.min_face, cfg.detector.max_face
     down = mn / WINDOW if mn < WINDOW else None
-    return PipelineSettings(min_face=max(mn, WINDOW), max_face=mx, downscale=down, models=models)
+    return PipelineSettings(min_face=max(mn, WINDOW), max_face=mx, downscale=down, models=models,
+                            coarse_first=True)
 
 
 def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:

@@ -61,3 +61,36 @@ def test_new_face_elsewhere_is_found_by_the_periodic_scan(lfw_dir: Path, pipe: P
     counts = [len(pipe.observe(two, track=True)) for _ in range(6)]
     assert counts[0] == 1  # tracking only looks where the first face was
     assert 2 in counts  # the periodic full scan finds the newcomer within 5 frames
+
+
+@pytest.fixture(scope="module")
+def coarse() -> Pipeline:
+    return Pipeline(PipelineSettings(coarse_first=True, max_face=400))
+
+
+def test_coarse_first_finds_a_big_face_like_the_full_scan(lfw_dir: Path, coarse: Pipeline
+                                                         ) -> None:
+    import cv2
+
+    face = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
+    big = cv2.resize(face, None, fx=1.6, fy=1.6)  # face ~175 px: found on the halved frame
+    fr = np.full((480, 640, 3), 90, np.uint8)
+    fr[40:440, 120:520] = big
+    full = Pipeline(PipelineSettings())  # dlib's exact full pyramid
+    ref = full.observe(fr, select="all")
+    got = coarse.observe(fr, select="all")
+    assert len(ref) == len(got) == 1
+    assert _iou(got[0].box, ref[0].box) > 0.7
+    assert np.linalg.norm(got[0].embedding - ref[0].embedding) < 0.15
+    # the coarse pass did the work: no full scan needed
+    assert coarse.coarse.loaded
+
+
+def test_coarse_first_falls_back_for_small_faces(lfw_dir: Path, coarse: Pipeline) -> None:
+    """A ~110 px face is below the coarse pass's 160 px: the full scan finds it, same box."""
+    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    fr = _frame(face)
+    ref = Pipeline(PipelineSettings(max_face=400)).observe(fr, select="all")
+    got = coarse.observe(fr, select="all")
+    assert [o.box for o in got] == [o.box for o in ref]
+    assert not coarse.coarse.detect(fr)
