@@ -236,8 +236,9 @@ class Pipeline:
 
     def _coarse_useful(self) -> bool:
         s = self.settings
+        # worth it when the configured faces reach well above the coarse pass's smallest
         return s.coarse_first and s.upsample == 0 and (
-            s.max_face is None or s.max_face >= COARSE_FACE_PX)
+            s.max_face is None or s.max_face >= 1.5 * COARSE_FACE_PX)
 
     def _detect_near_last(self, image: np.ndarray) -> list[Detection]:
         return self._search_near(image, self._last)

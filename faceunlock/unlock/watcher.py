@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faceunlock.engine.memory import release_memory
 from faceunlock.errors import AuthStatus, FaceUnlockError, TemplateError, WatcherError
 from faceunlock.unlock.lockstate import DEFAULT_LID_GLOB, LockBackend, LockEvent, lid_closed
 
@@ -158,6 +159,7 @@ class Watcher:
                     return
             while not self.stopping:
                 self._emit(WatcherState.IDLE, f"session unlocked; watching {self.backend.name}")
+                release_memory()  # the attempt's buffers: idle RSS is the models, not frames
                 ev = self.backend.wait_event(None)
                 if ev is LockEvent.LOCKED and not self.stopping:
                     self._locked_period()
