@@ -8,6 +8,9 @@ Pipelines (each in its own subprocess, so peak RSS is its own):
   * dlib-cnn: dlib-bin's CNN (MMOD) detector + the same landmarks and descriptor;
   * faceunlock: this project's engine with the webcam settings (min_face 80, max_face 400),
     every frame on its own;
+  * faceunlock-coarse: single frames with coarse-first detection, as the unlock path's first
+    frame is searched (faces of 160 px and more on the halved frame first; smaller faces,
+    like the clip's, then get the full scan);
   * faceunlock-stream: the same, as authentication runs it on a camera stream: after the
     first frame the detector searches around the last face (full rescan every 15 frames).
 Frames: 640x480, one face each: the bench frame (an LFW DevTest face, scaled 1.6x) and frames
@@ -70,7 +73,8 @@ def child(kind: str, n_frames: int, lfw_limit: int) -> dict[str, Any]:
     if kind.startswith("faceunlock"):
         from faceunlock.engine.pipeline import Pipeline, PipelineSettings
 
-        live = Pipeline(PipelineSettings(min_face=80, max_face=400))
+        live = Pipeline(PipelineSettings(min_face=80, max_face=400,
+                                         coarse_first=kind == "faceunlock-coarse"))
         lfw_pipe = Pipeline(PipelineSettings())
         track = kind == "faceunlock-stream"
 
@@ -172,7 +176,8 @@ def main() -> int:
         print(json.dumps(child(a.child, a.frames, a.lfw_pairs)))
         return 0
     rows = []
-    for kind in a.only or ["faceunlock", "faceunlock-stream", "dlib-hog", "dlib-cnn"]:
+    for kind in a.only or ["faceunlock", "faceunlock-coarse", "faceunlock-stream", "dlib-hog",
+                           "dlib-cnn"]:
         out = subprocess.run(
             [
                 sys.executable,

@@ -69,6 +69,17 @@ def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f":{num}"
 
 
+def _run_qt_child(code: str, tmp_path: Path, env: dict[str, str], timeout: float
+                  ) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a child interpreter on the X display of ``env``; skip the test when Qt's
+    xcb platform cannot start at all (a machine problem, not a FaceUnlock one)."""
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0 and "xcb" in res.stderr and "could not" in res.stderr.lower():
+        pytest.skip(f"Qt's xcb platform cannot start here: {res.stderr[-300:]}")
+    return res
+
+
 def test_wizard_screenshot_under_xvfb(tmp_path: Path) -> None:
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed")
@@ -76,15 +87,7 @@ def test_wizard_screenshot_under_xvfb(tmp_path: Path) -> None:
     try:
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
         env.pop("WAYLAND_DISPLAY", None)
-        res = subprocess.run(
-            [sys.executable, "-c", CHILD, str(tmp_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        if res.returncode != 0 and "xcb" in res.stderr and "could not" in res.stderr.lower():
-            pytest.skip(f"Qt's xcb platform cannot start here: {res.stderr[-300:]}")
+        res = _run_qt_child(CHILD, tmp_path, env, 90)
         assert res.returncode == 0, res.stderr[-2000:]
     finally:
         proc.terminate()
@@ -214,15 +217,7 @@ def test_tray_menu_through_a_real_tray_host(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / "trayer.log", "wb"),  # noqa: SIM115
         )
-        res = subprocess.run(
-            [sys.executable, "-c", TRAY_CHILD, str(tmp_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if res.returncode != 0 and "xcb" in res.stderr and "could not" in res.stderr.lower():
-            pytest.skip(f"Qt's xcb platform cannot start here: {res.stderr[-300:]}")
+        res = _run_qt_child(TRAY_CHILD, tmp_path, env, 120)
         trayer_log = (tmp_path / "trayer.log").read_text(errors="replace")[-1000:]
         assert res.returncode == 0, f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}\n{trayer_log}"
     finally:

@@ -298,16 +298,26 @@ def client(address: str) -> Iterator[DBusConnection]:
         conn.close()
 
 
+def call(address: str, addr: DBusAddress, method: str, sig: str | None = None,
+         body: tuple[Any, ...] = (), timeout: float = 10.0) -> tuple[Any, ...]:
+    """One method call on the bus at ``address``; a D-Bus error reply raises RuntimeError."""
+    with client(address) as conn:
+        reply = conn.send_and_get_reply(new_method_call(addr, method, sig, body),
+                                        timeout=timeout)
+    if reply.header.message_type == MessageType.error:
+        raise RuntimeError(f"{addr.interface}.{method}: {reply.body}")
+    return tuple(reply.body)
+
+
+def name_has_owner(address: str, name: str) -> bool:
+    bus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
+    return bool(call(address, bus, "NameHasOwner", "s", (name,))[0])
+
+
 def control(address: str, kind: str, method: str) -> tuple[Any, ...]:
     """Call a control method (``Lock``, ``PasswordUnlock``, ``Calls``) of a stand-in."""
     name, path = service_of(kind)
-    with client(address) as conn:
-        reply = conn.send_and_get_reply(
-            new_method_call(DBusAddress(path, name, CONTROL), method), timeout=5
-        )
-    if reply.header.message_type == MessageType.error:
-        raise RuntimeError(f"{kind}.{method}: {reply.body}")
-    return tuple(reply.body)
+    return call(address, DBusAddress(path, name, CONTROL), method, timeout=5)
 
 
 def calls(address: str, kind: str) -> list[tuple[str, str]]:

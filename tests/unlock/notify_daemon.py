@@ -20,7 +20,7 @@ from typing import Any
 import fake_screensaver as fs
 import numpy as np
 import pytest
-from jeepney import DBusAddress, MessageType, new_method_call
+from jeepney import DBusAddress
 
 from faceunlock.config import Config
 from faceunlock.engine import service
@@ -80,15 +80,10 @@ class NotifyBus:
     def _call(
         self, addr: DBusAddress, method: str, sig: str | None = None, body: tuple[Any, ...] = ()
     ) -> tuple[Any, ...]:
-        with fs.client(self.address) as conn:
-            reply = conn.send_and_get_reply(new_method_call(addr, method, sig, body), timeout=10)
-        if reply.header.message_type == MessageType.error:
-            raise RuntimeError(f"{addr.interface}.{method}: {reply.body}")
-        return tuple(reply.body)
+        return fs.call(self.address, addr, method, sig, body)
 
     def _owned(self, name: str) -> bool:
-        bus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
-        return bool(self._call(bus, "NameHasOwner", "s", (name,))[0])
+        return fs.name_has_owner(self.address, name)
 
     def notifications(self) -> list[dict[str, Any]]:
         """The Notify calls the mock received, oldest first."""

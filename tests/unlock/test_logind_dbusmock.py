@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from jeepney import DBusAddress, MessageType, new_method_call
+from jeepney import DBusAddress
 
 from faceunlock.config import Config, config_set
 from faceunlock.errors import AuthStatus
@@ -100,17 +100,12 @@ class LogindMock:
         self.session_path = str(path)
 
     def _owned(self) -> bool:
-        bus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
-        return bool(self.call_addr(bus, "NameHasOwner", "s", (LOGIND,))[0])
+        return fs.name_has_owner(self.address, LOGIND)
 
     def call_addr(
-        self, addr: DBusAddress, method: str, sig: str | None = None, body: tuple[Any, ...] = ()
+        self, addr: DBusAddress, method: str, sig: str | None = None, body: tuple = ()
     ) -> tuple[Any, ...]:
-        with fs.client(self.address) as conn:
-            reply = conn.send_and_get_reply(new_method_call(addr, method, sig, body), timeout=10)
-        if reply.header.message_type == MessageType.error:
-            raise RuntimeError(f"{addr.interface}.{method}: {reply.body}")
-        return tuple(reply.body)
+        return fs.call(self.address, addr, method, sig, body)
 
     def call(
         self, path: str, iface: str, method: str, sig: str | None = None, body: tuple = ()
