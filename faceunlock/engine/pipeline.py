@@ -76,7 +76,8 @@ class PipelineSettings:
     full_scan_every: int = 15
     #: encoder precision: ``int8`` (``encoder-int8.onnx``, ~2x faster, same LFW accuracy),
     #: ``fp32`` (``encoder.onnx``, dlib's exact descriptors) or ``auto`` (int8 when the models
-    #: directory has it, else fp32: a directory holding only a fine-tuned export still works)
+    #: directory has it, else fp32: a directory holding only a fine-tuned export still works).
+    #: Also picks the detector of the tracker and coarse pass (``detector-int8.onnx``)
     precision: str = "auto"
     #: frames with no face to follow yet look for big faces first (>= COARSE_FACE_PX, on the
     #: frame halved, ~1/4 of the full scan's pixels), each find then re-detected at full
@@ -151,18 +152,27 @@ def select_detections(
 
 
 PRECISIONS = ("auto", "int8", "fp32")
-ENCODER_FILES = {"fp32": "encoder.onnx", "int8": "encoder-int8.onnx"}
+MODEL_FILES = {
+    "encoder": {"fp32": "encoder.onnx", "int8": "encoder-int8.onnx"},
+    "detector": {"fp32": "detector.onnx", "int8": "detector-int8.onnx"},
+}
+
+
+def model_path(models: Path, kind: str, precision: str = "auto") -> Path:
+    """The ``kind`` (encoder, detector) file of ``models`` for ``precision`` (see
+    :attr:`PipelineSettings.precision`). A missing file is reported when it loads."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    files = MODEL_FILES[kind]
+    if precision == "auto":
+        int8 = models / files["int8"]
+        return int8 if int8.is_file() else models / files["fp32"]
+    return models / files[precision]
 
 
 def encoder_path(models: Path, precision: str = "auto") -> Path:
-    """The encoder file of ``models`` for ``precision`` (see :attr:`PipelineSettings.precision`).
-    A missing file is reported when the encoder loads, naming the file."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        int8 = models / ENCODER_FILES["int8"]
-        return int8 if int8.is_file() else models / ENCODER_FILES["fp32"]
-    return models / ENCODER_FILES[precision]
+    """The encoder file of ``models`` for ``precision``."""
+    return model_path(models, "encoder", precision)
 
 
 @dataclass
@@ -183,13 +193,15 @@ class Pipeline:
             upsample=s.upsample,
             threads=s.threads,
         )
-        # the tracker searches a small rescaled crop around the last face (few pyramid levels)
+        # the tracker searches a small rescaled crop around the last face (few pyramid levels);
+        # it and the coarse pass may run the int8 detector (their tilings already differ from
+        # dlib's); the full scan always runs the fp32 one, dlib's exact boxes
+        fast_det = model_path(mdir, "detector", s.precision)
         self.tracker = FaceDetector(
-            mdir / "detector.onnx", min_face=80, max_face=TRACK_MAX_FACE, threads=s.threads
+            fast_det, min_face=80, max_face=TRACK_MAX_FACE, threads=s.threads
         )
         self.coarse = FaceDetector(
-            mdir / "detector.onnx", downscale=COARSE_DOWNSCALE, max_face=s.max_face,
-            threads=s.threads,
+            fast_det, downscale=COARSE_DOWNSCALE, max_face=s.max_face, threads=s.threads,
         )
         self.landmarker = LandmarkPredictor(mdir / "landmarks5.npz")
         self.encoder = FaceEncoder(encoder_path(mdir, s.precision), threads=s.threads)

@@ -29,7 +29,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,28 +62,10 @@ def encoder_inputs(chips: np.ndarray, zoom: float = 1.05) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([zoomed, zoomed[:, :, ::-1]], axis=0))
 
 
-class _Reader:
-    """onnxruntime CalibrationDataReader over a uint8 chip array in equal batches of
-    CALIBRATION_BATCH (a short last batch is dropped)."""
-
-    def __init__(self, name: str, chips: np.ndarray) -> None:
-        self.name, self.chips, self.i = name, chips, 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.i + CALIBRATION_BATCH > len(self.chips):
-            return None
-        batch = self.chips[self.i : self.i + CALIBRATION_BATCH]
-        self.i += CALIBRATION_BATCH
-        return {self.name: batch}
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover - protocol
-        while (b := self.get_next()) is not None:
-            yield b
-
-
-def quantize_bytes(src: Path, chips: np.ndarray) -> bytes:
-    """INT8 QDQ model bytes for the fp32 encoder ``src``, calibrated on ``chips`` (uint8
-    (N, 150, 150, 3), already in the form the runtime feeds)."""
+def _quantize_static(src: Path, batches: list[dict[str, np.ndarray]], method: str,
+                     extra: dict[str, Any]) -> bytes:
+    """INT8 QDQ bytes of ``src`` (weights int8 per channel, activations uint8), calibrated by
+    running ``batches`` through it; metadata made deterministic."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -94,21 +76,21 @@ def quantize_bytes(src: Path, chips: np.ndarray) -> bytes:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    model = onnx.load(str(src))
-    name = model.graph.input[0].name
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
 
-    class Reader(_Reader, CalibrationDataReader):
-        pass
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
 
     with tempfile.TemporaryDirectory(prefix="faceunlock-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(src), str(pre))
         quantize_static(
-            str(pre), str(out), Reader(name, chips),
+            str(pre), str(out), Reader(),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": PERCENTILE},
+            calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
         )
         q = onnx.load(str(out))
     q.producer_name = "faceunlock.training.quantize"
@@ -118,6 +100,94 @@ def quantize_bytes(src: Path, chips: np.ndarray) -> bytes:
         if p.key == "source":
             p.value = f"{src.name} quantized to int8 (QDQ) by faceunlock.training.quantize"
     return bytes(q.SerializeToString(deterministic=True))
+
+
+def quantize_bytes(src: Path, chips: np.ndarray) -> bytes:
+    """INT8 encoder bytes for the fp32 encoder ``src``, calibrated on ``chips`` (uint8
+    (N, 150, 150, 3), already in the form the runtime feeds) with percentile ranges."""
+    import onnx
+
+    name = onnx.load(str(src)).graph.input[0].name
+    n = len(chips) - len(chips) % CALIBRATION_BATCH
+    batches = [{name: chips[i : i + CALIBRATION_BATCH]} for i in range(0, n, CALIBRATION_BATCH)]
+    return _quantize_static(src, batches, "Percentile", {"CalibPercentile": PERCENTILE})
+
+
+class _Recorder:
+    """Wraps an onnxruntime session and keeps a copy of every input it is run on."""
+
+    def __init__(self, session: Any, store: list[dict[str, np.ndarray]]) -> None:
+        self.session, self.store = session, store
+
+    def run(self, outputs: Any, feed: dict[str, np.ndarray]) -> Any:
+        self.store.append({k: v.copy() for k, v in feed.items()})
+        return self.session.run(outputs, feed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
+def detector_inputs(src: Path, lfw_root: Path, n_images: int) -> list[dict[str, np.ndarray]]:
+    """What the coarse pass and the face tracker feed the detector on webcam-like frames: the
+    first ``n_images`` peopleDevTrain people's first image, scaled 1.0/1.6/2.2x (faces of
+    ~110-240 px) on a 640x480 frame of a random grey, run as the unlock path runs them
+    (coarse-first search, then two tracked frames)."""
+    import cv2
+
+    from faceunlock.engine.imageio import read_image
+    from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+    from faceunlock.evaluation import lfw
+    from faceunlock.training.data import read_people
+
+    pipe = Pipeline(PipelineSettings(max_face=400, coarse_first=True, models=str(src.parent)))
+    for det in (pipe.coarse, pipe.tracker):
+        det.path = src  # calibrate the fp32 model on the inputs the int8 one will get
+    store: list[dict[str, np.ndarray]] = []
+    for det in (pipe.coarse, pipe.tracker):
+        det.load()
+        det._session = _Recorder(det._session, store)  # type: ignore[assignment]
+    rng = np.random.default_rng(0)
+    people = read_people(lfw_root / "peopleDevTrain.txt")[:n_images]
+    for i, (name, _count) in enumerate(people):
+        img = read_image(lfw_root / "images" / lfw.image_relpath(name, 1))
+        big = cv2.resize(img, None, fx=(1.0, 1.6, 2.2)[i % 3], fy=(1.0, 1.6, 2.2)[i % 3])
+        h, w = min(big.shape[0], 480), min(big.shape[1], 640)
+        frame = np.full((480, 640, 3), int(rng.integers(40, 200)), np.uint8)
+        y0, x0 = (480 - h) // 2, (640 - w) // 2
+        frame[y0 : y0 + h, x0 : x0 + w] = big[:h, :w]
+        pipe.reset_tracking()
+        for _ in range(3):
+            pipe.detect(frame, track=True)
+    return store
+
+
+def quantize_detector(src: Path, out: Path, lfw_root: Path, n_images: int = 60,
+                      log: Any = print) -> Path:
+    """``detector-int8.onnx`` (and sidecar) from the fp32 detector ``src``: min/max ranges
+    over the coarse-pass and tracker inputs of :func:`detector_inputs` (their sizes vary, which
+    the percentile histograms cannot merge)."""
+    inputs = detector_inputs(src, lfw_root, n_images)
+    log(f"calibrating the detector on {len(inputs)} coarse-pass and tracker inputs")
+    blob = _quantize_static(src, inputs, "MinMax", {})
+    if _unchanged(out, blob):
+        log(f"{out} is unchanged (same bytes)")
+        return out
+    atomic_write_bytes(out, blob)
+    base = load_sidecar(src)
+    meta = {k: v for k, v in base.items() if k not in ("sha256", "file")}
+    meta["source"] = (f"{src.name} (sha256 {base['sha256']}) quantized to int8 by "
+                      "faceunlock.training.quantize; " + str(base.get("source", "")))
+    meta["quantization"] = {
+        "format": "QDQ", "weights": "int8 per output channel", "activations": "uint8",
+        "calibration": "min/max",
+        "calibration_data": (f"first image of the first {n_images} peopleDevTrain people on "
+                             f"640x480 frames, coarse-pass and tracker inputs ({len(inputs)})"),
+        "fp32_sha256": base["sha256"],
+        "used_for": "the coarse pass and the face tracker only; full scans stay fp32",
+    }
+    write_sidecar(out, meta)
+    log(f"wrote {out} ({len(blob) / 1e6:.2f} MB, sha256 {sha256_file(out)[:12]}...)")
+    return out
 
 
 def sidecar(src: Path, n_images: int, n_chips: int) -> dict[str, Any]:
@@ -139,6 +209,14 @@ def sidecar(src: Path, n_images: int, n_chips: int) -> dict[str, Any]:
     return meta
 
 
+def _unchanged(out: Path, blob: bytes) -> bool:
+    """``out`` already holds ``blob`` and has a sidecar (then neither is rewritten)."""
+    from faceunlock.engine.modelfile import sha256_bytes, sidecar_path
+
+    return (out.is_file() and sidecar_path(out).is_file()
+            and sha256_file(out) == sha256_bytes(blob))
+
+
 def quantize(src: Path, out: Path, lfw_root: Path, n_images: int = CALIBRATION_IMAGES,
              log: Any = print) -> Path:
     """Make ``out`` (and its sidecar) from ``src``; returns ``out``."""
@@ -150,6 +228,9 @@ def quantize(src: Path, out: Path, lfw_root: Path, n_images: int = CALIBRATION_I
     chips = encoder_inputs(data["chips"])
     log(f"calibrating on {len(chips)} encoder inputs")
     blob = quantize_bytes(src, chips)
+    if _unchanged(out, blob):
+        log(f"{out} is unchanged (same bytes); its sidecar and FAR table are kept")
+        return out
     atomic_write_bytes(out, blob)
     write_sidecar(out, sidecar(src, len(rels), len(chips)))
     log(f"wrote {out} ({len(blob) / 1e6:.1f} MB, sha256 {sha256_file(out)[:12]}...)")
@@ -158,20 +239,27 @@ def quantize(src: Path, out: Path, lfw_root: Path, n_images: int = CALIBRATION_I
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    ap.add_argument("--src", type=Path, default=models_dir() / "encoder.onnx",
-                    help="fp32 encoder (default: models/encoder.onnx)")
-    ap.add_argument("--out", type=Path, default=models_dir() / DEFAULT_OUT)
+    ap.add_argument("--models", type=Path, default=models_dir(),
+                    help="models directory: reads encoder.onnx and detector.onnx, writes "
+                         "encoder-int8.onnx and detector-int8.onnx beside them")
+    ap.add_argument("--only", choices=("encoder", "detector"), default=None)
     ap.add_argument("--lfw", type=Path, default=shared_dir() / "datasets" / "lfw",
-                    help="LFW root (pairsDevTrain.txt, images/)")
+                    help="LFW root (pairsDevTrain.txt, peopleDevTrain.txt, images/)")
     ap.add_argument("--images", type=int, default=CALIBRATION_IMAGES,
-                    help="calibration images (distinct, from pairsDevTrain)")
+                    help="encoder calibration images (distinct, from pairsDevTrain)")
     args = ap.parse_args(argv)
     if not (args.lfw / "pairsDevTrain.txt").is_file():
         print(f"error: {args.lfw / 'pairsDevTrain.txt'} not found (give --lfw)", file=sys.stderr)
         return 2
-    quantize(args.src, args.out, args.lfw, args.images,
-             log=lambda s: print(s, file=sys.stderr))
-    print(json.dumps({"out": str(args.out), "sha256": sha256_file(args.out)}))
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    written = []
+    if args.only in (None, "encoder"):
+        written.append(quantize(args.models / "encoder.onnx", args.models / DEFAULT_OUT,
+                                args.lfw, args.images, log=log))
+    if args.only in (None, "detector"):
+        written.append(quantize_detector(args.models / "detector.onnx",
+                                         args.models / "detector-int8.onnx", args.lfw, log=log))
+    print(json.dumps({str(p): sha256_file(p) for p in written}))
     return 0
 
 

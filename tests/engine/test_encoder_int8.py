@@ -74,3 +74,38 @@ def test_corrupt_int8_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match=r"encoder-int8\.onnx"):
         FaceEncoder(tmp_path / INT8.name).load()
+
+
+def test_int8_detector_serves_tracker_and_coarse_pass_only() -> None:
+    det8 = models_dir() / "detector-int8.onnx"
+    meta = load_sidecar(det8)
+    assert meta["sha256"] == sha256_file(det8)
+    assert meta["quantization"]["fp32_sha256"] == sha256_file(models_dir() / "detector.onnx")
+    pipe = Pipeline(PipelineSettings(coarse_first=True))
+    assert pipe.detector.path == models_dir() / "detector.onnx"  # full scans: dlib-exact
+    assert pipe.tracker.path == det8 and pipe.coarse.path == det8
+    fp32 = Pipeline(PipelineSettings(precision="fp32"))
+    assert fp32.tracker.path == models_dir() / "detector.onnx"
+
+
+def test_int8_detector_finds_the_faces_fp32_finds(lfw_devtest_sample: list[Path]) -> None:
+    """Same faces, boxes within a pyramid step, on webcam-like frames (the tracker's and the
+    coarse pass's inputs)."""
+    import cv2
+
+    from faceunlock.engine.detector import FaceDetector
+    from faceunlock.engine.pipeline import _iou
+
+    a = FaceDetector(models_dir() / "detector.onnx", downscale=2.0, max_face=400)
+    b = FaceDetector(models_dir() / "detector-int8.onnx", downscale=2.0, max_face=400)
+    found = 0
+    for p in lfw_devtest_sample[:30]:
+        big = cv2.resize(read_image(p), None, fx=1.8, fy=1.8)  # faces ~200 px
+        frame = np.full((480, 640, 3), 110, np.uint8)
+        frame[15:465, 95:545] = big[:450, :450]
+        da, db = a.detect(frame), b.detect(frame)
+        assert len(da) == len(db), p
+        for d in da:
+            assert max(_iou(d.box, e.box) for e in db) > 0.5, p
+        found += len(da)
+    assert found >= 25

@@ -34,7 +34,9 @@ def test_tracked_frames_match_the_full_scan(lfw_dir: Path, pipe: Pipeline) -> No
     for _ in range(7):
         obs = pipe.observe(fr, select="largest", track=True)
         flags.append(pipe.last_was_tracked)
-        assert _iou(obs[0].box, full.box) > 0.7
+        # same face within one pyramid step ((1/1.2)^2 = 0.69) and a stride; the embedding
+        # is what matters
+        assert _iou(obs[0].box, full.box) > 0.6
         assert np.linalg.norm(obs[0].embedding - full.embedding) < 0.1
     assert first[0].box == full.box
     # 5 tracked frames, then a forced full scan, then tracking again
@@ -80,7 +82,7 @@ def test_coarse_first_finds_a_big_face_like_the_full_scan(lfw_dir: Path, coarse:
     ref = full.observe(fr, select="all")
     got = coarse.observe(fr, select="all")
     assert len(ref) == len(got) == 1
-    assert _iou(got[0].box, ref[0].box) > 0.7
+    assert _iou(got[0].box, ref[0].box) > 0.6  # within a pyramid step, as for tracking
     assert np.linalg.norm(got[0].embedding - ref[0].embedding) < 0.15
     # the coarse pass did the work: no full scan needed
     assert coarse.coarse.loaded

@@ -32,3 +32,18 @@ def test_quantize_is_deterministic_and_loads(lfw_dir: Path, tmp_path: Path) -> N
     ref = FaceEncoder(src, threads=1).embed(chips)
     assert emb.shape == (2, 128) and np.isfinite(emb).all()
     assert np.linalg.norm(emb - ref, axis=1).max() < 0.2
+
+
+def test_detector_quantization_is_deterministic(lfw_dir: Path, tmp_path: Path) -> None:
+    src = models_dir() / "detector.onnx"
+    a = quantize.quantize_detector(src, tmp_path / "a.onnx", lfw_dir, n_images=6,
+                                   log=lambda s: None)
+    b = quantize.quantize_detector(src, tmp_path / "b.onnx", lfw_dir, n_images=6,
+                                   log=lambda s: None)
+    assert a.read_bytes() == b.read_bytes()
+    meta = load_sidecar(a)
+    assert meta["quantization"]["used_for"].startswith("the coarse pass")
+    # unchanged output: neither the model nor its sidecar is rewritten
+    before = (tmp_path / "a.onnx.json").stat().st_mtime_ns
+    quantize.quantize_detector(src, a, lfw_dir, n_images=6, log=lambda s: None)
+    assert (tmp_path / "a.onnx.json").stat().st_mtime_ns == before
