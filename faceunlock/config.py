@@ -35,6 +35,7 @@ SCHEMA_VERSION = 1
 SECURITY_LEVELS = ("convenient", "balanced", "secure")
 WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome")
 ROTATIONS = (0, 90, 180, 270)
+PRECISIONS = ("auto", "int8", "fp32")
 
 Value = bool | int | float | str
 
@@ -60,6 +61,7 @@ _RULES: dict[str, _Rule] = {
     "camera.rotation": _Rule(int, choices=ROTATIONS),
     "detector.min_face": _Rule(int, 20, 4096, hi_key="max_face"),
     "detector.max_face": _Rule(int, 20, 4096, lo_key="min_face"),
+    "model.precision": _Rule(str, choices=PRECISIONS),
     "auth.timeout": _Rule(float, 0.5, 30.0),
     "auth.k": _Rule(int, 1, 10, hi_key="n"),
     "auth.n": _Rule(int, 1, 10, lo_key="k"),
@@ -206,6 +208,15 @@ class DetectorConfig(_Section):
 
 
 @dataclass(frozen=True)
+class ModelConfig(_Section):
+    """[model] which encoder runs: ``auto`` (the int8 one when installed), ``int8`` or ``fp32``
+    (dlib's exact descriptors). Templates are tied to the encoder: re-enrol after a change."""
+
+    SECTION = "model"
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
 class AuthConfig(_Section):
     """[auth] the unlock decision: timeout, k-of-n voting, security level, lockout."""
 
@@ -253,6 +264,7 @@ class Config:
     schema_version: int = SCHEMA_VERSION
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     enrol: EnrolConfig = field(default_factory=EnrolConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
@@ -265,6 +277,7 @@ class Config:
 _SECTIONS: dict[str, type[_Section]] = {
     "camera": CameraConfig,
     "detector": DetectorConfig,
+    "model": ModelConfig,
     "auth": AuthConfig,
     "enrol": EnrolConfig,
     "watcher": WatcherConfig,

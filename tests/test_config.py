@@ -37,6 +37,7 @@ DEFAULTS = {
     "camera.rotation": 0,
     "detector.min_face": 100,
     "detector.max_face": 400,
+    "model.precision": "auto",
     "auth.timeout": 3.0,
     "auth.k": 2,
     "auth.n": 3,
@@ -294,3 +295,15 @@ def test_toml_text_is_stable() -> None:
     assert text.splitlines()[1] == "schema_version = 1"
     assert '[camera]\nsource = "0"\nwidth = 640' in text
     assert "timeout = 3.0" in text and "snapshots = false" in text
+
+
+def test_model_precision_reaches_the_pipeline() -> None:
+    from faceunlock.engine import service
+    from faceunlock.paths import models_dir
+
+    assert service.pipeline_settings(Config()).precision == "auto"
+    cfg = config_set(Config(), "model.precision", "fp32")
+    pipe = service.pipeline_for(cfg)
+    assert pipe.encoder.path == models_dir() / "encoder.onnx"
+    with pytest.raises(ConfigError, match="model.precision"):
+        config_set(Config(), "model.precision", "fp16")

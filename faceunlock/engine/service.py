@@ -45,7 +45,7 @@ def pipeline_settings(cfg: Config, models: str | None = None) -> PipelineSetting
     mn, mx = cfg.detector.min_face, cfg.detector.max_face
     down = mn / WINDOW if mn < WINDOW else None
     return PipelineSettings(min_face=max(mn, WINDOW), max_face=mx, downscale=down, models=models,
-                            coarse_first=True)
+                            coarse_first=True, precision=cfg.model.precision)
 
 
 def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:
