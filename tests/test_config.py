@@ -305,5 +305,5 @@ def test_model_precision_reaches_the_pipeline() -> None:
     cfg = config_set(Config(), "model.precision", "fp32")
     pipe = service.pipeline_for(cfg)
     assert pipe.encoder.path == models_dir() / "encoder.onnx"
-    with pytest.raises(ConfigError, match="model.precision"):
+    with pytest.raises(ConfigError, match=r"model\.precision"):
         config_set(Config(), "model.precision", "fp16")

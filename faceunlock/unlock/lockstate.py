@@ -20,6 +20,11 @@ Every backend delivers :class:`LockEvent` s only on a change of state (a ``Lock`
 followed by ``LockedHint = true`` is one event). :meth:`LockBackend.wait_event` blocks in
 ``select()`` on the bus socket (and a wake-up pipe, see :meth:`LockBackend.wake`): no polling,
 no CPU while nothing happens.
+
+Whether an attempt would be pointless (:func:`camera_pointless`): the laptop lid is closed
+(:func:`lid_closed`, ``/proc/acpi/button/lid/*/state``) or every connected display is off
+(:func:`displays_off`, ``/sys/class/drm/card*-*/{status,dpms,enabled}``). Both answer None
+whenever they are unsure (no such files, unreadable): doubt never blocks an unlock.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import selectors
 import time
 from collections import deque
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -49,6 +55,7 @@ from faceunlock.unlock.pam_helper import DEFAULT_LID_GLOB, lid_closed
 
 __all__ = [
     "BACKEND_NAMES",
+    "DEFAULT_DRM_ROOT",
     "DEFAULT_LID_GLOB",
     "LOGIND",
     "SCREENSAVERS",
@@ -56,7 +63,9 @@ __all__ = [
     "LockEvent",
     "LogindBackend",
     "ScreenSaverBackend",
+    "camera_pointless",
     "detect_backend",
+    "displays_off",
     "lid_closed",
 ]
 
@@ -78,6 +87,63 @@ LOGIND_MANAGER = "org.freedesktop.login1.Manager"
 LOGIND_SESSION = "org.freedesktop.login1.Session"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 BACKEND_NAMES = ("gnome", "freedesktop", "logind")
+#: the DRM class folder of sysfs: one ``card<N>-<connector>`` folder per display connector
+DEFAULT_DRM_ROOT = "/sys/class/drm"
+
+
+def _read_word(path: Path) -> str | None:
+    """The first line of a small sysfs file, stripped; None when missing or unreadable."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.readline(256).strip()
+    except OSError:
+        return None
+
+
+def displays_off(drm_root: str | os.PathLike[str] = DEFAULT_DRM_ROOT) -> str | None:
+    """Why no display can show anything, or None.
+
+    Looks at every connector folder ``card*-*`` under ``drm_root`` whose ``status`` says
+    ``connected``: when there is at least one and each is off (its ``dpms`` says ``Off`` or
+    its ``enabled`` says ``disabled``), returns e.g. ``"display off (card0-eDP-1: dpms
+    Off)"``. None when a connected display is on, when nothing is connected, and on any doubt
+    (a ``status`` that cannot be read, a connected connector whose state cannot be read).
+    The kernel's ``dpms`` is the legacy property: compositors that blank through atomic
+    modesetting may leave it ``On``, so this can miss an off display but not invent one."""
+    root = Path(drm_root)
+    try:
+        connectors = sorted(p for p in root.glob("card*-*") if p.is_dir())
+    except OSError:
+        return None
+    off: list[str] = []
+    for conn in connectors:
+        status = _read_word(conn / "status")
+        if status is None:
+            return None  # cannot tell whether it is connected: it may be a lit display
+        if status.lower() != "connected":
+            continue
+        enabled = _read_word(conn / "enabled")
+        dpms = _read_word(conn / "dpms")
+        if enabled is not None and enabled.lower() == "disabled":
+            off.append(f"{conn.name}: disabled")
+        elif dpms is not None and dpms.lower() == "off":
+            off.append(f"{conn.name}: dpms {dpms}")
+        else:
+            return None  # on, standby-ish, or unknown: do not skip
+    if not off:
+        return None
+    return f"{'display' if len(off) == 1 else 'displays'} off ({', '.join(off)})"
+
+
+def camera_pointless(
+    lid_glob: str = DEFAULT_LID_GLOB, drm_root: str | os.PathLike[str] = DEFAULT_DRM_ROOT
+) -> str | None:
+    """Why a face attempt cannot see anyone now, or None: ``"lid closed (<state file>)"``
+    (:func:`lid_closed`) or the reason of :func:`displays_off`."""
+    lid = lid_closed(lid_glob)
+    if lid is not None:
+        return f"lid closed ({lid})"
+    return displays_off(drm_root)
 
 
 class LockEvent(enum.Enum):

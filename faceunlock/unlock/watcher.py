@@ -12,7 +12,8 @@
   tries for this lock at once;
 * the password keeps working: an unlock by any other means is seen while waiting and during
   an attempt (``should_stop`` polls the bus between frames), which stops at the next frame;
-* a closed laptop lid pauses the attempts (re-checked every ``lid_poll`` seconds).
+* a closed laptop lid or displays that are all off pause the attempts (re-checked every
+  ``lid_poll`` seconds; see :func:`~faceunlock.unlock.lockstate.camera_pointless`).
 
 Every change of state is reported to subscribers as a :class:`WatcherEvent` (for the tray
 app and ``faceunlock watch --json``), on the watcher's thread.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceunlock.engine.memory import release_memory
 from faceunlock.errors import AuthStatus, FaceUnlockError, TemplateError, WatcherError
-from faceunlock.unlock.lockstate import DEFAULT_LID_GLOB, LockBackend, LockEvent, lid_closed
+from faceunlock.unlock.lockstate import LockBackend, LockEvent, camera_pointless
 
 if TYPE_CHECKING:
     from faceunlock.config import Config
@@ -64,7 +65,7 @@ class WatcherState(enum.Enum):
     WATCHING = "watching"  #: session locked, waiting before the next attempt (camera closed)
     AUTHENTICATING = "authenticating"  #: an attempt runs (camera open)
     UNLOCKED = "unlocked"  #: face recognised, the unlock action was performed
-    PAUSED = "paused"  #: locked but not trying: lid closed, locked out, or tries used up
+    PAUSED = "paused"  #: locked, not trying: lid closed, display off, locked out, tries used up
     ERROR = "error"  #: an attempt cannot work (no template, ...) or the unlock failed
 
 
@@ -91,13 +92,16 @@ class WatcherEvent:
 
 
 def _default_lid() -> str | None:
-    return lid_closed(DEFAULT_LID_GLOB)
+    return camera_pointless()
 
 
 class Watcher:
     """Watch ``backend`` and run ``run_attempt`` while the session is locked (see the module
-    docstring). ``lid``: returns the lid file that says closed, or None. ``clock``: monotonic
-    seconds, for event times and waits. ``on_event``: a first subscriber."""
+    docstring). ``lid``: returns why an attempt is pointless now (``"lid closed (...)"``,
+    ``"display off (...)"``; default :func:`~faceunlock.unlock.lockstate.camera_pointless`)
+    or None; asked before every attempt, and every ``lid_poll`` s while it gives a reason.
+    ``clock``: monotonic seconds, for event times and waits. ``on_event``: a first
+    subscriber."""
 
     def __init__(
         self,
@@ -224,9 +228,9 @@ class Watcher:
         self.attempts = 0
         delay = self.retry_interval
         while not (self._unlocked or self.stopping):
-            closed = self.lid()
-            if closed is not None:
-                self._emit(WatcherState.PAUSED, f"lid closed ({closed}); not using the camera")
+            why = self.lid()
+            if why is not None:
+                self._emit(WatcherState.PAUSED, f"{why}; not using the camera")
                 self._wait(self.lid_poll)
                 continue
             self._attempt_error = ""

@@ -31,6 +31,7 @@ from faceunlock.unlock.lockstate import (
     LockEvent,
     LogindBackend,
     ScreenSaverBackend,
+    camera_pointless,
     detect_backend,
     lid_closed,
 )
@@ -389,18 +390,53 @@ def test_lid_closed_pauses_until_opened(buses: Buses, tmp_path: Path) -> None:
     state.parent.mkdir()
     state.write_text("state:      closed\n")
     pattern = str(tmp_path / "*" / "state")
+    no_drm = tmp_path / "no-drm"
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.OK)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt, lid=lambda: lid_closed(pattern), lid_poll=0.05))
+        run = Run(
+            _watcher(b, attempt, lid=lambda: camera_pointless(pattern, no_drm), lid_poll=0.05)
+        )
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.PAUSED, 3)
         assert attempt.started == []
-        assert "lid closed" in run.events[-1].detail
+        assert run.events[-1].detail == f"lid closed ({state}); not using the camera"
         state.write_text("state:      open\n")
         run.join()
     assert len(attempt.started) == 1
+    assert len(buses.unlock_calls("freedesktop")) == 1
+
+
+def test_display_off_pauses_until_on(buses: Buses, tmp_path: Path) -> None:
+    """A locked session whose only connected display is off: no attempt (the camera stays
+    closed), PAUSED saying why; the display comes on -> one attempt, unlocked."""
+    drm = tmp_path / "drm"
+    panel, hdmi = drm / "card0-eDP-1", drm / "card0-HDMI-A-1"
+    for conn, status, dpms in ((panel, "connected", "Off"), (hdmi, "disconnected", "On")):
+        conn.mkdir(parents=True)
+        (conn / "status").write_text(status + "\n")
+        (conn / "enabled").write_text("enabled\n")
+        (conn / "dpms").write_text(dpms + "\n")
+    no_lid = str(tmp_path / "lid" / "*" / "state")  # a desktop: no lid
+    buses.start("freedesktop")
+    attempt = Scripted(AuthStatus.OK)
+    with buses.backend("freedesktop") as b:
+        run = Run(_watcher(b, attempt, lid=lambda: camera_pointless(no_lid, drm), lid_poll=0.05))
+        run.wait_state(WatcherState.IDLE)
+        buses.lock("freedesktop")
+        run.wait_state(WatcherState.PAUSED, 3)
+        assert attempt.started == []
+        assert WatcherState.AUTHENTICATING not in [e.state for e in run.events]
+        paused = [e for e in run.events if e.state == WatcherState.PAUSED]
+        assert {e.detail for e in paused} == {
+            "display off (card0-eDP-1: dpms Off); not using the camera"
+        }
+        assert all(e.status is None and e.attempt == 0 for e in paused)
+        (panel / "dpms").write_text("On\n")
+        run.join()
+    assert len(attempt.started) == 1
+    assert run.states()[-2:] == ["authenticating", "unlocked"]
     assert len(buses.unlock_calls("freedesktop")) == 1
 
 
