@@ -1,5 +1,6 @@
 """Screenshots of every wizard page, the tray menu and the Recalibrate dialog (after its live
-check), in real X11 windows under Xvfb.
+check), in real X11 windows under Xvfb; and the Camera page and the tray menu at 200 %
+scaling (``QT_SCALE_FACTOR=2``) as ``wizard-2-camera@2x.png`` and ``tray-menu@2x.png``.
 
     python tools/screenshots.py [--out docs/screenshots]
 
@@ -27,12 +28,13 @@ from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.wizard import EnrolWizard
 
 out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+KEY = bytes(32)  # a throw-away store, shared by the 100 % and the 200 % run
 app = QApplication([])
 cfg = Config()
 # the clip is the configured camera, so Finish has no camera to save (and says nothing of it)
 for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("camera.source", clip)):
     cfg = config_set(cfg, k, v)
-store = TemplateStore(tmp / "templates", StaticKeyProvider(os.urandom(32)))
+store = TemplateStore(tmp / "templates", StaticKeyProvider(KEY))
 w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,
                 config_path=tmp / "config.toml")
 w.resize(760, 600)
@@ -81,10 +83,59 @@ print("ok", store.exists("alice"))
 """
 
 
-def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+#: the Camera page and the tray menu at 200 % (QT_SCALE_FACTOR=2): pictures of twice the pixels
+HIDPI_CHILD = r"""
+import os, sys, time
+from pathlib import Path
+from PyQt6.QtWidgets import QApplication
+from faceunlock.config import Config, config_set
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.ui.tray import TrayIcon
+from faceunlock.ui.wizard import EnrolWizard
+
+out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+KEY = bytes(32)  # a throw-away store, shared by the 100 % and the 200 % run
+app = QApplication([])
+assert app.primaryScreen().devicePixelRatio() == 2.0, app.primaryScreen().devicePixelRatio()
+cfg = Config()
+for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("camera.source", clip)):
+    cfg = config_set(cfg, k, v)
+# the template the 100 % run saved: the tray menu is that of an enrolled user
+store = TemplateStore(tmp / "templates", StaticKeyProvider(KEY))
+w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,
+                config_path=tmp / "config-2x.toml")
+w.resize(760, 600)
+w.show()
+
+def pump(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+pump(0.5)
+from PyQt6.QtWidgets import QLineEdit
+w.currentPage().findChild(QLineEdit, "appearance_name").setText("glasses")  # enrolled: a name
+w.next()
+pump(4.0)  # let the live preview draw frames
+assert type(w.currentPage()).__name__ == "CameraPage", type(w.currentPage()).__name__
+w.grab().save(str(out / "wizard-2-camera@2x.png"))
+w.reject()
+pump(0.5)
+tray = TrayIcon(store, cfg, "alice")
+tray.show()
+tray.menu.aboutToShow.emit()
+tray.menu.adjustSize()
+pump(0.5)
+tray.menu.grab().save(str(out / "tray-menu@2x.png"))
+print("ok")
+"""
+
+
+def start_xvfb(size: str = "1280x1024") -> tuple[subprocess.Popen[bytes], str]:
     r, wfd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(wfd), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
         pass_fds=(wfd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(wfd)
@@ -108,18 +159,24 @@ def main() -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     import tempfile
 
-    proc, display = start_xvfb()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
-            res = subprocess.run([sys.executable, "-c", CHILD, str(a.out), str(a.clip), tmp],
-                                 env=env, capture_output=True, text=True, timeout=300)
-            if res.returncode != 0:
-                print(res.stderr[-3000:], file=sys.stderr)
-                return 1
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    # 100 %, then 200 % on a screen of twice the pixels (2560x1600: 1280x800 at 200 %); the
+    # second run shows the tray of the user the first one enrolled
+    with tempfile.TemporaryDirectory() as tmp:
+        for child, size, scale in ((CHILD, "1280x1024", "1"), (HIDPI_CHILD, "2560x1600", "2")):
+            proc, display = start_xvfb(size)
+            try:
+                env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
+                       "QT_SCALE_FACTOR": scale}
+                for k in ("WAYLAND_DISPLAY", "QT_SCREEN_SCALE_FACTORS"):
+                    env.pop(k, None)
+                res = subprocess.run([sys.executable, "-c", child, str(a.out), str(a.clip), tmp],
+                                     env=env, capture_output=True, text=True, timeout=300)
+                if res.returncode != 0:
+                    print(res.stderr[-3000:], file=sys.stderr)
+                    return 1
+            finally:
+                proc.terminate()
+                proc.wait(10)
     for p in sorted(a.out.glob("*.png")):
         print(p)
     return 0

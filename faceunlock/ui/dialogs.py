@@ -64,6 +64,11 @@ class SettingsDialog(QDialog):
         self.source = QComboBox()
         self.source.setEditable(True)
         self.source.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        # a long video path must not widen the dialog past the screen (the box scrolls)
+        self.source.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.source.setMinimumContentsLength(24)
         for label, spec in source_items(self.camera_kind.devices, cfg.camera.source):
             self.source.addItem(label, spec)
         current = listed_spec(self.camera_kind.devices, cfg.camera.source)

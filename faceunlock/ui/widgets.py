@@ -326,6 +326,12 @@ class CalibrationPanel(QWidget):
 
     def _toggled(self, on: bool) -> None:
         if on:
+            # Tab enters the levels at the checked one (Qt moves the tab stop only when a
+            # level gets the focus, not when one is checked by the program)
+            for rb in self.radios.values():
+                rb.setFocusPolicy(
+                    Qt.FocusPolicy.StrongFocus if rb.isChecked() else Qt.FocusPolicy.ClickFocus
+                )
             self._refresh()
             self.levelChanged.emit(self.level)
 

@@ -137,8 +137,9 @@ class WelcomePage(QWizardPage):
         label = self.name.text().strip()
         try:
             check_label(label)
-        except FaceUnlockError as e:
-            self.error.setText(str(e))
+        except FaceUnlockError:
+            self.error.setText("Use 1 to 64 ordinary characters for the name (no tabs or line "
+                               "breaks), for example “glasses”.")
             return False
         self.error.setText("")
         self.wiz.label = label
@@ -157,6 +158,11 @@ class CameraPage(QWizardPage):
         row = QHBoxLayout()
         self.combo = QComboBox()
         self.combo.setObjectName("source_combo")
+        # a long video path must not widen the window past the screen (the text is elided)
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.combo.setMinimumContentsLength(24)
         src_label = QLabel("&Source:")
         src_label.setBuddy(self.combo)
         row.addWidget(src_label)

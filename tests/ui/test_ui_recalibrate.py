@@ -132,7 +132,7 @@ def test_reenrol_names_the_new_appearance(
     page.name.setText("bad\tname")
     next_button.click()
     assert w.currentId() == wz.PAGE_WELCOME
-    assert "invalid appearance label" in page.error.text()
+    assert "1 to 64 ordinary characters" in page.error.text()
     page.name.setText("glasses")
     for want in (wz.PAGE_CAMERA, wz.PAGE_CAPTURE):
         next_button.click()
