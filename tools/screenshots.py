@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = r"""
+#: shared by both runs: the app, the config with the clip as the camera, the throw-away store
+#: (the 200 % run finds the template the 100 % run saved), a pump and a tray-menu grab
+COMMON = r"""
 import os, sys, time
 from pathlib import Path
 from PyQt6.QtWidgets import QApplication
@@ -27,16 +29,17 @@ from faceunlock.ui.dialogs import RecalibrateDialog
 from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.wizard import EnrolWizard
 
-out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-KEY = bytes(32)  # a throw-away store, shared by the 100 % and the 200 % run
+out, clip, tmp, scale = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+KEY = bytes(32)
 app = QApplication([])
+assert app.primaryScreen().devicePixelRatio() == float(scale)
 cfg = Config()
 # the clip is the configured camera, so Finish has no camera to save (and says nothing of it)
 for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("camera.source", clip)):
     cfg = config_set(cfg, k, v)
 store = TemplateStore(tmp / "templates", StaticKeyProvider(KEY))
 w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,
-                config_path=tmp / "config.toml")
+                config_path=tmp / f"config-{scale}x.toml")
 w.resize(760, 600)
 w.show()
 
@@ -51,6 +54,17 @@ def pump(seconds, until=None):
             return True
     return False
 
+def grab_tray_menu(path):
+    tray = TrayIcon(store, cfg, "alice")
+    tray.show()
+    tray.menu.aboutToShow.emit()
+    tray.menu.adjustSize()
+    pump(0.5)
+    tray.menu.grab().save(str(path))
+"""
+
+#: every wizard page, the tray menu, the Recalibrate dialog (100 %)
+CHILD = COMMON + r"""
 names = ["1-welcome", "2-camera", "3-capture", "4-calibrate", "5-enable", "6-finish"]
 for i, name in enumerate(names):
     page = w.currentPage()
@@ -65,12 +79,7 @@ for i, name in enumerate(names):
         pump(0.5)
 w.accept()  # Finish: saves the template, as a user pressing Finish would
 pump(0.5)
-tray = TrayIcon(store, cfg, "alice")
-tray.show()
-tray.menu.aboutToShow.emit()
-tray.menu.adjustSize()
-pump(0.5)
-tray.menu.grab().save(str(out / "tray-menu.png"))
+grab_tray_menu(out / "tray-menu.png")
 d = RecalibrateDialog(store, cfg, "alice", source_spec=clip, live_max_frames=60)
 d.resize(720, 760)
 d.show()
@@ -84,35 +93,7 @@ print("ok", store.exists("alice"))
 
 
 #: the Camera page and the tray menu at 200 % (QT_SCALE_FACTOR=2): pictures of twice the pixels
-HIDPI_CHILD = r"""
-import os, sys, time
-from pathlib import Path
-from PyQt6.QtWidgets import QApplication
-from faceunlock.config import Config, config_set
-from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-from faceunlock.ui.tray import TrayIcon
-from faceunlock.ui.wizard import EnrolWizard
-
-out, clip, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-KEY = bytes(32)  # a throw-away store, shared by the 100 % and the 200 % run
-app = QApplication([])
-assert app.primaryScreen().devicePixelRatio() == 2.0, app.primaryScreen().devicePixelRatio()
-cfg = Config()
-for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("camera.source", clip)):
-    cfg = config_set(cfg, k, v)
-# the template the 100 % run saved: the tray menu is that of an enrolled user
-store = TemplateStore(tmp / "templates", StaticKeyProvider(KEY))
-w = EnrolWizard(store, cfg, user="alice", source_spec=clip, anchors=5,
-                config_path=tmp / "config-2x.toml")
-w.resize(760, 600)
-w.show()
-
-def pump(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
+HIDPI_CHILD = COMMON + r"""
 pump(0.5)
 from PyQt6.QtWidgets import QLineEdit
 w.currentPage().findChild(QLineEdit, "appearance_name").setText("glasses")  # enrolled: a name
@@ -122,12 +103,7 @@ assert type(w.currentPage()).__name__ == "CameraPage", type(w.currentPage()).__n
 w.grab().save(str(out / "wizard-2-camera@2x.png"))
 w.reject()
 pump(0.5)
-tray = TrayIcon(store, cfg, "alice")
-tray.show()
-tray.menu.aboutToShow.emit()
-tray.menu.adjustSize()
-pump(0.5)
-tray.menu.grab().save(str(out / "tray-menu@2x.png"))
+grab_tray_menu(out / "tray-menu@2x.png")
 print("ok")
 """
 
@@ -169,7 +145,8 @@ def main() -> int:
                        "QT_SCALE_FACTOR": scale}
                 for k in ("WAYLAND_DISPLAY", "QT_SCREEN_SCALE_FACTORS"):
                     env.pop(k, None)
-                res = subprocess.run([sys.executable, "-c", child, str(a.out), str(a.clip), tmp],
+                res = subprocess.run([sys.executable, "-c", child, str(a.out), str(a.clip), tmp,
+                                      scale],
                                      env=env, capture_output=True, text=True, timeout=300)
                 if res.returncode != 0:
                     print(res.stderr[-3000:], file=sys.stderr)
