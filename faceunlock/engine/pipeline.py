@@ -209,6 +209,10 @@ class Pipeline:
         self._last_shape: tuple[int, ...] = ()
         self._since_full = 0
         self.last_was_tracked = False
+        #: how the last frame was searched: tracked, coarse, coarse+full (coarse found
+        #: nothing) or full
+        self.last_search = ""
+        self._last_face_px: float | None = None
 
     def reset_tracking(self) -> None:
         """Forget the last faces (start of a new stream)."""
@@ -228,19 +232,24 @@ class Pipeline:
         t0 = time.perf_counter()
         dets: list[Detection] = []
         self.last_was_tracked = False
+        self.last_search = "full"
         if (track and self._last and image.shape == self._last_shape
                 and self._since_full < self.settings.full_scan_every):
             dets = self._detect_near_last(image)
             self.last_was_tracked = bool(dets)
         if self.last_was_tracked:
             self._since_full += 1
+            self.last_search = "tracked"
         else:
             dets = []
             if self._coarse_useful():
                 dets = self._search_near(image, self.coarse.detect(image))
+                self.last_search = "coarse" if dets else "coarse+full"
             if not dets:
                 dets = self.detector.detect(image)
             self._since_full = 0
+        if dets:  # remembered across streams: decides whether the next first frame goes coarse
+            self._last_face_px = max(max(d.width, d.height) for d in dets)
         if track:
             self._last, self._last_shape = dets, image.shape
         self.times.detect = (time.perf_counter() - t0) * 1e3
@@ -248,9 +257,12 @@ class Pipeline:
 
     def _coarse_useful(self) -> bool:
         s = self.settings
-        # worth it when the configured faces reach well above the coarse pass's smallest
+        # worth it when the configured faces reach well above the coarse pass's smallest, and
+        # unless the last face this pipeline saw was small (a user sitting back: the coarse
+        # pass would find nothing and cost ~14 ms before the full scan)
         return s.coarse_first and s.upsample == 0 and (
-            s.max_face is None or s.max_face >= 1.5 * COARSE_FACE_PX)
+            s.max_face is None or s.max_face >= 1.5 * COARSE_FACE_PX) and (
+            self._last_face_px is None or self._last_face_px >= 0.9 * COARSE_FACE_PX)
 
     def _detect_near_last(self, image: np.ndarray) -> list[Detection]:
         return self._search_near(image, self._last)

@@ -96,3 +96,21 @@ def test_coarse_first_falls_back_for_small_faces(lfw_dir: Path, coarse: Pipeline
     got = coarse.observe(fr, select="all")
     assert [o.box for o in got] == [o.box for o in ref]
     assert not coarse.coarse.detect(fr)
+
+
+def test_coarse_first_is_skipped_after_a_small_face(lfw_dir: Path) -> None:
+    """The coarse pass only pays for big faces: once the pipeline has seen a small face, the
+    next first frame goes straight to the full scan, until a big face is seen again."""
+    import cv2
+
+    pipe = Pipeline(PipelineSettings(coarse_first=True, max_face=400))
+    gul = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
+    big = np.full((480, 640, 3), 90, np.uint8)
+    big[40:440, 120:520] = cv2.resize(gul, None, fx=1.6, fy=1.6)
+    small = _frame(read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg"))
+    searches = []
+    for frame in (big, small, big, big):
+        pipe.reset_tracking()
+        assert len(pipe.observe(frame, select="all", track=True)) == 1
+        searches.append(pipe.last_search)
+    assert searches == ["coarse", "coarse+full", "full", "coarse"]
