@@ -20,6 +20,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,10 +100,13 @@ class TrayIcon(QSystemTrayIcon):
     ``dialog_factory(name, **kw)``: opens a window (tests replace it); ``controller``:
     the lock-screen watcher to drive (None: the state is set by hand);
     ``notifier``: shows the failure notices (default: a :class:`Notifier` on the session bus
-    that falls back to this icon's balloon)."""
+    that falls back to this icon's balloon). Notices are sent from one worker thread, in
+    order: a hung notification service (the D-Bus call waits up to 2 s) never freezes the
+    tray; the fallback balloon comes back to the GUI thread through ``balloonRequested``."""
 
     quitRequested = pyqtSignal()
     stateChanged = pyqtSignal(str)
+    balloonRequested = pyqtSignal(object)
 
     def __init__(
         self,
@@ -127,7 +131,11 @@ class TrayIcon(QSystemTrayIcon):
         self.state = "idle"
         self.detail = ""  # the watcher's words for the current state
         self.controller = controller
-        self.notifier = notifier or Notifier(fallback=self.show_balloon, icon=error_icon())
+        self.balloonRequested.connect(self.show_balloon)
+        self.notifier = notifier or Notifier(fallback=self.balloonRequested.emit,
+                                             icon=error_icon())
+        self._notify_pool = ThreadPoolExecutor(max_workers=1,
+                                               thread_name_prefix="faceunlock-notify")
         self.paused = False
         self.paused_until: float | None = None  # time.time() when the pause ends
         self.windows: list[QWidget] = []
@@ -197,14 +205,18 @@ class TrayIcon(QSystemTrayIcon):
         self.set_state(state, "" if ev.state.value == "idle" else ev.detail)
         notice = notice_for(ev.status, ev.detail)
         if notice is not None:
-            self.notifier.notify(notice)
+            self._notify_pool.submit(self.notifier.notify, notice)
 
     def on_watcher_failed(self, message: str) -> None:
         """The watcher could not start or stopped on an error."""
         if self.paused:
             return
         self.set_state("error", message)
-        self.notifier.notify(watcher_stopped_notice(message))
+        self._notify_pool.submit(self.notifier.notify, watcher_stopped_notice(message))
+
+    def flush_notifications(self, timeout: float = 10.0) -> None:
+        """Wait until every notice submitted so far has been sent (or given to the fallback)."""
+        self._notify_pool.submit(lambda: None).result(timeout)
 
     def show_balloon(self, notice: Notice) -> None:
         """Show ``notice`` as this icon's own message (where there is no notification
@@ -221,6 +233,7 @@ class TrayIcon(QSystemTrayIcon):
     def quit(self) -> None:
         """Stop the watcher, then ask the app to quit."""
         self.stop_watcher()
+        self._notify_pool.shutdown(wait=False)
         self.quitRequested.emit()
 
     def pause(self, seconds: int | None) -> None:

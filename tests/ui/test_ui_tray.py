@@ -225,14 +225,19 @@ def test_failures_that_matter_are_notified_once(
     t.on_watcher_event(
         WatcherEvent(WatcherState.PAUSED, "paused for 60 s", AuthStatus.LOCKED_OUT, 3)
     )
+    t.flush_notifications()  # sent from a worker thread, in order
     assert [n.kind for n in got] == ["camera-busy", "locked-out"]
     assert got[0].body == (
         "The camera is busy — another app is using it. Type your password to unlock."
     )
     assert t.state == "paused"
-    # the default notifier falls back to the icon's own message
+    # the default notifier falls back to the icon's own message, on the GUI thread
     t2 = TrayIcon(store, cfg, USER)
-    assert t2.notifier.fallback == t2.show_balloon
+    shown: list[Notice] = []
+    t2.balloonRequested.connect(shown.append)
+    assert t2.notifier.fallback is not None
+    t2.notifier.fallback(got[1])
+    assert shown == [got[1]]
     t2.show_balloon(got[1])
 
 
