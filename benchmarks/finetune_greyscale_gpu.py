@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)
 JPEG_QUALITY = 90
 MAX_PER_ID = 20
 VAL_EVERY = 8
@@ -52,14 +51,6 @@ VARIANTS: tuple[tuple[str, str, int, float, float, int], ...] = (
     ("dlib_all", "dlib", 0, 1e-5, 0.2, 1200),
     ("small_scratch", "small", 0, 2e-3, 0.2, 4000),
 )
-
-
-def grey(chips: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) RGB -> uint8 (N, H, W) luminance."""
-    out = np.empty(chips.shape[:3], np.uint8)
-    for i in range(0, len(chips), 512):
-        out[i : i + 512] = np.rint(chips[i : i + 512].astype(np.float32) @ LUMA).clip(0, 255)
-    return out
 
 
 # -- 1. pack ---------------------------------------------------------------------------------
@@ -81,7 +72,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
             rows.append(i)
     ids = sorted(taken)
     val_ids = set(ids[::VAL_EVERY])
-    g = grey(ds.chips[np.asarray(rows)])
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from finetune_greyscale import to_grey  # the CPU experiment's luminance
+
+    g = to_grey(ds.chips[np.asarray(rows)])[..., 0]
     blobs = [cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
              for x in g]
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
