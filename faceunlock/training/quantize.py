@@ -156,6 +156,7 @@ def detector_inputs(src: Path, lfw_root: Path, n_images: int) -> list[dict[str, 
         y0, x0 = (480 - h) // 2, (640 - w) // 2
         frame[y0 : y0 + h, x0 : x0 + w] = big[:h, :w]
         pipe.reset_tracking()
+        pipe._last_face_px = None  # every frame starts coarse, whatever the last face's size
         for _ in range(3):
             pipe.detect(frame, track=True)
     return store
@@ -173,39 +174,41 @@ def quantize_detector(src: Path, out: Path, lfw_root: Path, n_images: int = 60,
         log(f"{out} is unchanged (same bytes)")
         return out
     atomic_write_bytes(out, blob)
+    meta = _int8_sidecar(
+        src, "min/max",
+        f"first image of the first {n_images} peopleDevTrain people on 640x480 frames, "
+        f"coarse-pass and tracker inputs ({len(inputs)})",
+        used_for="the coarse pass and the face tracker only; full scans stay fp32")
+    write_sidecar(out, meta)
+    log(f"wrote {out} ({len(blob) / 1e6:.2f} MB, sha256 {sha256_file(out)[:12]}...)")
+    return out
+
+
+def _int8_sidecar(src: Path, calibration: str, calibration_data: str,
+                  **extra: str) -> dict[str, Any]:
+    """The sidecar of an int8 copy of ``src``: everything ``src``'s sidecar says (input spec,
+    metric, threshold, FAR table, ...), a source naming ``src`` and its sha256, and how it was
+    quantized."""
     base = load_sidecar(src)
     meta = {k: v for k, v in base.items() if k not in ("sha256", "file")}
     meta["source"] = (f"{src.name} (sha256 {base['sha256']}) quantized to int8 by "
                       "faceunlock.training.quantize; " + str(base.get("source", "")))
     meta["quantization"] = {
         "format": "QDQ", "weights": "int8 per output channel", "activations": "uint8",
-        "calibration": "min/max",
-        "calibration_data": (f"first image of the first {n_images} peopleDevTrain people on "
-                             f"640x480 frames, coarse-pass and tracker inputs ({len(inputs)})"),
-        "fp32_sha256": base["sha256"],
-        "used_for": "the coarse pass and the face tracker only; full scans stay fp32",
+        "calibration": calibration, "calibration_data": calibration_data,
+        "fp32_sha256": base["sha256"], **extra,
     }
-    write_sidecar(out, meta)
-    log(f"wrote {out} ({len(blob) / 1e6:.2f} MB, sha256 {sha256_file(out)[:12]}...)")
-    return out
+    return meta
 
 
 def sidecar(src: Path, n_images: int, n_chips: int) -> dict[str, Any]:
-    base = load_sidecar(src)
-    keep = ("licence", "input", "output", "metric", "chip", "opset", "default_threshold",
-            "far_table", "lfw_devtrain")
-    meta = {k: base[k] for k in keep if k in base}
-    meta["source"] = (f"{src.name} (sha256 {base['sha256']}) quantized to int8 by "
-                      "faceunlock.training.quantize; " + str(base.get("source", "")))
-    meta["quantization"] = {
-        "format": "QDQ", "weights": "int8 per output channel", "activations": "uint8",
-        "calibration": f"percentile {PERCENTILE}",
-        "calibration_data": (f"first {n_images} distinct images of LFW pairsDevTrain.txt, "
-                             f"runtime chips zoomed 1.05 plus mirrors ({n_chips} inputs)"),
-        "fp32_sha256": base["sha256"],
-    }
+    """The int8 encoder's sidecar; its FAR table is the fp32 one until refitted."""
+    meta = _int8_sidecar(
+        src, f"percentile {PERCENTILE}",
+        f"first {n_images} distinct images of LFW pairsDevTrain.txt, runtime chips zoomed "
+        f"1.05 plus mirrors ({n_chips} inputs)")
     meta["far_table_note"] = ("copied from the fp32 model until benchmarks/fit_far_table.py "
-                              "--encoder refits it")
+                              "--precision int8 refits it")
     return meta
 
 

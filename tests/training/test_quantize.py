@@ -47,3 +47,16 @@ def test_detector_quantization_is_deterministic(lfw_dir: Path, tmp_path: Path) -
     before = (tmp_path / "a.onnx.json").stat().st_mtime_ns
     quantize.quantize_detector(src, a, lfw_dir, n_images=6, log=lambda s: None)
     assert (tmp_path / "a.onnx.json").stat().st_mtime_ns == before
+
+
+def test_shipped_int8_detector_is_reproduced(lfw_dir: Path, tmp_path: Path) -> None:
+    """`python -m faceunlock.training.quantize` makes the shipped detector-int8.onnx byte for
+    byte (its calibration inputs must not drift with pipeline changes)."""
+    from faceunlock.engine.modelfile import sha256_file
+
+    shipped = models_dir() / "detector-int8.onnx"
+    made = quantize.quantize_detector(models_dir() / "detector.onnx",
+                                      tmp_path / "detector-int8.onnx", lfw_dir,
+                                      log=lambda s: None)
+    assert sha256_file(made) == sha256_file(shipped)
+    assert load_sidecar(made) | {"file": None} == load_sidecar(shipped) | {"file": None}
