@@ -48,19 +48,16 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from faceunlock.engine.imageio import as_rgb_u8
-from faceunlock.engine.modelfile import load_model_bytes, resolve_model
-from faceunlock.engine.ortsession import open_session
+from faceunlock.engine.modelfile import resolve_model
+from faceunlock.engine.ortsession import LazyOnnxModel
 from faceunlock.errors import InputError, ModelError
 
 DEFAULT_MODEL = "detector.onnx"
@@ -405,7 +402,7 @@ def mmod_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU,
 # -- the detector ----------------------------------------------------------------------------------
 
 
-class FaceDetector:
+class FaceDetector(LazyOnnxModel):
     """dlib's MMOD CNN face detector on onnxruntime. Lazily loaded; thread-compatible.
 
     Knobs (all boxes are reported in the input image's coordinates whatever they are):
@@ -450,34 +447,18 @@ class FaceDetector:
             raise InputError("upsample and downscale/min_face > 80 are exclusive")
         if not math.isfinite(threshold):
             raise InputError(f"threshold must be finite, got {threshold}")
-        self.path: Path = resolve_model(model_path, DEFAULT_MODEL)
+        super().__init__(resolve_model(model_path, DEFAULT_MODEL), threads)
         self.min_face = min_face
         self.max_face = max_face
         self.downscale = downscale
         self.upsample = upsample
         self.threshold = float(threshold)
         self.skip: int = skip
-        self.threads: int = threads if threads else min(4, os.cpu_count() or 1)
-        self._lock = threading.Lock()
-        self._session: ort.InferenceSession | None = None
-        self._meta: dict[str, Any] = {}
-        self._input_name = ""
         self._mean: tuple[float, float, float] = DEFAULT_MEAN
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load(self) -> FaceDetector:
-        """Load the model now (idempotent). Raises ModelError naming the file on any problem."""
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    self._load_locked()
-        return self
-
-    def _load_locked(self) -> None:
-        data, meta = load_model_bytes(self.path)
-        session = open_session(self.path, data, self.threads)
-        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    def _accept(self, inp: Any, out: Any, meta: dict[str, Any]) -> None:
         if inp.type != "tensor(float)" or len(inp.shape) != 4 or inp.shape[1] != 3:
             raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, "
                              "expected float [1, 3, H, W]")
@@ -490,20 +471,6 @@ class FaceDetector:
             if not (isinstance(mean, list) and len(mean) == 3):
                 raise ModelError(self.path, f"sidecar input.mean must be 3 numbers, got {mean}")
             self._mean = (float(mean[0]), float(mean[1]), float(mean[2]))
-        self._meta = meta
-        self._input_name = inp.name
-        self._session = session
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the session exists (never triggers loading)."""
-        return self._session is not None
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The model's sidecar (a copy); loads the model."""
-        self.load()
-        return dict(self._meta)
 
     # -- inference ---------------------------------------------------------------------------
 

@@ -9,23 +9,21 @@ descriptors that are **not** L2-normalised; compare them with Euclidean distance
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
-from faceunlock.engine.modelfile import load_model_bytes, resolve_model
-from faceunlock.engine.ortsession import open_session
+from faceunlock.engine.modelfile import resolve_model
+from faceunlock.engine.ortsession import LazyOnnxModel
 from faceunlock.errors import InputError, ModelError
 
 DEFAULT_MODEL = "encoder.onnx"
 CHIP_SIZE = 150
 
 
-class FaceEncoder:
+class FaceEncoder(LazyOnnxModel):
     """Lazily-loaded onnxruntime session computing face descriptors.
 
     The constructor only records the path; the model file is read, checked against its
@@ -36,30 +34,14 @@ class FaceEncoder:
 
     def __init__(self, model_path: str | Path | None = None, *, threads: int | None = None
                  ) -> None:
-        self.path: Path = resolve_model(model_path, DEFAULT_MODEL)
-        self.threads: int = threads if threads else min(4, os.cpu_count() or 1)
+        super().__init__(resolve_model(model_path, DEFAULT_MODEL), threads)
         self.batch_size: int = 8
-        self._lock = threading.Lock()
-        self._session: ort.InferenceSession | None = None
-        self._meta: dict[str, Any] = {}
         self._sha256 = ""
-        self._input_name = ""
         self._dim = 0
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load(self) -> FaceEncoder:
-        """Load the model now (idempotent). Raises ModelError naming the file on any problem."""
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    self._load_locked()
-        return self
-
-    def _load_locked(self) -> None:
-        data, meta = load_model_bytes(self.path)
-        session = open_session(self.path, data, self.threads)
-        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    def _accept(self, inp: Any, out: Any, meta: dict[str, Any]) -> None:
         if inp.type != "tensor(uint8)" or list(inp.shape[1:]) != [CHIP_SIZE, CHIP_SIZE, 3]:
             raise ModelError(self.path, f"input {inp.name!r} is {inp.type} {inp.shape}, expected "
                              f"uint8 [N, {CHIP_SIZE}, {CHIP_SIZE}, 3]")
@@ -71,18 +53,10 @@ class FaceEncoder:
             else None
         if declared is not None and declared != dim:
             raise ModelError(self.path, f"output dim {dim} differs from sidecar's {declared}")
-        self._meta = meta
         self._sha256 = str(meta["sha256"])
-        self._input_name = inp.name
         self._dim = dim
-        self._session = session
 
     # -- attributes (loading on access) ------------------------------------------------------
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the session exists (never triggers loading)."""
-        return self._session is not None
 
     @property
     def dim(self) -> int:
@@ -102,11 +76,6 @@ class FaceEncoder:
         self.load()
         return self._sha256
 
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The model's sidecar (a copy)."""
-        self.load()
-        return dict(self._meta)
 
     # -- inference -------------------------------------------------------------------------
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from typing import Any, Self
 
 import onnxruntime as ort
 
+from faceunlock.engine.modelfile import load_model_bytes
 from faceunlock.errors import ModelError
 
 
@@ -41,3 +45,49 @@ def open_session(path: Path, data: bytes, threads: int) -> ort.InferenceSession:
         raise ModelError(path, f"expected 1 input and 1 output, found {n_in} and {n_out}")
     return session
 
+
+
+class LazyOnnxModel:
+    """Base of the engine's onnxruntime models (detector, encoder).
+
+    The constructor only records ``path``; the file is read, checked against its sidecar's
+    sha256 and opened with :func:`open_session` on first use, once, under a lock (sessions are
+    re-entrant afterwards). Subclasses check the session's input and output, and read what
+    they need from the sidecar, in :meth:`_accept`, raising ModelError naming the file.
+    """
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        self.path = path
+        self.threads: int = threads if threads else min(4, os.cpu_count() or 1)
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+        self._meta: dict[str, Any] = {}
+        self._input_name = ""
+
+    def load(self) -> Self:
+        """Load the model now (idempotent). Raises ModelError naming the file on any problem."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    data, meta = load_model_bytes(self.path)
+                    session = open_session(self.path, data, self.threads)
+                    self._accept(session.get_inputs()[0], session.get_outputs()[0], meta)
+                    self._meta = meta
+                    self._input_name = session.get_inputs()[0].name
+                    self._session = session
+        return self
+
+    def _accept(self, inp: Any, out: Any, meta: dict[str, Any]) -> None:
+        """Check the model's input and output (``NodeArg``s) and sidecar; keep what is needed."""
+        raise NotImplementedError
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the session exists (never triggers loading)."""
+        return self._session is not None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The model's sidecar (a copy); loads the model."""
+        self.load()
+        return dict(self._meta)
