@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from faceunlock.config import Config, config_set, save_config
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared"))
@@ -29,6 +32,31 @@ def lfw_dir() -> Path:
     if not (LFW / "images").is_dir():
         pytest.skip("../shared/datasets/lfw is not available")
     return LFW
+
+
+@pytest.fixture()
+def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> Callable[[Mapping[str, str]], Config]:
+    """``clip_config({key: value})``: a config for the webcam clips (their faces are 57-70 px:
+    detect from 50 px, up to 160) with those keys changed, saved in ``tmp_path`` and made the
+    current config ($FACEUNLOCK_CONFIG)."""
+
+    def make(overrides: Mapping[str, str]) -> Config:
+        c = Config()
+        for k, v in {"detector.min_face": "50", "detector.max_face": "160", **overrides}.items():
+            c = config_set(c, k, v)
+        path = tmp_path / "config.toml"
+        save_config(c, path)
+        monkeypatch.setenv("FACEUNLOCK_CONFIG", str(path))
+        return c
+
+    return make
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> TemplateStore:
+    """A throw-away template store with a random static key (no keyring)."""
+    return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
 
 
 @pytest.fixture(scope="session")

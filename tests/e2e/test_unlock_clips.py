@@ -3,17 +3,17 @@ authenticate on another, the other person as impostor. Skipped when ../shared is
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from faceunlock.config import Config, config_set, save_config
+from faceunlock.config import Config, config_set
 from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
-from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus
 
 pytestmark = pytest.mark.slow
@@ -44,25 +44,8 @@ def clips(clips_dir: Path) -> dict[str, list[np.ndarray]]:
 
 
 @pytest.fixture()
-def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    """Faces in the clips are 57-70 px: let the detector find faces from 50 px."""
-    c = Config()
-    for k, v in (
-        ("detector.min_face", "50"),
-        ("detector.max_face", "160"),
-        ("auth.timeout", "30"),
-        ("enrol.anchors", "5"),
-    ):
-        c = config_set(c, k, v)
-    path = tmp_path / "config.toml"
-    save_config(c, path)
-    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(path))
-    return c
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> TemplateStore:
-    return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
+def cfg(clip_config: Callable[[Mapping[str, str]], Config]) -> Config:
+    return clip_config({"auth.timeout": "30", "enrol.anchors": "5"})
 
 
 def _enrol(store: TemplateStore, cfg: Config, user: str, folder: Path) -> service.EnrolOutcome:

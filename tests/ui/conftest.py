@@ -4,6 +4,7 @@ woman's webcam clip as an image folder (skipped when ../shared is absent)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import cv2
@@ -14,32 +15,16 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PyQt6")
 
-from faceunlock.config import Config, config_set, save_config
+from faceunlock.config import Config
 from faceunlock.engine.sources import VideoFileSource
-from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 
 FEMALE = "head-pose-face-detection-female.gif"
 
 
 @pytest.fixture()
-def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    """Faces in the clips are 57-70 px: detect from 50 px; 3 anchors keep the test short."""
-    c = Config()
-    for k, v in (
-        ("detector.min_face", "50"),
-        ("detector.max_face", "160"),
-        ("enrol.anchors", "3"),
-    ):
-        c = config_set(c, k, v)
-    path = tmp_path / "config.toml"
-    save_config(c, path)
-    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(path))
-    return c
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> TemplateStore:
-    return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
+def cfg(clip_config: Callable[[Mapping[str, str]], Config]) -> Config:
+    """The clips' detector sizes; 3 anchors keep the tests short."""
+    return clip_config({"enrol.anchors": "3"})
 
 
 @pytest.fixture(scope="session")
