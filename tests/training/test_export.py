@@ -21,15 +21,7 @@ from faceunlock.training import dlib_resnet  # noqa: E402
 from faceunlock.training import export as ex  # noqa: E402
 from faceunlock.training.trainer import TrainConfig  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _finetuned_module() -> dlib_resnet.DlibFaceResNet:

@@ -31,12 +31,7 @@ CONTRASTIVE_MARGIN = {"euclidean": 3.0, "squared": 8.0, "cosine": 0.2}
 TOL = {torch.float32: {"rtol": 1e-5, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-10}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ref_distance(kind: str, u: list[float], v: list[float]) -> float:

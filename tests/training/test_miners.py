@@ -31,12 +31,7 @@ X1 = [[0.0], [1.0], [4.0], [2.0], [7.0], [20.0]]
 LABELS1 = [0, 0, 0, 1, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def as_tuples(idx):

@@ -17,17 +17,15 @@ from faceunlock.errors import InputError  # noqa: E402
 from faceunlock.training.data import FolderDataset  # noqa: E402
 from faceunlock.training.trainer import TrainConfig, Trainer, load_config  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 PEOPLE = {"Ann_A": 3, "Bob_B": 2, "Cid_C": 2, "Dee_D": 3}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _nondeterministic_after():
+    """The trainer switches deterministic algorithms on; later tests get the default back."""
     yield
-    torch.set_num_threads(old)
     torch.use_deterministic_algorithms(False)
 
 
