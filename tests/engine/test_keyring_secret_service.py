@@ -37,24 +37,12 @@ from faceunlock.errors import KeyringUnavailableError, TemplateKeyError
 
 secretstorage = pytest.importorskip("secretstorage")
 keyring = pytest.importorskip("keyring")
+import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
 from keyring.backends import SecretService, fail  # noqa: E402
 
 PASSWORD = "faceunlock-test-password"
 BINARIES = ("dbus-daemon", "gnome-keyring-daemon")
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 
 
 @dataclass
@@ -69,7 +57,7 @@ class SecretServiceEnv:
 
     def log(self) -> str:
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')}" for p in self.root.glob("*.log")
+            f"--- {p.name}\n{p.read_text(errors='replace')}" for p in self.root.rglob("*.log")
         )
 
 
@@ -79,16 +67,6 @@ def _require_binaries() -> None:
         pytest.skip(
             f"{', '.join(missing)} not installed (Debian: apt-get install dbus gnome-keyring)"
         )
-
-
-def _stop(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
 
 def _wait_for(
@@ -143,11 +121,6 @@ def secret_service(
         (env.root / sub).mkdir(mode=0o700, exist_ok=True)
     saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     try:
-        socket = env.root / "run" / "bus"
-        with contextlib.suppress(FileNotFoundError):
-            socket.unlink()
-        cfg = env.root / "bus.conf"
-        cfg.write_text(BUS_CONFIG.format(socket=socket))
         child_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(env.root / "home"),
@@ -157,17 +130,9 @@ def secret_service(
             "XDG_RUNTIME_DIR": str(env.root / "run"),
             "LANG": "C.UTF-8",
         }  # no DISPLAY / WAYLAND_DISPLAY: no prompt may ever reach a real screen
-        bus = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={cfg}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=open(env.root / "dbus.log", "wb"),  # noqa: SIM115
-            env=child_env,
-        )
-        env.procs.append(bus)
-        assert bus.stdout is not None
-        env.address = bus.stdout.readline().decode().strip()
-        if not env.address:
-            pytest.fail(f"dbus-daemon printed no address (rc={bus.wait(5)})\n{env.log()}")
+        bus = fs.start_bus(env.root / "run", "bus", env=child_env)
+        env.procs.append(bus.proc)
+        env.address = bus.address
         os.environ["DBUS_SESSION_BUS_ADDRESS"] = env.address
         child_env["DBUS_SESSION_BUS_ADDRESS"] = env.address
         if daemon:
@@ -201,7 +166,7 @@ def secret_service(
         yield env
     finally:
         for p in reversed(env.procs):
-            _stop(p)
+            fs.stop_process(p)
         if saved is None:
             os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
         else:

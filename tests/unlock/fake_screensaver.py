@@ -247,18 +247,21 @@ def stop_process(p: subprocess.Popen[bytes]) -> None:
             p.wait(5)
 
 
-def start_bus(root: Path, name: str = "bus") -> Bus:
+def start_bus(root: Path, name: str = "bus", env: dict[str, str] | None = None) -> Bus:
     """A private ``dbus-daemon`` listening on ``root/<name>.sock`` (keep ``root`` short: unix
-    socket paths are limited to 108 bytes). No service activation."""
+    socket paths are limited to 108 bytes). No service activation. ``env``: the daemon's
+    environment (default: PATH and a UTF-8 locale only)."""
     root.mkdir(parents=True, exist_ok=True)
     sock = root / f"{name}.sock"
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()  # left by an earlier bus in the same folder
     cfg = root / f"{name}.conf"
     cfg.write_text(BUS_CONFIG.format(socket=sock))
     proc = subprocess.Popen(
         ["dbus-daemon", f"--config-file={cfg}", "--nofork", "--print-address=1"],
         stdout=subprocess.PIPE,
         stderr=open(root / f"{name}.log", "wb"),  # noqa: SIM115
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+        env=env or {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
     )
     assert proc.stdout is not None
     address = proc.stdout.readline().decode().strip()
