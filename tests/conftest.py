@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from faceunlock.config import Config, config_set, save_config
+from faceunlock.config import Config, save_config
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,10 +41,10 @@ def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     detect from 50 px, up to 160) with those keys changed, saved in ``tmp_path`` and made the
     current config ($FACEUNLOCK_CONFIG)."""
 
+    from clip_material import clip_config as config_for_clips
+
     def make(overrides: Mapping[str, str]) -> Config:
-        c = Config()
-        for k, v in {"detector.min_face": "50", "detector.max_face": "160", **overrides}.items():
-            c = config_set(c, k, v)
+        c = config_for_clips(**overrides)
         path = tmp_path / "config.toml"
         save_config(c, path)
         monkeypatch.setenv("FACEUNLOCK_CONFIG", str(path))

@@ -9,38 +9,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clip_material import BOTH, FEMALE, MALE, clip_frames, png_folder
 
 from faceunlock.config import Config, config_set
 from faceunlock.engine import service
-from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
+from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus
 
 pytestmark = pytest.mark.slow
 
-FEMALE = "head-pose-face-detection-female.gif"
-MALE = "head-pose-face-detection-male.gif"
-BOTH = "head-pose-face-detection-female-and-male.gif"
-
-
-def _frames(path: Path) -> list[np.ndarray]:
-    with VideoFileSource(path) as src:
-        return [f.image for f in src]
-
-
-def _folder(tmp: Path, name: str, frames: list[np.ndarray]) -> Path:
-    d = tmp / name
-    d.mkdir()
-    for i, im in enumerate(frames):
-        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return d
-
-
 @pytest.fixture(scope="module")
 def clips(clips_dir: Path) -> dict[str, list[np.ndarray]]:
-    return {
-        k: _frames(clips_dir / v) for k, v in (("female", FEMALE), ("male", MALE), ("both", BOTH))
-    }
+    names = {"female": FEMALE, "male": MALE, "both": BOTH}
+    return {k: clip_frames(clips_dir / v) for k, v in names.items()}
 
 
 @pytest.fixture()
@@ -61,11 +43,11 @@ def test_enrol_first_half_then_unlock_on_second_half(
 ) -> None:
     fem = clips["female"]
     half = len(fem) // 2
-    out = _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:half]))
+    out = _enrol(store, cfg, "alice", png_folder(tmp_path / "enrol", fem[:half]))
     assert out.added >= 3
     t = store.load("alice")
     assert t.threshold is not None and 0.3 < t.threshold < 0.6
-    res = _auth(store, cfg, "alice", _folder(tmp_path, "probe", fem[half:]))
+    res = _auth(store, cfg, "alice", png_folder(tmp_path / "probe", fem[half:]))
     assert res.status == AuthStatus.OK, res.to_json()
     assert res.best_distance <= t.threshold
 
@@ -74,12 +56,12 @@ def test_other_person_is_rejected_both_ways(
     clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
 ) -> None:
     fem, male = clips["female"], clips["male"]
-    _enrol(store, cfg, "alice", _folder(tmp_path, "f_enrol", fem[: len(fem) // 2]))
-    _enrol(store, cfg, "bob", _folder(tmp_path, "m_enrol", male[: len(male) // 2]))
-    res = _auth(store, cfg, "alice", _folder(tmp_path, "male_all", male))
+    _enrol(store, cfg, "alice", png_folder(tmp_path / "f_enrol", fem[: len(fem) // 2]))
+    _enrol(store, cfg, "bob", png_folder(tmp_path / "m_enrol", male[: len(male) // 2]))
+    res = _auth(store, cfg, "alice", png_folder(tmp_path / "male_all", male))
     assert res.status == AuthStatus.NO_MATCH, res.to_json()
     assert len(res.frames) == len(male)  # every frame was tried, none accepted
-    res = _auth(store, cfg, "bob", _folder(tmp_path, "female_all", fem))
+    res = _auth(store, cfg, "bob", png_folder(tmp_path / "female_all", fem))
     assert res.status == AuthStatus.NO_MATCH, res.to_json()
 
 
@@ -93,7 +75,7 @@ def test_two_people_in_frame(
     """With the man enrolled, an accept may only come from his face; with a third person
     enrolled the two-person clip must be rejected."""
     male, both = clips["male"], clips["both"]
-    _enrol(store, cfg, "bob", _folder(tmp_path, "m_enrol", male[: len(male) // 2]))
+    _enrol(store, cfg, "bob", png_folder(tmp_path / "m_enrol", male[: len(male) // 2]))
     pipe = service.pipeline_for(cfg)
     bob = store.load("bob")
     for im in both[:10]:
@@ -108,8 +90,8 @@ def test_two_people_in_frame(
     imgs = sorted(person.glob("*.jpg"))[:5]
     stills = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in imgs]
     c = config_set(config_set(cfg, "detector.min_face", "80"), "detector.max_face", "400")
-    _enrol(store, c, "carol", _folder(tmp_path, "carol", stills))
-    res = _auth(store, cfg, "carol", _folder(tmp_path, "both_all", both))
+    _enrol(store, c, "carol", png_folder(tmp_path / "carol", stills))
+    res = _auth(store, cfg, "carol", png_folder(tmp_path / "both_all", both))
     assert res.status == AuthStatus.NO_MATCH, res.to_json()
     assert all(not f.match for f in res.frames)
 
@@ -118,9 +100,9 @@ def test_dark_frames_are_reported_as_too_dark(
     clips: dict[str, list[np.ndarray]], cfg: Config, store: TemplateStore, tmp_path: Path
 ) -> None:
     fem = clips["female"]
-    _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:12]))
+    _enrol(store, cfg, "alice", png_folder(tmp_path / "enrol", fem[:12]))
     dark = [(im // 12).astype(np.uint8) for im in fem[12:]]
-    res = _auth(store, cfg, "alice", _folder(tmp_path, "dark", dark))
+    res = _auth(store, cfg, "alice", png_folder(tmp_path / "dark", dark))
     assert res.status == AuthStatus.TOO_DARK, res.to_json()
 
 
@@ -129,10 +111,10 @@ def test_lockout_after_repeated_failures(
 ) -> None:
     fem, male = clips["female"], clips["male"]
     cfg = config_set(config_set(cfg, "auth.max_failures", "2"), "auth.lockout_seconds", "600")
-    _enrol(store, cfg, "alice", _folder(tmp_path, "enrol", fem[:12]))
-    impostor = _folder(tmp_path, "impostor", male[:6])
+    _enrol(store, cfg, "alice", png_folder(tmp_path / "enrol", fem[:12]))
+    impostor = png_folder(tmp_path / "impostor", male[:6])
     assert _auth(store, cfg, "alice", impostor).status == AuthStatus.NO_MATCH
     assert _auth(store, cfg, "alice", impostor).status == AuthStatus.NO_MATCH
-    locked = _auth(store, cfg, "alice", _folder(tmp_path, "genuine", fem[12:]))
+    locked = _auth(store, cfg, "alice", png_folder(tmp_path / "genuine", fem[12:]))
     assert locked.status == AuthStatus.LOCKED_OUT
     assert "password" in locked.message

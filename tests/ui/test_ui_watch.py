@@ -5,14 +5,11 @@ woman's webcam clip. The bus test is skipped when ``dbus-daemon`` is missing (De
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -24,53 +21,17 @@ from faceunlock.ui.watch import WatcherController
 from faceunlock.unlock.lockstate import LockBackend, ScreenSaverBackend
 from faceunlock.unlock.watcher import AuthAttempt, RunAttempt, WatcherEvent
 
-FEMALE = "head-pose-face-detection-female.gif"
 SCREENSAVER = "org.freedesktop.ScreenSaver"
 USER = "alice"
 
 
 import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
-
-
-def _config() -> Config:
-    c = Config()
-    for k, v in {
-        "detector.min_face": "50",
-        "detector.max_face": "160",
-        "auth.timeout": "10",
-    }.items():
-        c = config_set(c, k, v)
-    return c
-
-
-def _folder(d: Path, frames: list[np.ndarray]) -> Path:
-    d.mkdir(parents=True)
-    for i, im in enumerate(frames):
-        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return d
-
-
-class Enrolled:
-    """alice enrolled from the first half of the woman's clip; ``genuine``: the second half."""
-
-    def __init__(self, root: Path, clips: Path) -> None:
-        from faceunlock.engine import service
-        from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
-        from faceunlock.engine.templates import StaticKeyProvider
-
-        self.store = TemplateStore(root / "templates", StaticKeyProvider(os.urandom(32)))
-        with VideoFileSource(clips / FEMALE) as src:
-            fem = [f.image for f in src]
-        half = len(fem) // 2
-        service.enrol(
-            self.store, USER, _config(), ImageFolderSource(_folder(root / "enrol", fem[:half]))
-        )
-        self.genuine = _folder(root / "genuine", fem[half:])
+from clip_material import EnrolledClips, watcher_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> Enrolled:
-    return Enrolled(tmp_path_factory.mktemp("uiwatch"), clips_dir)
+def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> EnrolledClips:
+    return EnrolledClips(tmp_path_factory.mktemp("uiwatch"), clips_dir, USER)
 
 
 @pytest.fixture()
@@ -107,10 +68,10 @@ def _trigger(tray: TrayIcon, *path: str) -> None:
 
 @pytest.mark.slow
 def test_tray_runs_the_watcher_and_face_unlocks(
-    qtbot: QtBot, bus: object, enrolled: Enrolled, tmp_path: Path
+    qtbot: QtBot, bus: object, enrolled: EnrolledClips, tmp_path: Path
 ) -> None:
     address = str(bus.address)  # type: ignore[attr-defined]
-    cfg = _config()
+    cfg = watcher_config()
     assert cfg.watcher.enabled
 
     def backend() -> LockBackend:

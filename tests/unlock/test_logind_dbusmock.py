@@ -24,12 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from jeepney import DBusAddress
 
-from faceunlock.config import Config, config_set
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock.lockstate import LockEvent, LogindBackend
 from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
@@ -52,14 +49,13 @@ if (
 
 
 import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
+from clip_material import EnrolledClips, watcher_config  # noqa: E402
 
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
 SESSION_IFACE = "org.freedesktop.login1.Session"
 MOCK_IFACE = "org.freedesktop.DBus.Mock"
 SESSION_ID = "c1"
-FEMALE = "head-pose-face-detection-female.gif"
-MALE = "head-pose-face-detection-male.gif"
 
 
 class LogindMock:
@@ -172,50 +168,9 @@ def test_session_by_id_via_the_template_manager(logind: LogindMock) -> None:
 # ------------------------------------------------------------------------- real attempts
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    from faceunlock.engine.sources import VideoFileSource
-
-    with VideoFileSource(path) as src:
-        return [f.image for f in src]
-
-
-def _folder(d: Path, frames: list[np.ndarray]) -> Path:
-    d.mkdir(parents=True)
-    for i, im in enumerate(frames):
-        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return d
-
-
-def _config() -> Config:
-    c = Config()
-    base = {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "10"}
-    for k, v in base.items():
-        c = config_set(c, k, v)
-    return c
-
-
-class Enrolled:
-    """alice enrolled from the first half of the woman's clip; her second half (genuine) and
-    the man's clip (impostor) as image folders."""
-
-    def __init__(self, root: Path, clips: Path) -> None:
-        from faceunlock.engine import service
-        from faceunlock.engine.sources import ImageFolderSource
-        from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-
-        self.store = TemplateStore(root / "templates", StaticKeyProvider(os.urandom(32)))
-        fem = _frames(clips / FEMALE)
-        half = len(fem) // 2
-        service.enrol(
-            self.store, "alice", _config(), ImageFolderSource(_folder(root / "enrol", fem[:half]))
-        )
-        self.genuine = _folder(root / "genuine", fem[half:])
-        self.impostor = _folder(root / "impostor", _frames(clips / MALE)[:8])
-
-
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> Enrolled:
-    return Enrolled(tmp_path_factory.mktemp("dbusmock"), clips_dir)
+def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> EnrolledClips:
+    return EnrolledClips(tmp_path_factory.mktemp("dbusmock"), clips_dir)
 
 
 class Run:
@@ -259,10 +214,10 @@ class Run:
 
 @pytest.mark.slow
 def test_enrolled_face_unlocks_the_dbusmock_session(
-    logind: LogindMock, enrolled: Enrolled, tmp_path: Path
+    logind: LogindMock, enrolled: EnrolledClips, tmp_path: Path
 ) -> None:
     attempt = AuthAttempt(
-        enrolled.store, "alice", _config(), str(enrolled.genuine), state_dir=tmp_path
+        enrolled.store, "alice", watcher_config(), str(enrolled.genuine), state_dir=tmp_path
     )
     with logind.backend() as b:
         run = Run(b, attempt)
@@ -277,10 +232,10 @@ def test_enrolled_face_unlocks_the_dbusmock_session(
 
 @pytest.mark.slow
 def test_impostor_does_not_unlock_the_dbusmock_session(
-    logind: LogindMock, enrolled: Enrolled, tmp_path: Path
+    logind: LogindMock, enrolled: EnrolledClips, tmp_path: Path
 ) -> None:
     attempt = AuthAttempt(
-        enrolled.store, "alice", _config(), str(enrolled.impostor), state_dir=tmp_path
+        enrolled.store, "alice", watcher_config(), str(enrolled.impostor), state_dir=tmp_path
     )
     with logind.backend() as b:
         run = Run(b, attempt, max_attempts=2)

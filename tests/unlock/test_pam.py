@@ -16,24 +16,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder  # tests/unlock
 
-from faceunlock.config import Config, config_set, save_config
+from faceunlock.config import save_config
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
 
 HELPER = Path(sys.executable).parent / "faceunlock-auth"
-FEMALE = "head-pose-face-detection-female.gif"
-MALE = "head-pose-face-detection-male.gif"
 USER = "alice"
 
 
 def _cfg(tmp: Path, **overrides: str) -> Path:
-    c = Config()
-    base = {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "15"}
-    for k, v in {**base, **overrides}.items():
-        c = config_set(c, k, v)
-    return save_config(c, tmp / "config.toml")
+    return save_config(clip_config(**{"auth.timeout": "15", **overrides}), tmp / "config.toml")
 
 
 def _fake_template(system_dir: Path, user: str = USER, data: bytes = b"garbage") -> Path:
@@ -264,30 +259,18 @@ def enrolled(
 ) -> dict[str, Path]:
     """The woman enrolled (first half of her clip) into a system store; PNG folders of the
     probes. Returns paths: var (the system dir), female (second half), male (10 frames)."""
-    import cv2
-
     from faceunlock.engine import service
-    from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
+    from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import SystemTemplateStore
 
     base = tmp_path_factory.mktemp("pam")
 
-    def frames(name: str) -> list:
-        with VideoFileSource(clips_dir / name) as src:
-            return [f.image for f in src]
-
     def folder(name: str, images: list) -> Path:
-        d = base / name
-        d.mkdir()
-        for i, im in enumerate(images):
-            cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-        return d
+        return png_folder(base / name, images)
 
-    fem, male = frames(FEMALE), frames(MALE)
+    fem, male = clip_frames(clips_dir / FEMALE), clip_frames(clips_dir / MALE)
     half = len(fem) // 2
-    cfg = Config()
-    for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("enrol.anchors", "5")):
-        cfg = config_set(cfg, k, v)
+    cfg = clip_config(**{"enrol.anchors": "5"})
     store = SystemTemplateStore(base / "var")
     service.enrol(store, USER, cfg, ImageFolderSource(folder("enrol", fem[:half])))
     var = base / "var"

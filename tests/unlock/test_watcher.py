@@ -11,7 +11,6 @@ Skipped when ``dbus-daemon`` is missing (Debian: ``apt-get install dbus``).
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import tempfile
@@ -20,12 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from faceunlock import cli
-from faceunlock.config import Config, config_set, save_config
+from faceunlock.config import save_config
 from faceunlock.errors import AuthStatus, WatcherError
 from faceunlock.unlock.lockstate import (
     LockEvent,
@@ -42,9 +40,8 @@ if shutil.which("dbus-daemon") is None:
 
 
 import fake_screensaver as fs
+from clip_material import EnrolledClips, watcher_config
 
-FEMALE = "head-pose-face-detection-female.gif"
-MALE = "head-pose-face-detection-male.gif"
 SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver"}
 UNLOCK_CALL = {"freedesktop": "SetActive", "gnome": "SetActive", "logind": "Unlock"}
 
@@ -481,56 +478,19 @@ def test_watch_without_template(
 # ------------------------------------------------------------------------- real attempts
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    from faceunlock.engine.sources import VideoFileSource
-
-    with VideoFileSource(path) as src:
-        return [f.image for f in src]
-
-
-def _folder(d: Path, frames: list[np.ndarray]) -> Path:
-    d.mkdir(parents=True)
-    for i, im in enumerate(frames):
-        cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return d
-
-
-def _config(**extra: str) -> Config:
-    c = Config()
-    base = {"detector.min_face": "50", "detector.max_face": "160", "auth.timeout": "10"}
-    for k, v in {**base, **extra}.items():
-        c = config_set(c, k, v)
-    return c
-
-
-class Enrolled:
-    def __init__(self, root: Path, clips: Path) -> None:
-        from faceunlock.engine import service
-        from faceunlock.engine.sources import ImageFolderSource
-        from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-
-        self.key = os.urandom(32)
-        self.store = TemplateStore(root / "templates", StaticKeyProvider(self.key))
-        fem = _frames(clips / FEMALE)
-        half = len(fem) // 2
-        service.enrol(
-            self.store, "alice", _config(), ImageFolderSource(_folder(root / "enrol", fem[:half]))
-        )
-        self.genuine = _folder(root / "genuine", fem[half:])
-        self.impostor = _folder(root / "impostor", _frames(clips / MALE)[:8])
-
-
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> Enrolled:
-    return Enrolled(tmp_path_factory.mktemp("watch"), clips_dir)
+def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> EnrolledClips:
+    return EnrolledClips(tmp_path_factory.mktemp("watch"), clips_dir)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["freedesktop", "gnome", "logind"])
-def test_enrolled_face_unlocks(buses: Buses, enrolled: Enrolled, tmp_path: Path, kind: str) -> None:
+def test_enrolled_face_unlocks(
+    buses: Buses, enrolled: EnrolledClips, tmp_path: Path, kind: str
+) -> None:
     buses.start(kind)
     attempt = AuthAttempt(
-        enrolled.store, "alice", _config(), str(enrolled.genuine), state_dir=tmp_path
+        enrolled.store, "alice", watcher_config(), str(enrolled.genuine), state_dir=tmp_path
     )
     with buses.backend(kind) as b:
         run = Run(_watcher(b, attempt))
@@ -544,10 +504,10 @@ def test_enrolled_face_unlocks(buses: Buses, enrolled: Enrolled, tmp_path: Path,
 
 @pytest.mark.slow
 def test_impostor_never_unlocks_and_locks_out(
-    buses: Buses, enrolled: Enrolled, tmp_path: Path
+    buses: Buses, enrolled: EnrolledClips, tmp_path: Path
 ) -> None:
     buses.start("freedesktop")
-    cfg = _config(**{"auth.max_failures": "2", "auth.lockout_seconds": "600"})
+    cfg = watcher_config(**{"auth.max_failures": "2", "auth.lockout_seconds": "600"})
     attempt = AuthAttempt(enrolled.store, "alice", cfg, str(enrolled.impostor), state_dir=tmp_path)
     statuses: list[AuthStatus | None] = []
     with buses.backend("freedesktop") as b:
@@ -569,7 +529,7 @@ def test_impostor_never_unlocks_and_locks_out(
 @pytest.mark.slow
 def test_watch_cli_once_json(
     buses: Buses,
-    enrolled: Enrolled,
+    enrolled: EnrolledClips,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -577,7 +537,7 @@ def test_watch_cli_once_json(
     """``faceunlock watch --once --json`` end to end (the key store is a static key: the CLI's
     default keyring store is swapped for the enrolled one)."""
     buses.start("freedesktop")
-    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(save_config(_config(), tmp_path / "c.toml")))
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(save_config(watcher_config(), tmp_path / "c.toml")))
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", buses.session.address)
     monkeypatch.setattr(cli, "_store", lambda: enrolled.store)
     addr = buses.session.address
