@@ -36,30 +36,25 @@ Installs into <root>:
 EOF
 }
 
-die() { echo "$PROG: error: $*" >&2; exit 1; }
-warn() { echo "$PROG: warning: $*" >&2; }
+# shellcheck source=packaging/common.sh
+. "$SRC/packaging/common.sh"
 
 while [ $# -gt 0 ]; do
-    case "$1" in
-        --dry-run) DRY_RUN=1 ;;
-        --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift ;;
-        --root=*) ROOT="${1#--root=}" ;;
-        --python) [ $# -ge 2 ] || die "--python needs a path"; PYTHON="$2"; shift ;;
-        --python=*) PYTHON="${1#--python=}" ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown argument: $1" ;;
-    esac
-    shift
+    common_arg "$@"
+    if [ "$USED" -eq 0 ]; then
+        USED=1
+        case "$1" in
+            --python) [ $# -ge 2 ] || die "--python needs a path"; PYTHON="$2"; USED=2 ;;
+            --python=*) PYTHON="${1#--python=}" ;;
+            *) usage >&2; die "unknown argument: $1" ;;
+        esac
+    fi
+    shift "$USED"
 done
 
-[ -d "$ROOT" ] || die "--root $ROOT: not a directory"
-ROOT="$(cd "$ROOT" && pwd -P)"
-[ "$ROOT" = / ] && ROOT=""
+resolve_root installing
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
-if [ -z "$ROOT" ] && [ "$IS_ROOT" -eq 0 ] && [ "$DRY_RUN" -eq 0 ]; then
-    die "installing system files must run as root (sudo $0), or use --dry-run / --root DIR"
-fi
 [ -x "$PYTHON" ] || die "$PYTHON: no such interpreter (create the venv with ./run.sh, or pass --python)"
 PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
 case "$PYTHON$SRC" in *"'"*) die "paths containing a single quote are not supported" ;; esac

@@ -23,26 +23,16 @@ usage: $PROG [--dry-run] [--root DIR]
 EOF
 }
 
-die() { echo "$PROG: error: $*" >&2; exit 1; }
-warn() { echo "$PROG: warning: $*" >&2; }
+# shellcheck source=packaging/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 while [ $# -gt 0 ]; do
-    case "$1" in
-        --dry-run) DRY_RUN=1 ;;
-        --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift ;;
-        --root=*) ROOT="${1#--root=}" ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown argument: $1" ;;
-    esac
-    shift
+    common_arg "$@"
+    [ "$USED" -eq 0 ] && { usage >&2; die "unknown argument: $1"; }
+    shift "$USED"
 done
 
-[ -d "$ROOT" ] || die "--root $ROOT: not a directory"
-ROOT="$(cd "$ROOT" && pwd -P)"
-[ "$ROOT" = / ] && ROOT=""
-if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ] && [ "$DRY_RUN" -eq 0 ]; then
-    die "removing system files must run as root (sudo $0), or use --dry-run / --root DIR"
-fi
+resolve_root removing
 
 MANIFEST="$ROOT$MANIFEST_REL"
 if [ ! -f "$MANIFEST" ]; then
