@@ -47,9 +47,16 @@ FEMALE = "head-pose-face-detection-female.gif"
 SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver"}
 
 
+def _test_helpers_on_path() -> None:
+    """tests/unlock holds the D-Bus stand-ins and the clip material the tests use."""
+    path = str(REPO / "tests" / "unlock")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
 def standins() -> ModuleType:
     """The D-Bus stand-ins the tests use (tests/unlock/fake_screensaver.py)."""
-    sys.path.insert(0, str(REPO / "tests" / "unlock"))
+    _test_helpers_on_path()
     import fake_screensaver
 
     return fake_screensaver
@@ -74,35 +81,30 @@ def _enrol_child(root: str, key: bytes) -> None:
     """Runs in a spawned process, so the measuring process holds only the watcher: alice
     enrolled from the first half of the clip into a user store (static ``key``) and into a
     system store (for faceunlock-auth); the second half written as the probe folder."""
-    import cv2
+    _test_helpers_on_path()
+    from clip_material import clip_frames, png_folder
 
     from faceunlock.engine import service
-    from faceunlock.engine.sources import ImageFolderSource, VideoFileSource
+    from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import StaticKeyProvider, SystemTemplateStore, TemplateStore
 
     base = Path(root)
     cfg = bench_config()
-    with VideoFileSource(CLIPS / FEMALE) as src:
-        frames = [f.image for f in src]
+    frames = clip_frames(CLIPS / FEMALE)
     half = len(frames) // 2
-    for name, part in (("enrol", frames[:half]), ("probe", frames[half:])):
-        d = base / name
-        d.mkdir()
-        for i, im in enumerate(part):
-            cv2.imwrite(str(d / f"{i:04d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    enrol_dir = png_folder(base / "enrol", frames[:half])
+    png_folder(base / "probe", frames[half:])
     service.enrol(TemplateStore(base / "templates", StaticKeyProvider(key)), "alice", cfg,
-                  ImageFolderSource(base / "enrol"))
-    service.enrol(SystemTemplateStore(base / "var"), "alice", cfg,
-                  ImageFolderSource(base / "enrol"))
+                  ImageFolderSource(enrol_dir))
+    service.enrol(SystemTemplateStore(base / "var"), "alice", cfg, ImageFolderSource(enrol_dir))
 
 
 def bench_config() -> Any:
-    from faceunlock.config import Config, config_set
+    """The clips' detector sizes (their faces are 57-70 px), as the tests use them."""
+    _test_helpers_on_path()
+    from clip_material import clip_config
 
-    cfg = Config()
-    for k, v in (("detector.min_face", "50"), ("detector.max_face", "160")):
-        cfg = config_set(cfg, k, v)
-    return cfg
+    return clip_config()
 
 
 def enrol(root: Path) -> tuple[Any, Path, Any]:
