@@ -95,31 +95,30 @@ def main() -> int:
     rels, labels = devtrain_images(args.lfw)
     if args.cache and args.cache.is_file():
         emb = np.load(args.cache)["emb"]
-    elif args.chips:
-        with np.load(args.chips, allow_pickle=False) as z:
-            row = {str(p): i for i, p in enumerate(z["paths"])}
-            missing = [r for r in rels if r not in row]
-            if missing:
-                raise SystemExit(f"{args.chips} lacks {len(missing)} DevTrain images")
-            chips = z["chips"][np.asarray([row[r] for r in rels])]
-        emb = np.concatenate([pipe.embed_chips(chips[i : i + 64])
-                              for i in range(0, len(chips), 64)])
-        if args.cache:
-            np.savez(args.cache, emb=emb, labels=labels)
     else:
-        t0 = time.perf_counter()
-        _, emb, _, fb = embed_paths(
-            [args.lfw / "images" / r for r in rels],
-            pipe,
-            select="center",
-            fallback_center=True,
-            label="DevTrain",
-        )
-        print(
-            f"embedded {len(rels)} images in {time.perf_counter() - t0:.0f} s, "
-            f"{int(fb.sum())} with the central fallback box",
-            file=sys.stderr,
-        )
+        if args.chips:
+            with np.load(args.chips, allow_pickle=False) as z:
+                row = {str(p): i for i, p in enumerate(z["paths"])}
+                missing = [r for r in rels if r not in row]
+                if missing:
+                    raise SystemExit(f"{args.chips} lacks {len(missing)} DevTrain images")
+                chips = z["chips"][np.asarray([row[r] for r in rels])]
+            emb = np.concatenate([pipe.embed_chips(chips[i : i + 64])
+                                  for i in range(0, len(chips), 64)])
+        else:
+            t0 = time.perf_counter()
+            _, emb, _, fb = embed_paths(
+                [args.lfw / "images" / r for r in rels],
+                pipe,
+                select="center",
+                fallback_center=True,
+                label="DevTrain",
+            )
+            print(
+                f"embedded {len(rels)} images in {time.perf_counter() - t0:.0f} s, "
+                f"{int(fb.sum())} with the central fallback box",
+                file=sys.stderr,
+            )
         if args.cache:
             np.savez(args.cache, emb=emb, labels=labels)
     imp = impostor_distances(emb, labels)
