@@ -40,6 +40,17 @@ def _error_label() -> QLabel:
     return lab
 
 
+def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
+                 kinds: QDialogButtonBox.StandardButton) -> QDialogButtonBox:
+    """The dialog's button row at the end of ``lay``: its accept role accepts the dialog, its
+    reject role rejects it."""
+    buttons = QDialogButtonBox(kinds)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    lay.addWidget(buttons)
+    return buttons
+
+
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
 
@@ -95,13 +106,9 @@ class SettingsDialog(QDialog):
         lay.addLayout(form)
         self.error = _error_label()
         lay.addWidget(self.error)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        self.buttons = _add_buttons(
+            self, lay, QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
-        self.buttons = buttons
         self.shown = self.values()  # what the fields showed: only changes are written
 
     def source_spec(self) -> str:
@@ -177,9 +184,7 @@ class RecognitionTestDialog(QDialog):
         lay.addWidget(self.result_label)
         self.error = _error_label()
         lay.addWidget(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
         self.packets = 0
         self.worker_thread: WorkerThread | None = None
         pipe_factory = pipe_factory or (lambda: service.pipeline_for(cfg))
@@ -279,13 +284,10 @@ class RecalibrateDialog(QDialog):
         lay.addWidget(self.preview)
         self.error = _error_label()
         lay.addWidget(self.error)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        self.buttons = buttons = _add_buttons(
+            self, lay,
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel,
         )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
-        self.buttons = buttons
         save = buttons.button(QDialogButtonBox.StandardButton.Save)
         assert save is not None
         self.save_button = save
