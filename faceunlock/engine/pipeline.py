@@ -151,6 +151,21 @@ def select_detections(
     return [min(dets, key=dist)]
 
 
+def zoom_chips(chips: np.ndarray, zoom: float) -> np.ndarray:
+    """uint8 (N, 150, 150, 3) chips magnified about their centres by ``zoom`` (bilinear, edge
+    pixels replicated): the test-time zoom of :meth:`Pipeline.embed_chips`. The chips
+    themselves when ``zoom`` is 1."""
+    if zoom == 1.0:
+        return chips
+    c = (CHIP_SIZE - 1) / 2.0
+    m = np.array([[zoom, 0.0, c * (1 - zoom)], [0.0, zoom, c * (1 - zoom)]], np.float64)
+    return np.stack([
+        cv2.warpAffine(x, m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+        for x in chips
+    ])
+
+
 PRECISIONS = ("auto", "int8", "fp32")
 MODEL_FILES = {
     "encoder": {"fp32": "encoder.onnx", "int8": "encoder-int8.onnx"},
@@ -320,20 +335,6 @@ class Pipeline:
             for b, s, lm, c, e in zip(boxes, sc, lms, chips, embs, strict=True)
         ]
 
-    def zoom_chips(self, chips: np.ndarray) -> np.ndarray:
-        """The chips magnified about their centres by ``settings.zoom`` (bilinear, edge
-        pixels replicated); the chips themselves when the zoom is 1."""
-        z = self.settings.zoom
-        if z == 1.0:
-            return chips
-        c = (CHIP_SIZE - 1) / 2.0
-        m = np.array([[z, 0.0, c * (1 - z)], [0.0, z, c * (1 - z)]], np.float64)
-        return np.stack([
-            cv2.warpAffine(x, m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-            for x in chips
-        ])
-
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 chips -> (N, 128) float32 embeddings.
 
@@ -342,7 +343,7 @@ class Pipeline:
         mirrored chip (one batched encoder call). Both were chosen by 10-fold accuracy on LFW
         DevTrain (see README, "Accuracy").
         """
-        chips = self.zoom_chips(chips)
+        chips = zoom_chips(chips, self.settings.zoom)
         if not self.settings.flip_average:
             return self.encoder.embed(chips)
         n = chips.shape[0]

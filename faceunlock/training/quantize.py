@@ -55,10 +55,9 @@ def calibration_images(pairs_file: Path, limit: int) -> list[str]:
 def encoder_inputs(chips: np.ndarray, zoom: float = 1.05) -> np.ndarray:
     """What the runtime feeds the encoder for ``chips``: each chip zoomed about its centre,
     followed by the mirrored copies (:meth:`Pipeline.embed_chips`)."""
-    from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+    from faceunlock.engine.pipeline import zoom_chips
 
-    pipe = Pipeline(PipelineSettings(zoom=zoom))
-    zoomed = pipe.zoom_chips(chips)
+    zoomed = zoom_chips(chips, zoom)
     return np.ascontiguousarray(np.concatenate([zoomed, zoomed[:, :, ::-1]], axis=0))
 
 
