@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from jeepney import DBusAddress
 
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock.lockstate import LockEvent, LogindBackend
-from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
+from faceunlock.unlock.watcher import AuthAttempt, WatcherState
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -50,6 +49,7 @@ if (
 
 import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
 from clip_material import EnrolledClips, watcher_config  # noqa: E402
+from watcher_run import Run, make_watcher  # noqa: E402
 
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
@@ -173,45 +173,6 @@ def enrolled(tmp_path_factory: pytest.TempPathFactory, clips_dir: Path) -> Enrol
     return EnrolledClips(tmp_path_factory.mktemp("dbusmock"), clips_dir)
 
 
-class Run:
-    """The watcher (``once``) in a thread, its events recorded."""
-
-    def __init__(self, backend: LogindBackend, attempt: AuthAttempt, **kw: Any) -> None:
-        self.events: list[WatcherEvent] = []
-        self.error: BaseException | None = None
-        self.watcher = Watcher(
-            backend, attempt, lid=lambda: None, retry_interval=0.05, max_interval=0.2, **kw
-        )
-        self.watcher.subscribe(self.events.append)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.watcher.run(once=True)
-        except BaseException as e:
-            self.error = e
-
-    def states(self) -> list[str]:
-        return [e.state.value for e in self.events]
-
-    def wait_state(self, state: WatcherState, timeout: float = 10.0) -> None:
-        fs.wait_until(
-            lambda: any(e.state == state for e in self.events),
-            f"{state.value} (got {self.states()})",
-            timeout,
-        )
-
-    def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            self.watcher.stop()
-            self.thread.join(5)
-            raise AssertionError(f"watcher did not finish; events {self.states()}")
-        if self.error is not None:
-            raise self.error
-
-
 @pytest.mark.slow
 def test_enrolled_face_unlocks_the_dbusmock_session(
     logind: LogindMock, enrolled: EnrolledClips, tmp_path: Path
@@ -220,7 +181,7 @@ def test_enrolled_face_unlocks_the_dbusmock_session(
         enrolled.store, "alice", watcher_config(), str(enrolled.genuine), state_dir=tmp_path
     )
     with logind.backend() as b:
-        run = Run(b, attempt)
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         assert logind.method_calls("Unlock") == []
         logind.emit("Lock")
@@ -238,7 +199,7 @@ def test_impostor_does_not_unlock_the_dbusmock_session(
         enrolled.store, "alice", watcher_config(), str(enrolled.impostor), state_dir=tmp_path
     )
     with logind.backend() as b:
-        run = Run(b, attempt, max_attempts=2)
+        run = Run(make_watcher(b, attempt, max_attempts=2))
         run.wait_state(WatcherState.IDLE)
         logind.emit("Lock")
         run.wait_state(WatcherState.PAUSED, timeout=120)

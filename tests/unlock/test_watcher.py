@@ -33,7 +33,7 @@ from faceunlock.unlock.lockstate import (
     detect_backend,
     lid_closed,
 )
-from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
+from faceunlock.unlock.watcher import AuthAttempt, WatcherState
 
 if shutil.which("dbus-daemon") is None:
     pytest.skip("dbus-daemon not installed (Debian: apt-get install dbus)", allow_module_level=True)
@@ -41,6 +41,7 @@ if shutil.which("dbus-daemon") is None:
 
 import fake_screensaver as fs
 from clip_material import EnrolledClips, watcher_config
+from watcher_run import Run, make_watcher
 
 SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver"}
 UNLOCK_CALL = {"freedesktop": "SetActive", "gnome": "SetActive", "logind": "Unlock"}
@@ -94,43 +95,6 @@ def buses() -> Iterator[Buses]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class Run:
-    """A watcher running in a thread, with its events recorded."""
-
-    def __init__(self, watcher: Watcher, *, once: bool = True) -> None:
-        self.watcher = watcher
-        self.events: list[WatcherEvent] = []
-        self.error: BaseException | None = None
-        watcher.subscribe(self.events.append)
-        self.thread = threading.Thread(target=self._run, args=(once,), daemon=True)
-        self.thread.start()
-
-    def _run(self, once: bool) -> None:
-        try:
-            self.watcher.run(once=once)
-        except BaseException as e:
-            self.error = e
-
-    def states(self) -> list[str]:
-        return [e.state.value for e in self.events]
-
-    def wait_state(self, state: WatcherState, count: int = 1, timeout: float = 10.0) -> None:
-        fs.wait_until(
-            lambda: sum(e.state == state for e in self.events) >= count,
-            f"{count} x {state.value} (got {self.states()})",
-            timeout,
-        )
-
-    def join(self, timeout: float = 10.0) -> None:
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            self.watcher.stop()
-            self.thread.join(5)
-            raise AssertionError(f"watcher did not finish; events {self.states()}")
-        if self.error is not None:
-            raise self.error
-
-
 class Scripted:
     """A scripted attempt: returns ``statuses`` in turn (the last one repeats); with
     ``block`` it runs until ``should_stop`` says so (up to 10 s)."""
@@ -153,17 +117,6 @@ class Scripted:
             return AuthStatus.TIMEOUT
         i = min(len(self.started) - 1, len(self.statuses) - 1)
         return self.statuses[i]
-
-
-def _no_lid() -> str | None:
-    return None
-
-
-def _watcher(backend: object, attempt: Callable[..., AuthStatus], **kw: object) -> Watcher:
-    kw.setdefault("lid", _no_lid)
-    kw.setdefault("retry_interval", 0.05)
-    kw.setdefault("max_interval", 0.2)
-    return Watcher(backend, attempt, **kw)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------- backends
@@ -269,7 +222,7 @@ def test_lock_then_recognised_unlocks(buses: Buses, kind: str) -> None:
     buses.start(kind)
     attempt = Scripted(AuthStatus.OK)
     with buses.backend(kind) as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock(kind)
         run.join()
@@ -282,7 +235,7 @@ def test_already_locked_at_start(buses: Buses) -> None:
     buses.start("freedesktop", locked=True)
     attempt = Scripted(AuthStatus.OK)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.join()
     assert run.states() == ["authenticating", "unlocked"]
     assert buses.unlock_calls("freedesktop") == [("SetActive", "(False,)")]
@@ -292,7 +245,7 @@ def test_failures_back_off_and_are_bounded(buses: Buses) -> None:
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.NO_MATCH)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt, max_attempts=5))
+        run = Run(make_watcher(b, attempt, max_attempts=5))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.PAUSED)
@@ -313,7 +266,7 @@ def test_lockout_stops_the_attempts(buses: Buses) -> None:
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.NO_MATCH, AuthStatus.LOCKED_OUT, AuthStatus.OK)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.PAUSED)
@@ -330,7 +283,7 @@ def test_no_template_is_an_error_without_retries(buses: Buses) -> None:
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.NO_TEMPLATE)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.ERROR)
@@ -344,7 +297,7 @@ def test_password_unlock_stops_a_running_attempt(buses: Buses) -> None:
     buses.start("freedesktop")
     attempt = Scripted(block=True)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.AUTHENTICATING)
@@ -368,7 +321,7 @@ def test_unlock_and_relock_during_an_attempt(buses: Buses) -> None:
         return blocking(should_stop) if len(calls) == 1 else AuthStatus.OK
 
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt), once=False)
+        run = Run(make_watcher(b, attempt), once=False)
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.AUTHENTICATING)
@@ -392,7 +345,7 @@ def test_lid_closed_pauses_until_opened(buses: Buses, tmp_path: Path) -> None:
     attempt = Scripted(AuthStatus.OK)
     with buses.backend("freedesktop") as b:
         run = Run(
-            _watcher(b, attempt, lid=lambda: camera_pointless(pattern, no_drm), lid_poll=0.05)
+            make_watcher(b, attempt, lid=lambda: camera_pointless(pattern, no_drm), lid_poll=0.05)
         )
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
@@ -419,7 +372,8 @@ def test_display_off_pauses_until_on(buses: Buses, tmp_path: Path) -> None:
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.OK)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt, lid=lambda: camera_pointless(no_lid, drm), lid_poll=0.05))
+        run = Run(make_watcher(b, attempt, lid=lambda: camera_pointless(no_lid, drm),
+                               lid_poll=0.05))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.PAUSED, 3)
@@ -441,7 +395,7 @@ def test_idle_uses_no_cpu_and_stop_is_prompt(buses: Buses) -> None:
     buses.start("freedesktop")
     attempt = Scripted(AuthStatus.OK)
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt), once=False)
+        run = Run(make_watcher(b, attempt), once=False)
         run.wait_state(WatcherState.IDLE)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         time.sleep(1.0)
@@ -458,7 +412,7 @@ def test_idle_uses_no_cpu_and_stop_is_prompt(buses: Buses) -> None:
 def test_lost_bus_is_reported(buses: Buses) -> None:
     buses.start("freedesktop")
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, Scripted(AuthStatus.OK)), once=False)
+        run = Run(make_watcher(b, Scripted(AuthStatus.OK)), once=False)
         run.wait_state(WatcherState.IDLE)
         buses.session.close()
         with pytest.raises(WatcherError, match="lost the D-Bus connection"):
@@ -493,7 +447,7 @@ def test_enrolled_face_unlocks(
         enrolled.store, "alice", watcher_config(), str(enrolled.genuine), state_dir=tmp_path
     )
     with buses.backend(kind) as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock(kind)
         run.join(60)
@@ -511,7 +465,7 @@ def test_impostor_never_unlocks_and_locks_out(
     attempt = AuthAttempt(enrolled.store, "alice", cfg, str(enrolled.impostor), state_dir=tmp_path)
     statuses: list[AuthStatus | None] = []
     with buses.backend("freedesktop") as b:
-        run = Run(_watcher(b, attempt))
+        run = Run(make_watcher(b, attempt))
         run.wait_state(WatcherState.IDLE)
         buses.lock("freedesktop")
         run.wait_state(WatcherState.PAUSED, timeout=120)
