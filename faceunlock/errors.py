@@ -34,6 +34,10 @@ class AuthStatus(enum.IntEnum):
     TOO_DARK = 18  #: every frame was too dark to use
     LOCKED_OUT = 19  #: too many failures in a row; face auth paused, password still works
     TEMPLATE_ERROR = 20  #: template corrupt, tampered, or made with another model
+    #: the desktop app (``faceunlock`` with no arguments, ``faceunlock-gui``) cannot open a
+    #: window: no graphical session (no usable DISPLAY / WAYLAND_DISPLAY), or Qt's platform
+    #: plugin misses a system library; the command-line verbs still work
+    NO_DISPLAY = 23
 
 
 class FaceUnlockError(Exception):

@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
 # Set up FaceUnlock in ./.venv. Idempotent: re-running only installs what is missing.
-#   bash scripts/setup.sh          runtime + desktop app (PyQt6)
+#   bash scripts/setup.sh          runtime + desktop app (PyQt6), with every system library
+#                                  Qt needs to open a window on X11 (xcb) and Wayland
 #   bash scripts/setup.sh --dev    also the test, lint and training tools (+ xvfb, pamtester,
 #                                  dbus, gnome-keyring, python3-dbusmock, and trayer + xdotool
 #                                  for the real tray-host test, from Debian's packages)
+#   bash scripts/setup.sh --print-apt-runtime
+#                                  print the runtime Debian packages, one a line, and exit
+#                                  (tests/ui/test_runtime_deps.py reads the list from here)
+# FACEUNLOCK_VENV=DIR puts the virtual environment in DIR instead of ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEV=0
-[ "${1:-}" = "--dev" ] && DEV=1
+PRINT_RUNTIME=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    --print-apt-runtime) PRINT_RUNTIME=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --dev or --print-apt-runtime)" >&2; exit 2 ;;
+  esac
+done
+VENV="${FACEUNLOCK_VENV:-.venv}"
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages (Debian/Ubuntu) -------------------------------------------------------
 PY="${PYTHON:-python3}"
-APT_RUNTIME=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+APT_RUNTIME=(
+  # Qt itself (QtGui, fonts, the session bus)
+  libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+  # Qt's xcb platform plugin (X11 desktops, and XWayland): what libqxcb.so links
+  libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+  libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
+  libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0
+  # Qt's wayland platform plugin (Qt 6 picks it when WAYLAND_DISPLAY is set)
+  libwayland-client0 libwayland-cursor0
+)
+if [ "$PRINT_RUNTIME" = 1 ]; then
+  printf '%s\n' "${APT_RUNTIME[@]}"
+  exit 0
+fi
 # Debian's python3 lacks venv/ensurepip until python3-venv is installed
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
-         trayer xdotool
-         libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
-         libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0)
+         trayer xdotool)
 want=("${APT_RUNTIME[@]}")
 [ "$DEV" = 1 ] && want+=("${APT_DEV[@]}")
+installed() {  # Ubuntu 24.04 renamed some libraries with a t64 suffix (libglib2.0-0t64)
+  local n
+  for n in "$1" "${1}t64"; do
+    dpkg-query -W -f='${Status}' "$n" 2>/dev/null | grep -q "install ok installed" && return 0
+  done
+  return 1
+}
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
   done
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -40,11 +71,11 @@ fi
 # --- Python ---------------------------------------------------------------------------------
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || { echo "FaceUnlock needs Python 3.11 or newer ($PY is $("$PY" -V 2>&1))" >&2; exit 1; }
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv"
-  "$PY" -m venv .venv
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  "$PY" -m venv "$VENV"
 fi
-VPY=.venv/bin/python
+VPY="$VENV/bin/python"
 "$VPY" -m pip install -q --upgrade pip >/dev/null
 
 if [ "$DEV" = 1 ]; then
@@ -56,4 +87,4 @@ else
   say "installing faceunlock[gui]"
   "$VPY" -m pip install -q -e ".[gui]"
 fi
-say "ready: $(.venv/bin/faceunlock --version)"
+say "ready: $("$VENV/bin/faceunlock" --version)"

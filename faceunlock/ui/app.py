@@ -8,6 +8,10 @@ over to the tray).
 ``--camera SOURCE`` (a camera index, /dev/videoN, a video file or an image folder) replaces
 the config's ``camera.source`` for this run only; it is never written to the config file
 (Settings and the wizard write the camera only when it is changed there).
+
+Without a usable display (no graphical session, or a system library Qt's platform plugin
+needs is missing) it prints one line and exits with ``AuthStatus.NO_DISPLAY`` (23) before
+Qt starts (:mod:`faceunlock.ui.display`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from faceunlock.config import Config, config_set, load_config
 from faceunlock.engine import service
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError
+from faceunlock.ui import display
 
 if TYPE_CHECKING:
     from faceunlock.ui.tray import TrayIcon
@@ -171,8 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         print(f"faceunlock: error: {e}", file=sys.stderr)
         return int(AuthStatus.USAGE)
+    if QApplication.instance() is None:
+        # before Qt tries: without a usable display it aborts with its plugin messages
+        problem = display.display_problem(hold=True)
+        if problem is not None:
+            display.release()
+            print(f"faceunlock: {problem}", file=sys.stderr)
+            return int(AuthStatus.NO_DISPLAY)
     args = [sys.argv[0] if sys.argv else "faceunlock"]
-    app = QApplication.instance() or QApplication(args)
+    try:
+        app = QApplication.instance() or QApplication(args)
+    finally:
+        display.release()
     assert isinstance(app, QApplication)
     app.setApplicationName("FaceUnlock")
     app.setDesktopFileName("faceunlock")

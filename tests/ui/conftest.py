@@ -1,10 +1,13 @@
-"""Fixtures of the desktop-app tests: a small config, a throw-away template store and the
-woman's webcam clip as an image folder (skipped when ../shared is absent)."""
+"""Fixtures of the desktop-app tests: a small config, a throw-away template store, the
+woman's webcam clip as an image folder (skipped when ../shared is absent) and a real X server
+(Xvfb, skipped when it is not installed)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -35,3 +38,27 @@ def female_folder(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         for f in src:
             cv2.imwrite(str(d / f"{f.index:04d}.png"), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
     return d
+
+
+@pytest.fixture()
+def xvfb_display() -> Iterator[str]:
+    """A fresh Xvfb (1024x768x24, no TCP) for the test: its DISPLAY, e.g. ``":1"``."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb)")
+    r, wfd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(wfd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(wfd)
+    with os.fdopen(r) as f:
+        num = f.readline().strip()
+    try:
+        if not num:
+            pytest.skip("Xvfb did not start")
+        yield f":{num}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

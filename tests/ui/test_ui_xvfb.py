@@ -52,23 +52,6 @@ print("ok", w.width(), w.height())
 """
 
 
-def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    r, wfd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        pass_fds=(wfd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(wfd)
-    with os.fdopen(r) as f:
-        num = f.readline().strip()
-    if not num:
-        proc.kill()
-        pytest.skip("Xvfb did not start")
-    return proc, f":{num}"
-
-
 def _run_qt_child(code: str, tmp_path: Path, env: dict[str, str], timeout: float
                   ) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a child interpreter on the X display of ``env``; skip the test when Qt's
@@ -80,18 +63,11 @@ def _run_qt_child(code: str, tmp_path: Path, env: dict[str, str], timeout: float
     return res
 
 
-def test_wizard_screenshot_under_xvfb(tmp_path: Path) -> None:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed")
-    proc, display = _start_xvfb()
-    try:
-        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
-        env.pop("WAYLAND_DISPLAY", None)
-        res = _run_qt_child(CHILD, tmp_path, env, 90)
-        assert res.returncode == 0, res.stderr[-2000:]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def test_wizard_screenshot_under_xvfb(tmp_path: Path, xvfb_display: str) -> None:
+    env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    res = _run_qt_child(CHILD, tmp_path, env, 90)
+    assert res.returncode == 0, res.stderr[-2000:]
     from PyQt6.QtGui import QImage
 
     for name in ("wizard.png", "menu.png"):
@@ -189,13 +165,13 @@ TRAYER = [
 ]
 
 
-def test_tray_menu_through_a_real_tray_host(tmp_path: Path) -> None:
-    for tool, pkg in (("Xvfb", "xvfb"), ("trayer", "trayer"), ("xdotool", "xdotool")):
+def test_tray_menu_through_a_real_tray_host(tmp_path: Path, xvfb_display: str) -> None:
+    for tool, pkg in (("trayer", "trayer"), ("xdotool", "xdotool")):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian: apt-get install {pkg})")
     import fake_screensaver as fs  # tests/unlock is on pytest's pythonpath
 
-    proc, display = _start_xvfb()
+    display = xvfb_display
     bus_root = Path(tempfile.mkdtemp(prefix="fu-tr-"))  # short: unix socket paths max 108 bytes
     trayer: subprocess.Popen[bytes] | None = None
     bus = None
@@ -225,8 +201,6 @@ def test_tray_menu_through_a_real_tray_host(tmp_path: Path) -> None:
             fs.stop_process(trayer)
         if bus is not None:
             bus.close()
-        proc.terminate()
-        proc.wait(10)
         shutil.rmtree(bus_root, ignore_errors=True)
     seen = json.loads(res.stdout.strip().splitlines()[-1])
     assert seen["tray_available"]
