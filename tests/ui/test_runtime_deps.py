@@ -132,7 +132,8 @@ def owners(files: Iterable[Path]) -> dict[Path, str]:
 def installed_packages() -> dict[str, tuple[bool, str, list[list[str]]]]:
     """Installed package -> (is the base system, its priority, its Depends + Pre-Depends as
     alternatives), with each Provides name also mapping to its provider."""
-    fmt = r"${db:Status-Abbrev}|${Package}|${Essential}|${Priority}|${Provides}|${Depends}, ${Pre-Depends}\n"
+    fmt = (r"${db:Status-Abbrev}|${Package}|${Essential}|${Priority}|${Provides}"
+           r"|${Depends}, ${Pre-Depends}\n")
     out = subprocess.run(["dpkg-query", "-W", "-f", fmt], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     pkgs: dict[str, tuple[bool, str, list[list[str]]]] = {}
