@@ -3,12 +3,13 @@ way ``./run.sh`` starts it.
 
 ``scripts/setup.sh`` without ``--dev`` (what ``./run.sh`` runs) builds a fresh venv in the
 test's tmp folder (``FACEUNLOCK_VENV``; no system site-packages, no dev extras; PyQt6, OpenCV,
-onnxruntime and numpy come from PyPI through pip's usual cache). Then the venv's
-``faceunlock`` runs with no arguments on a real X server (Xvfb), with a throw-away HOME and XDG
-folders (so the first-run enrolment wizard opens) and no QT_QPA_PLATFORM (Qt picks xcb as on
-an X11 desktop). The wizard's window must appear on the X server (``xdotool search``,
-``xwininfo``), and a screenshot of the screen (saved as ``screen.png`` in the test's tmp
-folder) must show it drawn.
+onnxruntime and numpy come from PyPI through pip's usual cache). Then ``./run.sh`` itself
+(``FACEUNLOCK_VENV`` pointing at that venv: its set-up finds everything in place, then it
+runs the venv's ``faceunlock`` with no arguments) starts the app on a real X server (Xvfb),
+with a throw-away HOME and XDG folders (so the first-run enrolment wizard opens) and no
+QT_QPA_PLATFORM (Qt picks xcb as on an X11 desktop). The wizard's window must appear on the
+X server (``xdotool search``, ``xwininfo``), and a screenshot of the screen (saved as
+``screen.png`` in the test's tmp folder) must show it drawn.
 
 Skipped when Xvfb, xdotool or xwininfo is missing, when a runtime Debian package is missing
 (the test installs no system packages: ``bash scripts/setup.sh`` does), and when PyPI cannot
@@ -74,12 +75,22 @@ def _missing_runtime_packages() -> list[str]:
     return missing
 
 
+#: the Python a user's venv would be made with: this venv's base interpreter
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
+
+
+def _pip_cache() -> str:
+    res = subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], capture_output=True,
+                         text=True, timeout=60)
+    return res.stdout.strip() if res.returncode == 0 else ""
+
+
 def _build_runtime_venv(venv: Path) -> None:
     env = dict(os.environ)
     for var in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"):
         env.pop(var, None)
     env["FACEUNLOCK_VENV"] = str(venv)
-    env["PYTHON"] = getattr(sys, "_base_executable", sys.executable)  # the venv's base Python
+    env["PYTHON"] = BASE_PYTHON
     res = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
     if res.returncode != 0 and any(s in res.stderr + res.stdout for s in OFFLINE):
@@ -93,8 +104,10 @@ def _app_env(tmp_path: Path, venv: Path, display: str) -> dict[str, str]:
     run = tmp_path / "run"
     home.mkdir()
     run.mkdir(mode=0o700)
-    return {
-        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHON": BASE_PYTHON,
+        "FACEUNLOCK_VENV": str(venv),
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
@@ -107,6 +120,13 @@ def _app_env(tmp_path: Path, venv: Path, display: str) -> dict[str, str]:
         "DBUS_SESSION_BUS_ADDRESS": f"unix:path={run / 'no-bus'}",
         "FACEUNLOCK_INSTANCE": f"fu-rw-{os.getpid()}",
     }
+    if cache := _pip_cache():
+        env["PIP_CACHE_DIR"] = cache  # run.sh's set-up step, with the user's pip cache
+    for var in ("PIP_FIND_LINKS", "PIP_CERT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
+                "PIP_DEFAULT_TIMEOUT", "PIP_DISABLE_PIP_VERSION_CHECK"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    return env
 
 
 def _find_window(display: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
@@ -147,10 +167,11 @@ def test_first_window_from_a_runtime_only_venv(tmp_path: Path, xvfb_display: str
     env = _app_env(tmp_path, venv, xvfb_display)
     log = tmp_path / "app.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(venv / "bin" / "faceunlock")], env=env, stdout=out,
+        # run.sh execs the venv's faceunlock: proc is the app once its set-up step is done
+        proc = subprocess.Popen(["bash", str(ROOT / "run.sh")], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:
-        wid = _find_window(xvfb_display, proc, 120)
+        wid = _find_window(xvfb_display, proc, 240)
         info = subprocess.run(["xwininfo", "-id", wid], env={**os.environ, "DISPLAY": xvfb_display},
                               capture_output=True, text=True, timeout=30).stdout
         geo = {k: int(v) for k, v in re.findall(
@@ -173,6 +194,8 @@ def test_first_window_from_a_runtime_only_venv(tmp_path: Path, xvfb_display: str
             proc.wait(10)
     output = log.read_text(errors="replace")
     assert "Traceback" not in output and "qt.qpa.plugin" not in output, output[-3000:]
+    assert "[setup] installing Debian packages" not in output  # all there already
+    assert "[setup] ready: faceunlock" in output, output[-3000:]
 
     from PyQt6.QtGui import QImage
 
