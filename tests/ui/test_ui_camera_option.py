@@ -132,7 +132,7 @@ def test_faceunlock_gui_camera_starts_the_app(
 def test_run_sh_passes_its_arguments_to_faceunlock() -> None:
     run_sh = Path(__file__).resolve().parents[2] / "run.sh"
     last = [ln for ln in run_sh.read_text().splitlines() if ln.strip()][-1]
-    assert last == 'exec .venv/bin/faceunlock "$@"'
+    assert last == 'exec "${FACEUNLOCK_VENV:-.venv}/bin/faceunlock" "$@"'
 
 
 def _open_settings(tray: TrayIcon) -> SettingsDialog:
