@@ -40,7 +40,7 @@ from faceunlock.paths import shared_dir
 
 EVAL_MIN_IMAGES = 8
 VALIDATION_FAR = 1e-4
-HIST = {"start": -15.0, "step": 0.1, "bins": 200}  # normalised scores -15 .. +5
+HIST = {"start": -15.0, "step": 0.1, "bins": 400}  # normalised scores -15 .. +25
 
 
 def all_images(root: Path) -> tuple[list[str], list[str]]:
