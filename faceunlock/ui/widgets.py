@@ -290,6 +290,14 @@ class CalibrationPanel(QWidget):
             self.radios[level] = rb
             lay.addWidget(rb)
             rb.toggled.connect(self._toggled)
+        population = QLabel(
+            "These rates were measured on photos of public figures. Between relatives or "
+            "people who look alike, another person gets in about 10 times more often: choose "
+            "Secure if that matters in your home or office."
+        )
+        population.setObjectName("population_note")
+        population.setWordWrap(True)
+        lay.addWidget(population)
         self.threshold_label = QLabel()
         self.threshold_label.setObjectName("threshold_label")
         self.warning_label = QLabel()
