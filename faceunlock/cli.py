@@ -398,11 +398,20 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "user": user,
                 "threshold": t.threshold,
                 "security_level": t.security_level,
+                "scoring": t.calibration.get("scoring", "raw"),
+                "lookalikes": t.calibration.get("lookalikes"),
                 "anchors": rows,
             }
         )
     else:
-        print(f"{user}: {len(rows)} anchors, threshold {t.threshold}, level {t.security_level}")
+        thr = "model default" if t.threshold is None else f"{t.threshold:.3f}"
+        print(f"{user}: {len(rows)} anchors, threshold {thr} "
+              f"({t.calibration.get('scoring', 'raw')} scores), level {t.security_level}")
+        look = t.calibration.get("lookalikes")
+        if isinstance(look, dict) and "margin" in look:
+            print(f"  closest of {look.get('cohort_size', '?')} reference faces: "
+                  f"{look['margin']:+.2f} from the threshold"
+                  + (f"; {look['warning']}" if look.get("warning") else ""))
         for r in rows:
             print(f"  {r['id']}  {r['label']:<12} {r['created']}")
     return 0

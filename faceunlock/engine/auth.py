@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from faceunlock.engine.calibration import scores_to_anchors
+from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame
@@ -120,18 +120,28 @@ MESSAGES = {
 }
 
 
-def score_frame(pipe: Observer, image: np.ndarray, anchors: np.ndarray) -> tuple[int, float]:
-    """(faces found, smallest distance of any face to any anchor; inf when no face)."""
+def as_matcher(anchors: np.ndarray | Matcher) -> Matcher:
+    """A :class:`Matcher`; bare anchors (M, D) are scored by raw distance."""
+    return anchors if isinstance(anchors, Matcher) else Matcher(anchors)
+
+
+def score_frame(
+    pipe: Observer, image: np.ndarray, anchors: np.ndarray | Matcher
+) -> tuple[int, float]:
+    """(faces found, smallest score of any face against the template; inf when no face).
+
+    ``anchors``: a :class:`Matcher` (raw or cohort-normalised scores) or bare anchors
+    (M, D) float32, scored by raw distance."""
     obs = pipe.observe(image, select="all", track=True)
     if not obs:
         return 0, float("inf")
     emb = np.stack([o.embedding for o in obs])
-    return len(obs), float(scores_to_anchors(emb, anchors).min())
+    return len(obs), float(as_matcher(anchors).scores(emb).min())
 
 
 def authenticate(
     pipe: Observer,
-    anchors: np.ndarray,
+    anchors: np.ndarray | Matcher,
     threshold: float,
     frames: Iterable[Frame],
     params: AuthParams = AuthParams(),
@@ -142,11 +152,10 @@ def authenticate(
 ) -> AuthResult:
     """Run one attempt over ``frames`` (stops at the timeout or when frames run out).
 
-    anchors: (M, 128) float32 enrolled embeddings.
+    anchors: the template's :class:`Matcher`, or bare (M, 128) float32 anchors (raw
+    distances); ``threshold`` is on the same scale.
     """
-    a = np.asarray(anchors, np.float32)
-    if a.ndim != 2 or a.shape[0] == 0:
-        raise InputError(f"no anchors to compare with (shape {a.shape})")
+    a = as_matcher(anchors)
     reset = getattr(pipe, "reset_tracking", None)
     if reset is not None:
         reset()

@@ -260,9 +260,14 @@ class ThresholdChoice:
     expected_frr: float  # per-frame false-reject estimate from the user's genuine distances
     genuine: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: the score scale of ``threshold``: ``raw`` distances or ``asnorm`` cohort-normalised
+    #: scores (see :mod:`faceunlock.engine.cohort`)
+    scoring: str = "raw"
+    #: the enrolment-time look-alike check (``service.lookalike_check``), when a cohort exists
+    lookalikes: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "level": self.level,
             "threshold": round(self.threshold, 6),
             "per_attempt_far": self.per_attempt_far,
@@ -270,7 +275,11 @@ class ThresholdChoice:
             "expected_frr": round(self.expected_frr, 6),
             "genuine": self.genuine,
             "warnings": list(self.warnings),
+            "scoring": self.scoring,
         }
+        if self.lookalikes:
+            out["lookalikes"] = self.lookalikes
+        return out
 
 
 def per_comparison_target(level: str, n_anchors: int) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import getpass
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from faceunlock.config import Config
 from faceunlock.engine import calibration as cal
+from faceunlock.engine import cohort as coh
 from faceunlock.engine.auth import (
     AuthParams,
     AuthResult,
@@ -63,8 +64,50 @@ def source_for(cfg: Config, spec: str | None = None) -> FrameSource:
     )
 
 
-def far_table(pipe: Pipeline) -> cal.FarTable:
-    """The encoder's FAR table from its sidecar."""
+_COHORTS: dict[tuple[str, str], coh.Cohort | None] = {}
+
+
+def cohort(pipe: Pipeline) -> coh.Cohort | None:
+    """The score-normalisation cohort shipped for the pipeline's encoder (loaded once per
+    process), or None when the encoder has none (then scores are raw distances)."""
+    key = (str(pipe.encoder.path), pipe.encoder.sha256)
+    if key not in _COHORTS:
+        _COHORTS[key] = coh.cohort_for(pipe.encoder.path, pipe.encoder.sha256)
+    return _COHORTS[key]
+
+
+def scoring_of(template: Template) -> str:
+    """How the template's threshold was calibrated: ``raw`` distances (templates from before
+    cohort normalisation) or ``asnorm`` scores."""
+    s = template.calibration.get("scoring", coh.RAW)
+    return s if s in (coh.RAW, coh.ASNORM) else coh.RAW
+
+
+def matcher(template: Template, pipe: Pipeline) -> coh.Matcher:
+    """The template's anchors, scored the way its threshold was calibrated."""
+    if scoring_of(template) == coh.ASNORM:
+        c = cohort(pipe)
+        if c is None:
+            raise ModelError(
+                pipe.encoder.path,
+                "this face was calibrated with cohort-normalised scores, but no cohort file "
+                "is installed for this encoder; reinstall FaceUnlock or run "
+                "`faceunlock calibrate` again",
+            )
+        return coh.Matcher(template.embeddings(), c)
+    return coh.Matcher(template.embeddings())
+
+
+def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
+    """The FAR table of ``scoring`` (default: ``asnorm`` where a cohort is shipped): raw
+    distances from the encoder's sidecar, normalised scores from the cohort's."""
+    if scoring is None:
+        scoring = coh.RAW if cohort(pipe) is None else coh.ASNORM
+    if scoring == coh.ASNORM:
+        c = cohort(pipe)
+        if c is None or "far_table" not in c.meta:
+            raise ModelError(pipe.encoder.path, "no cohort FAR table for this encoder")
+        return cal.FarTable.from_json(c.meta["far_table"])
     meta = load_sidecar(pipe.encoder.path)
     if "far_table" not in meta:
         raise ModelError(
@@ -97,17 +140,81 @@ class EnrolOutcome:
 def calibrate_template(
     template: Template, pipe: Pipeline, level: str, live: np.ndarray | None = None
 ) -> cal.ThresholdChoice:
-    """Choose and store the threshold for ``level``. Genuine scores: each anchor against the
-    others (leave-one-out) plus optional live frames' scores."""
-    anchors = template.embeddings()
-    genuine = cal.anchor_genuine_distances(anchors) if len(anchors) >= 2 else np.zeros(0)
+    """Choose and store the threshold for ``level``, on cohort-normalised scores where the
+    encoder has a cohort (raw distances otherwise). Genuine scores: each anchor against the
+    others (leave-one-out) plus optional live frames' scores (``live``: on the same scale,
+    see :func:`live_scores`). Also records the look-alike check (:func:`lookalike_check`)."""
+    m, table, genuine = calibration_inputs(template, pipe)
     if live is not None and live.size:
         genuine = np.concatenate([genuine, live])
-    choice = cal.choose_threshold(far_table(pipe), len(anchors), genuine, level)
+    choice = choose(m, table, genuine, level)
     template.threshold = choice.threshold
     template.security_level = level
     template.calibration = choice.to_json()
     return choice
+
+
+def calibration_inputs(
+    template: Template, pipe: Pipeline
+) -> tuple[coh.Matcher, cal.FarTable, np.ndarray]:
+    """What calibrating ``template`` starts from: its anchors scored the way a new calibration
+    scores them (cohort-normalised where the encoder has a cohort), the FAR table of that
+    scale, and the anchors' leave-one-out genuine scores (empty with fewer than 2 anchors)."""
+    m = coh.Matcher(template.embeddings(), cohort(pipe))
+    genuine = m.leave_one_out() if len(m.anchors) >= 2 else np.zeros(0)
+    return m, far_table(pipe, m.scoring), genuine
+
+
+def choose(
+    m: coh.Matcher, table: cal.FarTable, genuine: np.ndarray, level: str
+) -> cal.ThresholdChoice:
+    """:func:`~faceunlock.engine.calibration.choose_threshold` on ``m``'s scale, with the
+    look-alike check where there is a cohort."""
+    choice = replace(
+        cal.choose_threshold(table, len(m.anchors), genuine, level), scoring=m.scoring
+    )
+    if m.cohort is None:
+        return choice
+    look = lookalike_check(m, choice)
+    warnings = (*choice.warnings, look["warning"]) if look["warning"] else choice.warnings
+    return replace(choice, lookalikes=look, warnings=warnings)
+
+
+#: a look-alike must score at least this far above the threshold (in normalised units)
+LOOKALIKE_MARGIN = 0.5
+
+
+def lookalike_check(m: coh.Matcher, choice: cal.ThresholdChoice) -> dict[str, Any]:
+    """The cohort identities nearest to the user's anchors, against the chosen threshold.
+
+    Returns ``nearest`` (their 5 lowest scores), ``margin`` (the lowest minus the threshold:
+    how far the closest stranger is from being accepted), ``overlap`` (share of the user's own
+    genuine scores that are no better than that stranger's) and ``warning`` (plain words, or
+    empty)."""
+    near = m.lookalikes(5)
+    margin = float(near[0] - choice.threshold)
+    g = m.leave_one_out() if len(m.anchors) >= 2 else np.zeros(0)
+    overlap = float(np.mean(g >= near[0])) if g.size else 0.0
+    warning = ""
+    if margin < LOOKALIKE_MARGIN:
+        warning = (
+            "Someone in FaceUnlock's reference set of "
+            f"{m.cohort.size if m.cohort else 0} faces looks close to you at this level. "
+            "A relative or look-alike might be accepted: choose the secure level, or use "
+            "your password where it matters."
+        )
+    elif overlap > 0.1:
+        warning = (
+            "Some of your own captures match you no better than the closest stranger in the "
+            "reference set: re-enrol in better light, or choose the secure level."
+        )
+    return {
+        "nearest": [round(float(x), 4) for x in near],
+        "margin": round(margin, 4),
+        "overlap": round(overlap, 4),
+        "cohort_size": m.cohort.size if m.cohort else 0,
+        "warning": warning,
+    }
 
 
 def enrol(
@@ -163,15 +270,19 @@ def enrol(
 
 
 def live_scores(
-    pipe: Pipeline, anchors: np.ndarray, source: FrameSource, seconds: float = 3.0
+    pipe: Pipeline, anchors: np.ndarray | coh.Matcher, source: FrameSource, seconds: float = 3.0
 ) -> np.ndarray:
-    """Scores (distance to nearest anchor) of the largest face in each frame of a capture."""
+    """Scores of the largest face in each frame of a capture against ``anchors`` (a
+    :class:`~faceunlock.engine.cohort.Matcher`, or bare anchors: raw distances)."""
+    from faceunlock.engine.auth import as_matcher
+
+    m = as_matcher(anchors)
     scores = []
     with source:
         for fr in frames_for(source, seconds=seconds):
             obs = pipe.observe(fr.image, select="largest")
             if obs:
-                scores.append(float(cal.scores_to_anchors(obs[0].embedding[None], anchors)[0]))
+                scores.append(float(m.scores(obs[0].embedding[None])[0]))
     return np.asarray(scores)
 
 
@@ -185,7 +296,8 @@ def calibrate(
 ) -> cal.ThresholdChoice:
     pipe = pipeline_for(cfg)
     template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-    live = live_scores(pipe, template.embeddings(), source, seconds) if source else None
+    m = coh.Matcher(template.embeddings(), cohort(pipe))  # the scale calibrate_template uses
+    live = live_scores(pipe, m, source, seconds) if source else None
     choice = calibrate_template(template, pipe, level or template.security_level, live)
     store.save(template)
     return choice
@@ -248,7 +360,7 @@ def authenticate_user(
     with source:
         res = authenticate(
             pipe,
-            template.embeddings(),
+            matcher(template, pipe),
             thr,
             (keep(f) for f in source),
             params,

@@ -173,6 +173,36 @@ def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
     return out
 
 
+def time_normalisation(
+    pipe: Pipeline, frame: np.ndarray, repeats: int, anchors: int = 20
+) -> dict[str, float] | None:
+    """ms to score one frame's face against a template of ``anchors`` anchors, by raw
+    distance and cohort-normalised (the matcher of the unlock path); None without a cohort."""
+    from faceunlock.engine.cohort import Matcher, cohort_for
+
+    c = cohort_for(pipe.encoder.path, pipe.encoder.sha256)
+    obs = pipe.observe(frame, select="largest")
+    if c is None or not obs:
+        return None
+    rng = np.random.default_rng(0)
+    e = obs[0].embedding[None]
+    tmpl = (e + rng.normal(0, 0.02, (anchors, e.shape[1]))).astype(np.float32)
+    out = {}
+    for name, m in (("raw", Matcher(tmpl)), ("asnorm", Matcher(tmpl, c))):
+        times = []
+        for _ in range(max(repeats, 20)):
+            t0 = time.perf_counter()
+            m.scores(e)
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[name] = _stats(times)["median"]
+    t0 = time.perf_counter()
+    Matcher(tmpl, c)
+    out["asnorm_template_setup"] = (time.perf_counter() - t0) * 1e3
+    out["cohort_identities"] = float(c.size)
+    out["k"] = float(c.k)
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def run(
     settings: PipelineSettings,
     image: str | None = None,
@@ -197,6 +227,9 @@ def run(
     if not settings.coarse_first:  # the unlock path's first frames (see PipelineSettings)
         res["coarse_first_stages_ms"] = time_pipeline(
             Pipeline(replace(settings, coarse_first=True)), frame, repeats)
+    norm = time_normalisation(pipe, frame, repeats)
+    if norm is not None:
+        res["cohort_scoring_ms"] = norm
     if cold_start_too:
         res["cold_start"] = cold_start(frame, settings)
     if dlib_too:
@@ -219,6 +252,13 @@ def format_table(res: dict[str, Any]) -> str:
     for k in ("detect", "landmarks", "align", "embed", "embed_per_chip", "total"):
         lines.append(f"{k:<16}" + "".join(f"{c[k]['median']:>11.2f}{c[k]['p90']:>11.2f}"
                                            for _, c in cols))
+    if "cohort_scoring_ms" in res:
+        cn = res["cohort_scoring_ms"]
+        lines.append(
+            f"scoring one face against 20 anchors: raw {cn['raw']:.3f} ms, cohort-normalised "
+            f"{cn['asnorm']:.3f} ms ({cn['cohort_identities']:.0f} identities, k {cn['k']:.0f}; "
+            f"per template once: {cn['asnorm_template_setup']:.2f} ms)"
+        )
     if "cold_start" in res:
         cs = res["cold_start"]
         lines.append(

@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
+from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import FaceUnlockError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
@@ -197,7 +198,7 @@ class RecognitionTestDialog(QDialog):
         thr = t.threshold if t.threshold is not None else pipe.threshold
         spec = source_spec if source_spec is not None else cfg.camera.source
         worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec), pipe_factory, t.embeddings(), thr
+            lambda: service.source_for(cfg, spec), pipe_factory, service.matcher(t, pipe), thr
         )
         worker.frame.connect(self._frame)
         worker.error.connect(self.error.setText)
@@ -261,6 +262,7 @@ class RecalibrateDialog(QDialog):
         self.live_max_frames = live_max_frames
         self.table: cal.FarTable | None = None
         self.anchor_genuine = np.zeros(0)
+        self.matcher: Matcher | None = None
         self.live: list[float] = []
         self.live_frames = 0
         self.live_started: float | None = None
@@ -295,12 +297,11 @@ class RecalibrateDialog(QDialog):
         try:
             pipe = self.pipe_factory()
             t = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-            emb = t.embeddings()
-            self.anchor_genuine = (
-                cal.anchor_genuine_distances(emb) if len(emb) >= 2 else np.zeros(0)
+            # scored the way the new calibration will be (cohort-normalised where shipped)
+            self.matcher, self.table, self.anchor_genuine = service.calibration_inputs(t, pipe)
+            self.panel.set_data(
+                self.table, len(t), self.anchor_genuine, t.security_level, matcher=self.matcher
             )
-            self.table = service.far_table(pipe)
-            self.panel.set_data(self.table, len(emb), self.anchor_genuine, t.security_level)
             self.template = t
             self.threshold = t.threshold if t.threshold is not None else float(pipe.threshold)
         except Exception as e:
@@ -317,9 +318,12 @@ class RecalibrateDialog(QDialog):
         self.live, self.live_frames, self.live_started = [], 0, None
         self.error.setText("")
         cfg, spec = self.cfg, self.source_spec
+        ch, m = self.panel.choice, self.matcher
+        if m is None:
+            return
         worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec), self.pipe_factory, t.embeddings(),
-            self.threshold,
+            lambda: service.source_for(cfg, spec), self.pipe_factory, m,
+            ch.threshold if ch is not None else self.threshold,
         )
         worker.frame.connect(self._live_frame)
         worker.error.connect(self.error.setText)
@@ -370,9 +374,9 @@ class RecalibrateDialog(QDialog):
             return
         live = np.asarray(self.live, np.float64)
         genuine = np.concatenate([self.anchor_genuine, live])
-        self.panel.set_data(self.table, len(t), genuine, self.panel.level)
+        self.panel.set_data(self.table, len(t), genuine, self.panel.level, matcher=self.matcher)
         self.live_status.setText(
-            f"Measured {live.size} frames with your face (typical distance "
+            f"Measured {live.size} frames with your face (typical score "
             f"{float(np.median(live)):.3f}). The rates above now include them; choose a level "
             "and press Save."
         )

@@ -19,6 +19,8 @@ from PyQt6.QtWidgets import (
 )
 
 from faceunlock.engine import calibration as cal
+from faceunlock.engine import service
+from faceunlock.engine.cohort import Matcher
 
 LEVEL_NAMES = {
     "convenient": "Convenient",
@@ -127,11 +129,23 @@ class DistancePlot(QWidget):
         )
         self.update()
 
-    def x_max(self) -> float:
-        hi = [0.8, *(self.genuine.tolist()), self.threshold or 0.0]
+    def x_range(self) -> tuple[float, float, float]:
+        """(lowest, highest, tick step) of the score axis: every genuine score, the threshold
+        and 99 % of other people's scores fit. Raw distances start at 0; cohort-normalised
+        scores are mostly negative for the user and around 0 for strangers."""
+        vals = [*self.genuine.tolist()]
+        if self.threshold is not None:
+            vals.append(self.threshold)
         if self.impostor is not None:
-            hi.append(self.impostor.quantile(0.995))
-        return math.ceil(max(hi) * 10 + 0.5) / 10
+            vals += [self.impostor.quantile(0.005), self.impostor.quantile(0.995)]
+        lo = min([0.0, *vals])
+        hi = max([0.8 if lo >= 0 else 1.0, *vals])
+        span = hi - lo
+        step = next(st for st in (0.2, 0.5, 1.0, 2.0, 5.0, 10.0) if span / st <= 8)
+        return math.floor(lo / step) * step, math.ceil(hi / step + 0.25) * step, step
+
+    def x_max(self) -> float:
+        return self.x_range()[1]
 
     def paintEvent(self, event: object) -> None:
         p = QPainter(self)
@@ -144,11 +158,11 @@ class DistancePlot(QWidget):
         left, right = 10.0 + line_h, w - 12.0
         top = 2.0 * line_h + 8.0  # legend row, then the threshold label
         axis_y = h - 2.0 * line_h - 8.0  # tick labels and the axis title below
-        xmax = self.x_max()
+        xmin, xmax, tick = self.x_range()
         span = axis_y - top
 
         def x(d: float) -> float:
-            return left + (right - left) * min(max(d, 0.0), xmax) / xmax
+            return left + (right - left) * (min(max(d, xmin), xmax) - xmin) / (xmax - xmin)
 
         if self.threshold is not None:
             p.fillRect(
@@ -158,8 +172,10 @@ class DistancePlot(QWidget):
         if self.impostor is not None:
             dens = self.impostor.density()
             peak = float(dens.max()) if dens.size and dens.max() > 0 else 1.0
-            pts = [QPointF(x(self.impostor.start), axis_y)]
+            pts = [QPointF(x(max(self.impostor.start, xmin)), axis_y)]
             for c, v in zip(self.impostor.centres(), dens, strict=True):
+                if c < xmin:
+                    continue
                 if c > xmax:
                     break
                 pts.append(QPointF(x(float(c)), axis_y - 0.92 * span * float(v) / peak))
@@ -169,10 +185,11 @@ class DistancePlot(QWidget):
             p.setPen(QPen(self.IMPOSTOR_COLOUR, 1.5))
             p.setBrush(fill)
             p.drawPolygon(QPolygonF(pts))
-        # the user: bars of a 0.02-wide histogram
+        # the user: bars of a histogram, BIN wide per 0.2 of axis tick
         if self.genuine.size:
-            edges = np.arange(0.0, xmax + self.BIN, self.BIN)
-            counts, _ = np.histogram(np.clip(self.genuine, 0.0, xmax - 1e-9), edges)
+            width = self.BIN * tick / 0.2
+            edges = np.arange(xmin, xmax + width, width)
+            counts, _ = np.histogram(np.clip(self.genuine, xmin, xmax - 1e-9), edges)
             tallest = max(int(counts.max()), 1)
             bar = QColor(self.GENUINE_COLOUR)
             bar.setAlpha(200)
@@ -188,17 +205,18 @@ class DistancePlot(QWidget):
         p.setPen(QPen(fg, 1))
         p.drawLine(QPointF(left, axis_y), QPointF(right, axis_y))
         p.drawLine(QPointF(left, top), QPointF(left, axis_y))
-        t = 0.0
+        t = xmin
         while t <= xmax + 1e-9:
             p.drawLine(QPointF(x(t), axis_y), QPointF(x(t), axis_y + 4))
             p.drawText(
-                QRectF(x(t) - 20, axis_y + 4, 40, line_h), Qt.AlignmentFlag.AlignCenter, f"{t:.1f}"
+                QRectF(x(t) - 20, axis_y + 4, 40, line_h), Qt.AlignmentFlag.AlignCenter,
+                f"{t:.1f}" if tick < 1 else f"{t:.0f}",
             )
-            t += 0.2
+            t += tick
         p.drawText(
             QRectF(left, axis_y + 4 + line_h, right - left, line_h),
             Qt.AlignmentFlag.AlignCenter,
-            "distance between two faces (smaller = more alike)",
+            "difference between two faces (smaller = more alike)",
         )
         p.save()
         p.translate(2.0, axis_y)
@@ -272,6 +290,14 @@ class CalibrationPanel(QWidget):
             self.radios[level] = rb
             lay.addWidget(rb)
             rb.toggled.connect(self._toggled)
+        population = QLabel(
+            "These rates were measured on photos of public figures. Between relatives or "
+            "people who look alike, another person gets in about 10 times more often: choose "
+            "Secure if that matters in your home or office."
+        )
+        population.setObjectName("population_note")
+        population.setWordWrap(True)
+        lay.addWidget(population)
         self.threshold_label = QLabel()
         self.threshold_label.setObjectName("threshold_label")
         self.warning_label = QLabel()
@@ -294,12 +320,21 @@ class CalibrationPanel(QWidget):
         self.impostor: cal.Histogram | None = None
 
     def set_data(
-        self, table: cal.FarTable, n_anchors: int, genuine: np.ndarray, level: str
+        self,
+        table: cal.FarTable,
+        n_anchors: int,
+        genuine: np.ndarray,
+        level: str,
+        matcher: Matcher | None = None,
     ) -> None:
+        """``genuine`` and ``table`` are on ``matcher``'s scale (cohort-normalised scores,
+        with the look-alike check); without a matcher, raw distances."""
         self.genuine = np.asarray(genuine, np.float64)
         self.impostor = table.impostor_histogram
         self.choices = {
-            lv: cal.choose_threshold(table, n_anchors, self.genuine, lv)
+            lv: service.choose(matcher, table, self.genuine, lv)
+            if matcher is not None
+            else cal.choose_threshold(table, n_anchors, self.genuine, lv)
             for lv in cal.SECURITY_LEVELS
         }
         for lv, ch in self.choices.items():
@@ -340,7 +375,7 @@ class CalibrationPanel(QWidget):
         if ch is None:
             return
         self.threshold_label.setText(
-            f"Threshold: {ch.threshold:.3f} (distance; smaller = stricter)"
+            f"Threshold: {ch.threshold:.3f} (faces that differ less are accepted)"
         )
         self.plot.set_data(self.genuine, ch.threshold, self.impostor)
         self.warning_label.setText("\n".join(ch.warnings))

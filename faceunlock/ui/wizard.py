@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PyQt6.QtCore import QProcess, Qt
 from PyQt6.QtGui import QFontDatabase
 from PyQt6.QtWidgets import (
@@ -428,10 +427,8 @@ class CalibratePage(QWizardPage):
             self.wiz.build_template()
             t = self.wiz.template
             assert t is not None
-            emb = t.embeddings()
-            genuine = cal.anchor_genuine_distances(emb) if len(emb) >= 2 else np.zeros(0)
-            table = service.far_table(self.wiz.pipe_factory())
-            self.panel.set_data(table, len(emb), genuine, t.security_level)
+            m, table, genuine = service.calibration_inputs(t, self.wiz.pipe_factory())
+            self.panel.set_data(table, len(t), genuine, t.security_level, matcher=m)
         except Exception as e:
             self.error.setText(plain_message(e))
         self.completeChanged.emit()

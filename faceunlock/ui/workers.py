@@ -19,6 +19,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from faceunlock.engine.auth import score_frame
+from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame, FrameSource
@@ -194,13 +195,15 @@ class AuthTestWorker(CameraWorker):
         self,
         source_factory: Callable[[], FrameSource],
         pipe_factory: Callable[[], Any],
-        anchors: np.ndarray,
+        anchors: np.ndarray | Matcher,
         threshold: float,
         *,
         min_interval: float = 0.0,
     ) -> None:
+        """``anchors``: the template's Matcher (its scale is ``threshold``'s), or bare
+        anchors scored by raw distance."""
         super().__init__(source_factory, pipe_factory, min_interval=min_interval)
-        self.anchors = np.asarray(anchors, np.float32)
+        self.anchors = anchors if isinstance(anchors, Matcher) else np.asarray(anchors, np.float32)
         self.threshold = float(threshold)
 
     def process(self, pipe: Any, fr: Frame) -> FramePacket:

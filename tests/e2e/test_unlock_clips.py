@@ -46,7 +46,10 @@ def test_enrol_first_half_then_unlock_on_second_half(
     out = _enrol(store, cfg, "alice", png_folder(tmp_path / "enrol", fem[:half]))
     assert out.added >= 3
     t = store.load("alice")
-    assert t.threshold is not None and 0.3 < t.threshold < 0.6
+    # cohort-normalised scores (models/cohort-int8.npz): strangers score near 0, the owner
+    # several spreads below; the balanced level's line sits in between
+    assert t.calibration["scoring"] == "asnorm"
+    assert t.threshold is not None and -8.0 < t.threshold < -2.0
     res = _auth(store, cfg, "alice", png_folder(tmp_path / "probe", fem[half:]))
     assert res.status == AuthStatus.OK, res.to_json()
     assert res.best_distance <= t.threshold
@@ -81,7 +84,7 @@ def test_two_people_in_frame(
     for im in both[:10]:
         obs = pipe.observe(im, select="all")
         assert len(obs) == 2
-        d = [float(np.min(np.linalg.norm(bob.embeddings() - o.embedding, axis=1))) for o in obs]
+        d = service.matcher(bob, pipe).scores(np.stack([o.embedding for o in obs])).tolist()
         # the woman's face (left of the frame here) never counts as a match
         woman = min(range(2), key=lambda i: obs[i].box[0])
         assert d[woman] > bob.threshold
