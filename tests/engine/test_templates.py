@@ -19,6 +19,7 @@ from faceunlock.engine.templates import (
     install_system_copy,
 )
 from faceunlock.errors import (
+    AuthStatus,
     InputError,
     KeyringUnavailableError,
     RootRequiredError,
@@ -207,8 +208,9 @@ def test_model_mismatch(store: TemplateStore) -> None:
     with pytest.raises(TemplateModelMismatchError) as ei:
         store.load("alice", expected_model_sha256=SHA_B)
     msg = str(ei.value)
-    assert "made with model aaaaaaaaaaaa…" in msg
-    assert "this model is bbbbbbbbbbbb…" in msg and "re-enrol" in msg
+    assert "made with another face model" in msg and "encoder aaaaaaaaaaaa…" in msg
+    assert "the encoder in use is bbbbbbbbbbbb…" in msg and "re-enrol" in msg
+    assert ei.value.status == AuthStatus.TEMPLATE_ERROR
     assert store.load("alice").model_sha256 == SHA_A  # no expectation: loads fine
 
 
