@@ -603,7 +603,12 @@ class KeyringKeyProvider:
                 import keyring
             except ImportError as e:  # pragma: no cover - keyring is a dependency
                 raise KeyringUnavailableError("the Python package `keyring` is missing") from e
-            backend = keyring.get_keyring()
+            try:
+                backend = keyring.get_keyring()
+            except Exception as e:  # a backend forced by PYTHON_KEYRING_BACKEND / keyringrc
+                raise KeyringUnavailableError(  # checks its service when it is made
+                    f"the configured keyring backend cannot be used: {type(e).__name__}: {e}"
+                ) from e
         problem = _backend_problem(backend)
         if problem:
             raise KeyringUnavailableError(problem)
