@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from faceunlock.config import config_set, save_config
-from faceunlock.engine.modelfile import TEMP_SUFFIX, load_sidecar
+from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import MODEL_FILES
 from faceunlock.engine.templates import Anchor, Template, TemplateStore, encrypt_template
 from faceunlock.errors import AuthStatus
@@ -38,6 +38,8 @@ from test_keyring_secret_service import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"
 USER = "alice"
+KEYRING_ERROR = 22  # AuthStatus.KEYRING_ERROR (spelt out: the tests also run against old code)
+TEMP_SUFFIX = ".faceunlock-tmp"  # faceunlock.engine.modelfile.TEMP_SUFFIX
 
 
 def _encoder_sha(precision: str) -> str:
@@ -170,7 +172,7 @@ def test_locked_keyring_exits_keyring_error(store: TemplateStore) -> None:
     p = _saved(store)
     _lock_login_collection()
     r = _cli("list")
-    assert r.returncode == AuthStatus.KEYRING_ERROR == 22, (r.returncode, r.stderr)
+    assert r.returncode == KEYRING_ERROR, (r.returncode, r.stderr)
     assert "keyring is locked" in r.stderr and "Traceback" not in r.stderr
     assert p.is_file()
 
@@ -183,7 +185,7 @@ def test_no_keyring_exits_keyring_error(tmp_path: Path) -> None:
         (d / f"{USER}.tpl").write_bytes(encrypt_template(_template(), os.urandom(32)))
         os.chmod(d / f"{USER}.tpl", 0o600)
         r = _cli("list")
-    assert r.returncode == AuthStatus.KEYRING_ERROR, (r.returncode, r.stderr)
+    assert r.returncode == KEYRING_ERROR, (r.returncode, r.stderr)
     assert "no usable keyring" in r.stderr
 
 
@@ -198,7 +200,7 @@ def test_clear_with_locked_keyring_deletes_nothing(store: TemplateStore) -> None
     files = {q: q.read_bytes() for q in (p, store.backup_path(USER))}
     _lock_login_collection()
     r = _cli("clear", "--yes")
-    assert r.returncode == AuthStatus.KEYRING_ERROR, (r.returncode, r.stderr)
+    assert r.returncode == KEYRING_ERROR, (r.returncode, r.stderr)
     assert "nothing was deleted" in r.stderr and str(p) in r.stderr, r.stderr
     assert {q: q.read_bytes() for q in files} == files
     assert _key_item_exists(USER)
@@ -218,7 +220,7 @@ def test_clear_without_secret_service_deletes_nothing(tmp_path: Path) -> None:
             proc.terminate()
             proc.wait(10)
         r = _cli("clear", "--yes")
-    assert r.returncode == AuthStatus.KEYRING_ERROR, (r.returncode, r.stderr)
+    assert r.returncode == KEYRING_ERROR, (r.returncode, r.stderr)
     assert "nothing was deleted" in r.stderr
     assert p.is_file() and store.backup_path(USER).is_file()
 
