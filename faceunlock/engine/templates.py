@@ -25,6 +25,11 @@ little-endian arrays (embeddings, then thumbnails). No pickle anywhere.
 Writes are atomic (temp file, fsync, rename, fsync of the directory); before a file is replaced
 the previous version, if it still authenticates, is kept as ``<user>.tpl.bak`` (exactly one
 backup). Files are mode 0600, directories 0700. A failed write never touches the previous file.
+Every write holds an exclusive ``flock`` of the folder, and read-modify-writes re-read the
+template under it (:meth:`TemplateStore.update`), so concurrent writers never lose each other's
+changes. Temp files are named ``.<file>.<random>.faceunlock-tmp``; those of a writer killed
+mid-save are removed by the next save or load. Files or folders another account could write
+are refused (:class:`~faceunlock.errors.TemplateUnsafeError`).
 
 Keys
 ----

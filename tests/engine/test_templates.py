@@ -460,3 +460,40 @@ def test_error_hierarchy() -> None:
         KeyringUnavailableError,
     ):
         assert issubclass(cls, TemplateError)
+
+
+def test_update_from_threads_and_stores_keeps_every_change(tmp_path: Path, key: bytes) -> None:
+    """Read-modify-writes from 4 threads, each with its own TemplateStore of the same folder
+    (as separate programs would have): every added anchor is kept, none is lost."""
+    import threading
+
+    TemplateStore(tmp_path / "t", StaticKeyProvider(key)).save(make_template())
+
+    def work(i: int) -> None:
+        s = TemplateStore(tmp_path / "t", StaticKeyProvider(key))
+        rng = np.random.default_rng(100 + i)
+        for _ in range(10):
+            def add(cur: Template | None) -> Template:
+                assert cur is not None
+                cur.add_anchor(make_anchor(rng, f"t{i}"))
+                return cur
+
+            s.update("alice", add)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t = TemplateStore(tmp_path / "t", StaticKeyProvider(key)).load("alice")
+    assert len(t) == 3 + 40
+    assert sorted(t.labels()) == ["default", "t0", "t1", "t2", "t3"]
+
+
+def test_lock_is_reentrant_and_save_inside_update(store: TemplateStore) -> None:
+    store.save(make_template())
+    with store.locked("alice"), store.locked("alice"):
+        t = store.load("alice")
+        t.threshold = 0.42
+        store.save(t)
+    assert store.load("alice").threshold == pytest.approx(0.42)
