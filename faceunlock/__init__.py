@@ -2,4 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
+
+# Nothing leaves the machine. onnxruntime (1.2x+, Linux builds included) ships Microsoft's 1DS
+# telemetry client: `import onnxruntime` writes a device id and an event queue
+# ($XDG_CACHE_HOME or ~/.cache)/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}
+# (an SQLite db of events holding the OS and release, the process path, the network kind,
+# CPU and container details) for upload. ``onnxruntime.disable_telemetry_events()`` comes too
+# late: the files are written at import. The library reads ORT_DISABLE_TELEMETRY at import
+# (1/true/yes: off; 0 keeps it on); every FaceUnlock process imports this package before
+# onnxruntime, so it is switched off here, whatever the environment says (measured with
+# onnxruntime 1.32.0: no file at all afterwards; tests/engine/test_no_telemetry.py).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"

@@ -18,7 +18,13 @@ from typing import Any, TextIO, TypeVar
 import numpy as np
 
 from faceunlock import __version__
-from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, NoFaceError
+from faceunlock.errors import (
+    AuthStatus,
+    FaceUnlockError,
+    InputError,
+    NoFaceError,
+    TemplateNotFoundError,
+)
 
 T = TypeVar("T")
 
@@ -423,20 +429,26 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     store = _store()
     user = _user(args)
-    t = store.load(user)
-    try:
-        removed = [t.remove_anchor(args.id)]
-    except (KeyError, FaceUnlockError):
-        removed = t.remove_label(args.id)
-    if not removed:
-        raise InputError(
-            f"no anchor or label {args.id!r} in {user}'s template (see `faceunlock list`)"
-        )
-    if not t.anchors:
-        raise InputError("that would remove every anchor; use `faceunlock clear` instead")
-    if len(t.anchors) >= 2:
-        calibrate_template(t, get_pipeline(), t.security_level)
-    store.save(t)
+    removed: list[Any] = []
+
+    def remove(t: Any) -> Any:
+        if t is None:
+            raise TemplateNotFoundError(user, store.path(user))
+        try:
+            removed.extend([t.remove_anchor(args.id)])
+        except (KeyError, FaceUnlockError):
+            removed.extend(t.remove_label(args.id))
+        if not removed:
+            raise InputError(
+                f"no anchor or label {args.id!r} in {user}'s template (see `faceunlock list`)"
+            )
+        if not t.anchors:
+            raise InputError("that would remove every anchor; use `faceunlock clear` instead")
+        if len(t.anchors) >= 2:
+            calibrate_template(t, get_pipeline(), t.security_level)
+        return t
+
+    t = store.update(user, remove)  # under the store's lock: re-read, change, save
     print(f"removed {len(removed)} anchor(s); {len(t.anchors)} left")
     return 0
 
@@ -446,8 +458,13 @@ def cmd_clear(args: argparse.Namespace) -> int:
     user = _user(args)
     if not args.yes:
         raise InputError("this deletes your face template and its backup; add --yes to confirm")
-    gone = store.delete(user, remove_key=True)
-    print("template deleted" if gone else "no template to delete")
+    files = [q for q in (store.path(user), store.backup_path(user)) if q.exists()]
+    # the key goes first: a locked or missing keyring stops it before any file is deleted
+    store.delete(user, remove_key=True)
+    if files:
+        print(f"deleted {' and '.join(str(q) for q in files)}, and the key in the keyring")
+    else:
+        print("no template to delete; the key in the keyring, if any, is gone too")
     return 0
 
 

@@ -4,6 +4,7 @@ authenticate, list and remove appearances. No argument parsing, no printing.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import time
@@ -26,10 +27,16 @@ from faceunlock.engine.auth import (
 )
 from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.modelfile import load_sidecar
-from faceunlock.engine.pipeline import Pipeline, PipelineSettings, get_pipeline
+from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
 from faceunlock.engine.sources import Frame, FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
-from faceunlock.errors import AuthStatus, InputError, ModelError
+from faceunlock.errors import (
+    AuthStatus,
+    InputError,
+    ModelError,
+    TemplateModelMismatchError,
+    TemplateNotFoundError,
+)
 from faceunlock.paths import user_state_dir
 
 WINDOW = 80
@@ -114,6 +121,40 @@ def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
             pipe.encoder.path, "sidecar has no far_table; run benchmarks/fit_far_table.py"
         )
     return cal.FarTable.from_json(meta["far_table"])
+
+
+def installed_precision(pipe: Pipeline, encoder_sha256: str) -> str | None:
+    """The ``model.precision`` (``"fp32"``, ``"int8"``) whose encoder, in the models folder
+    of ``pipe``, has the sha256 ``encoder_sha256``; None when none has."""
+    mdir = pipe.encoder.path.parent
+    for precision, name in MODEL_FILES["encoder"].items():
+        try:
+            if load_sidecar(mdir / name).get("sha256") == encoder_sha256:
+                return precision
+        except ModelError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _naming_the_model(pipe: Pipeline) -> Iterator[None]:
+    """A TemplateModelMismatchError raised inside says which installed model made the
+    template, when one did (so ``model.precision`` can be set back instead of re-enrolling)."""
+    try:
+        yield
+    except TemplateModelMismatchError as e:
+        made_with = installed_precision(pipe, e.template_sha256)
+        if made_with is None or e.made_with is not None:
+            raise
+        raise TemplateModelMismatchError(
+            e.path, e.template_sha256, e.model_sha256, made_with
+        ) from None
+
+
+def load_template(store: TemplateStore, user: str, pipe: Pipeline) -> Template:
+    """``user``'s template for the encoder of ``pipe`` (see :func:`_naming_the_model`)."""
+    with _naming_the_model(pipe):
+        return store.load(user, expected_model_sha256=pipe.encoder.sha256)
 
 
 def frames_for(
@@ -254,19 +295,36 @@ def enrol(
             + ("Problems seen: " + "; ".join(reasons) if reasons else "No frames were read.")
         )
     sha = pipe.encoder.sha256
-    if store.exists(user) and not replace:
-        template = store.load(user, expected_model_sha256=sha)
-    else:
-        template = Template(user=user, model_sha256=sha)
-    template.add_anchors(
-        Anchor.new(
-            c.embedding, c.thumbnail, label=label, quality={**c.quality, "pose_" + c.pose: 1.0}
+    chosen: list[cal.ThresholdChoice] = []
+
+    def add(current: Template | None) -> Template:
+        # re-read under the store's lock: an enrolment that ran meanwhile keeps its anchors
+        template = current if current is not None else Template(user=user, model_sha256=sha)
+        template.add_anchors(
+            Anchor.new(
+                c.embedding, c.thumbnail, label=label,
+                quality={**c.quality, "pose_" + c.pose: 1.0},
+            )
+            for c in session.captures
         )
-        for c in session.captures
-    )
-    choice = calibrate_template(template, pipe, cfg.auth.security_level)
-    store.save(template)
+        chosen.append(calibrate_template(template, pipe, cfg.auth.security_level))
+        return template
+
+    with _naming_the_model(pipe):
+        template = store.update(user, add, expected_model_sha256=sha, replace=replace)
+    choice = chosen[-1]
     return EnrolOutcome(template, got, feedback, choice)
+
+
+def live_embeddings(pipe: Pipeline, source: FrameSource, seconds: float = 3.0) -> np.ndarray:
+    """The embedding of the largest face in each frame of a capture, ``(N, 128)``."""
+    embs = []
+    with source:
+        for fr in frames_for(source, seconds=seconds):
+            obs = pipe.observe(fr.image, select="largest")
+            if obs:
+                embs.append(obs[0].embedding)
+    return np.asarray(embs, np.float32).reshape(-1, 128)
 
 
 def live_scores(
@@ -276,14 +334,8 @@ def live_scores(
     :class:`~faceunlock.engine.cohort.Matcher`, or bare anchors: raw distances)."""
     from faceunlock.engine.auth import as_matcher
 
-    m = as_matcher(anchors)
-    scores = []
-    with source:
-        for fr in frames_for(source, seconds=seconds):
-            obs = pipe.observe(fr.image, select="largest")
-            if obs:
-                scores.append(float(m.scores(obs[0].embedding[None])[0]))
-    return np.asarray(scores)
+    live = live_embeddings(pipe, source, seconds)
+    return np.asarray(as_matcher(anchors).scores(live) if len(live) else [], np.float64)
 
 
 def calibrate(
@@ -294,13 +346,31 @@ def calibrate(
     level: str | None = None,
     seconds: float = 3.0,
 ) -> cal.ThresholdChoice:
+    """Re-choose the threshold from the anchors (and ``seconds`` of live frames). The live
+    capture runs without the store's lock; the template is then re-read under it, and the
+    frames are scored against the anchors stored by then."""
     pipe = pipeline_for(cfg)
-    template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-    m = coh.Matcher(template.embeddings(), cohort(pipe))  # the scale calibrate_template uses
-    live = live_scores(pipe, m, source, seconds) if source else None
-    choice = calibrate_template(template, pipe, level or template.security_level, live)
-    store.save(template)
-    return choice
+    load_template(store, user, pipe)  # fail before the camera opens
+    live = live_embeddings(pipe, source, seconds) if source else None
+    chosen: list[cal.ThresholdChoice] = []
+
+    def recalibrate(current: Template | None) -> Template:
+        if current is None:  # deleted while the camera ran
+            raise TemplateNotFoundError(user, store.path(user))
+        # on the scale calibrate_template uses (cohort-normalised where shipped)
+        scores = (
+            coh.Matcher(current.embeddings(), cohort(pipe)).scores(live)
+            if live is not None and len(live)
+            else None
+        )
+        chosen.append(
+            calibrate_template(current, pipe, level or current.security_level, scores)
+        )
+        return current
+
+    with _naming_the_model(pipe):
+        store.update(user, recalibrate, expected_model_sha256=pipe.encoder.sha256)
+    return chosen[-1]
 
 
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
@@ -341,7 +411,7 @@ def authenticate_user(
             float("nan"),
         )
     pipe = pipe or pipeline_for(cfg)
-    template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
+    template = load_template(store, user, pipe)
     thr = template.threshold if template.threshold is not None else pipe.threshold
     a = cfg.auth
     params = AuthParams(
