@@ -52,8 +52,8 @@ from faceunlock.errors import (
     CameraPermissionError,
     ImageReadError,
     InputError,
-    NoUsableFramesError,
     NotACameraError,
+    NoUsableFramesError,
     SourceError,
 )
 from faceunlock.paths import video4linux_dir
