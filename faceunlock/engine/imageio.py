@@ -149,7 +149,7 @@ def _hdr(data: bytes) -> tuple[int, int] | None:
 
 def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """ISO base media / JP2 boxes in ``data[start:end]``: (type, content start, content end)."""
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     i = start
     while i + 8 <= end and len(out) < 1024:
         size, kind = _u32(data, i), data[i + 4 : i + 8]
