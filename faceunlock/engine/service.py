@@ -175,7 +175,7 @@ def enrol(
     ``replace``). Nothing is written unless at least 3 anchors were captured. Everything that
     can fail without a capture is checked before ``source`` is opened
     (:func:`check_enrolment`). TooDarkError when the frames were mostly too dark."""
-    check_user(user)
+    check_user(user)  # the cheap checks before the models load; check_enrolment repeats them
     check_label(label)
     _check_writable_folder(store.directory)
     pipe = pipe or pipeline_for(cfg)
