@@ -85,6 +85,12 @@ class InputError(FaceUnlockError):
     status = AuthStatus.BAD_INPUT
 
 
+class TooDarkError(InputError):
+    """Too dark to use: every frame, or most of them, was too dark (enrolment, calibration)."""
+
+    status = AuthStatus.TOO_DARK
+
+
 class ConfigError(FaceUnlockError):
     """A configuration value is invalid."""
 
@@ -130,6 +136,19 @@ class CameraPermissionError(CameraError):
         super().__init__(
             f"permission denied opening camera {device}: your user is not in the `{group}` "
             f"group — run `sudo usermod -aG {group} $USER`, then log out and back in"
+        )
+
+
+class NotACameraError(CameraError):
+    """The device node exists but is no video capture device (``/dev/null``, a V4L2 metadata
+    or output node, a file under /dev)."""
+
+    def __init__(self, device: str, what: str) -> None:
+        self.device = device
+        self.what = what
+        super().__init__(
+            f"{device} is not a camera: {what}, not a V4L2 video capture device — list the "
+            "cameras with `v4l2-ctl --list-devices`"
         )
 
 

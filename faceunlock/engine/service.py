@@ -29,13 +29,14 @@ from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
 from faceunlock.engine.sources import Frame, FrameSource, make_source
-from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label, check_user
 from faceunlock.errors import (
     AuthStatus,
     InputError,
     ModelError,
     TemplateModelMismatchError,
     TemplateNotFoundError,
+    TooDarkError,
 )
 from faceunlock.paths import user_state_dir
 
@@ -258,6 +259,54 @@ def lookalike_check(m: coh.Matcher, choice: cal.ThresholdChoice) -> dict[str, An
     }
 
 
+def _check_writable_folder(d: Path) -> None:
+    """InputError unless ``d``, or the nearest folder above it that exists (``d`` is created on
+    the first save), may be written."""
+    probe = d
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"template folder {d}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "read-only" if probe == d else f"inside a read-only folder ({probe})"
+        raise InputError(
+            f"template folder {d} is {what}: nothing was captured; make it writable "
+            f"(`chmod u+w {probe}`) and enrol again"
+        )
+
+
+def check_enrolment(
+    store: TemplateStore, user: str, label: str, model_sha256: str, *, replace: bool = False
+) -> None:
+    """Everything :func:`enrol` can check before the camera opens, so a capture is never
+    wasted: the user name and label, a writable template folder, and the key and template the
+    save will need. Adding to a template loads it now (corrupt, made with another model, key
+    deleted, keyring locked: the same errors the save would raise); a new template asks the
+    keyring for its key now (creating it, as the save would)."""
+    check_user(user)
+    check_label(label)
+    _check_writable_folder(store.directory)
+    if store.exists(user) and not replace:
+        store.load(user, expected_model_sha256=model_sha256)
+    else:
+        store.key_provider.get_key(user, create=True)
+
+
+def _capture_failed(got: int, n: int, feedback: list[Feedback]) -> InputError:
+    rejected = [f for f in feedback if not f.accepted and f.reason]
+    reasons = sorted({f.reason for f in rejected})
+    text = f"enrolment captured only {got} usable frame(s) of {n}; nothing was saved. "
+    if not rejected:
+        return InputError(text + "No frames were read.")
+    dark = sum(f.code in ("dark", "face_dark") for f in rejected)
+    if 2 * dark >= len(rejected):  # mostly too dark: say so first, with its own exit code
+        return TooDarkError(
+            text + f"It is too dark ({dark} of {len(rejected)} frames): turn on a light in "
+            "front of you. Problems seen: " + "; ".join(reasons)
+        )
+    return InputError(text + "Problems seen: " + "; ".join(reasons))
+
+
 def enrol(
     store: TemplateStore,
     user: str,
@@ -272,11 +321,24 @@ def enrol(
     max_seconds: float = 60.0,
 ) -> EnrolOutcome:
     """Capture anchors from ``source`` and save them (adding to an existing template unless
-    ``replace``). Nothing is written unless at least 3 anchors were captured."""
+    ``replace``). Nothing is written unless at least 3 anchors were captured. Everything that
+    can fail without a capture is checked before ``source`` is opened
+    (:func:`check_enrolment`). TooDarkError when the frames were mostly too dark."""
+    check_user(user)  # the cheap checks before the models load; check_enrolment repeats them
+    check_label(label)
+    _check_writable_folder(store.directory)
     pipe = pipe or pipeline_for(cfg)
+    check_enrolment(store, user, label, pipe.encoder.sha256, replace=replace)
     n = anchors if anchors is not None else cfg.enrol.anchors
+    a = cfg.auth
     session = EnrolmentSession(
-        pipe, EnrolParams(anchors=n, min_face=min(80.0, cfg.detector.min_face))
+        pipe,
+        EnrolParams(
+            anchors=n,
+            min_face=min(80.0, cfg.detector.min_face),
+            dark_level=a.dark_level,
+            dark_fraction=a.dark_fraction,
+        ),
     )
     feedback = []
     with source:
@@ -289,11 +351,7 @@ def enrol(
                 break
     got = len(session.captures)
     if got < min(3, n):
-        reasons = sorted({f.reason for f in feedback if not f.accepted and f.reason})
-        raise InputError(
-            f"enrolment captured only {got} usable frame(s) of {n}; nothing was saved. "
-            + ("Problems seen: " + "; ".join(reasons) if reasons else "No frames were read.")
-        )
+        raise _capture_failed(got, n, feedback)
     sha = pipe.encoder.sha256
     chosen: list[cal.ThresholdChoice] = []
 
