@@ -241,21 +241,19 @@ def request_origin(
         return Origin(True, why)
     try:
         logind: _Logind | None = _Logind(bus, timeout)
-        no_logind = ""
+        problem = ""
     except _LogindError as e:
-        logind, no_logind = None, str(e)
+        logind, problem = None, str(e)
     try:
         if logind is not None:
-            for p in chain:
-                path = logind.session_of(p)
-                if path is None:
-                    continue
-                props = logind.properties(path)
-                where = f"logind {_describe(props)} of {comm(p)} (pid {p})"
-                bad = _remote_session(props)
-                if bad is not None:
-                    return Origin(True, f"{where} {bad}")
-                return Origin(False, f"{where} is local")
+            try:
+                found = _session_of_chain(logind, chain)
+            except _LogindError as e:
+                logind.close()
+                logind, problem = None, f"logind did not answer ({e})"
+            else:
+                if found is not None:
+                    return found
         if is_console_tty(tty):
             return Origin(False, f"no logind session; PAM tty {tty!r} is a local console")
         all_root = bool(chain) and all(real_uid(p) == 0 for p in chain)
@@ -265,22 +263,42 @@ def request_origin(
                 f"({comm(chain[0])} pid {chain[0]})"
             )
         if logind is None:
-            return Origin(True, f"{no_logind}, and PAM tty {tty!r} is no local console")
-        uids = _user_uids(chain, user)
-        mine = [s for s in logind.sessions() if s[1] in uids]
-        if not mine:
-            return Origin(True, "no process of the request is in a logind session, and its "
-                          f"user has none (uids {sorted(uids)})")
-        for sid, uid, path in mine:
-            bad = _remote_session(logind.properties(path))
-            if bad is not None:
-                return Origin(True, f"no logind session for the request, and session {sid} "
-                              f"of uid {uid} {bad}")
-        ids = ", ".join(s[0] for s in mine)
-        return Origin(False, f"no logind session for the request; the user's sessions "
-                      f"({ids}) are all local")
+            return Origin(
+                True, f"{problem}, and PAM tty {tty!r} is no local console: treated as remote"
+            )
+        return _by_user_sessions(logind, _user_uids(chain, user))
     except _LogindError as e:
         return Origin(True, f"logind did not answer ({e}): treated as remote")
     finally:
         if logind is not None:
             logind.close()
+
+
+def _session_of_chain(logind: _Logind, chain: Sequence[int]) -> Origin | None:
+    """The verdict of the nearest process in ``chain`` that logind puts in a session."""
+    for p in chain:
+        path = logind.session_of(p)
+        if path is None:
+            continue
+        props = logind.properties(path)
+        where = f"logind {_describe(props)} of {comm(p)} (pid {p})"
+        bad = _remote_session(props)
+        if bad is not None:
+            return Origin(True, f"{where} {bad}")
+        return Origin(False, f"{where} is local")
+    return None
+
+
+def _by_user_sessions(logind: _Logind, uids: set[int]) -> Origin:
+    mine = [s for s in logind.sessions() if s[1] in uids]
+    if not mine:
+        return Origin(True, "no process of the request is in a logind session, and its "
+                      f"user has none (uids {sorted(uids)})")
+    for sid, uid, path in mine:
+        bad = _remote_session(logind.properties(path))
+        if bad is not None:
+            return Origin(True, f"no logind session for the request, and session {sid} "
+                          f"of uid {uid} {bad}")
+    ids = ", ".join(s[0] for s in mine)
+    return Origin(False, f"no logind session for the request; the user's sessions ({ids}) "
+                  "are all local")
