@@ -4,13 +4,15 @@ the lock screen, ``sudo`` and friends.
 One attempt against the root-only system copy of the user's template
 (:class:`~faceunlock.engine.templates.SystemTemplateStore`, never the user's keyring). The exit
 status is :class:`~faceunlock.errors.AuthStatus`: 0 only when the face was really recognised;
-every other outcome is non-zero, so a ``sufficient`` (or ``[success=end default=ignore]``) PAM
-line falls through to the password.
+every other outcome is non-zero, so a ``sufficient`` PAM line (packaging/pam/README.md gives
+the tested lines) falls through to the password.
 
 Order of work (cheap first, so a user without a template pays ~50 ms, not a model load):
 
 1. ``PAM_TYPE`` must be ``auth`` (or unset, for manual runs);
-2. remote session (``PAM_RHOST`` not local, service ``sshd``, tty ``ssh``) -> REMOTE;
+2. remote session (``PAM_RHOST`` not local, service ``sshd``, tty ``ssh``; then, from the
+   PAM application's process tree and logind, :mod:`faceunlock.unlock.origin`: SSH variables
+   in its or an ancestor's environment, its logind session ``Remote``, or doubt) -> REMOTE;
 3. config (``--config``, default ``/etc/faceunlock/config.toml``; missing = defaults; as root
    it must be root-owned and not group/world-writable), ``general.disabled`` -> DISABLED;
 4. no ``<system-dir>/<user>.tpl`` -> NO_TEMPLATE;
@@ -19,19 +21,27 @@ Order of work (cheap first, so a user without a template pays ~50 ms, not a mode
    user's own watcher), or a missing or inaccessible camera node -> CAMERA_ERROR at once,
    before any model is loaded; otherwise one attempt with
    :func:`faceunlock.engine.service.authenticate_user`, the failure counter kept in
-   ``<system-dir>/state/``.
+   ``<system-dir>/state/`` (counted before the first face, forgiven on success). The system
+   folder, ``state/`` and the files in them must be root's and not writable by others, and are
+   never reached through a symlink (:func:`check_system_dir`, :func:`state_dir`), else
+   TEMPLATE_ERROR.
 
 A hard wall-clock cap (``--timeout``, default ``auth.timeout`` + 1 s) is enforced with
 ``setitimer`` (SIGALRM -> TIMEOUT) and, should the interpreter be stuck inside C code, a
 watchdog thread that exits the process half a second later. SIGTERM/SIGINT -> ABORTED.
 
-Output: one short line on stdout for the greeter (pam_exec's ``stdout`` option shows it), one
+As root it runs isolated: the installed wrapper starts ``python -I`` with a fixed environment
+(:data:`ISOLATED_ENV` plus the ``PAM_*`` variables); the console script re-executes itself
+that way when it finds itself root and not isolated (:func:`main`).
+
+Output: one short line on stdout for the greeter (pam_exec's ``stdout`` option shows it; while
+the attempt runs fd 1, and fd 2 when it is the same pipe, point at /dev/null), one
 diagnostic line on stderr (skipped when stderr is the same pipe as stdout, which is how
 pam_exec's ``stdout`` option wires it: the greeter would show it), and one syslog line
 (LOG_AUTH) per attempt.
 
-Only the standard library and ``faceunlock.config``/``faceunlock.errors`` are imported before
-step 6. No Qt, no torch.
+Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors`` are
+imported before step 6. No Qt, no torch.
 """
 
 from __future__ import annotations

@@ -1,6 +1,12 @@
 """The PAM helper ``faceunlock-auth``: its decision function in-process, its process behaviour
 (timeouts, signals) in a subprocess, and a real PAM stack through ``pamtester`` and
-``pam_exec.so`` (root, pamtester and the ../shared clips needed; skipped otherwise)."""
+``pam_exec.so`` running the wrapper that ``packaging/install.sh`` installs (into a staging
+root), with python-dbusmock's logind as the system bus (root, pamtester, dbus-daemon,
+python3-dbusmock and the ../shared clips needed; skipped otherwise).
+
+The in-process and subprocess tests give the helper a PAM tty of ``tty1`` and a system bus
+that does not exist: without logind a console tty is the one case the session check calls
+local."""
 
 from __future__ import annotations
 
@@ -20,11 +26,17 @@ from clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder  # 
 
 from faceunlock.config import save_config
 from faceunlock.errors import AuthStatus
+from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
 
-HELPER = Path(sys.executable).parent / "faceunlock-auth"
+import logind_mock  # noqa: I001  (tests/unlock)
+
+VENV_SCRIPT = Path(sys.executable).parent / "faceunlock-auth"  #: pip's console script
+REPO = Path(__file__).resolve().parents[2]
 USER = "alice"
+#: a system bus that is not there (the in-process and subprocess tests)
+NO_BUS = "unix:path=/nonexistent/faceunlock-test-bus.sock"
 
 
 def _cfg(tmp: Path, **overrides: str) -> Path:
@@ -40,7 +52,11 @@ def _fake_template(system_dir: Path, user: str = USER, data: bytes = b"garbage")
 
 
 def _env(**kw: str) -> dict[str, str]:
-    return {"PAM_TYPE": "auth", "PAM_USER": USER, "PAM_SERVICE": "test", **kw}
+    return {"PAM_TYPE": "auth", "PAM_USER": USER, "PAM_SERVICE": "test", "PAM_TTY": "tty1", **kw}
+
+
+def _opts(config: Path, system_dir: Path, **kw: object) -> Options:
+    return Options(config=config, system_dir=system_dir, system_bus=NO_BUS, **kw)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- in-process
@@ -75,11 +91,7 @@ def test_lid_closed(tmp_path: Path) -> None:
 
 
 def _decide(tmp: Path, env: dict[str, str], **cfg: str) -> Decision:
-    opts = Options(
-        config=_cfg(tmp, **cfg),
-        system_dir=tmp / "var",
-        lid_glob=str(tmp / "lid" / "*" / "state"),
-    )
+    opts = _opts(_cfg(tmp, **cfg), tmp / "var", lid_glob=str(tmp / "lid" / "*" / "state"))
     return ph.decide(env, opts)
 
 
@@ -117,8 +129,9 @@ def test_bad_config_and_unexpected_errors_fall_through(
     _fake_template(tmp_path / "var")
     bad = tmp_path / "bad.toml"
     bad.write_text("[auth]\ntimeout = 'soon'\n")
-    d = ph.decide(_env(), Options(config=bad, system_dir=tmp_path / "var"))
+    d = ph.decide(_env(), _opts(bad, tmp_path / "var"))
     assert d.status == AuthStatus.BAD_INPUT and d.exit_code != 0
+    assert d.line == ph.SETUP_MESSAGE  # no attempt was made: never "not recognised"
 
     def boom(*a: object, **k: object) -> Decision:
         raise RuntimeError("boom")
@@ -132,7 +145,7 @@ def test_bad_config_and_unexpected_errors_fall_through(
 def test_config_writable_by_others_is_refused(tmp_path: Path) -> None:
     _fake_template(tmp_path / "var")
     cfg = _cfg(tmp_path, **{"camera.source": "/dev/video99"})
-    opts = Options(config=cfg, system_dir=tmp_path / "var")
+    opts = _opts(cfg, tmp_path / "var")
     assert ph.decide(_env(), opts).status == AuthStatus.CAMERA_ERROR  # trusted: read
     cfg.chmod(0o666)
     d = ph.decide(_env(), opts)
@@ -153,15 +166,20 @@ def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     old = dict(os.environ)
     try:
         os.environ.update(env)
-        args = ["--config", str(_cfg(tmp_path)), "--system-dir", str(tmp_path / "var")]
-        assert ph.main(args) == AuthStatus.NO_TEMPLATE
+        args = ["--config", str(_cfg(tmp_path)), "--system-dir", str(tmp_path / "var"),
+                "--system-bus", NO_BUS]
+        assert ph.run(args) == AuthStatus.NO_TEMPLATE
         out, err = capsys.readouterr()
         assert out == "No face enrolled, type your password\n"
         assert err.startswith("faceunlock-auth: NO_TEMPLATE (11)") and err.count("\n") == 1
-        assert ph.main([*args, "--quiet"]) == AuthStatus.NO_TEMPLATE
+        assert ph.run([*args, "--quiet"]) == AuthStatus.NO_TEMPLATE
         assert capsys.readouterr() == ("", "")
-        assert ph.main([*args, "--timeout", "0"]) == AuthStatus.USAGE
-        assert ph.main(["--bogus"]) == AuthStatus.USAGE
+        assert ph.run([*args, "--timeout", "0"]) == AuthStatus.USAGE
+        assert ph.run(["--bogus"]) == AuthStatus.USAGE
+        capsys.readouterr()
+        del os.environ["PAM_USER"]  # pam_exec without a user: no attempt, say so
+        assert ph.run(args) == AuthStatus.USAGE
+        assert capsys.readouterr()[0] == ph.SETUP_MESSAGE + "\n"
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -181,17 +199,18 @@ _STUCK = textwrap.dedent(
         time.sleep(60)
 
     ph.attempt = stuck
-    sys.exit(ph.main(sys.argv[2:]))
+    sys.exit(ph.run(sys.argv[2:]))
     """
 )
 
 
 def _run_stuck(tmp: Path, mode: str, timeout: str) -> subprocess.Popen[str]:
     _fake_template(tmp / "var")
-    args = ["--config", str(_cfg(tmp)), "--system-dir", str(tmp / "var"), "--timeout", timeout]
+    args = ["--config", str(_cfg(tmp)), "--system-dir", str(tmp / "var"), "--timeout", timeout,
+            "--system-bus", NO_BUS]
     return subprocess.Popen(
         [sys.executable, "-c", _STUCK, mode, *args],
-        env={"PAM_TYPE": "auth", "PAM_USER": USER, "PATH": os.environ.get("PATH", "")},
+        env={**_env(), "PATH": os.environ.get("PATH", "")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -224,14 +243,15 @@ def test_sigterm_aborts(tmp_path: Path) -> None:
 
 def test_no_template_exits_fast_without_heavy_imports(tmp_path: Path) -> None:
     code = (
-        "import sys; from faceunlock.unlock import pam_helper as ph; rc = ph.main(sys.argv[1:]); "
+        "import sys; from faceunlock.unlock import pam_helper as ph; rc = ph.run(sys.argv[1:]); "
         "heavy = [m for m in ('cv2', 'onnxruntime', 'numpy') if m in sys.modules]; "
         "print('HEAVY', heavy); sys.exit(rc)"
     )
-    args = ["--config", str(_cfg(tmp_path)), "--system-dir", str(tmp_path / "var")]
+    args = ["--config", str(_cfg(tmp_path)), "--system-dir", str(tmp_path / "var"),
+            "--system-bus", NO_BUS]
     p = subprocess.run(
         [sys.executable, "-c", code, *args],
-        env={"PAM_TYPE": "auth", "PAM_USER": USER},
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -249,8 +269,43 @@ def pam_ready() -> None:
         pytest.skip("pamtester is not installed (apt-get install pamtester)")
     if os.geteuid() != 0:
         pytest.skip("the PAM tests write /etc/pam.d and must run as root")
-    if not HELPER.is_file():
-        pytest.skip(f"{HELPER} is missing (pip install -e .)")
+    why = logind_mock.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    ssh = og.ssh_reason(og.ancestors(os.getpid()))
+    if ssh is not None:
+        pytest.skip(f"the tests run inside an SSH session ({ssh}): the helper rightly "
+                    "refuses the camera to every request from here")
+
+
+@pytest.fixture(scope="module")
+def installed(pam_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``/usr/local/bin/faceunlock-auth`` as ``packaging/install.sh --root`` installs it (this
+    venv's interpreter), in a staging root."""
+    root = tmp_path_factory.mktemp("stage")
+    p = subprocess.run(
+        ["bash", str(REPO / "packaging" / "install.sh"), "--root", str(root),
+         "--python", sys.executable],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    wrapper = root / "usr" / "local" / "bin" / "faceunlock-auth"
+    st = wrapper.stat()
+    assert st.st_uid == 0 and st.st_mode & 0o777 == 0o755
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def logind(pam_ready: None) -> Iterator[logind_mock.Logind]:
+    """dbusmock's logind, the helper's system bus: this test process (pamtester's parent, so
+    an ancestor of every helper) is in local graphical session c1."""
+    m = logind_mock.Logind()
+    try:
+        m.add_session("c1")
+        m.map_pids({os.getpid(): "c1"})
+        yield m
+    finally:
+        m.close()
 
 
 @pytest.fixture(scope="module")
@@ -283,52 +338,84 @@ def enrolled(
 PamRun = Callable[..., tuple[int, str]]
 
 
-@pytest.fixture()
-def pam(enrolled: dict[str, Path], tmp_path: Path) -> Iterator[PamRun]:
-    """``pam(fallback, camera=..., user=..., rhost=..., args=[...], log=None, **config)``
-    writes a PAM service (helper first, then ``pam_deny``/``pam_permit``), runs pamtester and
-    returns (exit code, combined output). Each test gets its own copy of the system dir."""
-    var = tmp_path / "var"
-    shutil.copytree(enrolled["var"], var)
-    written: list[Path] = []
+class Pam:
+    """Writes PAM services whose face line runs the installed wrapper against a copy of the
+    enrolled system dir, and runs pamtester on them. ``pam(fallback, camera=..., user=...,
+    rhost=..., tty=..., args=[...], log=None, **config)`` -> (exit code, combined output)."""
 
-    def run(
+    def __init__(self, wrapper: Path, var: Path, tmp: Path, bus: str) -> None:
+        self.wrapper, self.var, self.tmp, self.bus = wrapper, var, tmp, bus
+        self.written: list[Path] = []
+
+    def helper(self, camera: str | Path = "/dev/video99", args: tuple[str, ...] = (),
+               config: Path | None = None, **cfg: str) -> str:
+        """The helper's command line in a PAM line (the wrapper and its test options)."""
+        if config is None:
+            config = _cfg(self.tmp, **{"camera.source": str(camera), **cfg})
+        return (f"{self.wrapper} --config {config} --system-dir {self.var} "
+                f"--system-bus {self.bus} {' '.join(args)}").strip()
+
+    def service(self, auth_lines: list[str]) -> str:
+        name = f"faceunlock-test-{secrets.token_hex(4)}"
+        path = Path("/etc/pam.d") / name
+        path.write_text("\n".join([*auth_lines, "account required pam_permit.so", ""]))
+        self.written.append(path)
+        return name
+
+    @staticmethod
+    def command(name: str, user: str = USER, *, rhost: str | None = None,
+                tty: str | None = None, ops: tuple[str, ...] = ("authenticate",)) -> list[str]:
+        cmd = ["pamtester", "-v"]
+        if rhost is not None:
+            cmd += ["-I", f"rhost={rhost}"]
+        if tty is not None:
+            cmd += ["-I", f"tty={tty}"]
+        return [*cmd, name, user, *ops]
+
+    @staticmethod
+    def pamtester(cmd: list[str]) -> tuple[int, str]:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=90)
+        return p.returncode, p.stdout + p.stderr
+
+    def __call__(
+        self,
         fallback: str,
         camera: str | Path = "/dev/video99",
         *,
         user: str = USER,
         rhost: str | None = None,
+        tty: str | None = None,
         args: tuple[str, ...] = (),
         log: Path | None = None,
         **cfg: str,
     ) -> tuple[int, str]:
-        config = _cfg(tmp_path, **{"camera.source": str(camera), **cfg})
         opts = f"quiet log={log}" if log else "quiet stdout"
-        helper = f"{HELPER} --config {config} --system-dir {var} {' '.join(args)}".strip()
         second = {
             "deny": "auth requisite pam_deny.so",
             "permit": "auth required pam_permit.so",
         }[fallback]
-        name = f"faceunlock-test-{secrets.token_hex(4)}"
-        path = Path("/etc/pam.d") / name
-        lines = [f"auth sufficient pam_exec.so {opts} {helper}", second]
-        path.write_text("\n".join([*lines, "account required pam_permit.so", ""]))
-        written.append(path)
-        cmd = ["pamtester", "-v"]
-        if rhost is not None:
-            cmd += ["-I", f"rhost={rhost}"]
-        p = subprocess.run(
-            [*cmd, name, user, "authenticate"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        return p.returncode, p.stdout + p.stderr
+        helper = self.helper(camera, args, **cfg)
+        name = self.service([f"auth sufficient pam_exec.so {opts} {helper}", second])
+        return self.pamtester(self.command(name, user, rhost=rhost, tty=tty))
 
-    yield run
-    for p in written:
-        p.unlink(missing_ok=True)
+    def close(self) -> None:
+        for p in self.written:
+            p.unlink(missing_ok=True)
+
+
+@pytest.fixture()
+def pam(
+    enrolled: dict[str, Path], installed: Path, logind: logind_mock.Logind, tmp_path: Path
+) -> Iterator[Pam]:
+    """Each test gets its own copy of the system dir (``pam.var``)."""
+    var = tmp_path / "var"
+    shutil.copytree(enrolled["var"], var)
+    runner = Pam(installed, var, tmp_path, logind.address)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def _greeter_lines(out: str) -> list[str]:
@@ -336,7 +423,7 @@ def _greeter_lines(out: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_pam_enrolled_face_unlocks(pam: PamRun, enrolled: dict[str, Path]) -> None:
+def test_pam_enrolled_face_unlocks(pam: Pam, enrolled: dict[str, Path]) -> None:
     rc, out = pam("deny", enrolled["female"])
     assert rc == 0, out
     assert _greeter_lines(out) == ["Face recognised"], out  # stderr did not leak to the greeter
@@ -345,7 +432,7 @@ def test_pam_enrolled_face_unlocks(pam: PamRun, enrolled: dict[str, Path]) -> No
 
 @pytest.mark.slow
 def test_pam_impostor_is_refused_and_password_still_works(
-    pam: PamRun, enrolled: dict[str, Path]
+    pam: Pam, enrolled: dict[str, Path]
 ) -> None:
     rc, out = pam("deny", enrolled["male"])
     assert rc != 0, out
@@ -355,14 +442,14 @@ def test_pam_impostor_is_refused_and_password_still_works(
     assert "Face not recognised" in out
 
 
-def test_pam_no_template_falls_through(pam: PamRun, enrolled: dict[str, Path]) -> None:
+def test_pam_no_template_falls_through(pam: Pam, enrolled: dict[str, Path]) -> None:
     rc, out = pam("deny", enrolled["female"], user="bob")
     assert rc != 0 and "No face enrolled" in out, out
     rc, out = pam("permit", enrolled["female"], user="bob")
     assert rc == 0 and "No face enrolled" in out, out
 
 
-def test_pam_remote_session_never_opens_the_camera(pam: PamRun, tmp_path: Path) -> None:
+def test_pam_remote_session_never_opens_the_camera(pam: Pam, tmp_path: Path) -> None:
     log = tmp_path / "helper.log"
     t0 = time.monotonic()
     rc, out = pam("deny", "/dev/video99", rhost="203.0.113.9", log=log)
@@ -377,7 +464,7 @@ def test_pam_remote_session_never_opens_the_camera(pam: PamRun, tmp_path: Path) 
     assert rc != 0 and "Camera unavailable" in out, out
 
 
-def test_pam_missing_camera_falls_through(pam: PamRun) -> None:
+def test_pam_missing_camera_falls_through(pam: Pam) -> None:
     rc, out = pam("deny", "/dev/video99")
     assert rc != 0 and "Camera unavailable" in out, out
     rc, out = pam("permit", "/dev/video99")
@@ -385,7 +472,7 @@ def test_pam_missing_camera_falls_through(pam: PamRun) -> None:
 
 
 @pytest.mark.slow
-def test_pam_helper_timeout_falls_through(pam: PamRun, enrolled: dict[str, Path]) -> None:
+def test_pam_helper_timeout_falls_through(pam: Pam, enrolled: dict[str, Path]) -> None:
     rc, out = pam("deny", enrolled["female"], args=("--timeout", "0.2"))
     assert rc != 0 and "No face seen" in out, out
     rc, out = pam("permit", enrolled["female"], args=("--timeout", "0.2"))
@@ -394,7 +481,7 @@ def test_pam_helper_timeout_falls_through(pam: PamRun, enrolled: dict[str, Path]
 
 @pytest.mark.slow
 def test_pam_corrupt_template_falls_through(
-    pam: PamRun, enrolled: dict[str, Path], tmp_path: Path
+    pam: Pam, enrolled: dict[str, Path], tmp_path: Path
 ) -> None:
     tpl = tmp_path / "var" / f"{USER}.tpl"
     blob = bytearray(tpl.read_bytes())
@@ -406,7 +493,7 @@ def test_pam_corrupt_template_falls_through(
     assert rc == 0, out
 
 
-def test_pam_disabled_falls_through(pam: PamRun, enrolled: dict[str, Path]) -> None:
+def test_pam_disabled_falls_through(pam: Pam, enrolled: dict[str, Path]) -> None:
     rc, out = pam("deny", enrolled["female"], **{"general.disabled": "true"})
     assert rc != 0 and "disabled" in out, out
     rc, out = pam("permit", enrolled["female"], **{"general.disabled": "true"})
