@@ -498,3 +498,240 @@ def test_pam_disabled_falls_through(pam: Pam, enrolled: dict[str, Path]) -> None
     assert rc != 0 and "disabled" in out, out
     rc, out = pam("permit", enrolled["female"], **{"general.disabled": "true"})
     assert rc == 0, out
+
+
+# --------------------------------------------------------------------------- remote sessions
+
+
+@pytest.mark.slow
+def test_pam_sudo_inside_ssh_never_opens_the_camera(
+    pam: Pam, enrolled: dict[str, Path], logind: logind_mock.Logind, tmp_path: Path
+) -> None:
+    """The issue's case: an SSH session's sudo, tty /dev/pts/7, no PAM_RHOST. The owner's
+    face is in front of the camera; the request comes from the remote session."""
+    log = tmp_path / "helper.log"
+    logind.add_session("ssh7", remote=True, kind="tty", service="sshd", remote_host="203.0.113.5")
+    try:
+        logind.map_pids({os.getpid(): "ssh7"})
+        rc, out = pam("deny", enrolled["female"], tty="/dev/pts/7", log=log)
+        assert rc != 0, out
+        text = log.read_text()
+        assert "REMOTE (15)" in text and "is remote (host 203.0.113.5)" in text, text
+    finally:
+        logind.map_pids({os.getpid(): "c1"})
+    rc, out = pam("deny", enrolled["female"], tty="/dev/pts/7")  # the local session: it works
+    assert rc == 0 and _greeter_lines(out) == ["Face recognised"], out
+
+
+# --------------------------------------------------------------------------- lock-out
+
+
+def _counter(var: Path) -> int | None:
+    import json
+
+    p = var / "state" / f"failures-{USER}.json"
+    return int(json.loads(p.read_text())["failures"]) if p.exists() else None
+
+
+def _child_of(pid: int) -> int | None:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def _long_impostor(enrolled: dict[str, Path], d: Path, copies: int = 60) -> Path:
+    """The man's frames over and over (hard links): an attempt that lasts its whole timeout.
+    Their access times are set far back, so the first read of a file shows (relatime)."""
+    d.mkdir()
+    frames = sorted(enrolled["male"].iterdir())
+    n = 0
+    for _ in range(copies):
+        for f in frames:
+            os.link(f, d / f"{n:05d}.png")
+            n += 1
+    for f in frames:
+        os.utime(f, (1_000_000, f.stat().st_mtime))
+    return d
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_pam_cancelled_impostor_attempt_still_counts(
+    pam: Pam, enrolled: dict[str, Path], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C at sudo (SIGINT) or SIGTERM, once faces were compared: ABORTED, and the failure
+    is recorded; repeated, the lock-out comes as it does for attempts that ran to their end."""
+    frames = _long_impostor(enrolled, tmp_path / "impostor")
+    third = frames / "00002.png"
+    cfg = {"auth.timeout": "30", "auth.max_failures": "3", "auth.lockout_seconds": "600"}
+    name = pam.service([
+        f"auth sufficient pam_exec.so quiet stdout {pam.helper(frames, **cfg)}",
+        "auth requisite pam_deny.so",
+    ])
+    for n in (1, 2, 3):
+        proc = subprocess.Popen(pam.command(name), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            # wait (bounded) until the helper has read a few frames: their faces were compared
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and third.stat().st_atime < 2_000_000:
+                time.sleep(0.05)
+            helper = _child_of(proc.pid)
+            assert helper is not None, "the helper ended before it was stopped"
+            os.kill(helper, sig)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        os.utime(third, (1_000_000, third.stat().st_mtime))
+        assert proc.returncode != 0, out
+        assert _greeter_lines(out) == ["Face check cancelled"], out
+        assert _counter(pam.var) == (n if n < 3 else 0), (n, out)  # the third one locks out
+    rc, out = pam.pamtester(pam.command(name))
+    assert rc != 0 and "after failed attempts" in out, out
+
+
+# --------------------------------------------------------------------------- system folder
+
+
+@pytest.mark.slow
+def test_pam_world_writable_system_dir_is_refused_never_followed(
+    pam: Pam, enrolled: dict[str, Path], tmp_path: Path
+) -> None:
+    """The issue's case: the system folder at 0777 with a user's ``state -> elsewhere``. One
+    impostor attempt must neither chmod nor write the target: a clear refusal (exit 20, the
+    password next), never a lock-out."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    os.chown(elsewhere, 65534, 65534)
+    pam.var.chmod(0o777)
+    (pam.var / "state").symlink_to(elsewhere)
+    log = tmp_path / "helper.log"
+    rc, out = pam("deny", enrolled["male"], log=log)
+    assert rc != 0, out
+    assert "TEMPLATE_ERROR (20)" in log.read_text() and "0777" in log.read_text()
+    rc, out = pam("permit", enrolled["male"])
+    assert rc == 0 and _greeter_lines(out) == [ph.SETUP_MESSAGE], out
+    assert list(elsewhere.iterdir()) == []
+    assert elsewhere.stat().st_mode & 0o777 == 0o755 and elsewhere.stat().st_uid == 65534
+    pam.var.chmod(0o700)  # the folder fixed: the symlink inside is still refused
+    rc, out = pam("permit", enrolled["male"], log=log)
+    assert "symbolic link" in log.read_text() and list(elsewhere.iterdir()) == []
+
+
+def _sysdir(tmp: Path) -> Path:
+    var = tmp / "var"
+    _fake_template(var)
+    return var
+
+
+def _attempt_decision(tmp: Path, var: Path) -> Decision:
+    """An attempt that gets as far as the state folder (an image folder as the camera)."""
+    frames = tmp / "frames"
+    frames.mkdir(exist_ok=True)
+    return ph.decide(_env(), _opts(_cfg(tmp, **{"camera.source": str(frames)}), var))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership checks need root")
+@pytest.mark.parametrize(
+    ("case", "expect"),
+    [
+        ("dir 0777", "has mode 0777"),
+        ("dir 0770", "has mode 0770"),
+        ("dir owned by nobody", "owned by uid 65534"),
+        ("dir is a symlink", "symbolic link"),
+        ("template 0644", "has mode 0644"),
+        ("template owned by nobody", "owned by uid 65534"),
+        ("keys is a symlink", "symbolic link"),
+        ("state is a symlink", "symbolic link"),
+        ("state owned by nobody", "owned by uid 65534"),
+        ("state 0777", "has mode 0777"),
+        ("counter is a symlink", "symbolic link"),
+        ("counter 0666", "has mode 0666"),
+        ("snapshots is a symlink", "symbolic link"),
+    ],
+)
+def test_insecure_system_folder_is_refused(tmp_path: Path, case: str, expect: str) -> None:
+    var = _sysdir(tmp_path)
+    target = tmp_path / "target"
+    target.mkdir()
+    state = var / "state"
+    if case.startswith("dir"):
+        if case == "dir is a symlink":
+            real = tmp_path / "real"
+            var.rename(real)
+            var.symlink_to(real)
+        elif case == "dir owned by nobody":
+            os.chown(var, 65534, 65534)
+        else:
+            var.chmod(int(case.split()[1], 8))
+    elif case.startswith("template"):
+        tpl = var / f"{USER}.tpl"
+        tpl.chmod(0o644) if "0644" in case else os.chown(tpl, 65534, 65534)
+    elif case == "keys is a symlink":
+        (var / "keys").symlink_to(target)
+    elif case == "state is a symlink":
+        state.symlink_to(target)
+    else:
+        state.mkdir(mode=0o700)
+        if case == "state owned by nobody":
+            os.chown(state, 65534, 65534)
+        elif case == "state 0777":
+            state.chmod(0o777)
+        elif case == "counter is a symlink":
+            (state / f"failures-{USER}.json").symlink_to(target / "x.json")
+        elif case == "counter 0666":
+            (state / f"failures-{USER}.json").write_text('{"failures": 0}')
+            (state / f"failures-{USER}.json").chmod(0o666)
+        else:
+            (state / "snapshots").symlink_to(target)
+    d = _attempt_decision(tmp_path, var)
+    assert d.status == AuthStatus.TEMPLATE_ERROR and expect in d.reason, (case, d)
+    assert d.line == ph.SETUP_MESSAGE
+    assert list(target.iterdir()) == []
+    assert not (target / "x.json").exists()
+
+
+def test_private_state_folder_is_made_and_readable_one_tightened(tmp_path: Path) -> None:
+    var = _sysdir(tmp_path)
+    assert ph.state_dir(var, USER) == var / "state"
+    assert (var / "state").stat().st_mode & 0o777 == 0o700
+    (var / "state").chmod(0o755)  # root's, only readable by others: made private, not refused
+    ph.state_dir(var, USER)
+    assert (var / "state").stat().st_mode & 0o777 == 0o700
+    d = _attempt_decision(tmp_path, var)  # on to the template (garbage here)
+    assert d.status == AuthStatus.TEMPLATE_ERROR and "bad magic" in d.reason, d
+
+
+# --------------------------------------------------------------------------- greeter output
+
+
+def test_pam_bad_config_says_not_set_up(pam: Pam, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[auth]\ntimeout = 'soon'\n")
+    name = pam.service([
+        f"auth sufficient pam_exec.so quiet stdout {pam.helper(config=bad)}",
+        "auth required pam_permit.so",
+    ])
+    rc, out = pam.pamtester(pam.command(name))
+    assert rc == 0 and _greeter_lines(out) == [ph.SETUP_MESSAGE], out
+
+
+@pytest.mark.parametrize("kind", ["mp4", "gif"])
+def test_pam_library_messages_never_reach_the_greeter(
+    pam: Pam, clips_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    """FFmpeg (through OpenCV) prints its complaints about a broken video on stderr, which
+    pam_exec's ``stdout`` option sends to the greeter: only the helper's own line may come."""
+    if kind == "mp4":
+        bad = tmp_path / "broken.mp4"
+        bad.write_bytes(b"garbage, no moov atom")
+    else:
+        bad = tmp_path / "broken.gif"
+        bad.write_bytes((clips_dir / MALE).read_bytes()[:3000])
+    rc, out = pam("permit", bad)
+    assert rc == 0, out
+    lines = _greeter_lines(out)
+    assert len(lines) == 1 and lines[0].endswith("type your password"), out
+    assert "\x1b" not in out and "@ 0x" not in out, out
