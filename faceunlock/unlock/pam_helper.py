@@ -46,15 +46,66 @@ imported before step 6. No Qt, no torch.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import glob
 import os
-import signal
-import socket
-import stat
 import sys
-import syslog
+
+# --------------------------------------------------------------------------- isolation
+# Before any other import: run as root without isolation (pip's console script
+# ``.venv/bin/faceunlock-auth``, or ``python -m`` without ``-I``), the helper re-executes itself
+# isolated at once, so no module planted on PYTHONPATH or in the current folder loads.
+
+#: the whole environment of the helper when it runs as root (plus the PAM variables):
+#: packaging/install.sh writes the same into the wrapper /usr/local/bin/faceunlock-auth
+ISOLATED_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+#: what pam_exec passes about the request
+PAM_VARIABLES = ("PAM_USER", "PAM_RUSER", "PAM_RHOST", "PAM_SERVICE", "PAM_TTY", "PAM_TYPE")
+#: set by Python itself where the C.UTF-8 locale is missing (locale coercion)
+_PYTHON_SETS = ("LC_CTYPE",)
+_REEXEC_FLAG = "--reexecuted-from"
+
+
+def isolated_environment(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """:data:`ISOLATED_ENV` plus the PAM variables of ``env``; nothing else."""
+    return {**ISOLATED_ENV, **{k: env[k] for k in PAM_VARIABLES if k in env}}
+
+
+def needs_isolation() -> bool:
+    """Running as root, but not as ``python -I`` with exactly :func:`isolated_environment`."""
+    if os.geteuid() != 0:
+        return False
+    if not sys.flags.isolated:
+        return True
+    extra = set(os.environ) - set(ISOLATED_ENV) - set(PAM_VARIABLES) - set(_PYTHON_SETS)
+    return bool(extra) or any(os.environ.get(k) != v for k, v in ISOLATED_ENV.items())
+
+
+def reexec_isolated(argv: list[str], started_as: str) -> None:
+    """Replace this process (same pid: pam_exec's child stays the PAM application's child) by
+    ``python -I -m faceunlock.unlock.pam_helper`` in the isolated environment. Defence in
+    depth only: what ran before (``sitecustomize`` on PYTHONPATH, LD_PRELOAD) already ran,
+    which is why /etc/pam.d must name the installed wrapper, never the console script."""
+    os.execve(
+        sys.executable,
+        [sys.executable, "-I", "-m", "faceunlock.unlock.pam_helper",
+         _REEXEC_FLAG, started_as or "?", *argv],
+        isolated_environment(os.environ),
+    )
+
+
+if (
+    (__name__ == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") == "faceunlock-auth")
+    and _REEXEC_FLAG not in sys.argv
+    and needs_isolation()
+):
+    reexec_isolated(sys.argv[1:], sys.argv[0])
+
+import argparse  # noqa: E402  (after the re-exec above, on purpose)
+import contextlib
+import glob  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import stat  # noqa: E402
+import syslog  # noqa: E402
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -561,6 +612,13 @@ def _syslog(req: Request, d: Decision, elapsed: float) -> None:
         syslog.closelog()
 
 
+def _syslog_warning(text: str) -> None:
+    with contextlib.suppress(Exception):
+        syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_AUTH)
+        syslog.syslog(syslog.LOG_WARNING, text)
+        syslog.closelog()
+
+
 def emit(
     req: Request,
     d: Decision,
@@ -640,49 +698,6 @@ def _scrub_environment() -> None:
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # AV_LOG_QUIET
 
 
-# --------------------------------------------------------------------------- isolation
-
-#: the whole environment of the helper when it runs as root (plus the PAM variables):
-#: packaging/install.sh writes the same into the wrapper /usr/local/bin/faceunlock-auth
-ISOLATED_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
-#: what pam_exec passes about the request
-PAM_VARIABLES = ("PAM_USER", "PAM_RUSER", "PAM_RHOST", "PAM_SERVICE", "PAM_TTY", "PAM_TYPE")
-
-
-def isolated_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """:data:`ISOLATED_ENV` plus the PAM variables of ``env``; nothing else."""
-    return {**ISOLATED_ENV, **{k: env[k] for k in PAM_VARIABLES if k in env}}
-
-
-def needs_isolation() -> bool:
-    """Running as root, but not as ``python -I`` with exactly :func:`isolated_environment`
-    (the pip-made ``.venv/bin/faceunlock-auth``, or ``python -m`` without ``-I``)."""
-    if os.geteuid() != 0:
-        return False
-    return not sys.flags.isolated or dict(os.environ) != isolated_environment(os.environ)
-
-
-def reexec_isolated(argv: Sequence[str]) -> None:
-    """Replace this process (same pid: pam_exec's child stays the PAM application's child) by
-    ``python -I -m faceunlock.unlock.pam_helper`` in the isolated environment. Defence in
-    depth only: what ran before this point (``sitecustomize`` on PYTHONPATH, LD_PRELOAD)
-    already ran, which is why /etc/pam.d must name the installed wrapper, never this script."""
-    env = isolated_environment(os.environ)
-    with contextlib.suppress(Exception):
-        syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_AUTH)
-        syslog.syslog(
-            syslog.LOG_WARNING,
-            f"run as root without isolation ({sys.argv[0]!r}); re-executing with python -I and "
-            "a clean environment: point /etc/pam.d at /usr/local/bin/faceunlock-auth",
-        )
-        syslog.closelog()
-    os.execve(
-        sys.executable,
-        [sys.executable, "-I", "-m", "faceunlock.unlock.pam_helper", *argv],
-        env,
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -711,6 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no stderr diagnostics; no stdout line when face auth does not apply",
     )
+    p.add_argument(_REEXEC_FLAG, dest="reexecuted_from", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -718,9 +734,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The program (``faceunlock-auth``): as root, first re-executes itself isolated unless it
     already is (see :func:`reexec_isolated`), then :func:`run`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if needs_isolation():
+    if _REEXEC_FLAG not in args and needs_isolation():
         try:
-            reexec_isolated(args)
+            reexec_isolated(args, sys.argv[0] if sys.argv else "?")
         except OSError as e:  # cannot re-execute: refuse rather than run unisolated as root
             d = Decision(AuthStatus.ERROR, f"cannot re-execute isolated: {e}")
             emit(Request.from_env(os.environ), d, 0.0)
@@ -739,6 +755,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(AuthStatus.USAGE) if e.code else int(AuthStatus.OK)
     _scrub_environment()
     req = Request.from_env(env)
+    if args.reexecuted_from is not None:
+        _syslog_warning(
+            f"started as root without isolation ({args.reexecuted_from!r}) and re-executed "
+            "isolated: point /etc/pam.d at the installed wrapper /usr/local/bin/faceunlock-auth"
+        )
     opts = Options(
         config=args.config,
         system_dir=args.system_dir,

@@ -735,3 +735,187 @@ def test_pam_library_messages_never_reach_the_greeter(
     lines = _greeter_lines(out)
     assert len(lines) == 1 and lines[0].endswith("type your password"), out
     assert "\x1b" not in out and "@ 0x" not in out, out
+
+
+# --------------------------------------------------------------------------- isolation
+
+_PRELOAD_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void mark(void) {
+    char exe[512] = {0}, line[600];
+    if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 0) strcpy(exe, "?");
+    int fd = open(MARKS "/preload", O_WRONLY | O_CREAT | O_APPEND, 0666);
+    if (fd >= 0) { int n = snprintf(line, sizeof line, "%s\n", exe); write(fd, line, n); close(fd); }
+}
+"""
+
+
+class Hostile:
+    """What a user controls when they start the helper: a folder (their cwd, and on
+    PYTHONPATH) with ``numpy.py``, ``argparse.py`` and ``sitecustomize.py`` that each leave a
+    mark when imported, an LD_PRELOAD library that marks every program it is loaded into, and
+    a HOME of theirs. Marks go to ``marks/`` (world-writable, so any uid can leave one)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir()
+        self.marks = root / "marks"
+        self.marks.mkdir()
+        self.marks.chmod(0o777)
+        self.planted = root / "planted"
+        self.planted.mkdir()
+        for mod in ("numpy", "argparse", "sitecustomize"):
+            (self.planted / f"{mod}.py").write_text(
+                f"open({str(self.marks / mod)!r}, 'a').write('imported\\n')\n"
+                "raise ImportError('planted')\n" if mod != "sitecustomize" else
+                f"open({str(self.marks / mod)!r}, 'a').write('imported\\n')\n"
+            )
+        self.home = root / "home"
+        self.home.mkdir()
+        os.chown(self.home, 65534, 65534)
+        self.preload: Path | None = None
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is not None:
+            src = root / "mark.c"
+            src.write_text(_PRELOAD_C)
+            lib = root / "libmark.so"
+            p = subprocess.run([cc, "-shared", "-fPIC", f'-DMARKS="{self.marks}"', "-o",
+                                str(lib), str(src)], capture_output=True, text=True)
+            if p.returncode == 0:
+                self.preload = lib
+
+    def env(self) -> dict[str, str]:
+        e = {"PYTHONPATH": str(self.planted), "HOME": str(self.home), "PYTHONSTARTUP": "x",
+             "PATH": f"{self.planted}:/usr/bin:/bin", "XDG_CACHE_HOME": str(self.home)}
+        if self.preload is not None:
+            e["LD_PRELOAD"] = str(self.preload)
+        return e
+
+    def imported(self) -> list[str]:
+        return sorted(p.name for p in self.marks.iterdir() if p.name != "preload")
+
+    def preloaded_into(self) -> list[str]:
+        p = self.marks / "preload"
+        return p.read_text().split() if p.exists() else []
+
+
+@pytest.fixture()
+def hostile(tmp_path: Path) -> Hostile:
+    return Hostile(tmp_path / "user")
+
+
+def _hold_at_lid(fifo: Path, proc: subprocess.Popen[str], pid_of: Callable[[], int | None]
+                 ) -> tuple[int, dict[str, str], list[str]]:
+    """The helper blocks reading the lid state from the FIFO ``fifo``: once it does, its
+    pid, environment and command line (as the kernel has them), then let it go on."""
+    import errno
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the helper never read the lid state"
+        time.sleep(0.02)
+    try:
+        pid = pid_of()
+        assert pid is not None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return pid, og.environment(pid), [c.decode() for c in cmdline if c]
+    finally:
+        os.close(fd)  # EOF: the lid is "open", the attempt goes on
+
+
+def _isolated(env: dict[str, str], cmdline: list[str]) -> None:
+    pam_vars = {k: v for k, v in env.items() if k.startswith("PAM_")}
+    assert env == {**ph.ISOLATED_ENV, **pam_vars}, env
+    assert "-I" in cmdline[1:3] and Path(cmdline[0]).name.startswith("python"), cmdline
+
+
+def _lid_fifo(tmp: Path) -> Path:
+    d = tmp / "lid" / "LID0"
+    d.mkdir(parents=True)
+    fifo = d / "state"
+    os.mkfifo(fifo)
+    return fifo
+
+
+@pytest.mark.parametrize("how", ["wrapper", "venv-script"])
+def test_root_helper_runs_isolated_when_started_directly(
+    pam: Pam, installed: Path, hostile: Hostile, tmp_path: Path, how: str
+) -> None:
+    """Started by hand (or by a PAM application) with a hostile environment and cwd: the
+    root process has exactly the fixed environment, runs ``python -I``, imports nothing
+    planted, and writes nothing into the caller's HOME. The venv's console script gets there
+    by re-executing itself (what ran before that - sitecustomize, LD_PRELOAD - is why
+    /etc/pam.d must name the wrapper)."""
+    fifo = _lid_fifo(tmp_path)
+    program = installed if how == "wrapper" else VENV_SCRIPT
+    args = pam.helper("/dev/video99", ("--lid-glob", str(fifo))).split()[1:]
+    proc = subprocess.Popen(
+        [str(program), *args], cwd=hostile.planted, text=True,
+        env={**hostile.env(), **_env(PAM_SERVICE="sudo", PAM_TTY="/dev/pts/3")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        pid, env, cmdline = _hold_at_lid(fifo, proc, lambda: proc.pid)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert pid == proc.pid  # exec all the way: pam_exec's child stays the application's child
+    _isolated(env, cmdline)
+    assert proc.returncode == AuthStatus.CAMERA_ERROR, (out, err)  # it got to the camera
+    assert "numpy" not in hostile.imported() and "argparse" not in hostile.imported()
+    if how == "wrapper":
+        assert hostile.imported() == []
+        assert not any("python" in exe for exe in hostile.preloaded_into()), hostile.preloaded_into()
+    assert list(hostile.home.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_root_helper_never_writes_into_the_callers_home(
+    pam: Pam, installed: Path, hostile: Hostile, enrolled: dict[str, Path]
+) -> None:
+    """A whole recognised attempt (models loaded, frames read) through the wrapper, started
+    with the user's HOME and XDG_CACHE_HOME: nothing appears there."""
+    args = pam.helper(enrolled["female"]).split()[1:]
+    p = subprocess.run([str(installed), *args], cwd=hostile.planted, capture_output=True,
+                       text=True, timeout=120, env={**hostile.env(), **_env()})
+    assert p.returncode == 0, p
+    assert list(hostile.home.iterdir()) == []
+    assert hostile.imported() == []
+
+
+def test_pam_environment_never_reaches_the_root_helper(
+    pam: Pam, hostile: Hostile, tmp_path: Path
+) -> None:
+    """PAM variables set by an earlier module (pam_env here: PYTHONPATH, LD_PRELOAD, HOME)
+    reach whatever pam_exec runs; the installed wrapper keeps them from the Python process."""
+    envfile = tmp_path / "pam-environment"
+    envfile.write_text("".join(f"{k}={v}\n" for k, v in hostile.env().items()))
+    fifo = _lid_fifo(tmp_path)
+    helper = pam.helper("/dev/video99", ("--lid-glob", str(fifo)))
+    name = pam.service([
+        f"auth optional pam_env.so readenv=1 envfile={envfile} conffile=/dev/null",
+        f"auth sufficient pam_exec.so quiet stdout {helper}",
+        "auth required pam_permit.so",
+    ])
+    proc = subprocess.Popen(pam.command(name, ops=("setcred", "authenticate")),
+                            cwd=hostile.planted, stdin=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _, env, cmdline = _hold_at_lid(fifo, proc, lambda: _child_of(proc.pid))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    _isolated(env, cmdline)
+    assert proc.returncode == 0 and "Camera unavailable" in out, out
+    assert hostile.imported() == []
+    assert not any("python" in exe for exe in hostile.preloaded_into()), hostile.preloaded_into()
+    assert list(hostile.home.iterdir()) == []
