@@ -11,6 +11,7 @@ local."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -919,3 +920,75 @@ def test_pam_environment_never_reaches_the_root_helper(
     assert hostile.imported() == []
     assert not any("python" in exe for exe in hostile.preloaded_into()), hostile.preloaded_into()
     assert list(hostile.home.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- documented lines
+
+#: where PAM lines are given to people (the pam-auth-update profile is not: its `end` is
+#: pam-auth-update's notation, turned into a jump when it writes common-auth)
+DOCS = ("README.md", "packaging/README.md", "packaging/pam/README.md")
+_LINE = re.compile(r"^\s*auth\s+(\[[^\]]*\]|\w+)\s+(\S+)(.*)$")
+_SPAN = re.compile(r"`{1,2}(\[[^`\]]*=[^`\]]*\]|sufficient|required|requisite|optional)`{1,2}")
+
+
+def documented_pam() -> tuple[set[str], list[list[str]]]:
+    """Every control field the docs offer for the face line (inline, or in a one-line example)
+    and every multi-line ``auth`` stack they show (fenced blocks)."""
+    texts = [(REPO / d).read_text() for d in DOCS]
+    texts.append(ph.__doc__ or "")
+    from faceunlock.unlock import system
+
+    controls: set[str] = set()
+    stacks: list[list[str]] = []
+    for text in [*texts, system.PAM_LINE]:
+        for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.S):
+            lines = [ln.strip() for ln in block.splitlines() if _LINE.match(ln)]
+            face = [ln for ln in lines if "faceunlock-auth" in ln]
+            if len(lines) > 1 and face:
+                stacks.append(lines)
+            elif face:
+                controls.add(_LINE.match(face[0]).group(1))  # type: ignore[union-attr]
+        prose = re.sub(r"```[^\n]*\n.*?```", "", text, flags=re.S)
+        for ln in prose.splitlines():
+            m = _LINE.match(ln)
+            if m and "faceunlock-auth" in ln:
+                controls.add(m.group(1))
+        controls.update(re.findall(_SPAN, prose))
+        controls.update(m.group(1) for m in re.finditer(r"`auth\s+(\S+)\s+pam_exec", prose))
+    return controls, stacks
+
+
+def test_docs_offer_the_tested_lines() -> None:
+    controls, stacks = documented_pam()
+    assert "sufficient" in controls and stacks, (controls, stacks)
+    assert not [c for c in controls if "end" in c], controls
+
+
+@pytest.mark.slow
+def test_pam_lines_in_the_docs_work_in_a_hand_written_file(
+    pam: Pam, enrolled: dict[str, Path]
+) -> None:
+    """Each control the docs give, in a hand-written service (face line, then pam_deny or
+    pam_permit), and each stack they show verbatim (the helper's path replaced by the test
+    wrapper): the enrolled face gets in, a user without a face falls through to the rest of
+    the stack ("Authentication failure", never "System error")."""
+    controls, stacks = documented_pam()
+    helper = pam.helper(enrolled["female"])
+    services: list[tuple[str, list[str], bool]] = []
+    for c in sorted(controls):
+        face = f"auth {c} pam_exec.so quiet stdout {helper}"
+        services.append((f"control {c} + deny", [face, "auth requisite pam_deny.so"], False))
+        services.append((f"control {c} + permit", [face, "auth required pam_permit.so"], True))
+    for st in stacks:
+        lines = [ln.replace("/usr/local/bin/faceunlock-auth", helper) for ln in st]
+        services.append((f"stack {st[0]!r}", lines, False))
+    for what, lines, password_ok in services:
+        name = pam.service(lines)
+        rc, out = pam.pamtester(pam.command(name))
+        assert rc == 0 and "Face recognised" in out, (what, out)
+        rc, out = pam.pamtester(pam.command(name, "bob"))
+        if password_ok:
+            assert rc == 0, (what, out)
+        else:
+            assert rc != 0 and "Authentication failure" in out, (what, out)
+        assert "System error" not in out, (what, out)
