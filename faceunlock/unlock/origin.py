@@ -32,7 +32,6 @@ at the login screen and on a VT, not for ``sudo`` in a terminal window.
 from __future__ import annotations
 
 import contextlib
-import os
 import pwd
 import re
 from collections.abc import Iterable, Sequence

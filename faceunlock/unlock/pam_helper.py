@@ -44,6 +44,7 @@ Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors
 imported before step 6. No Qt, no torch.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
 
 import os
@@ -92,20 +93,22 @@ def reexec_isolated(argv: list[str], started_as: str) -> None:
     )
 
 
+_PROGRAM = os.path.basename(sys.argv[0]) if sys.argv else ""
 if (
-    (__name__ == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") == "faceunlock-auth")
+    (__name__ == "__main__" or _PROGRAM == "faceunlock-auth")
     and _REEXEC_FLAG not in sys.argv
     and needs_isolation()
 ):
     reexec_isolated(sys.argv[1:], sys.argv[0])
 
-import argparse  # noqa: E402  (after the re-exec above, on purpose)
+# the imports below come after the re-exec above, on purpose (hence the file-wide E402)
+import argparse
 import contextlib
-import glob  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import stat  # noqa: E402
-import syslog  # noqa: E402
+import glob
+import signal
+import socket
+import stat
+import syslog
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence

@@ -13,13 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import logind_mock
 import pytest
 
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
-
-import logind_mock  # noqa: E402, I001  (tests/unlock)
 
 why = logind_mock.unavailable()
 if why is not None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import logind_mock
 import pytest
 from clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder  # tests/unlock
 
@@ -30,8 +31,6 @@ from faceunlock.errors import AuthStatus
 from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
-
-import logind_mock  # noqa: I001  (tests/unlock)
 
 VENV_SCRIPT = Path(sys.executable).parent / "faceunlock-auth"  #: pip's console script
 REPO = Path(__file__).resolve().parents[2]
@@ -749,7 +748,10 @@ __attribute__((constructor)) static void mark(void) {
     char exe[512] = {0}, line[600];
     if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 0) strcpy(exe, "?");
     int fd = open(MARKS "/preload", O_WRONLY | O_CREAT | O_APPEND, 0666);
-    if (fd >= 0) { int n = snprintf(line, sizeof line, "%s\n", exe); write(fd, line, n); close(fd); }
+    if (fd < 0) return;
+    int n = snprintf(line, sizeof line, "%s\n", exe);
+    write(fd, line, n);
+    close(fd);
 }
 """
 
@@ -875,7 +877,8 @@ def test_root_helper_runs_isolated_when_started_directly(
     assert "numpy" not in hostile.imported() and "argparse" not in hostile.imported()
     if how == "wrapper":
         assert hostile.imported() == []
-        assert not any("python" in exe for exe in hostile.preloaded_into()), hostile.preloaded_into()
+        loaded = hostile.preloaded_into()
+        assert not any("python" in exe for exe in loaded), loaded
     assert list(hostile.home.iterdir()) == []
 
 
