@@ -166,7 +166,8 @@ def time_auth(root: Path, runs: int) -> dict[str, Any]:
     cfg = bench_config()
     cfg = config_set(cfg, "camera.source", str(root / "probe"))
     conf = save_config(cfg, root / "config.toml")
-    env = {"PAM_TYPE": "auth", "PAM_USER": "alice", "PAM_SERVICE": "bench",
+    # a console tty: local for the helper's session check even without logind
+    env = {"PAM_TYPE": "auth", "PAM_USER": "alice", "PAM_SERVICE": "bench", "PAM_TTY": "tty1",
            "PATH": os.environ.get("PATH", "")}
 
     def once() -> dict[str, Any]:

@@ -729,9 +729,12 @@ def cmd_system_copy(args: argparse.Namespace) -> int:
         elevate = shutil.which("pkexec") or shutil.which("sudo")
         if not elevate:
             raise RootRequiredError("installing the system copy (neither pkexec nor sudo found)")
+        # the root side runs isolated (-I): nothing from the caller's folder (an argparse.py
+        # there), PYTHONPATH or user site-packages is imported as root
         cmd = [
             elevate,
             sys.executable,
+            "-I",
             "-m",
             "faceunlock",
             "system-copy",

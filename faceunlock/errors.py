@@ -294,6 +294,19 @@ class WatcherError(FaceUnlockError):
     (GNOME / freedesktop ScreenSaver, logind) on it, or the connection was lost."""
 
 
+class InsecurePathError(TemplateError):
+    """A root-only folder or file of the system side (the system template folder, its
+    ``state`` folder, the files in them) is a symlink, not owned by root, or writable by
+    others: it is refused, never used or repaired."""
+
+    status = AuthStatus.TEMPLATE_ERROR
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 def plain_message(exc: BaseException) -> str:
     """A message for a person, not a traceback (the tray's and ``faceunlock watch``'s
     "Face unlock stopped" notices, the dialogs' error lines)."""

@@ -237,12 +237,25 @@ install_file() {  # install_file STAGED REL MODE
 }
 
 # ------------------------------------------------------------------ staged contents
-cat >"$STAGE/faceunlock-auth" <<EOF
+ENV_BIN="$(command -v env)" || die "no env(1) found"
+# The PAM helper wrapper. It runs as root with the PAM environment: `env -i` starts Python with a
+# fixed environment (the same as faceunlock.unlock.pam_helper.ISOLATED_ENV, plus the PAM_*
+# variables pam_exec passes), so no LD_PRELOAD, PYTHONPATH or HOME of a caller reaches it, and
+# -I (isolated mode) keeps PYTHON* variables, the current folder and user site-packages off
+# the import path.
+HELPER_WRAPPER="$(cat <<'EOF'
 #!/bin/sh
 # FaceUnlock PAM helper (installed by packaging/install.sh; see packaging/pam/README.md).
-# -I: isolated mode, so PYTHON* variables in the PAM environment cannot change what root imports.
-exec '$PYTHON' -I -m faceunlock.unlock.pam_helper "\$@"
+# Runs as root: a clean, fixed environment (env -i) and Python's isolated mode (-I).
+exec '@ENV@' -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    ${PAM_USER+"PAM_USER=$PAM_USER"} ${PAM_RUSER+"PAM_RUSER=$PAM_RUSER"} \
+    ${PAM_RHOST+"PAM_RHOST=$PAM_RHOST"} ${PAM_SERVICE+"PAM_SERVICE=$PAM_SERVICE"} \
+    ${PAM_TTY+"PAM_TTY=$PAM_TTY"} ${PAM_TYPE+"PAM_TYPE=$PAM_TYPE"} \
+    '@PYTHON@' -I -m faceunlock.unlock.pam_helper "$@"
 EOF
+)"
+HELPER_WRAPPER="${HELPER_WRAPPER//@ENV@/$ENV_BIN}"
+printf '%s\n' "${HELPER_WRAPPER//@PYTHON@/$PYTHON}" >"$STAGE/faceunlock-auth"
 cat >"$STAGE/faceunlock" <<EOF
 #!/bin/sh
 # FaceUnlock command (installed by packaging/install.sh from $SRC).

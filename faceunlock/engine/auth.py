@@ -197,6 +197,14 @@ def authenticate(
     return res
 
 
+@dataclass(frozen=True)
+class Charge:
+    """A failure counted ahead of an attempt: the counter's state before and after."""
+
+    before: dict[str, float]
+    after: dict[str, float]
+
+
 class FailureCounter:
     """Consecutive-failure counter with a lock-out window, persisted in a 0600 JSON file."""
 
@@ -234,12 +242,34 @@ class FailureCounter:
             if self.path.exists():
                 self._write({"failures": 0, "locked_until": 0.0})
             return
-        st = self._read()
+        self._fail()
+
+    def _fail(self) -> tuple[dict[str, float], dict[str, float]]:
+        before = self._read()
+        st = dict(before)
         st["failures"] += 1
         if st["failures"] >= self.max_failures:
             st["locked_until"] = self.clock() + self.lockout_seconds
             st["failures"] = 0
         self._write(st)
+        return before, st
+
+    def charge(self) -> Charge:
+        """Count a failure now, before the attempt looks at a single face, so that nothing
+        that ends the attempt (a signal, a timeout, SIGKILL) escapes the count. Then
+        :meth:`record` ``(True)`` forgives it on success, and :meth:`refund` takes it back
+        when the attempt compared no face at all."""
+        before, after = self._fail()
+        return Charge(before, after)
+
+    def refund(self, charge: Charge) -> None:
+        """Undo ``charge`` (the attempt compared no face). Only when the file still holds what
+        the charge wrote: a concurrent attempt's count is never taken back."""
+        if self.path.exists() and self._read() == charge.after:
+            if charge.before == {"failures": 0.0, "locked_until": 0.0}:
+                self.path.unlink(missing_ok=True)
+            else:
+                self._write(charge.before)
 
     @property
     def failures(self) -> int:

@@ -456,6 +456,11 @@ def authenticate_user(
 ) -> AuthResult:
     """One attempt with lock-out bookkeeping. Never raises for 'not recognised'.
 
+    Every attempt that compares a face counts as a failure until it succeeds, whatever ends it
+    (no match, a timeout, ``should_stop``, a signal or KeyboardInterrupt, a kill): the failure
+    is written before the first frame and forgiven on success; one that saw no face at all
+    (too dark, nobody there, the source failed) is taken back.
+
     ``state_dir``: where the failure counter and snapshots live (default
     :func:`~faceunlock.paths.user_state_dir`)."""
     if cfg.general.disabled:
@@ -480,23 +485,35 @@ def authenticate_user(
         dark_fraction=a.dark_fraction,
     )
     last: dict[str, np.ndarray] = {}
+    handed = [0]  # frames given to the frame loop
 
     def keep(fr: Frame) -> Frame:
         last["image"] = fr.image
+        handed[0] += 1
         return fr
 
     with source:
-        res = authenticate(
-            pipe,
-            matcher(template, pipe),
-            thr,
-            (keep(f) for f in source),
-            params,
-            on_frame=on_frame,
-            should_stop=should_stop,
-        )
-    if res.status in (AuthStatus.OK, AuthStatus.NO_MATCH):
-        counter.record(res.status == AuthStatus.OK)
+        # count first: the failure is on disk before the first face is compared, so an
+        # attempt ended by a signal, a timeout or SIGKILL still counts; forgiven on success
+        charge = counter.charge()
+        try:
+            res = authenticate(
+                pipe,
+                matcher(template, pipe),
+                thr,
+                (keep(f) for f in source),
+                params,
+                on_frame=on_frame,
+                should_stop=should_stop,
+            )
+        except BaseException:
+            if handed[0] == 0:  # interrupted before any frame reached the loop
+                counter.refund(charge)
+            raise
+    if res.status == AuthStatus.OK:
+        counter.record(True)
+    elif not any(f.faces for f in res.frames):  # no face compared: not a try at all
+        counter.refund(charge)
     if res.status == AuthStatus.NO_MATCH and a.snapshots and "image" in last:
         save_snapshot((state_dir or user_state_dir()) / "snapshots", last["image"])
     return res

@@ -530,8 +530,9 @@ class EnablePage(QWizardPage):
         self.run_button.setEnabled(pv.problem is None and pv.automatic and self.process is None)
 
     def command(self) -> list[str]:
-        """The privileged command: the prefix, then ``python -m faceunlock system enable``."""
-        cmd = [sys.executable, "-m", "faceunlock", "system", "enable", "--json"]
+        """The privileged command: the prefix, then ``python -I -m faceunlock system enable``
+        (isolated: nothing from the current folder or PYTHONPATH is imported as root)."""
+        cmd = [sys.executable, "-I", "-m", "faceunlock", "system", "enable", "--json"]
         if self.wiz.system_root != "/":
             cmd += ["--root", self.wiz.system_root]
         return [*self.wiz.elevate, *cmd]

@@ -73,7 +73,8 @@ def test_install_files_modes_manifest(root: Path) -> None:
         assert st.st_uid == 0 and st.st_gid == 0
     text = wrapper.read_text()
     assert text.startswith("#!/bin/sh\n")
-    assert f"exec '{sys.executable}' -I -m faceunlock.unlock.pam_helper \"$@\"" in text
+    assert f"    '{sys.executable}' -I -m faceunlock.unlock.pam_helper \"$@\"\n" in text
+    assert " -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 " in text  # env -i
     profile = root / "usr/share/pam-configs/faceunlock"
     assert stat.S_IMODE(profile.stat().st_mode) == 0o644
     assert profile.read_bytes() == (REPO / "packaging/pam/faceunlock").read_bytes()

@@ -87,7 +87,7 @@ def test_shows_the_exact_change_and_undo_then_runs_it(
     assert auth_line in page.changes.toPlainText().splitlines()
     assert "pkexec faceunlock system disable" in page.undo.text()
     assert page.command() == [
-        sys.executable, "-m", "faceunlock", "system", "enable", "--json", "--root", str(root)
+        sys.executable, "-I", "-m", "faceunlock", "system", "enable", "--json", "--root", str(root)
     ]
     assert page.run_button.isEnabled()
     page.run_button.click()
