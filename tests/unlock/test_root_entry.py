@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -70,8 +71,11 @@ def test_system_copy_root_side_imports_nothing_from_the_callers_folder(
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("PYTHONPATH", str(cwd))
     monkeypatch.chdir(cwd)
-    monkeypatch.setattr(cli, "_store", lambda: store)
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)  # the user's side of system-copy
+    # the user's side of system-copy, as uid 1000: the template is read before the uid is
+    # faked (the store refuses a template owned by another uid, and root owns this one)
+    loaded = store.load("alice")
+    monkeypatch.setattr(cli, "_store", lambda: SimpleNamespace(load=lambda user: loaded))
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     rc = cli.main(["system-copy", "--user", "alice"])
     assert sorted(p.name for p in marks.iterdir()) == ["argv"]  # nothing planted was imported
     argv = (marks / "argv").read_text().split()
