@@ -249,7 +249,7 @@ class LivenessConfig(_Section):
     ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
 
     SECTION = "liveness"
-    level: str = "passive"  # off, passive, active (= passive until the challenge exists)
+    level: str = "off"  # off, passive, active (= passive until the challenge exists)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,10 @@ FRAMES = 10
 #: live presentations: windows of this many consecutive frames, this far apart
 LIVE_WINDOW = 4
 LIVE_STEP = 2
+#: the fit part's size: attacks per kind, camera variants per live window, frames each
+FIT_PER_CLIP = 40
+FIT_LIVE_VARIANTS = 3
+FIT_FRAMES = 4
 
 
 def clip_frames(path: Path) -> list[np.ndarray]:
@@ -336,7 +340,8 @@ def fit(seed: int = 0, target_bpcer: float = 0.05, out_json: Path | None = None)
     from faceunlock.paths import models_dir
 
     with tempfile.TemporaryDirectory() as td:
-        counts = build(Path(td), "fit", seed)
+        counts = build(Path(td), "fit", seed, per_clip=FIT_PER_CLIP,
+                       live_variants=FIT_LIVE_VARIANTS, frames_per=FIT_FRAMES)
         scored = ev.score_sets(Path(td) / "live", Path(td) / "attack", kit_config(), "passive")
     live = np.array([p.score for p in scored.live if p.found])
     op = ev.choose_threshold(scored, target_bpcer)
@@ -350,10 +355,13 @@ def fit(seed: int = 0, target_bpcer: float = 0.05, out_json: Path | None = None)
                      "clip only; never the woman's or the two-person clip, which are "
                      "reported)",
         "target_bpcer": target_bpcer,
-        "fit_bpcer": op["bpcer"],
-        "fit_apcer": op["per_kind"],
+        "fit_bpcer": round(op["bpcer"], 4),
+        "fit_apcer": {k: round(v, 4) for k, v in op["per_kind"].items()},
         "fit_counts": counts,
-        "fit_live_scores": [round(float(x), 4) for x in np.sort(live)[:5]],
+        "fit_interval": [round(op["lo"], 4), round(op["hi"], 4)],
+        "fit_lowest_live_scores": [round(float(x), 4) for x in np.sort(live)[:5]],
+        "rule": "midpoint of [lowest threshold with the fit set's minimal worst-kind APCER, "
+                "highest threshold with fit BPCER <= target]",
     }
     write_sidecar(path, {k: v for k, v in meta.items() if k not in ("file", "sha256")})
     if out_json is not None:

@@ -143,9 +143,11 @@ BEZEL_MIN_CONTRAST = 18.0
 FROZEN_MAX_DIFF = 0.25
 #: planar motion: the region around the face moved at least this much (75th percentile of
 #: the tracked points' displacement, pixels) ...
-PLANAR_MIN_MOTION = 2.0
-#: ... and one homography explains it to this (90th percentile of the residuals, pixels)
+PLANAR_MIN_MOTION = 1.0
+#: ... and one homography explains it to this (90th percentile of the residuals, pixels) ...
 PLANAR_MAX_RESIDUAL = 1.0
+#: ... and to this share of the motion (parallax grows with the motion; tracking noise not)
+PLANAR_MAX_RELATIVE = 0.3
 PLANAR_MIN_POINTS = 12
 
 
@@ -237,8 +239,9 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     """Whether the face and its surroundings moved as one flat picture between frames ``a``
     and ``b`` (RGB): points tracked (pyramidal Lucas-Kanade) in the region 2.5x the face box
     of ``a`` moved by at least PLANAR_MIN_MOTION, and one homography (RANSAC) explains 90 %
-    of them within PLANAR_MAX_RESIDUAL. A head moves against its background, and turns
-    (parallax between nose, cheeks and hair); a hand-held photo or print moves as one plane.
+    of them within PLANAR_MAX_RESIDUAL and within PLANAR_MAX_RELATIVE of the motion. A head
+    moves against its background, and turns (parallax between nose, cheeks and hair); a
+    hand-held photo or print moves as one plane.
     Abstains (False) when there is too little texture or motion to tell."""
     x0, y0, x1, y1 = _region(a.shape, box, 2.5)
     ga = cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
@@ -253,14 +256,16 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     p0, p1 = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
     if len(p0) < PLANAR_MIN_POINTS:
         return False
-    if float(np.percentile(np.linalg.norm(p1 - p0, axis=1), 75)) < PLANAR_MIN_MOTION:
+    motion = float(np.percentile(np.linalg.norm(p1 - p0, axis=1), 75))
+    if motion < PLANAR_MIN_MOTION:
         return False
     hm, _ = cv2.findHomography(p0, p1, cv2.RANSAC, PLANAR_MAX_RESIDUAL)
     if hm is None:
         return False
     pred = cv2.perspectiveTransform(p0[None].astype(np.float64), hm)[0]
     resid = np.linalg.norm(pred - p1, axis=1)
-    return float(np.percentile(resid, 90)) <= PLANAR_MAX_RESIDUAL
+    return float(np.percentile(resid, 90)) <= min(PLANAR_MAX_RESIDUAL,
+                                                   PLANAR_MAX_RELATIVE * motion)
 
 
 # --------------------------------------------------------------------------------------------
