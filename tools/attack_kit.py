@@ -167,7 +167,6 @@ def make_phone(rng: np.random.Generator, shape: tuple[int, ...], box: tuple[floa
                ) -> Phone:
     """A phone held so the face appears about life size: a screen ~3 face widths wide, ~3.3
     tall, centred near the face; its bezel sometimes partly out of the frame."""
-    h, w = shape[:2]
     fw, fh = box[2] - box[0], box[3] - box[1]
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     sw, sh = fw * rng.uniform(2.6, 3.4), fh * rng.uniform(2.9, 3.6)

@@ -200,7 +200,8 @@ def authenticate(
             match = faces > 0 and dist <= threshold
             if faces:
                 window.append(match)
-                seen.append((frame.image, face.box))
+                if live_on:
+                    seen.append((frame.image, face.box))
             if live_on and match and sum(window) >= params.k:
                 assert liveness is not None
                 res.liveness = liveness.judge(

@@ -21,6 +21,7 @@ This module uses onnxruntime, OpenCV and numpy only.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,8 +68,8 @@ def crop_box(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, in
     x0, y0 = cx - cw / 2.0, cy - ch / 2.0
     x0 = min(max(x0, 0.0), w - cw)
     y0 = min(max(y0, 0.0), h - ch)
-    ix0, iy0 = int(round(x0)), int(round(y0))
-    ix1, iy1 = min(w, int(round(x0 + cw))), min(h, int(round(y0 + ch)))
+    ix0, iy0 = round(x0), round(y0)
+    ix1, iy1 = min(w, round(x0 + cw)), min(h, round(y0 + ch))
     return ix0, iy0, max(ix1, ix0 + 1), max(iy1, iy0 + 1)
 
 
@@ -232,7 +233,7 @@ def frozen(crops: Sequence[np.ndarray]) -> bool:
     if len(crops) < 2:
         return False
     return all(float(np.mean(np.abs(a - b))) < FROZEN_MAX_DIFF
-               for a, b in zip(crops, crops[1:], strict=False))
+               for a, b in itertools.pairwise(crops))
 
 
 def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:

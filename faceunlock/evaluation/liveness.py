@@ -18,6 +18,7 @@ face is found in ``auth.k`` frames is not accepted (counted in ``no_face``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,7 @@ def choose_threshold(sets: ScoredSets, target_bpcer: float = 0.05) -> dict[str, 
     accepting the fit attacks as from rejecting the fit live faces)."""
     cands = sorted({0.0, 1.0, *(round(s.score, 6) for s in sets.live + sets.attack
                                  if s.found and s.verdict is not None)})
-    grid = sorted({*cands, *((a + b) / 2 for a, b in zip(cands, cands[1:], strict=False))})
+    grid = sorted({*cands, *((a + b) / 2 for a, b in itertools.pairwise(cands))})
     feasible = [(t, rates(sets, t)) for t in grid if rates(sets, t)["bpcer"] <= target_bpcer]
     if not feasible:
         raise InputError(f"no threshold keeps BPCER within {target_bpcer:g} on this set")

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 def attack_kit() -> ModuleType:
     """tools/attack_kit.py as a module."""
     if "attack_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("attack_kit", REPO / "tools" / "attack_kit.py")
+        path = REPO / "tools" / "attack_kit.py"
+        spec = importlib.util.spec_from_file_location("attack_kit", path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
         sys.modules["attack_kit"] = mod
