@@ -1,7 +1,7 @@
 """Time to unlock and the watcher's idle cost, on D-Bus lock stand-ins over a real private bus.
 
     python benchmarks/time_to_unlock.py [--runs 5] [--backend freedesktop] [--idle 10]
-                                        [--out benchmarks/results]
+                                        [--liveness LEVEL] [--out benchmarks/results]
 
 Setup: a private ``dbus-daemon`` and a stand-in screen locker (``tests/unlock/
 fake_screensaver.py``; a second bus as the "system bus" for ``--backend logind``); alice is
@@ -44,6 +44,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared")) / "datasets" / "clips"
 FEMALE = "head-pose-face-detection-female.gif"
+#: ``liveness.level`` of the attempts (``--liveness``; None: the config's default)
+LIVENESS: str | None = None
 SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver"}
 
 
@@ -104,7 +106,7 @@ def bench_config() -> Any:
     _test_helpers_on_path()
     from clip_material import clip_config
 
-    return clip_config()
+    return clip_config(**({"liveness.level": LIVENESS} if LIVENESS else {}))
 
 
 def enrol(root: Path) -> tuple[Any, Path, Any]:
@@ -190,8 +192,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--backend", choices=["freedesktop", "gnome", "logind"], default="freedesktop")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
+    ap.add_argument("--liveness", choices=["off", "passive", "active"], default=None,
+                    help="liveness.level of the attempts (default: the config's default)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = ap.parse_args()
+    global LIVENESS
+    LIVENESS = a.liveness
     if shutil.which("dbus-daemon") is None:
         sys.exit("dbus-daemon is not installed (Debian: apt-get install dbus)")
     if not (CLIPS / FEMALE).is_file():
@@ -263,6 +269,7 @@ def main() -> int:
     ms = [r["lock_to_unlock_ms"] for r in runs]
     result = {
         "backend": a.backend,
+        "liveness": bench_config().liveness.level,
         "runs": runs,
         "lock_to_unlock_ms_median": statistics.median(ms),
         "lock_to_unlock_ms_max": max(ms),
@@ -277,7 +284,8 @@ def main() -> int:
         "faceunlock_auth": auth,
     }
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "time_to_unlock.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "time_to_unlock.json" if not a.liveness else f"time_to_unlock-liveness-{a.liveness}.json"
+    (a.out / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

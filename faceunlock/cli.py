@@ -707,6 +707,17 @@ def cmd_eval_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_liveness(args: argparse.Namespace) -> int:
+    from faceunlock.evaluation import liveness
+
+    res = liveness.run(Path(args.live), Path(args.attack), _cfg(), args.level)
+    if args.json:
+        _print_json(res)
+    else:
+        print(liveness.format_report(res))
+    return 0
+
+
 def cmd_system_copy(args: argparse.Namespace) -> int:
     """Install the root-only copy of a template for the login screen.
 
@@ -879,6 +890,19 @@ def build_parser() -> argparse.ArgumentParser:
     ul.add_argument("--json", action="store_true")
     _add_engine_args(ul)
     ul.set_defaults(func=cmd_eval_unlock)
+
+    lv = evs.add_parser(
+        "liveness", help="APCER per attack kind and BPCER of the liveness stage",
+        description="Each subfolder of DIR is one presentation (its images in name order are "
+        "the frames of one attempt), each loose image a one-frame presentation; under "
+        "--attack the first path component names the attack kind. Runs the liveness code of "
+        "`faceunlock auth` with the configured detector settings.")
+    lv.add_argument("--live", required=True, metavar="DIR", help="bona fide presentations")
+    lv.add_argument("--attack", required=True, metavar="DIR", help="attacks, one folder per kind")
+    lv.add_argument("--level", choices=["off", "passive", "active"], default=None,
+                    help="liveness level (default: the config's liveness.level)")
+    lv.add_argument("--json", action="store_true")
+    lv.set_defaults(func=cmd_eval_liveness)
 
     def user_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--user", help="user name (default: the current user)")

@@ -38,6 +38,7 @@ SECURITY_LEVELS = ("convenient", "balanced", "secure")
 WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome")
 ROTATIONS = (0, 90, 180, 270)
 PRECISIONS = ("auto", "int8", "fp32")
+LIVENESS_LEVELS = ("off", "passive", "active")
 
 Value = bool | int | float | str
 
@@ -74,6 +75,7 @@ _RULES: dict[str, _Rule] = {
     "auth.dark_fraction": _Rule(float, 0.05, 1.0),
     "auth.snapshots": _Rule(bool),
     "enrol.anchors": _Rule(int, 3, 50),
+    "liveness.level": _Rule(str, choices=LIVENESS_LEVELS),
     "watcher.enabled": _Rule(bool),
     "watcher.backend": _Rule(str, choices=WATCHER_BACKENDS),
     "general.disabled": _Rule(bool),
@@ -252,6 +254,16 @@ class EnrolConfig(_Section):
 
 
 @dataclass(frozen=True)
+class LivenessConfig(_Section):
+    """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
+    (MiniFASNet and the deny cues on the matched frames; see README "Liveness") or
+    ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
+
+    SECTION = "liveness"
+    level: str = "off"  # off, passive, active (= passive until the challenge exists)
+
+
+@dataclass(frozen=True)
 class WatcherConfig(_Section):
     """[watcher] lock-screen watcher."""
 
@@ -278,6 +290,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     enrol: EnrolConfig = field(default_factory=EnrolConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
     general: GeneralConfig = field(default_factory=GeneralConfig)
 
@@ -291,6 +304,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "model": ModelConfig,
     "auth": AuthConfig,
     "enrol": EnrolConfig,
+    "liveness": LivenessConfig,
     "watcher": WatcherConfig,
     "general": GeneralConfig,
 }

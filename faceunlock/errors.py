@@ -34,6 +34,7 @@ class AuthStatus(enum.IntEnum):
     TOO_DARK = 18  #: every frame was too dark to use
     LOCKED_OUT = 19  #: too many failures in a row; face auth paused, password still works
     TEMPLATE_ERROR = 20  #: template corrupt, tampered, unsafe, or made with another model
+    PRESENTATION_ATTACK = 21  #: the matched face looked like a photo or a screen (liveness)
     KEYRING_ERROR = 22  #: the OS keyring holding the template key is missing, locked or failing
     #: the desktop app (``faceunlock`` with no arguments, ``faceunlock-gui``) cannot open a
     #: window: no graphical session (no usable DISPLAY / WAYLAND_DISPLAY), or Qt's platform

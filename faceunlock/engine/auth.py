@@ -6,6 +6,12 @@ Decision rule
     impostor: only a face within the threshold of the enrolled anchors does. The attempt
     accepts when ``k`` of the last ``n`` frames that showed a face matched.
 
+Liveness
+    With a :class:`~faceunlock.engine.liveness.Liveness` stage (``liveness.level`` passive or
+    active), the moment the ``k``-of-``n`` rule would accept, the stage judges the matched
+    frames of the window: on each, the face whose embedding matched (its detector box), never
+    another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``.
+
 Rate limiting
     After ``max_failures`` failed attempts in a row, face authentication refuses (status
     ``LOCKED_OUT``) for ``lockout_seconds``; the password is unaffected. A success resets the
@@ -29,6 +35,7 @@ import cv2
 import numpy as np
 
 from faceunlock.engine.cohort import Matcher
+from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
 from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame
@@ -90,6 +97,8 @@ class AuthResult:
     threshold: float
     elapsed: float = 0.0
     frames: list[FrameResult] = field(default_factory=list)
+    #: the liveness verdict, when the stage ran (at the moment the attempt would accept)
+    liveness: Verdict | None = None
 
     @property
     def best_distance(self) -> float:
@@ -107,6 +116,7 @@ class AuthResult:
             "face_frames": sum(1 for f in self.frames if f.faces),
             "dark_frames": sum(1 for f in self.frames if f.dark),
             "best_distance": None if not np.isfinite(best) else round(best, 4),
+            "liveness": None if self.liveness is None else self.liveness.to_json(),
         }
 
 
@@ -117,6 +127,7 @@ MESSAGES = {
     AuthStatus.TOO_DARK: "Too dark to see your face, type your password",
     AuthStatus.ABORTED: "Face check cancelled",
     AuthStatus.LOCKED_OUT: "Face unlock paused after failed attempts, type your password",
+    AuthStatus.PRESENTATION_ATTACK: ATTACK_MESSAGE,
 }
 
 
@@ -132,11 +143,21 @@ def score_frame(
 
     ``anchors``: a :class:`Matcher` (raw or cohort-normalised scores) or bare anchors
     (M, D) float32, scored by raw distance."""
+    faces, score, _ = best_face(pipe, image, anchors)
+    return faces, score
+
+
+def best_face(
+    pipe: Observer, image: np.ndarray, anchors: np.ndarray | Matcher
+) -> tuple[int, float, Any]:
+    """:func:`score_frame` plus the observation of the face with the smallest score (the one
+    liveness judges; None when no face)."""
     obs = pipe.observe(image, select="all", track=True)
     if not obs:
-        return 0, float("inf")
-    emb = np.stack([o.embedding for o in obs])
-    return len(obs), float(as_matcher(anchors).scores(emb).min())
+        return 0, float("inf"), None
+    scores = as_matcher(anchors).scores(np.stack([o.embedding for o in obs]))
+    i = int(np.argmin(scores))
+    return len(obs), float(scores[i]), obs[i]
 
 
 def authenticate(
@@ -149,18 +170,23 @@ def authenticate(
     clock: Callable[[], float] = time.monotonic,
     on_frame: Callable[[FrameResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    liveness: Liveness | None = None,
 ) -> AuthResult:
     """Run one attempt over ``frames`` (stops at the timeout or when frames run out).
 
     anchors: the template's :class:`Matcher`, or bare (M, 128) float32 anchors (raw
-    distances); ``threshold`` is on the same scale.
+    distances); ``threshold`` is on the same scale. ``liveness``: the stage that must pass
+    before the attempt accepts (None or level ``off``: no liveness check).
     """
+    live_on = liveness is not None and liveness.params.enabled
     a = as_matcher(anchors)
     reset = getattr(pipe, "reset_tracking", None)
     if reset is not None:
         reset()
     start = clock()
     window: deque[bool] = deque(maxlen=params.n)
+    #: beside each window entry: the frame and the box of its best face (for liveness)
+    seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
     for frame in frames:
         if should_stop is not None and should_stop():
@@ -170,23 +196,30 @@ def authenticate(
         if is_dark(frame.image, dark_level=params.dark_level, dark_fraction=params.dark_fraction):
             fr = FrameResult(frame.index, 0, float("inf"), False, True, 0.0)
         else:
-            faces, dist = score_frame(pipe, frame.image, a)
+            faces, dist, face = best_face(pipe, frame.image, a)
             match = faces > 0 and dist <= threshold
+            if faces:
+                window.append(match)
+                if live_on:
+                    seen.append((frame.image, face.box))
+            if live_on and match and sum(window) >= params.k:
+                assert liveness is not None
+                res.liveness = liveness.judge(
+                    [s for s, m in zip(seen, window, strict=True) if m])
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
             )
-            if faces:
-                window.append(match)
         res.frames.append(fr)
         if on_frame is not None:
             on_frame(fr)
         if sum(window) >= params.k:
-            res.status = AuthStatus.OK
+            live = res.liveness is None or res.liveness.live
+            res.status = AuthStatus.OK if live else AuthStatus.PRESENTATION_ATTACK
             break
         if clock() - start >= params.timeout:
             break
     res.elapsed = clock() - start
-    if res.status not in (AuthStatus.OK, AuthStatus.ABORTED):
+    if res.status not in (AuthStatus.OK, AuthStatus.ABORTED, AuthStatus.PRESENTATION_ATTACK):
         if any(f.faces for f in res.frames):
             res.status = AuthStatus.NO_MATCH
         elif res.frames and all(f.dark for f in res.frames):

@@ -26,6 +26,7 @@ from faceunlock.engine.auth import (
     save_snapshot,
 )
 from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.liveness import Liveness, LivenessParams, get_liveness
 from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
 from faceunlock.engine.sources import Frame, FrameSource, make_source
@@ -431,6 +432,16 @@ def calibrate(
     return chosen[-1]
 
 
+def liveness_for(cfg: Config, pipe: Pipeline, level: str | None = None) -> Liveness | None:
+    """The liveness stage of ``liveness.level`` (or ``level``) for ``pipe``'s models
+    directory, loaded once per process; None when the level is ``off``."""
+    lvl = level or cfg.liveness.level
+    if lvl == "off":
+        return None
+    mdir = Path(pipe.settings.models) if pipe.settings.models else None
+    return get_liveness(mdir, LivenessParams(level=lvl))
+
+
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
     """The user's consecutive-failure counter, in ``state_dir`` (default
     :func:`~faceunlock.paths.user_state_dir`; the root-run PAM helper passes its own)."""
@@ -505,6 +516,7 @@ def authenticate_user(
                 params,
                 on_frame=on_frame,
                 should_stop=should_stop,
+                liveness=liveness_for(cfg, pipe),
             )
         except BaseException:
             if handed[0] == 0:  # interrupted before any frame reached the loop
@@ -514,7 +526,8 @@ def authenticate_user(
         counter.record(True)
     elif not any(f.faces for f in res.frames):  # no face compared: not a try at all
         counter.refund(charge)
-    if res.status == AuthStatus.NO_MATCH and a.snapshots and "image" in last:
+    if res.status in (AuthStatus.NO_MATCH, AuthStatus.PRESENTATION_ATTACK) and a.snapshots \
+            and "image" in last:
         save_snapshot((state_dir or user_state_dir()) / "snapshots", last["image"])
     return res
 

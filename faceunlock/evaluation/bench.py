@@ -203,6 +203,36 @@ def time_normalisation(
     return {k: round(v, 4) for k, v in out.items()}
 
 
+def time_liveness(pipe: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, float] | None:
+    """ms of the passive liveness stage on the frame's face: each model per crop, and the
+    judge of one attempt (two matched frames: the frame and a copy with sensor noise, as the
+    unlock path runs it once, when an attempt would accept); None without a face or models."""
+    from faceunlock.engine.liveness import Liveness, LivenessParams
+    from faceunlock.errors import ModelError
+
+    obs = pipe.observe(frame, select="largest")
+    if not obs:
+        return None
+    mdir = Path(pipe.settings.models) if pipe.settings.models else None
+    stage = Liveness(mdir, LivenessParams(level="passive"), threads=pipe.settings.threads)
+    noisy = np.clip(frame.astype(np.int16) + np.random.default_rng(0).integers(
+        -2, 3, frame.shape), 0, 255).astype(np.uint8)
+    faces = [(frame, obs[0].box), (noisy, obs[0].box)]
+    try:
+        stage.judge(faces)
+    except ModelError:
+        return None
+    out: dict[str, list[float]] = {"v2_per_crop": [], "v1se_per_crop": [], "judge_attempt": []}
+    for _ in range(max(repeats, 10)):
+        for key, fn in (("v2_per_crop", lambda: stage.v2.real(faces[:1])),
+                        ("v1se_per_crop", lambda: stage.v1se.real(faces[:1])),
+                        ("judge_attempt", lambda: stage.judge(faces))):
+            t0 = time.perf_counter()
+            fn()
+            out[key].append((time.perf_counter() - t0) * 1e3)
+    return {k: _stats(v)["median"] for k, v in out.items()}
+
+
 def run(
     settings: PipelineSettings,
     image: str | None = None,
@@ -230,6 +260,9 @@ def run(
     norm = time_normalisation(pipe, frame, repeats)
     if norm is not None:
         res["cohort_scoring_ms"] = norm
+    live = time_liveness(pipe, frame, repeats)
+    if live is not None:
+        res["liveness_ms"] = live
     if cold_start_too:
         res["cold_start"] = cold_start(frame, settings)
     if dlib_too:
@@ -258,6 +291,13 @@ def format_table(res: dict[str, Any]) -> str:
             f"scoring one face against 20 anchors: raw {cn['raw']:.3f} ms, cohort-normalised "
             f"{cn['asnorm']:.3f} ms ({cn['cohort_identities']:.0f} identities, k {cn['k']:.0f}; "
             f"per template once: {cn['asnorm_template_setup']:.2f} ms)"
+        )
+    if "liveness_ms" in res:
+        lv = res["liveness_ms"]
+        lines.append(
+            f"liveness (passive): {lv['judge_attempt']:.2f} ms once per attempt, on the frame "
+            f"that would accept (2 matched frames: models {lv['v2_per_crop']:.2f} + "
+            f"{lv['v1se_per_crop']:.2f} ms per crop, and the deny cues); 0 on other frames"
         )
     if "cold_start" in res:
         cs = res["cold_start"]

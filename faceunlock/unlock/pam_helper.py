@@ -166,6 +166,8 @@ MESSAGES: dict[AuthStatus, str] = {
     AuthStatus.TOO_DARK: "Too dark to see your face, type your password",
     AuthStatus.LOCKED_OUT: "Face unlock paused after failed attempts, type your password",
     AuthStatus.TEMPLATE_ERROR: "Face data unreadable, type your password",
+    AuthStatus.PRESENTATION_ATTACK: "Face not accepted: this looks like a photo or a screen. "
+                                    "Type your password.",
 }
 DEFAULT_MESSAGE = SETUP_MESSAGE
 #: outcomes where face auth does not apply at all: ``--quiet`` prints nothing for them

@@ -335,7 +335,6 @@ def enrolled(
     return {"var": var, "female": folder("female", fem[half:]), "male": folder("male", male[:10])}
 
 
-PamRun = Callable[..., tuple[int, str]]
 
 
 class Pam:
@@ -995,3 +994,37 @@ def test_pam_lines_in_the_docs_work_in_a_hand_written_file(
         else:
             assert rc != 0 and "Authentication failure" in out, (what, out)
         assert "System error" not in out, (what, out)
+
+
+@pytest.fixture(scope="module")
+def attack_dirs(pam_ready: None, clips_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> dict[str, Path]:
+    from attack_material import attacks
+
+    return attacks(tmp_path_factory.mktemp("pam-attacks"), clips_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["copies", "moving-photo", "screen-replay"])
+def test_pam_presentation_attack_is_refused_and_counted(
+    kind: str, pam: Pam, attack_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """At liveness.level passive the helper refuses the owner's photo or screen with status
+    21 and counts it (the greeter shows why); the password still works."""
+    import json
+
+    rc, out = pam("deny", attack_dirs[kind], **{"liveness.level": "passive"})
+    assert rc != 0, out
+    # the greeter line of status 21 and no other
+    assert _greeter_lines(out) == [ph.MESSAGES[AuthStatus.PRESENTATION_ATTACK]], out
+    counter = json.loads((tmp_path / "var" / "state" / f"failures-{USER}.json").read_text())
+    assert counter["failures"] == 1
+    rc, out = pam("permit", attack_dirs[kind], **{"liveness.level": "passive"})
+    assert rc == 0, out
+
+
+@pytest.mark.slow
+def test_pam_owner_unlocks_with_passive_liveness(pam: Pam, enrolled: dict[str, Path]) -> None:
+    rc, out = pam("deny", enrolled["female"], **{"liveness.level": "passive"})
+    assert rc == 0, out
+    assert _greeter_lines(out) == ["Face recognised"], out

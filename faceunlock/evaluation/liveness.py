@@ -1,0 +1,250 @@
+"""``faceunlock eval liveness``: APCER per attack kind and BPCER (ISO/IEC 30107-3) of the
+liveness stage on folders of presentations.
+
+Layout: each immediate subfolder of ``--live`` or ``--attack`` is one presentation (its
+images, in name order, are the frames of one attempt); each loose image is a one-frame
+presentation. Under ``--attack`` the first path component names the attack kind
+(``attack/screen/p1/0000.png`` and ``attack/screen/x.png`` are kind ``screen``; a loose
+image directly under ``--attack`` is kind ``attack``).
+
+Each presentation runs like an unlock attempt at the configured detector settings: frames
+are observed in order on the tracked stream, and the moment ``auth.k`` frames have shown a
+face the liveness stage judges them (:meth:`~faceunlock.engine.liveness.Liveness.judge`, the
+code ``faceunlock auth`` runs). There is no template here, so the face judged is the
+largest one of the first frame, followed through the frames by overlap, where auth judges
+the face that matched. A presentation in which no
+face is found in ``auth.k`` frames is not accepted (counted in ``no_face``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceunlock.config import Config
+from faceunlock.engine.imageio import read_image
+from faceunlock.engine.liveness import Liveness, LivenessParams, Verdict
+from faceunlock.engine.pipeline import Pipeline
+from faceunlock.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Presentation:
+    name: str
+    kind: str
+    frames: tuple[Path, ...]
+
+
+@dataclass
+class Scored:
+    """One presentation's outcome: found (a face in k frames), the verdict (None when no
+    face, or at level off)."""
+
+    presentation: Presentation
+    found: bool
+    verdict: Verdict | None
+
+    @property
+    def score(self) -> float:
+        return float("nan") if self.verdict is None else self.verdict.score
+
+    @property
+    def cues(self) -> list[str]:
+        """The deny cues that fired (everything but the score)."""
+        return [] if self.verdict is None else [r for r in self.verdict.reasons if r != "score"]
+
+    def accepted(self, threshold: float | None = None, level: str = "passive") -> bool:
+        """Judged live: at ``threshold`` (default the verdict's own)."""
+        if not self.found:
+            return False
+        if level == "off" or self.verdict is None:
+            return True
+        thr = self.verdict.threshold if threshold is None else threshold
+        return not self.cues and self.verdict.score >= thr
+
+
+@dataclass
+class ScoredSets:
+    live: list[Scored] = field(default_factory=list)
+    attack: list[Scored] = field(default_factory=list)
+    level: str = "passive"
+    threshold: float = float("nan")
+
+
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def presentations(root: Path, attack: bool) -> list[Presentation]:
+    """The presentations under ``root`` (see the module doc), sorted by path."""
+    if not root.is_dir():
+        raise InputError(f"eval liveness: {root} is not a folder")
+    out: list[Presentation] = []
+
+    def add(base: Path, kind: str, rel: str) -> None:
+        for p in sorted(base.iterdir()):
+            name = f"{rel}{p.name}"
+            if _is_image(p):
+                out.append(Presentation(name, kind, (p,)))
+            elif p.is_dir():
+                frames = tuple(sorted(f for f in p.iterdir() if _is_image(f)))
+                if frames:
+                    out.append(Presentation(name, kind, frames))
+
+    if not attack:
+        add(root, "live", "")
+        return out
+    for p in sorted(root.iterdir()):
+        if _is_image(p):
+            out.append(Presentation(p.name, "attack", (p,)))
+        elif p.is_dir():
+            add(p, p.name, f"{p.name}/")
+    return out
+
+
+def follow(obs: Sequence[Any], last: Any) -> Any:
+    """The box to judge among ``obs``: the largest face at first, then the face overlapping
+    the last judged one most (one person through the attempt, as auth's matched face is)."""
+    if last is None:
+        return max(obs, key=lambda o: o.size).box
+
+    def overlap(b: Any) -> float:
+        ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
+        iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
+        return ix * iy
+
+    return max(obs, key=lambda o: (overlap(o.box), o.size)).box
+
+
+def judge_presentation(pipe: Pipeline, stage: Liveness | None, pres: Presentation,
+                       k: int) -> Scored:
+    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
+    pipe.reset_tracking()
+    faces: list[tuple[np.ndarray, Any]] = []
+    for path in pres.frames:
+        image = read_image(path)
+        obs = pipe.observe(image, select="all", track=True)
+        if obs:
+            faces.append((image, follow(obs, faces[-1][1] if faces else None)))
+        if len(faces) >= k:
+            break
+    if len(faces) < k:
+        return Scored(pres, False, None)
+    return Scored(pres, True, None if stage is None else stage.judge(faces))
+
+
+def score_sets(live: Path | None, attack: Path | None, cfg: Config | None = None,
+               level: str | None = None, pipe: Pipeline | None = None) -> ScoredSets:
+    """Judge every presentation under ``live`` and ``attack`` at ``level`` (default the
+    config's ``liveness.level``), with the config's detector settings."""
+    from faceunlock.engine import service
+
+    cfg = cfg or Config()
+    lvl = level or cfg.liveness.level
+    LivenessParams(level=lvl)  # validates the level
+    pipe = pipe or service.pipeline_for(cfg)
+    stage = service.liveness_for(cfg, pipe, lvl)
+    k = cfg.auth.k
+    out = ScoredSets(level=lvl, threshold=float("nan") if stage is None else stage.threshold)
+    if live is not None:
+        out.live = [judge_presentation(pipe, stage, p, k) for p in presentations(live, False)]
+    if attack is not None:
+        out.attack = [judge_presentation(pipe, stage, p, k)
+                      for p in presentations(attack, True)]
+    return out
+
+
+def rates(sets: ScoredSets, threshold: float | None = None) -> dict[str, Any]:
+    """APCER per kind and worst, BPCER, at ``threshold`` (default the stage's)."""
+    kinds = sorted({s.presentation.kind for s in sets.attack})
+    per_kind = {}
+    for kind in kinds:
+        xs = [s for s in sets.attack if s.presentation.kind == kind]
+        per_kind[kind] = float(np.mean([s.accepted(threshold, sets.level) for s in xs]))
+    bpcer = float(np.mean([not s.accepted(threshold, sets.level) for s in sets.live])) \
+        if sets.live else float("nan")
+    return {
+        "apcer": max(per_kind.values()) if per_kind else float("nan"),
+        "bpcer": bpcer,
+        "per_kind": per_kind,
+    }
+
+
+def choose_threshold(sets: ScoredSets, target_bpcer: float = 0.05) -> dict[str, Any]:
+    """The operating point on ``sets``: let ``lo`` be the lowest threshold at which the worst
+    kind's APCER is as low as it gets while BPCER stays within ``target_bpcer``, and ``hi``
+    the highest threshold keeping BPCER within it; the point is their midpoint (as far from
+    accepting the fit attacks as from rejecting the fit live faces)."""
+    cands = sorted({0.0, 1.0, *(round(s.score, 6) for s in sets.live + sets.attack
+                                 if s.found and s.verdict is not None)})
+    grid = sorted({*cands, *((a + b) / 2 for a, b in itertools.pairwise(cands))})
+    feasible = [(t, rates(sets, t)) for t in grid if rates(sets, t)["bpcer"] <= target_bpcer]
+    if not feasible:
+        raise InputError(f"no threshold keeps BPCER within {target_bpcer:g} on this set")
+    best = min(r["apcer"] for _, r in feasible)
+    lo = min(t for t, r in feasible if r["apcer"] <= best)
+    hi = max(t for t, _ in feasible)
+    thr = round((lo + hi) / 2, 4)
+    r = rates(sets, thr)
+    return {"threshold": thr, "lo": lo, "hi": hi, **r}
+
+
+def report(sets: ScoredSets) -> dict[str, Any]:
+    """The ``--json`` result (see the CLI), plus details."""
+    r = rates(sets)
+    kinds = sorted({s.presentation.kind for s in sets.attack})
+    judged = [s.verdict.ms for s in sets.live + sets.attack if s.verdict is not None]
+    cues: dict[str, dict[str, int]] = {}
+    for s in sets.live + sets.attack:
+        for c in s.cues:
+            cues.setdefault(s.presentation.kind, {}).setdefault(c, 0)
+            cues[s.presentation.kind][c] += 1
+    return {
+        "apcer": r["apcer"],
+        "bpcer": r["bpcer"],
+        "n_live": len(sets.live),
+        "n_attack": len(sets.attack),
+        "per_kind": r["per_kind"],
+        "level": sets.level,
+        "operating_point": None if not np.isfinite(sets.threshold) else sets.threshold,
+        "n_per_kind": {k: sum(s.presentation.kind == k for s in sets.attack) for k in kinds},
+        "no_face": {"live": sum(not s.found for s in sets.live),
+                    "attack": sum(not s.found for s in sets.attack)},
+        "cues": cues,
+        "judge_ms_median": round(float(np.median(judged)), 2) if judged else None,
+    }
+
+
+def run(live: Path, attack: Path, cfg: Config | None = None, level: str | None = None
+        ) -> dict[str, Any]:
+    return report(score_sets(live, attack, cfg, level))
+
+
+def format_report(res: dict[str, Any]) -> str:
+    def pct(x: float) -> str:
+        return "   -  " if x != x else f"{100 * x:5.1f} %"
+
+    op = res["operating_point"]
+    lines = [
+        f"liveness level {res['level']}, operating point "
+        f"{'-' if op is None else f'{op:.4f}'}",
+        f"live presentations {res['n_live']} (no face in {res['no_face']['live']}), "
+        f"attack presentations {res['n_attack']} (no face in {res['no_face']['attack']})",
+        f"BPCER (live rejected)      {pct(res['bpcer'])}",
+        f"APCER (worst attack kind)  {pct(res['apcer'])}",
+    ]
+    for kind, a in res["per_kind"].items():
+        cues = res["cues"].get(kind, {})
+        extra = ", ".join(f"{c} {n}" for c, n in sorted(cues.items()))
+        lines.append(f"  {kind:<22} {pct(a)}  of {res['n_per_kind'][kind]}"
+                     + (f"  (deny cues: {extra})" if extra else ""))
+    if res.get("judge_ms_median") is not None:
+        lines.append(f"liveness judge: {res['judge_ms_median']:.1f} ms median per attempt")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""``faceunlock eval liveness`` on a small set from the attack kit: the JSON shape, the
+counts, loose images as one-frame presentations, the attack kind from the first path
+component, and ``--level``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+from attack_material import attack_kit
+
+from faceunlock import cli
+from faceunlock.config import Config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kit_dir(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("kit")
+    counts = attack_kit().build(out, "fit", per_clip=2, kinds=("copies", "screen"),
+                                live_variants=0, frames_per=3, clips=clips_dir)
+    assert counts == {"live": 30, "copies": 2, "screen": 2}
+    # keep 4 live windows; add a loose live image and a loose attack image
+    for p in sorted((out / "live").iterdir())[4:]:
+        shutil.rmtree(p)
+    first = sorted((out / "live").iterdir())[0]
+    shutil.copy(first / "0000.png", out / "live" / "loose.png")
+    shutil.copy(out / "attack" / "copies" / sorted(
+        (out / "attack" / "copies").iterdir())[0] / "0000.png", out / "attack" / "loose.png")
+    return out
+
+
+def _eval(kit_dir: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    rc = cli.main(["eval", "liveness", "--live", str(kit_dir / "live"), "--attack",
+                   str(kit_dir / "attack"), "--json", *extra])
+    assert rc == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_json_shape_and_counts(
+    kit_dir: Path, clip_config: Callable[[Mapping[str, str]], Config],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clip_config({})
+    res = _eval(kit_dir, capsys, "--level", "passive")
+    for key, kind in (("apcer", float), ("bpcer", float), ("n_live", int), ("n_attack", int),
+                      ("per_kind", dict), ("level", str)):
+        assert isinstance(res[key], kind), (key, res)
+    assert res["n_live"] == 5 and res["n_attack"] == 5
+    assert res["n_per_kind"] == {"attack": 1, "copies": 2, "screen": 2}
+    assert set(res["per_kind"]) == {"attack", "copies", "screen"}
+    assert res["level"] == "passive" and 0 < res["operating_point"] < 1
+    assert res["apcer"] == max(res["per_kind"].values())
+    # a one-frame presentation cannot be frozen, but the copies' folders are
+    assert res["per_kind"]["copies"] == 0.0 and res["cues"]["copies"] == {"frozen": 2}
+    assert res["per_kind"]["screen"] == 0.0
+
+
+def test_level_off_accepts_every_face(
+    kit_dir: Path, clip_config: Callable[[Mapping[str, str]], Config],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clip_config({"auth.k": "1", "auth.n": "1"})
+    res = _eval(kit_dir, capsys)  # the config's level: off by default
+    assert res["level"] == "off" and res["operating_point"] is None
+    assert res["bpcer"] == 0.0 and res["per_kind"]["copies"] == 1.0
+
+
+def test_not_a_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    rc = cli.main(["eval", "liveness", "--live", str(tmp_path / "nope"), "--attack",
+                   str(tmp_path), "--json"])
+    assert rc == 4
+    assert "is not a folder" in capsys.readouterr().err
