@@ -34,6 +34,7 @@ class AuthStatus(enum.IntEnum):
     TOO_DARK = 18  #: every frame was too dark to use
     LOCKED_OUT = 19  #: too many failures in a row; face auth paused, password still works
     TEMPLATE_ERROR = 20  #: template corrupt, tampered, or made with another model
+    UNLOCK_FAILED = 21  #: the watcher recognised the face, but the lock screen stayed locked
 
 
 class FaceUnlockError(Exception):
