@@ -104,6 +104,16 @@ def top_bar_visible(png: Path) -> bool:
     return bool(light >= 100)
 
 
+def mean_brightness(png: Path) -> float:
+    """The mean pixel value of a screenshot (0: black, as the lock screen after its fade)."""
+    import cv2
+
+    im = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    if im is None:
+        raise AssertionError(f"{png} is not an image")
+    return float(im.mean())
+
+
 def _dbus(address: str, addr: DBusAddress, method: str, sig: str | None = None,
           body: tuple[Any, ...] = (), timeout: float = 20.0) -> tuple[Any, ...]:
     return fs.call(address, addr, method, sig, body, timeout=timeout)
