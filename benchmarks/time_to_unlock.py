@@ -318,8 +318,8 @@ def main() -> int:
             sys.exit(f"{CLIPS / FEMALE} not found (../shared)")
         shell = shell_runs(a)
         a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / f"time_to_unlock_gnome_shell_{a.logind}.json").write_text(json.dumps(shell, indent=2)
-                                                               + "\n")
+        out = a.out / f"time_to_unlock_gnome_shell_{a.logind}.json"
+        out.write_text(json.dumps(shell, indent=2) + "\n")
         print(json.dumps(shell, indent=2))
         return 0
     if shutil.which("dbus-daemon") is None:

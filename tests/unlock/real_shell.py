@@ -152,7 +152,7 @@ class Desktop:
 
     # ------------------------------------------------------------------ start-up
     def _log(self, name: str) -> Any:
-        return open(self.root / f"{name}.log", "ab")  # noqa: SIM115
+        return open(self.root / f"{name}.log", "ab")
 
     def logs(self) -> str:
         """Every log of the stack, for a failure message."""

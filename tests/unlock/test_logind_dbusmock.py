@@ -314,7 +314,7 @@ def test_kde_ignores_set_active_false_but_honours_logind(
         kde.lock()
         assert b.wait_event(5) is LockEvent.LOCKED
         assert logind.locked_hint() is True  # kscreenlocker sets it
-        with pytest.raises(WatcherError, match="refused .*SetActive.*returned false"):
+        with pytest.raises(WatcherError, match=r"refused .*SetActive.*returned false"):
             b.unlock("org.freedesktop.ScreenSaver.SetActive(false)")
         assert b.wait_event(0.5) is None
         assert kde.locked() is True and b.is_locked() is True

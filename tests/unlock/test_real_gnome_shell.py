@@ -31,12 +31,12 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 import real_shell  # tests/unlock is on pytest's pythonpath
 
 pytestmark = pytest.mark.slow
@@ -48,12 +48,13 @@ if _REASON:
 import fake_screensaver as fs  # noqa: E402
 from clip_material import EnrolledClips, watcher_config  # noqa: E402
 
-from faceunlock.config import config_set, save_config  # noqa: E402
+from faceunlock.config import save_config  # noqa: E402
 
 USER = "alice"
 REPO = Path(__file__).resolve().parents[2]
-#: seconds: generous, the CPU is shared (the shell starts in 2-10 s, an attempt takes 1-5 s)
-READY = 240.0
+#: seconds: generous, the CPU is shared (the shell starts in 2-10 s, an attempt takes 1-5 s);
+#: a start that takes longer is retried once
+READY = 120.0
 UNLOCK = 90.0
 
 
@@ -153,7 +154,13 @@ def _start_desktop(kind: str, enrolled: EnrolledClips) -> real_shell.Desktop:
     reason = real_shell.missing(real_logind=kind == "real")
     if reason:
         pytest.skip(reason)
-    d = real_shell.Desktop(kind, ready_timeout=READY)
+    try:
+        d = real_shell.Desktop(kind, ready_timeout=READY)
+    except RuntimeError as e:  # seen once in ~20 starts: a D-Bus-activated helper hung
+        first = str(e).splitlines()[0]
+        warnings.warn(f"the GNOME Shell stack did not start ({first}); starting it again",
+                      stacklevel=1)
+        d = real_shell.Desktop(kind, ready_timeout=READY)
     try:
         install_user(d, enrolled)
     except BaseException:
