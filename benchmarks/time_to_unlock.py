@@ -1,7 +1,18 @@
-"""Time to unlock and the watcher's idle cost, on D-Bus lock stand-ins over a real private bus.
+"""Time to unlock and the watcher's idle cost, on D-Bus lock stand-ins over a real private bus,
+and against a real GNOME Shell lock screen.
 
     python benchmarks/time_to_unlock.py [--runs 5] [--backend freedesktop] [--idle 10]
                                         [--liveness LEVEL] [--out benchmarks/results]
+    python benchmarks/time_to_unlock.py --backend gnome-shell [--logind mock|real] [--runs 5]
+
+``--backend gnome-shell``: a real headless GNOME Shell 43 (tests/unlock/real_shell.py: Debian's
+``gnome-shell`` and ``gjs``, root, logind from dbusmock or the real systemd-logind); the
+watcher runs in this process on the backend ``faceunlock watch`` picks there (``auto``: the
+shell's ``org.gnome.Shell.ScreenShield``, unlocking through logind). Each run calls
+``org.gnome.ScreenSaver.Lock`` and times, from that call: the attempt's start, its first frame
+with a face (``on_frame``), the shell's own ``ActiveChanged(false)`` (received by a separate
+connection; ``GetActive`` is then checked false) and the watcher's confirmed ``unlocked``
+event. Writes ``time_to_unlock_gnome_shell_<logind>.json``.
 
 Setup: a private ``dbus-daemon`` and a stand-in screen locker (``tests/unlock/
 fake_screensaver.py``; a second bus as the "system bus" for ``--backend logind``); alice is
@@ -187,10 +198,121 @@ def time_auth(root: Path, runs: int) -> dict[str, Any]:
             "all_ok": cold["exit"] == 0 and all(w["exit"] == 0 for w in warm)}
 
 
+def shell_runs(a: argparse.Namespace) -> dict[str, Any]:
+    """``--backend gnome-shell``: lock the real shell, time until it is unlocked (see the
+    module docstring)."""
+    from jeepney import MatchRule, MessageType
+    from jeepney.bus_messages import message_bus
+    from jeepney.io.blocking import open_dbus_connection
+
+    from faceunlock.engine import service
+    from faceunlock.unlock.lockstate import detect_backend
+    from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
+
+    _test_helpers_on_path()
+    import real_shell
+
+    reason = real_shell.missing(real_logind=a.logind == "real")
+    if reason:
+        sys.exit(reason)
+    fs = standins()
+    root = Path(tempfile.mkdtemp(prefix="fu-ttu-"))
+    desktop = real_shell.Desktop(a.logind)
+    try:
+        store, probe, cfg = enrol(root)
+        service.pipeline_for(cfg)
+        backend = detect_backend("auto", session_bus=desktop.session_bus,
+                                 system_bus=desktop.system_bus, session_id=real_shell.SESSION_ID)
+        faces: list[float] = []
+        attempt = AuthAttempt(store, "alice", cfg, str(probe), state_dir=root / "state",
+                              on_frame=lambda fr: faces.append(time.monotonic()) if fr.faces
+                              else None)
+        events: list[WatcherEvent] = []
+        watcher = Watcher(backend, attempt, lid=lambda: None, on_event=events.append)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        observer = open_dbus_connection(desktop.session_bus)
+        rule = MatchRule(type="signal", sender=real_shell.SCREENSHIELD,
+                         interface=real_shell.SCREENSAVER_IFACE, member="ActiveChanged")
+        observer.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
+
+        def wait_for(state: WatcherState, after: int) -> WatcherEvent:
+            fs.wait_until(lambda: any(e.state == state for e in events[after:]), state.value, 90)
+            return next(e for e in events[after:] if e.state == state)
+
+        def active_changed(value: bool, deadline: float) -> float:
+            while True:
+                msg = observer.receive(timeout=max(0.0, deadline - time.monotonic()))
+                if (msg.header.message_type == MessageType.signal
+                        and msg.body and bool(msg.body[0]) is value):
+                    return time.monotonic()
+
+        wait_for(WatcherState.IDLE, 0)
+        runs = []
+        for i in range(a.runs):
+            desktop.wait_locked(False)
+            faces.clear()
+            n = len(events)
+            t0 = time.monotonic()
+            desktop.lock_gnome()
+            active_changed(True, t0 + 60)
+            t_off = active_changed(False, t0 + 90)
+            still_locked = desktop.shell_locked()
+            unlocked = wait_for(WatcherState.UNLOCKED, n)
+            started = next(e for e in events[n:] if e.state == WatcherState.AUTHENTICATING)
+            first_face = faces[0] if faces else float("nan")
+            runs.append({
+                "run": i + 1,
+                "lock_to_attempt_ms": round((started.time - t0) * 1e3, 1),
+                "lock_to_first_face_ms": round((first_face - t0) * 1e3, 1),
+                "lock_to_get_active_false_ms": round((t_off - t0) * 1e3, 1),
+                "first_face_to_get_active_false_ms": round((t_off - first_face) * 1e3, 1),
+                "lock_to_watcher_confirmed_ms": round((unlocked.time - t0) * 1e3, 1),
+                "get_active_after": still_locked,
+                "unlocked_via": unlocked.detail,
+            })
+            print(json.dumps(runs[-1]), file=sys.stderr)
+            wait_for(WatcherState.IDLE, n)
+        watcher.stop()
+        thread.join(5)
+        backend.close()
+        observer.close()
+    finally:
+        desktop.close()
+        desktop.remove()
+        shutil.rmtree(root, ignore_errors=True)
+    med = statistics.median
+    return {
+        "backend": "gnome-shell",
+        "shell": subprocess_output(["gnome-shell", "--version"]),
+        "logind": a.logind,
+        "runs": runs,
+        "lock_to_get_active_false_ms_median": med(r["lock_to_get_active_false_ms"]
+                                                  for r in runs),
+        "first_face_to_get_active_false_ms_median": med(
+            r["first_face_to_get_active_false_ms"] for r in runs),
+        "first_face_to_get_active_false_ms_max": max(
+            r["first_face_to_get_active_false_ms"] for r in runs),
+        "lock_to_first_face_ms_median": med(r["lock_to_first_face_ms"] for r in runs),
+        "all_unlocked": all(r["get_active_after"] is False for r in runs),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def subprocess_output(cmd: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--backend", choices=["freedesktop", "gnome", "logind"], default="freedesktop")
+    ap.add_argument("--backend", choices=["freedesktop", "gnome", "logind", "gnome-shell"],
+                    default="freedesktop")
+    ap.add_argument("--logind", choices=["mock", "real"], default="mock",
+                    help="gnome-shell: dbusmock's logind or the real systemd-logind")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
     ap.add_argument("--liveness", choices=["off", "passive", "active"], default=None,
                     help="liveness.level of the attempts (default: the config's default)")
@@ -198,6 +320,15 @@ def main() -> int:
     a = ap.parse_args()
     global LIVENESS
     LIVENESS = a.liveness
+    if a.backend == "gnome-shell":
+        if not (CLIPS / FEMALE).is_file():
+            sys.exit(f"{CLIPS / FEMALE} not found (../shared)")
+        shell = shell_runs(a)
+        a.out.mkdir(parents=True, exist_ok=True)
+        out = a.out / f"time_to_unlock_gnome_shell_{a.logind}.json"
+        out.write_text(json.dumps(shell, indent=2) + "\n")
+        print(json.dumps(shell, indent=2))
+        return 0
     if shutil.which("dbus-daemon") is None:
         sys.exit("dbus-daemon is not installed (Debian: apt-get install dbus)")
     if not (CLIPS / FEMALE).is_file():

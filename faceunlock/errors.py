@@ -40,6 +40,7 @@ class AuthStatus(enum.IntEnum):
     #: window: no graphical session (no usable DISPLAY / WAYLAND_DISPLAY), or Qt's platform
     #: plugin misses a system library; the command-line verbs still work
     NO_DISPLAY = 23
+    UNLOCK_FAILED = 24  #: the watcher recognised the face, but the lock screen stayed locked
 
 
 class FaceUnlockError(Exception):

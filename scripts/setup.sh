@@ -44,7 +44,8 @@ fi
 # Debian's python3 lacks venv/ensurepip until python3-venv is installed
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
-         trayer xdotool)
+         trayer xdotool
+         gnome-shell gjs)
 want=("${APT_RUNTIME[@]}")
 [ "$DEV" = 1 ] && want+=("${APT_DEV[@]}")
 installed() {  # Ubuntu 24.04 renamed some libraries with a t64 suffix (libglib2.0-0t64)

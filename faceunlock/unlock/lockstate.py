@@ -4,17 +4,30 @@ the watcher (:mod:`faceunlock.unlock.watcher`) runs on, over D-Bus with jeepney 
 Backends (``watcher.backend`` in the config):
 
 ``gnome``
-    ``org.gnome.ScreenSaver`` on the session bus (GNOME Shell): ``GetActive``, the signal
-    ``ActiveChanged(b)``; unlock with ``SetActive(false)``.
+    GNOME Shell's ``org.gnome.ScreenSaver`` interface on the session bus: ``GetActive``, the
+    signal ``ActiveChanged(b)``. Read from ``org.gnome.Shell.ScreenShield`` (the shell itself,
+    owned from its start) when that name has an owner, else from ``org.gnome.ScreenSaver``,
+    which is a D-Bus-activated proxy (GNOME >= 3.38) with no owner until something starts it:
+    it is started with ``StartServiceByName``.
 ``freedesktop``
     ``org.freedesktop.ScreenSaver`` on the session bus (KDE Plasma, Xfce, Cinnamon, ...): the
-    same three members.
+    same members.
 ``logind``
     ``org.freedesktop.login1`` on the system bus: the session object's ``LockedHint``
-    property (and its ``PropertiesChanged``), the signals ``Lock`` / ``Unlock``; unlock with
-    ``Session.Unlock()``.
+    property (and its ``PropertiesChanged``), the signals ``Lock`` / ``Unlock``.
 ``auto``
     the first of gnome, freedesktop (a name with an owner on the session bus), then logind.
+
+How to unlock (:meth:`LockBackend.unlock_methods`, tried in this order until the lock screen
+confirms): logind's ``Session.Unlock()`` whenever logind has this session (every lock screen
+that integrates with logind acts on its ``Unlock`` signal: GNOME Shell's ``screenShield.js``,
+KDE's kscreenlocker ``logind.cpp``), then ``SetActive(false)`` of the ScreenSaver interface,
+where that works: GNOME Shell's ``ScreenSaverDBus.SetActive`` unlocks; KDE's kscreenlocker
+ignores it and returns false (``interface.cpp``, "set inactive is ignored"), which counts as a
+refusal. A call is never proof of an unlock: logind's ``Unlock`` only emits a signal, whatever
+the lock screen does with it. The unlock is confirmed by the lock screen's own state only:
+``GetActive`` false, or logind's ``LockedHint`` false (set by the lock screen), see
+:attr:`LockBackend.confirmed_by`.
 
 Every backend delivers :class:`LockEvent` s only on a change of state (a ``Lock`` signal
 followed by ``LockedHint = true`` is one event). :meth:`LockBackend.wait_event` blocks in
@@ -32,6 +45,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import enum
+import logging
 import os
 import selectors
 import time
@@ -53,6 +67,8 @@ from jeepney.io.blocking import DBusConnection, open_dbus_connection
 from faceunlock.errors import WatcherError
 from faceunlock.unlock.pam_helper import DEFAULT_LID_GLOB, lid_closed
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "BACKEND_NAMES",
     "DEFAULT_DRM_ROOT",
@@ -62,6 +78,7 @@ __all__ = [
     "LockBackend",
     "LockEvent",
     "LogindBackend",
+    "LogindSession",
     "ScreenSaverBackend",
     "camera_pointless",
     "detect_backend",
@@ -81,6 +98,8 @@ SCREENSAVERS: dict[str, tuple[str, str, str]] = {
         "org.freedesktop.ScreenSaver",
     ),
 }
+#: GNOME Shell's own name for its ScreenSaver interface (``org.gnome.ScreenSaver`` is a proxy)
+GNOME_SHIELD = "org.gnome.Shell.ScreenShield"
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
 LOGIND_MANAGER = "org.freedesktop.login1.Manager"
@@ -215,6 +234,8 @@ class LockBackend(abc.ABC):
 
     #: ``watcher.backend`` value of this backend
     name: str = ""
+    #: the lock screen's own state that confirms an unlock (for messages)
+    confirmed_by: str = ""
 
     def __init__(self, conn: DBusConnection) -> None:
         self._conn = conn
@@ -255,8 +276,16 @@ class LockBackend(abc.ABC):
         return self._locked
 
     @abc.abstractmethod
-    def unlock(self) -> None:
-        """Perform the unlock action. Raises :class:`WatcherError` when the service refuses."""
+    def unlock_methods(self) -> list[str]:
+        """The ways this backend can ask the lock screen to unlock, best first (names for
+        :meth:`unlock` and for messages)."""
+
+    @abc.abstractmethod
+    def unlock(self, method: str | None = None) -> None:
+        """Ask the lock screen to unlock through ``method`` (one of :meth:`unlock_methods`;
+        None: the first). Raises :class:`WatcherError` when the call fails or is refused.
+        Returning is no proof of an unlock: wait for the UNLOCKED event or check
+        :meth:`is_locked` (the lock screen's own state)."""
 
     def wait_event(self, timeout: float | None = None) -> LockEvent | None:
         """The next lock-state change, waiting at most ``timeout`` seconds (None: forever;
@@ -330,26 +359,40 @@ def _header(msg: Message, field: HeaderFields) -> Any:
     return msg.header.fields.get(field)
 
 
+def start_service(conn: DBusConnection, name: str) -> None:
+    """``StartServiceByName``: D-Bus-activate ``name`` (returns once it has an owner).
+    Raises :class:`WatcherError` when it cannot be started (no such service file, it failed)."""
+    _call(conn, _BUS, "StartServiceByName", "su", (name, 0), what=f"starting {name}")
+
+
 class ScreenSaverBackend(LockBackend):
-    """``org.freedesktop.ScreenSaver`` or ``org.gnome.ScreenSaver`` on the session bus."""
+    """``org.freedesktop.ScreenSaver`` or GNOME's ``org.gnome.ScreenSaver`` interface on the
+    session bus. For GNOME the interface is read from ``org.gnome.Shell.ScreenShield`` when
+    that name has an owner, else from ``org.gnome.ScreenSaver``, D-Bus-activated when it has
+    no owner. ``logind``: this user's logind session; when given, ``Session.Unlock()`` is the
+    first unlock method (it closes it)."""
 
     def __init__(
-        self, service: str = "org.freedesktop.ScreenSaver", address: str | None = None
+        self,
+        service: str = "org.freedesktop.ScreenSaver",
+        address: str | None = None,
+        *,
+        logind: LogindSession | None = None,
     ) -> None:
         kinds = {v[0]: k for k, v in SCREENSAVERS.items()}
         if service not in kinds:
+            if logind is not None:
+                logind.close()
             raise WatcherError(f"unknown screensaver service {service!r}; one of {list(kinds)}")
         self.name = kinds[service]
         bus_name, path, interface = SCREENSAVERS[self.name]
-        self.service = bus_name
-        self._addr = DBusAddress(path, bus_name, interface)
+        self._logind = logind
         conn = connect(address)
         try:
-            if not name_has_owner(conn, bus_name):
-                raise WatcherError(
-                    f"{bus_name} has no owner on the {_bus_label(address, False)}: that "
-                    "screen locker is not running (set watcher.backend = auto to detect one)"
-                )
+            bus_name = self._owner(conn, bus_name, address)
+            self.service = bus_name
+            self.confirmed_by = f"{bus_name} GetActive"
+            self._addr = DBusAddress(path, bus_name, interface)
             super().__init__(conn)
             rule = MatchRule(
                 type="signal", sender=bus_name, interface=interface, member="ActiveChanged"
@@ -358,7 +401,28 @@ class ScreenSaverBackend(LockBackend):
             self.is_locked()  # proves GetActive works and sets the initial state
         except BaseException:
             self._init_failed(conn)
+            if logind is not None:
+                logind.close()
             raise
+
+    def _owner(self, conn: DBusConnection, bus_name: str, address: str | None) -> str:
+        """The bus name to talk to: for GNOME the shell's own name when it is owned, else the
+        activatable proxy (started when needed)."""
+        if self.name == "gnome" and name_has_owner(conn, GNOME_SHIELD):
+            return GNOME_SHIELD
+        if name_has_owner(conn, bus_name):
+            return bus_name
+        why = "that screen locker is not running"
+        if self.name == "gnome":
+            try:
+                start_service(conn, bus_name)
+                return bus_name
+            except WatcherError as e:
+                why = f"neither is {GNOME_SHIELD}, and it cannot be started ({e})"
+        raise WatcherError(
+            f"{bus_name} has no owner on the {_bus_label(address, False)}: {why} "
+            "(set watcher.backend = auto to detect one)"
+        )
 
     def _query_locked(self) -> bool:
         return bool(_call(self._conn, self._addr, "GetActive")[0])
@@ -372,8 +436,100 @@ class ScreenSaverBackend(LockBackend):
             return bool(msg.body[0])
         return None
 
+    @property
+    def set_active_method(self) -> str:
+        return f"{self._addr.interface}.SetActive(false)"
+
+    def unlock_methods(self) -> list[str]:
+        methods = [self.set_active_method]
+        if self._logind is not None:
+            methods.insert(0, LogindSession.METHOD)
+        return methods
+
+    def unlock(self, method: str | None = None) -> None:
+        method = method or self.unlock_methods()[0]
+        if method == LogindSession.METHOD and self._logind is not None:
+            self._logind.unlock()
+            return
+        if method != self.set_active_method:
+            raise WatcherError(f"{self.name}: no unlock method {method!r}")
+        reply = _call(self._conn, self._addr, "SetActive", "b", (False,))
+        # GNOME returns nothing; the freedesktop spec a boolean. KDE's kscreenlocker answers
+        # false without an error: "set inactive is ignored"
+        if reply and reply[0] is False:
+            raise WatcherError(
+                f"{self.service} refused {self.set_active_method} (it returned false: this "
+                "lock screen does not unlock that way)"
+            )
+
+    def close(self) -> None:
+        if self._logind is not None:
+            self._logind.close()
+            self._logind = None
+        super().close()
+
+
+def _find_session(conn: DBusConnection, manager: DBusAddress, session_id: str | None) -> str:
+    """The object path of this user's logind session: ``session_id``, ``$XDG_SESSION_ID``,
+    the session of this process (``GetSessionByPID``), logind's ``auto`` session."""
+    sid = session_id or os.environ.get("XDG_SESSION_ID")
+    if sid:
+        return str(_call(conn, manager, "GetSession", "s", (sid,))[0])
+    problems = []
+    try:
+        return str(_call(conn, manager, "GetSessionByPID", "u", (os.getpid(),))[0])
+    except WatcherError as e:
+        problems.append(str(e))
+    try:
+        auto = DBusAddress(f"{LOGIND_PATH}/session/auto", LOGIND, PROPERTIES)
+        (variant,) = _call(conn, auto, "Get", "ss", (LOGIND_SESSION, "Id"))
+        return str(_call(conn, manager, "GetSession", "s", (variant[1],))[0])
+    except WatcherError as e:
+        problems.append(str(e))
+    raise WatcherError("cannot find this user's logind session: " + "; ".join(problems))
+
+
+class LogindSession:
+    """This user's logind session as an unlock method for the ScreenSaver backends: its own
+    connection to the system bus (``address``, default the system bus), the session found as
+    :class:`LogindBackend` finds it. Raises :class:`WatcherError` when there is no logind or
+    no session."""
+
+    METHOD = "logind Session.Unlock"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        session_id: str | None = None,
+        session_path: str | None = None,
+    ) -> None:
+        conn = connect(address, system=True)
+        try:
+            if not name_has_owner(conn, LOGIND):
+                raise WatcherError(
+                    f"{LOGIND} (systemd-logind) has no owner on the {_bus_label(address, True)}"
+                )
+            manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
+            self.session_path = session_path or _find_session(conn, manager, session_id)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._session = DBusAddress(self.session_path, LOGIND, LOGIND_SESSION)
+
     def unlock(self) -> None:
-        _call(self._conn, self._addr, "SetActive", "b", (False,))
+        """``Session.Unlock()``: logind emits the session's ``Unlock`` signal (nothing more)."""
+        _call(self._conn, self._session, "Unlock")
+
+    def locked_hint(self) -> bool:
+        props = DBusAddress(self.session_path, LOGIND, PROPERTIES)
+        (variant,) = _call(self._conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
+        return bool(variant[1])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
 
 
 class LogindBackend(LockBackend):
@@ -381,7 +537,14 @@ class LogindBackend(LockBackend):
 
     The session is, in order: ``session_path`` (an object path), ``session_id``,
     ``$XDG_SESSION_ID``, the session of this process (``GetSessionByPID``), logind's ``auto``
-    session (the user's display session: how a systemd user service finds it)."""
+    session (the user's display session: how a systemd user service finds it).
+
+    The state: a ``Lock`` signal or ``LockedHint`` true is a lock. ``Lock`` / ``Unlock`` are
+    only logind's requests to the lock screen (``Session.Unlock()`` emits ``Unlock`` whatever
+    the lock screen then does), so once the lock screen has shown that it keeps
+    ``LockedHint`` (it was true during this lock: GNOME Shell, KDE), only ``LockedHint``
+    turning false is an unlock. With a lock screen that never sets it, the ``Unlock`` signal
+    is all there is, and counts."""
 
     name = "logind"
 
@@ -398,8 +561,10 @@ class LogindBackend(LockBackend):
             if not name_has_owner(conn, LOGIND):
                 raise WatcherError(f"{LOGIND} (systemd-logind) has no owner on the {label}")
             self._manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
-            self.session_path = session_path or self._find_session(conn, session_id)
+            self.session_path = session_path or _find_session(conn, self._manager, session_id)
             self._session = DBusAddress(self.session_path, LOGIND, LOGIND_SESSION)
+            self._hint_seen = False  # LockedHint was true during this lock
+            self._hint_at_unlock = True  # ... when unlock() was last called
             super().__init__(conn)
             self._add_match(MatchRule(type="signal", sender=LOGIND, path=self.session_path))
             self.is_locked()
@@ -407,42 +572,76 @@ class LogindBackend(LockBackend):
             self._init_failed(conn)
             raise
 
-    def _find_session(self, conn: DBusConnection, session_id: str | None) -> str:
-        sid = session_id or os.environ.get("XDG_SESSION_ID")
-        if sid:
-            return str(_call(conn, self._manager, "GetSession", "s", (sid,))[0])
-        problems = []
-        try:
-            return str(_call(conn, self._manager, "GetSessionByPID", "u", (os.getpid(),))[0])
-        except WatcherError as e:
-            problems.append(str(e))
-        try:
-            auto = DBusAddress(f"{LOGIND_PATH}/session/auto", LOGIND, PROPERTIES)
-            (variant,) = _call(conn, auto, "Get", "ss", (LOGIND_SESSION, "Id"))
-            return str(_call(conn, self._manager, "GetSession", "s", (variant[1],))[0])
-        except WatcherError as e:
-            problems.append(str(e))
-        raise WatcherError("cannot find this user's logind session: " + "; ".join(problems))
+    @property
+    def confirmed_by(self) -> str:  # type: ignore[override]
+        """What confirmed (or confirms) the last unlock."""
+        if self._hint_at_unlock:
+            return "logind LockedHint"
+        return "logind's Unlock signal only (this lock screen does not set LockedHint)"
+
+    def _hint(self, value: bool) -> bool:
+        """Note a ``LockedHint`` value; the lock state it means."""
+        if value:
+            self._hint_seen = True
+            return True
+        self._hint_seen = False
+        return False
 
     def _query_locked(self) -> bool:
         props = DBusAddress(self.session_path, LOGIND, PROPERTIES)
         (variant,) = _call(self._conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
-        return bool(variant[1])
+        if bool(variant[1]):
+            return self._hint(True)
+        if self._hint_seen:  # the lock screen keeps LockedHint, and it is false now
+            return self._hint(False)
+        # locked by a Lock signal, and the lock screen does not keep LockedHint: still locked
+        return bool(self._locked)
 
     def _translate(self, msg: Message) -> bool | None:
         if _header(msg, HeaderFields.path) != self.session_path:
             return None
         iface, member = _header(msg, HeaderFields.interface), _header(msg, HeaderFields.member)
-        if iface == LOGIND_SESSION and member in ("Lock", "Unlock"):
-            return member == "Lock"
+        if iface == LOGIND_SESSION and member == "Lock":
+            return True
+        if iface == LOGIND_SESSION and member == "Unlock":
+            # a request to the lock screen, not its state: an unlock only while nothing
+            # better (LockedHint) reports the state
+            return None if self._hint_seen else False
         if iface == PROPERTIES and member == "PropertiesChanged" and len(msg.body) >= 2:
             changed_iface, changed = msg.body[0], msg.body[1]
             if changed_iface == LOGIND_SESSION and "LockedHint" in changed:
-                return bool(changed["LockedHint"][1])
+                return self._hint(bool(changed["LockedHint"][1]))
         return None
 
-    def unlock(self) -> None:
+    def unlock_methods(self) -> list[str]:
+        return [LogindSession.METHOD]
+
+    def unlock(self, method: str | None = None) -> None:
+        if method not in (None, LogindSession.METHOD):
+            raise WatcherError(f"logind: no unlock method {method!r}")
+        # the lock screen may have set LockedHint since the Lock signal, its signal not read
+        # yet: read it now, so that the Unlock signal this call causes is not taken for the
+        # lock screen's answer
+        self.is_locked()
+        self._hint_at_unlock = self._hint_seen
         _call(self._conn, self._session, "Unlock")
+
+
+def _logind_session(system_bus: str | None, session_id: str | None) -> LogindSession | None:
+    """This user's logind session, or None (logged) when there is none to use."""
+    try:
+        return LogindSession(system_bus, session_id=session_id)
+    except WatcherError as e:
+        log.info("no logind session to unlock through (%s); using SetActive(false)", e)
+        return None
+
+
+def _screensaver(
+    kind: str, session_bus: str | None, system_bus: str | None, session_id: str | None
+) -> ScreenSaverBackend:
+    return ScreenSaverBackend(
+        SCREENSAVERS[kind][0], session_bus, logind=_logind_session(system_bus, session_id)
+    )
 
 
 def detect_backend(
@@ -453,11 +652,15 @@ def detect_backend(
     session_id: str | None = None,
 ) -> LockBackend:
     """The backend named by ``cfg_backend`` (``auto``, ``gnome``, ``freedesktop``,
-    ``logind``). ``auto``: GNOME's ScreenSaver when its name has an owner on the session bus,
-    then the freedesktop one, then logind. ``session_bus`` / ``system_bus``: D-Bus addresses
-    (default: the environment's). Raises :class:`WatcherError` naming what was tried."""
+    ``logind``). ``auto``: GNOME Shell's ScreenSaver interface when ``org.gnome.Shell.
+    ScreenShield`` or ``org.gnome.ScreenSaver`` has an owner on the session bus, then the
+    freedesktop one, then logind. A ScreenSaver backend unlocks through logind's
+    ``Session.Unlock`` when logind has this user's session (``session_id``, as
+    :class:`LogindBackend` finds it), else through ``SetActive(false)``. ``session_bus`` /
+    ``system_bus``: D-Bus addresses (default: the environment's). Raises
+    :class:`WatcherError` naming what was tried."""
     if cfg_backend in SCREENSAVERS:
-        return ScreenSaverBackend(SCREENSAVERS[cfg_backend][0], session_bus)
+        return _screensaver(cfg_backend, session_bus, system_bus, session_id)
     if cfg_backend == "logind":
         return LogindBackend(system_bus, session_id=session_id)
     if cfg_backend != "auto":
@@ -470,8 +673,10 @@ def detect_backend(
     except WatcherError as e:
         tried.append(str(e))
     else:
+        names = {"gnome": [GNOME_SHIELD, SCREENSAVERS["gnome"][0]],
+                 "freedesktop": [SCREENSAVERS["freedesktop"][0]]}
         try:
-            owned = [k for k, v in SCREENSAVERS.items() if name_has_owner(probe, v[0])]
+            owned = [k for k, ns in names.items() if any(name_has_owner(probe, n) for n in ns)]
         except WatcherError as e:
             owned = []
             tried.append(str(e))
@@ -479,12 +684,12 @@ def detect_backend(
             probe.close()
         for kind in owned:
             try:
-                return ScreenSaverBackend(SCREENSAVERS[kind][0], session_bus)
+                return _screensaver(kind, session_bus, system_bus, session_id)
             except WatcherError as e:
                 tried.append(str(e))
         if not owned:
-            names = " nor ".join(v[0] for v in SCREENSAVERS.values())
-            tried.append(f"neither {names} has an owner on the {_bus_label(session_bus, False)}")
+            listed = " nor ".join([GNOME_SHIELD, *(v[0] for v in SCREENSAVERS.values())])
+            tried.append(f"neither {listed} has an owner on the {_bus_label(session_bus, False)}")
     try:
         return LogindBackend(system_bus, session_id=session_id)
     except WatcherError as e:

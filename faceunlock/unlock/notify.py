@@ -98,6 +98,13 @@ def notice_for(status: AuthStatus | None, detail: str = "") -> Notice | None:
 
     status: the :class:`AuthStatus` of the attempt (``WatcherEvent.status``); detail: its
     message (``WatcherEvent.detail``), used to tell the camera problems apart."""
+    if status == AuthStatus.UNLOCK_FAILED:
+        return Notice(
+            "unlock-failed",
+            "Face unlock could not unlock the screen",
+            f"Your face was recognised, but the lock screen did not open. {PASSWORD} "
+            "FaceUnlock keeps trying.",
+        )
     if status == AuthStatus.CAMERA_ERROR:
         return _camera_notice(detail)
     if status == AuthStatus.LOCKED_OUT:

@@ -5,8 +5,13 @@
 * while the session is unlocked it blocks in ``backend.wait_event`` (``select()`` on the bus
   socket): no camera, no polling, no CPU;
 * when the session locks it runs an attempt at once (the attempt opens the camera,
-  authenticates for up to ``auth.timeout`` and closes the camera). Recognised ->
-  ``backend.unlock()``. Not recognised -> wait ``retry_interval`` with the camera closed,
+  authenticates for up to ``auth.timeout`` and closes the camera). Recognised -> unlock:
+  each of ``backend.unlock_methods()`` in turn (logind's ``Session.Unlock``, then
+  ``SetActive(false)`` where the lock screen has it) until the lock screen's own state
+  confirms it within ``confirm_timeout`` (an UNLOCKED event, or ``backend.is_locked()``
+  false). No confirmation is a failed unlock: logged, reported as an ``error`` event with
+  status ``UNLOCK_FAILED`` (the tray and ``faceunlock watch`` notify it), and retried like a
+  failed attempt. Not recognised -> wait ``retry_interval`` with the camera closed,
   doubling up to ``max_interval``, for at most ``max_attempts`` attempts per lock; a lock-out
   of the failure counter (``LOCKED_OUT``), a missing template or disabled face unlock end the
   tries for this lock at once;
@@ -102,7 +107,8 @@ class Watcher:
     ``"display off (...)"``; default :func:`~faceunlock.unlock.lockstate.camera_pointless`)
     or None; asked before every attempt, and every ``lid_poll`` s while it gives a reason.
     ``clock``: monotonic seconds, for event times and waits. ``on_event``: a first
-    subscriber."""
+    subscriber. ``confirm_timeout``: seconds the lock screen has to confirm an unlock, per
+    unlock method."""
 
     def __init__(
         self,
@@ -116,6 +122,7 @@ class Watcher:
         lid_poll: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[WatcherEvent], None] | None = None,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
     ) -> None:
         if retry_interval <= 0 or max_interval < retry_interval:
             raise ValueError("need 0 < retry_interval <= max_interval")
@@ -129,6 +136,7 @@ class Watcher:
         self.lid = lid
         self.lid_poll = lid_poll
         self.clock = clock
+        self.confirm_timeout = confirm_timeout
         self._subscribers: list[Callable[[WatcherEvent], None]] = []
         if on_event is not None:
             self._subscribers.append(on_event)
@@ -241,9 +249,15 @@ class Watcher:
             if self._unlocked or self.stopping:
                 break
             if status == AuthStatus.OK:
-                self._unlock()
-                return
-            detail = self._detail(status)
+                if self._unlock():
+                    return
+                if self._unlocked or self.stopping:
+                    break
+                # a failed unlock (reported by _unlock): retried like a failed attempt
+                status = AuthStatus.UNLOCK_FAILED
+                detail = "face recognised, but the lock screen stayed locked"
+            else:
+                detail = self._detail(status)
             used_up = self.max_attempts is not None and self.attempts >= self.max_attempts
             if status in FINAL or used_up:
                 if status not in FINAL:
@@ -260,20 +274,38 @@ class Watcher:
             return
         self._emit(WatcherState.IDLE, "session unlocked (not by face)")
 
-    def _unlock(self) -> None:
-        try:
-            self.backend.unlock()
-        except WatcherError as e:
-            self._emit(WatcherState.ERROR, f"face recognised but unlocking failed: {e}")
-            self._wait(None)
-            return
-        self._emit(WatcherState.UNLOCKED, f"face recognised; unlocked via {self.backend.name}")
-        if not self._wait(CONFIRM_TIMEOUT) and self.backend.is_locked():
-            self._emit(
-                WatcherState.ERROR,
-                f"{self.backend.name} did not unlock the session after the unlock call",
-            )
-            self._wait(None)
+    def _confirmed(self) -> bool:
+        """Whether the lock screen's own state says unlocked within ``confirm_timeout``."""
+        if self._wait(self.confirm_timeout):
+            return self._unlocked
+        return not self.backend.is_locked()
+
+    def _unlock(self) -> bool:
+        """Unlock through each of the backend's methods in turn until the lock screen confirms
+        it. True: unlocked (by this, or by the password meanwhile). False: a failed unlock,
+        already reported (an ``error`` event with status ``UNLOCK_FAILED``)."""
+        problems: list[str] = []
+        for method in self.backend.unlock_methods():
+            try:
+                self.backend.unlock(method)
+            except WatcherError as e:
+                log.warning("unlock via %s failed: %s", method, e)
+                problems.append(str(e))
+                continue
+            if self._confirmed():
+                how = getattr(self.backend, "confirmed_by", "") or "the lock screen"
+                self._emit(
+                    WatcherState.UNLOCKED,
+                    f"face recognised; unlocked via {method} (confirmed by {how})",
+                )
+                return True
+            if self.stopping:
+                return False
+            problems.append(f"{method}: still locked {self.confirm_timeout:g} s after the call")
+        detail = "face recognised, but the lock screen did not unlock: " + "; ".join(problems)
+        log.warning("%s", detail)
+        self._emit(WatcherState.ERROR, detail, AuthStatus.UNLOCK_FAILED)
+        return False
 
 
 class AuthAttempt:

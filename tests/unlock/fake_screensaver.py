@@ -7,6 +7,14 @@ service on the bus and prints ``ready`` once it does:
     ``org.freedesktop.ScreenSaver`` at ``/org/freedesktop/ScreenSaver`` (or
     ``org.gnome.ScreenSaver`` at ``/org/gnome/ScreenSaver``): ``GetActive``, ``SetActive(b)``
     (emits ``ActiveChanged(b)`` on a change), ``GetActiveTime``.
+``kde``
+    ``org.freedesktop.ScreenSaver`` as KDE's kscreenlocker implements it (``interface.cpp``,
+    ``logind.cpp``, ``ksldapp.cpp``), with a logind on the system bus (``--system-address``:
+    python-dbusmock's template, whose ``Session.Unlock`` only emits the ``Unlock`` signal, as
+    real logind does): ``SetActive(true)`` locks and returns true; ``SetActive(false)`` is
+    ignored and returns false ("set inactive is ignored"), without a D-Bus error; logind's
+    ``Lock`` / ``Unlock`` signals of the session (``--session-path``) lock and unlock; every
+    change is announced with ``ActiveChanged`` and ``Session.SetLockedHint``.
 ``logind``
     ``org.freedesktop.login1``: the Manager at ``/org/freedesktop/login1``
     (``GetSession(s)``, ``GetSessionByPID(u)``: every pid is in the one session) and the
@@ -31,6 +39,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +49,7 @@ from typing import Any
 from jeepney import (
     DBusAddress,
     HeaderFields,
+    MatchRule,
     Message,
     MessageType,
     new_error,
@@ -82,6 +92,8 @@ def service_of(kind: str) -> tuple[str, str]:
     """(bus name, main object path) of a stand-in kind."""
     if kind == "logind":
         return LOGIND, LOGIND_PATH
+    if kind == "kde":
+        return SCREENSAVERS["freedesktop"]
     return SCREENSAVERS[kind]
 
 
@@ -153,6 +165,8 @@ class StandIn:
             return new_method_return(msg, "u", (0,))
         if member == "SetActive":
             (active,) = msg.body
+            if self.kind == "kde" and not active:
+                return new_method_return(msg, "b", (False,))  # "set inactive is ignored"
             self.set_locked(bool(active))
             if self.kind == "gnome":
                 return new_method_return(msg)
@@ -210,14 +224,83 @@ class StandIn:
                 self.conn.send(reply)
 
 
-def serve(address: str, kind: str, locked: bool, session_id: str) -> None:
+class KdeStandIn(StandIn):
+    """kscreenlocker (see the module docstring): its state also goes to logind, and logind's
+    ``Lock`` / ``Unlock`` signals drive it. One thread serves the session bus; another reads
+    logind's signals; a third connection makes the ``SetLockedHint`` calls."""
+
+    def __init__(self, conn: DBusConnection, locked: bool, system: str, session_path: str
+                 ) -> None:
+        super().__init__(conn, "kde", locked, session_path.rsplit("/", 1)[-1])
+        self.session_path = session_path
+        self._send_lock = threading.Lock()
+        self._call_lock = threading.Lock()
+        self._hint = DBusAddress(session_path, LOGIND, SESSION)
+        self._calls_conn = open_dbus_connection(system)
+        self._signals_conn = open_dbus_connection(system)
+        rule = MatchRule(type="signal", sender=LOGIND, path=session_path,
+                         interface=SESSION)
+        self._signals_conn.send_and_get_reply(message_bus.AddMatch(rule))
+        if locked:
+            self._set_hint(True)
+
+    def _set_hint(self, locked: bool) -> None:
+        with self._call_lock:
+            reply = self._calls_conn.send_and_get_reply(
+                new_method_call(self._hint, "SetLockedHint", "b", (locked,)), timeout=10
+            )
+        if reply.header.message_type == MessageType.error:
+            print(f"SetLockedHint failed: {reply.body}", file=sys.stderr, flush=True)
+
+    def _signal(self, path: str, iface: str, member: str, sig: str | None, body: tuple) -> None:
+        with self._send_lock:
+            super()._signal(path, iface, member, sig, body)
+
+    def set_locked(self, locked: bool, *, signal: bool = True) -> None:
+        changed = locked != self.locked
+        super().set_locked(locked, signal=signal)
+        if changed:
+            self._set_hint(locked)
+
+    def _logind_signals(self) -> None:
+        while True:
+            msg = self._signals_conn.receive()
+            member = msg.header.fields.get(HeaderFields.member)
+            if (
+                msg.header.message_type == MessageType.signal
+                and msg.header.fields.get(HeaderFields.path) == self.session_path
+                and member in ("Lock", "Unlock")
+            ):
+                self.calls.append((f"logind {member} signal", "()"))
+                self.set_locked(member == "Lock")  # ksldapp: lock / requestUnlock
+
+    def serve(self) -> None:
+        threading.Thread(target=self._logind_signals, daemon=True).start()
+        while True:
+            msg = self.conn.receive()
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            reply = self.handle(msg)
+            if not msg.header.flags & 1:  # NO_REPLY_EXPECTED
+                with self._send_lock:
+                    self.conn.send(reply)
+
+
+def serve(address: str, kind: str, locked: bool, session_id: str, system: str | None = None,
+          session_path: str | None = None) -> None:
     conn = open_dbus_connection(address)
     name, _ = service_of(kind)
     reply = conn.send_and_get_reply(message_bus.RequestName(name, 4))  # DO_NOT_QUEUE
     if reply.body != (1,):
         sys.exit(f"could not own {name}: {reply.body}")
+    if kind == "kde":
+        if not system or not session_path:
+            sys.exit("--kind kde needs --system-address and --session-path")
+        standin: StandIn = KdeStandIn(conn, locked, system, session_path)
+    else:
+        standin = StandIn(conn, kind, locked, session_id)
     print("ready", flush=True)
-    StandIn(conn, kind, locked, session_id).serve()
+    standin.serve()
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -272,11 +355,22 @@ def start_bus(root: Path, name: str = "bus", env: dict[str, str] | None = None) 
 
 
 def start_standin(
-    bus: Bus, kind: str, *, locked: bool = False, session_id: str = SESSION_ID
+    bus: Bus,
+    kind: str,
+    *,
+    locked: bool = False,
+    session_id: str = SESSION_ID,
+    system: str | None = None,
+    session_path: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a stand-in process on ``bus``; returns once it owns its name."""
+    """Start a stand-in process on ``bus``; returns once it owns its name. ``kde`` needs
+    ``system`` (the address of a bus with logind on it) and the logind ``session_path``."""
     cmd = [sys.executable, str(HERE), "--address", bus.address, "--kind", kind]
     cmd += ["--session-id", session_id] + (["--locked"] if locked else [])
+    if system is not None:
+        cmd += ["--system-address", system]
+    if session_path is not None:
+        cmd += ["--session-path", session_path]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -339,11 +433,14 @@ def wait_until(cond: Any, what: str, timeout: float = 10.0) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--address", required=True)
-    p.add_argument("--kind", required=True, choices=["freedesktop", "gnome", "logind"])
+    p.add_argument("--kind", required=True,
+                   choices=["freedesktop", "gnome", "kde", "logind"])
     p.add_argument("--locked", action="store_true", help="start locked")
     p.add_argument("--session-id", default=SESSION_ID)
+    p.add_argument("--system-address", help="kde: the bus of logind")
+    p.add_argument("--session-path", help="kde: the logind session's object path")
     a = p.parse_args(argv)
-    serve(a.address, a.kind, a.locked, a.session_id)
+    serve(a.address, a.kind, a.locked, a.session_id, a.system_address, a.session_path)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from jeepney import DBusAddress
 
-from faceunlock.errors import AuthStatus
-from faceunlock.unlock.lockstate import LockEvent, LogindBackend
+from faceunlock.errors import AuthStatus, WatcherError
+from faceunlock.unlock.lockstate import LockEvent, LogindBackend, detect_backend
 from faceunlock.unlock.watcher import AuthAttempt, WatcherState
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -118,6 +118,11 @@ class LogindMock:
         """What the lock screen does: ``Session.SetLockedHint(b)`` (a PropertiesChanged)."""
         self.call(self.session_path, SESSION_IFACE, "SetLockedHint", "b", (locked,))
 
+    def locked_hint(self) -> bool:
+        props = "org.freedesktop.DBus.Properties"
+        (v,) = self.call(self.session_path, props, "Get", "ss", (SESSION_IFACE, "LockedHint"))
+        return bool(v[1])
+
     def method_calls(self, method: str) -> list[Any]:
         """The calls of ``method`` the mock recorded on the session object."""
         return list(self.call(self.session_path, MOCK_IFACE, "GetMethodCalls", "s", (method,))[0])
@@ -156,8 +161,49 @@ def test_backend_against_dbusmock(logind: LogindMock) -> None:
         assert b.wait_event(0.2) is None
         assert b.is_locked() is True  # read from the mock's LockedHint
         b.unlock()
-        assert b.wait_event(5) is LockEvent.UNLOCKED  # the mock's Unlock() emits Unlock
+        # Session.Unlock() only makes logind emit Unlock, a request to the lock screen, which
+        # keeps LockedHint: nothing is unlocked until the lock screen says so
+        assert b.wait_event(0.5) is None
+        assert b.is_locked() is True
+        logind.set_locked_hint(False)  # the lock screen unlocked
+        assert b.wait_event(5) is LockEvent.UNLOCKED
+        assert b.is_locked() is False
     assert len(logind.method_calls("Unlock")) == 1
+
+
+def test_without_locked_hint_the_unlock_signal_counts(logind: LogindMock) -> None:
+    """A lock screen that never sets LockedHint: logind's Lock / Unlock signals are all
+    there is to go by."""
+    with logind.backend() as b:
+        logind.emit("Lock")
+        assert b.wait_event(5) is LockEvent.LOCKED
+        assert b.is_locked() is True  # LockedHint is false, but the Lock signal said so
+        b.unlock()
+        assert b.wait_event(5) is LockEvent.UNLOCKED
+        assert "Unlock signal only" in b.confirmed_by
+        assert b.is_locked() is False
+
+
+def test_unlock_not_confirmed_is_a_failed_unlock_and_retried(logind: LogindMock) -> None:
+    """The lock screen keeps LockedHint true whatever Unlock says (GNOME's screen-time limit
+    locks again at once; or the call reached no lock screen): the watcher must not report
+    an unlock. It reports a failed unlock and tries again on its duty cycle; the password
+    (LockedHint false) still ends the lock."""
+    with logind.backend() as b:
+        watcher = make_watcher(b, lambda _stop: AuthStatus.OK, confirm_timeout=0.3,
+                               max_attempts=2)
+        run = Run(watcher)
+        run.wait_state(WatcherState.IDLE)
+        logind.set_locked_hint(True)  # the lock screen locked (on its own, say when idle)
+        run.wait_state(WatcherState.PAUSED, timeout=30)
+        assert WatcherState.UNLOCKED not in [e.state for e in run.events]
+        failed = [e for e in run.events if e.state == WatcherState.ERROR]
+        assert len(failed) == 2 and all(e.status == AuthStatus.UNLOCK_FAILED for e in failed)
+        assert "still locked" in failed[0].detail
+        assert len(logind.method_calls("Unlock")) == 2
+        logind.set_locked_hint(False)  # the password
+        run.join(10)
+    assert run.states()[-1] == "idle"
 
 
 def test_session_by_id_via_the_template_manager(logind: LogindMock) -> None:
@@ -211,3 +257,111 @@ def test_impostor_does_not_unlock_the_dbusmock_session(
     assert statuses == [AuthStatus.NO_MATCH, AuthStatus.NO_MATCH], run.states()
     assert run.states()[-1] == "idle"
     assert logind.method_calls("Unlock") == []
+
+
+# ------------------------------------------------------------------------- KDE
+
+
+class Kde:
+    """A session bus with the kscreenlocker stand-in (``fake_screensaver.py --kind kde``),
+    driven by and reporting to the dbusmock logind."""
+
+    def __init__(self, logind: LogindMock) -> None:
+        self.logind = logind
+        self.bus = fs.start_bus(logind.bus.root, "session")
+        self.address: str = self.bus.address
+        fs.start_standin(self.bus, "kde", system=logind.address,
+                         session_path=logind.session_path)
+
+    def locked(self) -> bool:
+        addr = DBusAddress("/org/freedesktop/ScreenSaver", "org.freedesktop.ScreenSaver",
+                           "org.freedesktop.ScreenSaver")
+        return bool(fs.call(self.address, addr, "GetActive")[0])
+
+    def lock(self) -> None:  # Meta+L: KDE locks on its own, and sets LockedHint
+        fs.control(self.address, "kde", "Lock")
+
+    def password_unlock(self) -> None:
+        fs.control(self.address, "kde", "PasswordUnlock")
+
+    def set_active_false_calls(self) -> list[tuple[str, str]]:
+        return [c for c in fs.calls(self.address, "kde") if c == ("SetActive", "(False,)")]
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+@pytest.fixture()
+def kde(logind: LogindMock) -> Iterator[Kde]:
+    k = Kde(logind)
+    try:
+        yield k
+    finally:
+        k.close()
+
+
+def test_kde_ignores_set_active_false_but_honours_logind(
+    logind: LogindMock, kde: Kde
+) -> None:
+    """The stand-in behaves as kscreenlocker's sources say, and the backend sees it: a false
+    reply to SetActive(false) is a refusal; logind's Unlock unlocks, confirmed by GetActive
+    and LockedHint."""
+    with detect_backend("freedesktop", session_bus=kde.address, system_bus=logind.address,
+                        session_id=SESSION_ID) as b:
+        assert b.unlock_methods() == [
+            "logind Session.Unlock", "org.freedesktop.ScreenSaver.SetActive(false)"
+        ]
+        kde.lock()
+        assert b.wait_event(5) is LockEvent.LOCKED
+        assert logind.locked_hint() is True  # kscreenlocker sets it
+        with pytest.raises(WatcherError, match=r"refused .*SetActive.*returned false"):
+            b.unlock("org.freedesktop.ScreenSaver.SetActive(false)")
+        assert b.wait_event(0.5) is None
+        assert kde.locked() is True and b.is_locked() is True
+        b.unlock("logind Session.Unlock")
+        assert b.wait_event(5) is LockEvent.UNLOCKED
+        assert kde.locked() is False and logind.locked_hint() is False
+    assert len(logind.method_calls("Unlock")) == 1
+
+
+def test_watcher_unlocks_kde_through_logind(logind: LogindMock, kde: Kde) -> None:
+    with detect_backend("auto", session_bus=kde.address, system_bus=logind.address,
+                        session_id=SESSION_ID) as b:
+        assert b.name == "freedesktop"
+        run = Run(make_watcher(b, lambda _stop: AuthStatus.OK))
+        run.wait_state(WatcherState.IDLE)
+        logind.call(logind.session_path, SESSION_IFACE, "Lock")  # loginctl lock-session
+        run.join(30)
+    assert run.states()[-2:] == ["authenticating", "unlocked"]
+    assert "via logind Session.Unlock" in run.events[-1].detail
+    assert kde.locked() is False and logind.locked_hint() is False
+    assert kde.set_active_false_calls() == []
+
+
+def test_kde_without_logind_is_a_failed_unlock_not_a_silent_one(
+    logind: LogindMock, kde: Kde, tmp_path: Path
+) -> None:
+    """No logind session to go through (none on this bus): SetActive(false) is all there is,
+    KDE ignores it, and the watcher says so (UNLOCK_FAILED, retried) instead of reporting an
+    unlock; the password still ends the lock."""
+    no_logind = fs.start_bus(tmp_path, "empty")
+    try:
+        with detect_backend("freedesktop", session_bus=kde.address,
+                            system_bus=no_logind.address) as b:
+            assert b.unlock_methods() == ["org.freedesktop.ScreenSaver.SetActive(false)"]
+            run = Run(make_watcher(b, lambda _stop: AuthStatus.OK, max_attempts=2,
+                                   confirm_timeout=0.2))
+            run.wait_state(WatcherState.IDLE)
+            kde.lock()
+            run.wait_state(WatcherState.PAUSED, timeout=30)
+            assert kde.locked() is True
+            kde.password_unlock()
+            run.join(10)
+    finally:
+        no_logind.close()
+    failed = [e for e in run.events if e.state == WatcherState.ERROR]
+    assert [e.status for e in failed] == [AuthStatus.UNLOCK_FAILED] * 2
+    assert "refused" in failed[0].detail
+    assert WatcherState.UNLOCKED not in [e.state for e in run.events]
+    assert len(kde.set_active_false_calls()) == 2
+    assert run.states()[-1] == "idle"

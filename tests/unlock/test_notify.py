@@ -77,6 +77,9 @@ def test_other_failures_that_matter() -> None:
     assert tmpl is not None and tmpl.kind == "template-error" and "Re-enrol" in tmpl.body
     none = notice_for(AuthStatus.NO_TEMPLATE, "no face template")
     assert none is not None and none.kind == "no-template"
+    failed = notice_for(AuthStatus.UNLOCK_FAILED, "face recognised, but the lock screen ...")
+    assert failed is not None and failed.kind == "unlock-failed"
+    assert "recognised" in failed.body and PASSWORD in failed.body
 
 
 @pytest.mark.parametrize(
