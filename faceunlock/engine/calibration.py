@@ -276,15 +276,13 @@ class ThresholdChoice:
         failure the rate can still be up to about 3/n), and "rough" with few samples."""
         n = self.frr_samples
         if n == 0 or math.isnan(self.expected_frr):
-            return "how often you would not be recognised is not measured yet"
+            return "how often it misses you is not measured yet"
         k = round(self.expected_frr * n)
         upper = f"{self.frr_upper:.0%}"
         if k == 0:
-            text = f"you were recognised in all {n} of your samples (a miss rate up to {upper} "
-            text += "is still possible)"
+            text = f"it recognised you in all {n} samples (may still miss up to {upper})"
         else:
-            text = f"you were not recognised in {k} of {n} samples ({self.expected_frr:.0%}"
-            text += f", possibly up to {upper})"
+            text = f"it missed you in {k} of {n} samples ({self.expected_frr:.0%}, up to {upper})"
         return text
 
     def to_json(self) -> dict[str, Any]:

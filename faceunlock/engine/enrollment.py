@@ -413,8 +413,10 @@ class EnrolmentSession:
         yaw, pitch = head_pose(o.landmarks)
         wanted = self.next_pose()
         if self.frontal_pitch is None:
-            # the first accepted anchor must be frontal in yaw; its pitch is the reference
-            if abs(pose_degrees(yaw, 0.0, 0.0)[0]) > p.frontal_degrees:
+            # the first accepted anchor must be frontal in yaw (unguided: at most a small
+            # turn); its pitch is the reference
+            limit = p.frontal_degrees if p.guided else p.turn_degrees[1]
+            if abs(pose_degrees(yaw, 0.0, 0.0)[0]) > limit:
                 return self._fb(False, "pose", INSTRUCTIONS["frontal"], o.box)
             reference = pitch
         else:

@@ -205,7 +205,8 @@ def test_settings_dialog_tab_order(qtbot: QtBot, cfg: Config) -> None:
 
 @pytest.fixture()
 def enrolled(store: TemplateStore, cfg: Config, female_folder: Path) -> TemplateStore:
-    service.enrol(store, USER, cfg, make_source(str(female_folder)), anchors=3)
+    service.enrol(store, USER, cfg, make_source(str(female_folder)),
+                  params=service.enrol_params(cfg, 3, guided=False))
     return store
 
 

@@ -26,7 +26,8 @@ USER = "alice"
 @pytest.fixture()
 def enrolled(store: TemplateStore, cfg: Config, female_folder: Path) -> TemplateStore:
     """``store`` with a real 3-anchor template of the woman (appearance "default")."""
-    service.enrol(store, USER, cfg, make_source(str(female_folder)), anchors=3)
+    service.enrol(store, USER, cfg, make_source(str(female_folder)),
+                  params=service.enrol_params(cfg, 3, guided=False))
     return store
 
 

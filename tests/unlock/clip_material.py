@@ -61,7 +61,9 @@ class EnrolledClips:
         self.store = TemplateStore(root / "templates", StaticKeyProvider(self.key))
         fem = clip_frames(clips / FEMALE)
         half = len(fem) // 2
-        service.enrol(self.store, user, watcher_config(),
-                      ImageFolderSource(png_folder(root / "enrol", fem[:half])))
+        cfg = watcher_config()
+        service.enrol(self.store, user, cfg,
+                      ImageFolderSource(png_folder(root / "enrol", fem[:half])),
+                      params=service.enrol_params(cfg, guided=False))
         self.genuine = png_folder(root / "genuine", fem[half:])
         self.impostor = png_folder(root / "impostor", clip_frames(clips / MALE)[:8])
