@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from clip_material import FAST_CAPTURE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -78,7 +79,8 @@ def _show(qtbot: QtBot, w: QWidget) -> None:
 def test_the_wizard_is_completed_with_the_keyboard_alone(
     qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
 ) -> None:
-    w = EnrolWizard(store, cfg, user=USER, source_spec=str(female_folder), anchors=3)
+    w = EnrolWizard(store, cfg, user=USER, source_spec=str(female_folder), anchors=3,
+                    realtime=False, enrol_overrides=FAST_CAPTURE)
     _show(qtbot, w)
     nxt = w.button(QWizard.WizardButton.NextButton)
     fin = w.button(QWizard.WizardButton.FinishButton)

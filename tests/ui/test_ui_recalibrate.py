@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clip_material import FAST_CAPTURE
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWizard
 from pytestqt.qtbot import QtBot
 
@@ -120,7 +121,8 @@ def test_no_face_in_the_check_changes_nothing(
 def test_reenrol_names_the_new_appearance(
     qtbot: QtBot, enrolled: TemplateStore, cfg: Config, female_folder: Path
 ) -> None:
-    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(female_folder), anchors=3)
+    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(female_folder), anchors=3,
+                    realtime=False, enrol_overrides=FAST_CAPTURE)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
