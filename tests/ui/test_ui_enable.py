@@ -86,7 +86,7 @@ def test_shows_the_exact_change_and_undo_then_runs_it(
     assert system.PROFILE in page.summary.text()
     auth_line = "[success=end default=ignore] pam_exec.so quiet stdout " + system.HELPER
     assert auth_line in page.changes.toPlainText().splitlines()
-    assert "pkexec faceunlock system disable" in page.undo.text()
+    assert system.UNDO_COMMAND in page.undo.text()
     assert page.command() == [
         sys.executable, "-m", "faceunlock", "system", "enable", "--json", "--root", str(root)
     ]
