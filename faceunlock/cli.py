@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +20,13 @@ from typing import Any, TextIO, TypeVar
 import numpy as np
 
 from faceunlock import __version__
-from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, NoFaceError
+from faceunlock.errors import (
+    AuthStatus,
+    FaceUnlockError,
+    InputError,
+    NoFaceError,
+    TemplateNotFoundError,
+)
 
 T = TypeVar("T")
 
@@ -42,6 +50,45 @@ def _progress(items: Sequence[T], label: str, stream: TextIO | None = None) -> I
         yield item
     if show:
         out.write("\n")
+
+
+def _number(
+    kind: type, lo: float, hi: float, key: str | None = None
+) -> Callable[[str], int | float]:
+    """An argparse ``type`` for a numeric option: an integer (``kind`` int) or a finite number
+    between ``lo`` and ``hi``; anything else is a usage error (exit 2) naming the range, and
+    the config key ``key`` the option overrides."""
+    what = "an integer" if kind is int else "a number"
+    allowed = f"{what} between {lo:g} and {hi:g}" + (f" (the range of {key})" if key else "")
+
+    def parse(text: str) -> int | float:
+        t = text.strip()
+        value: int | float | None = None
+        if kind is int:
+            if re.fullmatch(r"[+-]?\d{1,18}", t):
+                value = int(t)
+        else:
+            try:
+                value = float(t)
+            except ValueError:
+                value = None
+        if value is None or not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _config_number(key: str) -> Callable[[str], int | float]:
+    """:func:`_number` with the range of config key ``key`` (faceunlock.config's rules)."""
+    from faceunlock.config import value_range
+
+    return _number(*value_range(key), key=key)
+
+
+#: ``verify --threshold``: a Euclidean distance between two descriptors (0.6 is typical)
+THRESHOLD_RANGE = (0.0, 2.0)
 
 
 def _print_json(obj: Any) -> None:
@@ -70,28 +117,28 @@ def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g.add_argument("--model", metavar="DIR", help="models directory (default: bundled models/)")
     g.add_argument(
         "--min-face",
-        type=int,
+        type=_config_number("detector.min_face"),
         default=min_face,
         metavar="PX",
         help=f"smallest face to detect, in pixels (default {min_face})",
     )
     g.add_argument(
         "--max-face",
-        type=int,
+        type=_config_number("detector.max_face"),
         default=None,
         metavar="PX",
         help="largest face to detect; fewer pyramid levels (default: any)",
     )
     g.add_argument(
         "--downscale",
-        type=float,
+        type=_number(float, 0.1, 16.0),
         default=None,
         metavar="F",
         help="shrink frames by F before detection (default: from --min-face)",
     )
     g.add_argument(
         "--upsample",
-        type=int,
+        type=_number(int, 0, 3),
         default=0,
         metavar="N",
         help="upsample N times before detection, for faces under 80 px",
@@ -99,9 +146,10 @@ def _add_engine_args(p: argparse.ArgumentParser, min_face: int = 80) -> None:
     g.add_argument(
         "--no-flip", action="store_true", help="do not average each embedding with its mirror image"
     )
-    g.add_argument("--zoom", type=float, default=1.05, metavar="Z",
+    g.add_argument("--zoom", type=_number(float, 0.5, 2.0), default=1.05, metavar="Z",
                    help="magnify each chip by Z before encoding (1 = off; default 1.05)")
-    g.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    g.add_argument("--threads", type=_number(int, 1, 256), default=None,
+                   help="onnxruntime threads")
     g.add_argument("--coarse-first", action="store_true",
                    help="look for faces of 160 px and more on the halved frame first (the "
                         "unlock path's setting; smaller faces beside a big one are not seen)")
@@ -185,10 +233,35 @@ def embed_paths(
     return found, emb, boxes, fallback
 
 
+def _check_output_file(out: Path, option: str = "--out") -> None:
+    """InputError, before any work is done, when ``out`` cannot be written as a file: it is a
+    folder, or the folder it goes in (created if missing) takes no new files (read-only,
+    no permission, /proc). Leaves nothing behind."""
+    import tempfile
+
+    if out.is_dir():
+        raise InputError(
+            f"{option} {out}: is a folder; give a file name, e.g. {out / 'embeddings.npz'}"
+        )
+    folder = out.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {out}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(
+            f"{option} {out}: no file can be written in {folder} ({e.strerror or e})"
+        ) from None
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from faceunlock.engine.modelfile import atomic_write_bytes
     from faceunlock.engine.pipeline import get_pipeline
 
+    _check_output_file(Path(args.out))
     if args.list:
         given, paths = _read_list(Path(args.list), Path(args.root) if args.root else None)
     elif args.dir:
@@ -208,7 +281,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     buf = io.BytesIO()
     np.savez(buf, paths=np.asarray(given, dtype=str), found=found, emb=emb, boxes=boxes)
-    atomic_write_bytes(args.out, buf.getvalue())
+    try:
+        atomic_write_bytes(args.out, buf.getvalue())
+    except OSError as e:
+        raise InputError(f"--out {args.out}: cannot be written ({e.strerror or e})") from None
     summary = {
         "images": len(paths),
         "found": int(found.sum()),
@@ -443,20 +519,26 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     store = _store()
     user = _user(args)
-    t = store.load(user)
-    try:
-        removed = [t.remove_anchor(args.id)]
-    except (KeyError, FaceUnlockError):
-        removed = t.remove_label(args.id)
-    if not removed:
-        raise InputError(
-            f"no anchor or label {args.id!r} in {user}'s template (see `faceunlock list`)"
-        )
-    if not t.anchors:
-        raise InputError("that would remove every anchor; use `faceunlock clear` instead")
-    if len(t.anchors) >= 2:
-        calibrate_template(t, get_pipeline(), t.security_level)
-    store.save(t)
+    removed: list[Any] = []
+
+    def remove(t: Any) -> Any:
+        if t is None:
+            raise TemplateNotFoundError(user, store.path(user))
+        try:
+            removed.extend([t.remove_anchor(args.id)])
+        except (KeyError, FaceUnlockError):
+            removed.extend(t.remove_label(args.id))
+        if not removed:
+            raise InputError(
+                f"no anchor or label {args.id!r} in {user}'s template (see `faceunlock list`)"
+            )
+        if not t.anchors:
+            raise InputError("that would remove every anchor; use `faceunlock clear` instead")
+        if len(t.anchors) >= 2:
+            calibrate_template(t, get_pipeline(), t.security_level)
+        return t
+
+    t = store.update(user, remove)  # under the store's lock: re-read, change, save
     print(f"removed {len(removed)} anchor(s); {len(t.anchors)} left")
     return 0
 
@@ -466,8 +548,13 @@ def cmd_clear(args: argparse.Namespace) -> int:
     user = _user(args)
     if not args.yes:
         raise InputError("this deletes your face template and its backup; add --yes to confirm")
-    gone = store.delete(user, remove_key=True)
-    print("template deleted" if gone else "no template to delete")
+    files = [q for q in (store.path(user), store.backup_path(user)) if q.exists()]
+    # the key goes first: a locked or missing keyring stops it before any file is deleted
+    store.delete(user, remove_key=True)
+    if files:
+        print(f"deleted {' and '.join(str(q) for q in files)}, and the key in the keyring")
+    else:
+        print("no template to delete; the key in the keyring, if any, is gone too")
     return 0
 
 
@@ -771,7 +858,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="compare the faces in two images")
     v.add_argument("img1")
     v.add_argument("img2")
-    v.add_argument("--threshold", type=float, default=None, help="override the model threshold")
+    v.add_argument("--threshold", type=_number(float, *THRESHOLD_RANGE), default=None,
+                   help="override the model threshold (a distance, 0-2)")
     v.add_argument("--json", action="store_true")
     _add_engine_args(v)
     v.set_defaults(func=cmd_verify)
@@ -797,10 +885,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ul = evs.add_parser("unlock", help="enrol K images per identity, probe the rest")
     ul.add_argument("--gallery", required=True, metavar="DIR", help="one folder per identity")
-    ul.add_argument("--anchors", type=int, default=5, metavar="K")
+    ul.add_argument("--anchors", type=_number(int, 1, 50), default=5, metavar="K")
     ul.add_argument(
         "--min-images",
-        type=int,
+        type=_number(int, 0, 1_000_000),
         default=0,
         metavar="N",
         help="only identities with at least N images (default K+1)",
@@ -816,7 +904,8 @@ def build_parser() -> argparse.ArgumentParser:
     user_arg(en)
     en.add_argument("--source", help="camera index, /dev/videoN, video file or image folder")
     en.add_argument("--label", default="default", help="appearance label, e.g. glasses")
-    en.add_argument("--anchors", type=int, default=None, help="how many (default: config)")
+    en.add_argument("--anchors", type=_config_number("enrol.anchors"), default=None,
+                    help="how many, 3-50 (default: enrol.anchors)")
     en.add_argument(
         "--replace",
         action="store_true",
@@ -845,7 +934,8 @@ def build_parser() -> argparse.ArgumentParser:
     user_arg(ca)
     ca.add_argument("--source")
     ca.add_argument("--level", choices=["convenient", "balanced", "secure"])
-    ca.add_argument("--seconds", type=float, default=3.0, help="live capture length")
+    ca.add_argument("--seconds", type=_number(float, 0.5, 60.0), default=3.0,
+                    help="live capture length, 0.5-60 s")
     ca.add_argument("--no-live", action="store_true", help="use the anchors only")
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(func=cmd_calibrate)
@@ -853,14 +943,16 @@ def build_parser() -> argparse.ArgumentParser:
     au = sub.add_parser("auth", help="one authentication attempt; exit code = AuthStatus")
     user_arg(au)
     au.add_argument("--source")
-    au.add_argument("--timeout", type=float, default=None)
+    au.add_argument("--timeout", type=_config_number("auth.timeout"), default=None,
+                    help="seconds, 0.5-30 (default: auth.timeout)")
     au.add_argument("--json", action="store_true")
     au.set_defaults(func=cmd_auth)
 
     te = sub.add_parser("test", help="live test: per-frame distance, decision and ms")
     user_arg(te)
     te.add_argument("--source")
-    te.add_argument("--timeout", type=float, default=10.0)
+    te.add_argument("--timeout", type=_config_number("auth.timeout"), default=10.0,
+                    help="seconds, 0.5-30 (default 10)")
     te.add_argument("--json", action="store_true", help="one JSON line per frame")
     te.set_defaults(func=cmd_test)
 
@@ -913,7 +1005,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="per-stage speed on a 640x480 frame, cold start, memory")
     b.add_argument("--image", metavar="IMG", help="frame to use (default: built from ../shared)")
-    b.add_argument("--repeats", type=int, default=50)
+    b.add_argument("--repeats", type=_number(int, 1, 100_000), default=50)
     b.add_argument("--no-cold", action="store_true", help="skip the cold-start measurement")
     b.add_argument("--dlib", action="store_true", help="also time dlib-bin on the same frame")
     b.add_argument("--json", action="store_true")
@@ -922,7 +1014,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = sub.add_parser("live", help="run the engine on a camera or video, print per-frame results")
     lv.add_argument("--source", default="0", help="camera index, /dev/videoN, video file or folder")
-    lv.add_argument("--max-frames", type=int, default=0)
+    lv.add_argument("--max-frames", type=_number(int, 0, 10**9), default=0,
+                    help="stop after N frames (0: at the end of the source)")
     lv.add_argument("--json", action="store_true")
     _add_engine_args(lv)
     lv.set_defaults(func=cmd_live)
@@ -930,7 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="fine-tune the encoder from a TOML config (needs torch)")
     tr.add_argument("--config", required=True, metavar="FILE", help="TOML training config")
     tr.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
-    tr.add_argument("--epochs", type=int, default=None, metavar="N",
+    tr.add_argument("--epochs", type=_number(int, 1, 100_000), default=None, metavar="N",
                     help="train up to N epochs in total (default: optim.epochs)")
     tr.set_defaults(func=cmd_train)
 
@@ -985,6 +1078,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         os._exit(0)
+    except OSError as e:  # not one of ours: still a message, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"faceunlock: error: {where}{e.strerror or e}", file=sys.stderr)
+        return int(AuthStatus.ERROR)
 
 
 if __name__ == "__main__":

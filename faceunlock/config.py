@@ -32,6 +32,8 @@ from faceunlock.errors import ConfigError
 from faceunlock.paths import config_path
 
 SCHEMA_VERSION = 1
+#: the largest config file read (the full file, every key written, is under 1 KiB)
+MAX_CONFIG_BYTES = 1 << 20
 SECURITY_LEVELS = ("convenient", "balanced", "secure")
 WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome")
 ROTATIONS = (0, 90, 180, 270)
@@ -81,6 +83,15 @@ _RULES: dict[str, _Rule] = {
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+
+
+def value_range(key: str) -> tuple[type, float, float]:
+    """``(int or float, lo, hi)``: the static range a numeric key accepts (for command-line
+    options that override it, e.g. ``auth --timeout`` and ``auth.timeout``)."""
+    rule = _RULES.get(key)
+    if rule is None or rule.kind not in (int, float) or rule.lo is None or rule.hi is None:
+        raise KeyError(f"{key!r} is not a numeric key with a range")
+    return rule.kind, rule.lo, rule.hi
 
 
 def _fmt(v: float) -> str:
@@ -425,18 +436,24 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
 def load_config(path: str | Path | None = None) -> Config:
     """Read the config file (default :func:`faceunlock.paths.config_path`).
 
-    A missing file gives the defaults. Unreadable files, invalid TOML (the message names the
-    file, line and column) and invalid values raise ConfigError naming the file.
+    A missing file gives the defaults. Unreadable files, files over :data:`MAX_CONFIG_BYTES`,
+    invalid TOML (the message names the file, line and column) and invalid values raise
+    ConfigError naming the file.
     """
     p = Path(path) if path is not None else config_path()
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         return Config()
     except IsADirectoryError:
         raise ConfigError(f"{p}: is a directory, not a config file") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot be read ({e.strerror})") from e
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{p}: larger than {MAX_CONFIG_BYTES >> 10} KiB, not a FaceUnlock config file"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -445,6 +462,8 @@ def load_config(path: str | Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from e
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
     try:
         return config_from_dict(data)
     except ConfigError as e:

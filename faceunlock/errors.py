@@ -33,7 +33,8 @@ class AuthStatus(enum.IntEnum):
     ABORTED = 17  #: interrupted (signal, user cancel)
     TOO_DARK = 18  #: every frame was too dark to use
     LOCKED_OUT = 19  #: too many failures in a row; face auth paused, password still works
-    TEMPLATE_ERROR = 20  #: template corrupt, tampered, or made with another model
+    TEMPLATE_ERROR = 20  #: template corrupt, tampered, unsafe, or made with another model
+    KEYRING_ERROR = 22  #: the OS keyring holding the template key is missing, locked or failing
     #: the desktop app (``faceunlock`` with no arguments, ``faceunlock-gui``) cannot open a
     #: window: no graphical session (no usable DISPLAY / WAYLAND_DISPLAY), or Qt's platform
     #: plugin misses a system library; the command-line verbs still work
@@ -84,6 +85,12 @@ class InputError(FaceUnlockError):
     status = AuthStatus.BAD_INPUT
 
 
+class TooDarkError(InputError):
+    """Too dark to use: every frame, or most of them, was too dark (enrolment, calibration)."""
+
+    status = AuthStatus.TOO_DARK
+
+
 class ConfigError(FaceUnlockError):
     """A configuration value is invalid."""
 
@@ -132,6 +139,19 @@ class CameraPermissionError(CameraError):
         )
 
 
+class NotACameraError(CameraError):
+    """The device node exists but is no video capture device (``/dev/null``, a V4L2 metadata
+    or output node, a file under /dev)."""
+
+    def __init__(self, device: str, what: str) -> None:
+        self.device = device
+        self.what = what
+        super().__init__(
+            f"{device} is not a camera: {what}, not a V4L2 video capture device — list the "
+            "cameras with `v4l2-ctl --list-devices`"
+        )
+
+
 class NoUsableFramesError(CameraError):
     """The source delivers only failed reads or blank (black / uniform) frames."""
 
@@ -166,6 +186,8 @@ class RootRequiredError(FaceUnlockError):
 class TemplateError(FaceUnlockError):
     """Base class of every problem with a stored face template or its encryption key."""
 
+    status = AuthStatus.TEMPLATE_ERROR
+
 
 class TemplateNotFoundError(TemplateError):
     """The user has no stored face template."""
@@ -189,18 +211,55 @@ class TemplateCorruptError(TemplateError):
 
 
 class TemplateModelMismatchError(TemplateError):
-    """The template was enrolled with a different encoder model than the one now in use."""
+    """The template was enrolled with a different encoder model than the one now in use.
 
-    status = AuthStatus.NO_TEMPLATE
+    ``made_with``: the ``model.precision`` (``"fp32"``, ``"int8"``) of the installed encoder
+    that made it, when one did (then switching back is an alternative to re-enrolling)."""
 
-    def __init__(self, path: str | Path, template_sha256: str, model_sha256: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        template_sha256: str,
+        model_sha256: str,
+        made_with: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.template_sha256 = template_sha256
         self.model_sha256 = model_sha256
+        self.made_with = made_with
+        fix = "re-enrol with `faceunlock enroll --replace`"
+        if made_with:
+            origin = f"the {made_with} face model"
+            fix += (
+                f", or go back to that model with "
+                f"`faceunlock config set model.precision {made_with}`"
+            )
+        else:
+            origin = "another face model, not one of those installed"
         super().__init__(
-            f"template {self.path} was made with model {template_sha256[:12]}…, "
-            f"this model is {model_sha256[:12]}…; re-enrol"
+            f"template {self.path} was made with {origin} (encoder {template_sha256[:12]}…; "
+            f"the encoder in use is {model_sha256[:12]}…), so it cannot be compared with "
+            f"today's faces: {fix}"
         )
+
+
+class TemplateUnsafeError(TemplateError):
+    """A template file or folder that another account could have written or replaced: owned by
+    another user, or writable by group or others."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class TemplateWriteError(TemplateError):
+    """A template could not be written, locked or deleted (read-only folder, full disk …)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"template {self.path}: {problem}")
 
 
 class TemplateKeyError(TemplateError):
@@ -215,6 +274,8 @@ class TemplateKeyError(TemplateError):
 class KeyringUnavailableError(TemplateError):
     """No usable OS keyring (Secret Service) to hold the template key; FaceUnlock never falls
     back to storing templates unencrypted."""
+
+    status = AuthStatus.KEYRING_ERROR
 
     def __init__(self, reason: str) -> None:
         self.reason = reason.rstrip(". ")
@@ -252,6 +313,8 @@ def plain_message(exc: BaseException) -> str:
         return f"Camera problem: {exc}"
     if isinstance(exc, ModelError):
         return f"The face models are missing or damaged ({exc}). Reinstall FaceUnlock."
+    if isinstance(exc, KeyringUnavailableError):
+        return f"The keyring that holds your face template's key is not available: {exc}"
     if isinstance(exc, TemplateError):
         return f"Your face template cannot be read ({exc}). Re-enrol to fix this."
     if isinstance(exc, EnrolmentError):

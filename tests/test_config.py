@@ -307,3 +307,37 @@ def test_model_precision_reaches_the_pipeline() -> None:
     assert pipe.encoder.path == models_dir() / "encoder.onnx"
     with pytest.raises(ConfigError, match=r"model\.precision"):
         config_set(Config(), "model.precision", "fp16")
+
+
+@pytest.mark.parametrize("opener", ["[", "{a = "])
+def test_deeply_nested_config_is_a_config_error(tmp_path: Path, opener: str) -> None:
+    """100,000 nested arrays (or inline tables): before, RecursionError out of tomllib (a
+    traceback, exit 1)."""
+    p = tmp_path / "deep.toml"
+    closer = "]" if opener == "[" else "}"
+    p.write_text("x = " + opener * 100_000 + closer * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply") as ei:
+        load_config(p)
+    assert str(p) in str(ei.value)
+
+
+def test_config_size_is_bounded(tmp_path: Path) -> None:
+    """A config over 1 MiB is refused unread (before, /dev/zero as the config was read until
+    memory ran out); a comment-padded file just under the bound still loads."""
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * config_mod.MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        load_config(big)
+    ok = tmp_path / "ok.toml"
+    ok.write_text("# " + "x" * (config_mod.MAX_CONFIG_BYTES - 100) + "\n[auth]\ntimeout = 2.0\n")
+    assert load_config(ok).auth.timeout == 2.0
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ConfigError, match="larger than"):
+            load_config("/dev/zero")
+
+
+def test_value_range_is_the_rule_table() -> None:
+    assert config_mod.value_range("auth.timeout") == (float, 0.5, 30.0)
+    assert config_mod.value_range("enrol.anchors") == (int, 3, 50)
+    with pytest.raises(KeyError):
+        config_mod.value_range("auth.security_level")

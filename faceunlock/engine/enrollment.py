@@ -1,9 +1,10 @@
 """Enrolment: capture good, varied anchors of one person from a frame source.
 
 Each offered frame goes through quality gates, in order: not dark; exactly one face; face
-big enough; sharp; face region neither too dark nor overexposed; in the pose asked for; not
+big enough; face region neither too dark nor overexposed; sharp; in the pose asked for; not
 a near-duplicate of an anchor already taken. A rejected frame gets a plain-language reason
-(for the wizard and the CLI).
+(for the wizard and the CLI). Dim light lowers the contrast the sharpness gate measures, so
+an unsharp face in a dim region is reported as too dark, not as moving.
 
 Guided capture (the default, ``EnrolParams.guided``): the session asks for a sequence of
 poses (centre, a small turn to the left, to the right, a small tilt up, down), each for its
@@ -75,6 +76,8 @@ class EnrolParams:
     min_sharpness: float = 25.0  # variance of the Laplacian on the 75x75 face chip
     min_brightness: float = 50.0  # mean grey level of the face region
     max_brightness: float = 220.0
+    #: an unsharp face whose region is darker than this is dim, not moving ("too dark")
+    dim_brightness: float = 100.0
     min_anchor_distance: float = 0.08  # near-duplicate gate (Euclidean, embedding space)
     guided: bool = True  # poses are gates and the capture is paced (see the module doc)
     frontal_degrees: float = 8.0  # |yaw| and |pitch| at most this: centre
@@ -393,11 +396,6 @@ class EnrolmentSession:
         o = obs[0]
         if o.size < p.min_face:
             return self._fb(False, "too_far", "Move closer to the camera", o.box)
-        # measured on a half-size chip, close to the native resolution of small webcam faces,
-        # so upsampling in the alignment does not read as blur
-        sharp = sharpness(cv2.resize(o.chip, (75, 75), interpolation=cv2.INTER_AREA))
-        if sharp < p.min_sharpness:
-            return self._fb(False, "blurry", "Hold still for a moment", o.box)
         bright = region_brightness(image, o.box)
         if bright < p.min_brightness:
             return self._fb(
@@ -410,6 +408,18 @@ class EnrolmentSession:
                 "Your face is overexposed: move away from the bright light",
                 o.box,
             )
+        # measured on a half-size chip, close to the native resolution of small webcam faces,
+        # so upsampling in the alignment does not read as blur
+        sharp = sharpness(cv2.resize(o.chip, (75, 75), interpolation=cv2.INTER_AREA))
+        if sharp < p.min_sharpness:
+            if bright < p.dim_brightness:  # low light: little contrast, not motion
+                return self._fb(
+                    False,
+                    "face_dark",
+                    "It is too dark to see your face clearly: add light in front of you",
+                    o.box,
+                )
+            return self._fb(False, "blurry", "Hold still for a moment", o.box)
         yaw, pitch = head_pose(o.landmarks)
         wanted = self.next_pose()
         if self.frontal_pitch is None:

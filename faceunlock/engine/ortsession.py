@@ -21,7 +21,8 @@ def open_session(path: Path, data: bytes, threads: int) -> ort.InferenceSession:
     the other on the same cores, and a spinning pool of one steals the CPU from the other
     (measured: the encoder took 6.5 ms per chip after the detector, 3.7 ms alone).
     Raises ModelError naming the file when onnxruntime cannot load it or its inputs and
-    outputs are not one each.
+    outputs are not one each. onnxruntime's telemetry is off: ``faceunlock/__init__.py`` sets
+    ``ORT_DISABLE_TELEMETRY`` before onnxruntime is imported (no session option does it).
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

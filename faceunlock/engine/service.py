@@ -4,6 +4,7 @@ authenticate, list and remove appearances. No argument parsing, no printing.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import time
@@ -26,15 +27,18 @@ from faceunlock.engine.auth import (
 )
 from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.modelfile import load_sidecar
-from faceunlock.engine.pipeline import Pipeline, PipelineSettings, get_pipeline
+from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
 from faceunlock.engine.sources import Frame, FrameSource, make_source
-from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label, check_user
 from faceunlock.errors import (
     AuthStatus,
     EnrolmentError,
     InputError,
     ModelError,
     NotOwnerError,
+    TemplateModelMismatchError,
+    TemplateNotFoundError,
+    TooDarkError,
 )
 from faceunlock.paths import user_state_dir
 
@@ -129,6 +133,40 @@ def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
             pipe.encoder.path, "sidecar has no far_table; run benchmarks/fit_far_table.py"
         )
     return cal.FarTable.from_json(meta["far_table"])
+
+
+def installed_precision(pipe: Pipeline, encoder_sha256: str) -> str | None:
+    """The ``model.precision`` (``"fp32"``, ``"int8"``) whose encoder, in the models folder
+    of ``pipe``, has the sha256 ``encoder_sha256``; None when none has."""
+    mdir = pipe.encoder.path.parent
+    for precision, name in MODEL_FILES["encoder"].items():
+        try:
+            if load_sidecar(mdir / name).get("sha256") == encoder_sha256:
+                return precision
+        except ModelError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _naming_the_model(pipe: Pipeline) -> Iterator[None]:
+    """A TemplateModelMismatchError raised inside says which installed model made the
+    template, when one did (so ``model.precision`` can be set back instead of re-enrolling)."""
+    try:
+        yield
+    except TemplateModelMismatchError as e:
+        made_with = installed_precision(pipe, e.template_sha256)
+        if made_with is None or e.made_with is not None:
+            raise
+        raise TemplateModelMismatchError(
+            e.path, e.template_sha256, e.model_sha256, made_with
+        ) from None
+
+
+def load_template(store: TemplateStore, user: str, pipe: Pipeline) -> Template:
+    """``user``'s template for the encoder of ``pipe`` (see :func:`_naming_the_model`)."""
+    with _naming_the_model(pipe):
+        return store.load(user, expected_model_sha256=pipe.encoder.sha256)
 
 
 def frames_for(
@@ -312,6 +350,54 @@ def check_appearance(template: Template, pipe: Pipeline, embeddings: np.ndarray)
         )
 
 
+def _check_writable_folder(d: Path) -> None:
+    """InputError unless ``d``, or the nearest folder above it that exists (``d`` is created on
+    the first save), may be written."""
+    probe = d
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"template folder {d}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "read-only" if probe == d else f"inside a read-only folder ({probe})"
+        raise InputError(
+            f"template folder {d} is {what}: nothing was captured; make it writable "
+            f"(`chmod u+w {probe}`) and enrol again"
+        )
+
+
+def check_enrolment(
+    store: TemplateStore, user: str, label: str, model_sha256: str, *, replace: bool = False
+) -> None:
+    """Everything :func:`enrol` can check before the camera opens, so a capture is never
+    wasted: the user name and label, a writable template folder, and the key and template the
+    save will need. Adding to a template loads it now (corrupt, made with another model, key
+    deleted, keyring locked: the same errors the save would raise); a new template asks the
+    keyring for its key now (creating it, as the save would)."""
+    check_user(user)
+    check_label(label)
+    _check_writable_folder(store.directory)
+    if store.exists(user) and not replace:
+        store.load(user, expected_model_sha256=model_sha256)
+    else:
+        store.key_provider.get_key(user, create=True)
+
+
+def _capture_failed(got: int, n: int, feedback: list[Feedback]) -> InputError:
+    rejected = [f for f in feedback if not f.accepted and f.reason]
+    reasons = sorted({f.reason for f in rejected})
+    text = f"enrolment captured only {got} usable frame(s) of {n}; nothing was saved. "
+    if not rejected:
+        return InputError(text + "No frames were read.")
+    dark = sum(f.code in ("dark", "face_dark") for f in rejected)
+    if 2 * dark >= len(rejected):  # mostly too dark: say so first, with its own exit code
+        return TooDarkError(
+            text + f"It is too dark ({dark} of {len(rejected)} frames): turn on a light in "
+            "front of you. Problems seen: " + "; ".join(reasons)
+        )
+    return InputError(text + "Problems seen: " + "; ".join(reasons))
+
+
 def enrol(
     store: TemplateStore,
     user: str,
@@ -330,15 +416,25 @@ def enrol(
     """Capture anchors from ``source`` and save them (adding an appearance to an existing
     template unless ``replace``, which starts over).
 
-    The capture is guided (:func:`enrol_params`; ``params`` overrides): it finishes when
-    every pose was captured, and fails with EnrolmentError, naming the missing pose, when a
-    required one was never seen. Adding to an existing template first verifies the owner live
-    (:func:`verify_owner`, on ``verify_source`` or ``source``), and every new anchor must
-    match the template (:func:`check_appearance`), else NotOwnerError. Nothing is written
-    unless the capture completed (unguided ``params``: at least 3 anchors)."""
+    Everything that can fail without a capture is checked before ``source`` is opened
+    (:func:`check_enrolment`). The capture is guided (:func:`enrol_params`; ``params``
+    overrides): it finishes when every pose was captured, and fails with EnrolmentError,
+    naming the missing pose, when a required one was never seen. Adding to an existing
+    template first verifies the owner live (:func:`verify_owner`, on ``verify_source`` or
+    ``source``), and every new anchor must match the template (:func:`check_appearance`,
+    also on the template re-read under the store's lock), else NotOwnerError. Nothing is
+    written unless the capture completed (unguided ``params``: at least 3 anchors);
+    TooDarkError when the frames were mostly too dark."""
+    check_user(user)  # the cheap checks before the models load; check_enrolment repeats them
+    check_label(label)
+    _check_writable_folder(store.directory)
     pipe = pipe or pipeline_for(cfg)
-    p = params if params is not None else enrol_params(cfg, anchors)
     sha = pipe.encoder.sha256
+    check_enrolment(store, user, label, sha, replace=replace)
+    a = cfg.auth
+    p = params if params is not None else enrol_params(
+        cfg, anchors, dark_level=a.dark_level, dark_fraction=a.dark_fraction
+    )
     existing = (
         store.load(user, expected_model_sha256=sha) if store.exists(user) and not replace else None
     )
@@ -361,24 +457,50 @@ def enrol(
         raise NotOwnerError(session.failure)
     if session.failure:
         raise EnrolmentError(session.failure)
-    if not session.done and (p.guided or got < min(3, p.anchors)):
+    if not p.guided and got < min(3, p.anchors):
+        raise _capture_failed(got, p.anchors, feedback)
+    if not session.done and p.guided:
+        err = _capture_failed(got, session.target, feedback)
+        if isinstance(err, TooDarkError):
+            raise err
         reasons = sorted({f.reason for f in feedback if not f.accepted and f.reason})
         raise EnrolmentError(
             f"Enrolment did not finish: {session.missing_message()}; nothing was saved. "
             + ("Problems seen: " + "; ".join(reasons) if reasons else "No frames were read.")
         )
-    if existing is not None:
-        check_appearance(existing, pipe, session.embeddings())
-    template = existing if existing is not None else Template(user=user, model_sha256=sha)
-    template.add_anchors(
-        Anchor.new(
-            c.embedding, c.thumbnail, label=label, quality={**c.quality, "pose_" + c.pose: 1.0}
+    chosen: list[cal.ThresholdChoice] = []
+
+    def add(current: Template | None) -> Template:
+        # re-read under the store's lock: an enrolment that ran meanwhile keeps its anchors,
+        # and the new ones must still match the owner's template as it is now
+        if current is not None and not replace:
+            check_appearance(current, pipe, session.embeddings())
+        template = current if current is not None else Template(user=user, model_sha256=sha)
+        template.add_anchors(
+            Anchor.new(
+                c.embedding, c.thumbnail, label=label,
+                quality={**c.quality, "pose_" + c.pose: 1.0},
+            )
+            for c in session.captures
         )
-        for c in session.captures
-    )
-    choice = calibrate_template(template, pipe, cfg.auth.security_level)
-    store.save(template)
+        chosen.append(calibrate_template(template, pipe, cfg.auth.security_level))
+        return template
+
+    with _naming_the_model(pipe):
+        template = store.update(user, add, expected_model_sha256=sha, replace=replace)
+    choice = chosen[-1]
     return EnrolOutcome(template, got, feedback, choice, session)
+
+
+def live_embeddings(pipe: Pipeline, source: FrameSource, seconds: float = 3.0) -> np.ndarray:
+    """The embedding of the largest face in each frame of a capture, ``(N, 128)``."""
+    embs = []
+    with source:
+        for fr in frames_for(source, seconds=seconds):
+            obs = pipe.observe(fr.image, select="largest")
+            if obs:
+                embs.append(obs[0].embedding)
+    return np.asarray(embs, np.float32).reshape(-1, 128)
 
 
 def live_scores(
@@ -388,14 +510,8 @@ def live_scores(
     :class:`~faceunlock.engine.cohort.Matcher`, or bare anchors: raw distances)."""
     from faceunlock.engine.auth import as_matcher
 
-    m = as_matcher(anchors)
-    scores = []
-    with source:
-        for fr in frames_for(source, seconds=seconds):
-            obs = pipe.observe(fr.image, select="largest")
-            if obs:
-                scores.append(float(m.scores(obs[0].embedding[None])[0]))
-    return np.asarray(scores)
+    live = live_embeddings(pipe, source, seconds)
+    return np.asarray(as_matcher(anchors).scores(live) if len(live) else [], np.float64)
 
 
 def calibrate(
@@ -406,13 +522,31 @@ def calibrate(
     level: str | None = None,
     seconds: float = 3.0,
 ) -> cal.ThresholdChoice:
+    """Re-choose the threshold from the anchors (and ``seconds`` of live frames). The live
+    capture runs without the store's lock; the template is then re-read under it, and the
+    frames are scored against the anchors stored by then."""
     pipe = pipeline_for(cfg)
-    template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-    m = coh.Matcher(template.embeddings(), cohort(pipe))  # the scale calibrate_template uses
-    live = live_scores(pipe, m, source, seconds) if source else None
-    choice = calibrate_template(template, pipe, level or template.security_level, live)
-    store.save(template)
-    return choice
+    load_template(store, user, pipe)  # fail before the camera opens
+    live = live_embeddings(pipe, source, seconds) if source else None
+    chosen: list[cal.ThresholdChoice] = []
+
+    def recalibrate(current: Template | None) -> Template:
+        if current is None:  # deleted while the camera ran
+            raise TemplateNotFoundError(user, store.path(user))
+        # on the scale calibrate_template uses (cohort-normalised where shipped)
+        scores = (
+            coh.Matcher(current.embeddings(), cohort(pipe)).scores(live)
+            if live is not None and len(live)
+            else None
+        )
+        chosen.append(
+            calibrate_template(current, pipe, level or current.security_level, scores)
+        )
+        return current
+
+    with _naming_the_model(pipe):
+        store.update(user, recalibrate, expected_model_sha256=pipe.encoder.sha256)
+    return chosen[-1]
 
 
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
@@ -453,7 +587,7 @@ def authenticate_user(
             float("nan"),
         )
     pipe = pipe or pipeline_for(cfg)
-    template = store.load(user, expected_model_sha256=pipe.encoder.sha256)
+    template = load_template(store, user, pipe)
     thr = template.threshold if template.threshold is not None else pipe.threshold
     a = cfg.auth
     params = AuthParams(

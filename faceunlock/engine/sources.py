@@ -31,6 +31,7 @@ import inspect
 import math
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,13 +42,17 @@ from typing import Any, Self
 import cv2
 import numpy as np
 
+from faceunlock import MAX_IMAGE_PIXELS
+from faceunlock.engine.imageio import decode_image, read_image_bytes
 from faceunlock.engine.quality import is_uniform
 from faceunlock.errors import (
     CameraBusyError,
     CameraError,
     CameraNotFoundError,
     CameraPermissionError,
+    ImageReadError,
     InputError,
+    NotACameraError,
     NoUsableFramesError,
     SourceError,
 )
@@ -377,22 +382,37 @@ def camera_error_from_oserror(device: str, err: OSError) -> CameraError:
 
 
 def probe_camera(device: int | str) -> str:
-    """Check that the camera node exists and can be opened; return its path.
+    """Check that the camera node exists, can be opened and is a V4L2 capture device; return
+    its path.
 
-    Raises CameraNotFoundError, CameraPermissionError or CameraBusyError (when the driver
-    refuses a second open with EBUSY). On systems without device nodes (non-Linux) it only
-    returns the path.
+    Raises CameraNotFoundError, CameraPermissionError, CameraBusyError (when the driver
+    refuses a second open with EBUSY) or NotACameraError (``/dev/null``, a file, a V4L2
+    metadata node). On systems without device nodes (non-Linux) it only returns the path.
     """
     path = device_path(device)
     if not path.startswith("/dev/") or not os.path.isdir("/dev"):
         return path
-    if not os.path.exists(path):
-        raise CameraNotFoundError(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CameraNotFoundError(path) from None
+    except OSError as e:
+        raise camera_error_from_oserror(path, e) from e
+    if not stat.S_ISCHR(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a character device"
+        raise NotACameraError(path, kind)
     try:
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     except OSError as e:
         raise camera_error_from_oserror(path, e) from e
-    os.close(fd)
+    try:
+        captures = _query_capture(fd)
+    except OSError:
+        raise NotACameraError(path, "a character device that answers no V4L2 query") from None
+    finally:
+        os.close(fd)
+    if not captures:
+        raise NotACameraError(path, "a V4L2 device without video capture (a metadata node?)")
     return path
 
 
@@ -450,6 +470,17 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+def _query_capture(fd: int) -> bool:
+    """``VIDIOC_QUERYCAP`` on an open node: whether it captures video. OSError (ENOTTY,
+    EINVAL) when it is not a V4L2 device."""
+    buf = bytearray(104)
+    fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
+    caps, device_caps = int.from_bytes(buf[84:88], "little"), int.from_bytes(buf[88:92], "little")
+    if caps & _V4L2_CAP_DEVICE_CAPS:
+        caps = device_caps
+    return bool(caps & (_V4L2_CAP_VIDEO_CAPTURE | _V4L2_CAP_VIDEO_CAPTURE_MPLANE))
+
+
 def v4l2_can_capture(path: str | Path) -> bool | None:
     """Whether the node at ``path`` captures video (``VIDIOC_QUERYCAP``); None when that
     cannot be asked (no such node, busy, no permission, not a V4L2 device)."""
@@ -458,16 +489,11 @@ def v4l2_can_capture(path: str | Path) -> bool | None:
     except OSError:
         return None
     try:
-        buf = bytearray(104)
-        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
+        return _query_capture(fd)
     except OSError:
         return None
     finally:
         os.close(fd)
-    caps, device_caps = int.from_bytes(buf[84:88], "little"), int.from_bytes(buf[88:92], "little")
-    if caps & _V4L2_CAP_DEVICE_CAPS:
-        caps = device_caps
-    return bool(caps & (_V4L2_CAP_VIDEO_CAPTURE | _V4L2_CAP_VIDEO_CAPTURE_MPLANE))
 
 
 def list_video_devices(
@@ -660,6 +686,13 @@ def _pace(due: float, realtime: bool) -> float:
     return due
 
 
+def _too_large(width: int, height: int) -> str:
+    return (
+        f"frames are {width}×{height} pixels, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} MP "
+        "FaceUnlock decodes"
+    )
+
+
 class VideoFileSource(FrameSource):
     """A video file or animated GIF replayed through ``cv2.VideoCapture``.
 
@@ -704,10 +737,18 @@ class VideoFileSource(FrameSource):
         if not cap.isOpened():
             cap.release()
             raise SourceError(self.path, "cannot be opened as a video (unsupported or corrupt)")
+        # the frame size from the container's header, before a frame is decoded
+        w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if math.isfinite(w) and math.isfinite(h) and w * h > MAX_IMAGE_PIXELS:
+            cap.release()
+            raise SourceError(self.path, _too_large(int(w), int(h)))
         ok, first = cap.read()
         if not ok or first is None or first.size == 0:
             cap.release()
             raise SourceError(self.path, "contains no readable video frames")
+        if first.shape[0] * first.shape[1] > MAX_IMAGE_PIXELS:
+            cap.release()
+            raise SourceError(self.path, _too_large(first.shape[1], first.shape[0]))
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if math.isfinite(fps) and 0 < fps <= 1000 else None
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -733,6 +774,8 @@ class VideoFileSource(FrameSource):
         assert self._cap is not None
         ok, img = self._cap.read()
         if ok and img is not None and img.size > 0:
+            if img.shape[0] * img.shape[1] > MAX_IMAGE_PIXELS:  # a stream that changes size
+                raise SourceError(self.path, _too_large(img.shape[1], img.shape[0]))
             return np.asarray(img)
         if not self.loop:
             return None
@@ -845,16 +888,13 @@ class ImageFolderSource(FrameSource):
             self._pos = 0
         p = self.files[self._pos]
         self._pos += 1
-        try:
-            data = np.fromfile(str(p), dtype=np.uint8)
-        except OSError as e:
-            raise SourceError(p, f"cannot be read ({e.strerror})") from e
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        if img is None:
-            raise SourceError(p, "not a decodable image (corrupt or unsupported format)")
+        try:  # size-checked from the header before decoding (faceunlock.MAX_IMAGE_PIXELS)
+            img = decode_image(read_image_bytes(p), p, cv2.IMREAD_UNCHANGED)
+        except ImageReadError as e:
+            raise SourceError(p, e.problem) from None
         self._due = _pace(self._t0 + self._frames / self.fps, self.realtime)
         self._frames += 1
-        return np.asarray(img)
+        return img
 
     def _stamp(self) -> float:
         return self._due

@@ -25,6 +25,11 @@ little-endian arrays (embeddings, then thumbnails). No pickle anywhere.
 Writes are atomic (temp file, fsync, rename, fsync of the directory); before a file is replaced
 the previous version, if it still authenticates, is kept as ``<user>.tpl.bak`` (exactly one
 backup). Files are mode 0600, directories 0700. A failed write never touches the previous file.
+Every write holds an exclusive ``flock`` of the folder, and read-modify-writes re-read the
+template under it (:meth:`TemplateStore.update`), so concurrent writers never lose each other's
+changes. Temp files are named ``.<file>.<random>.faceunlock-tmp``; those of a writer killed
+mid-save are removed by the next save or load. Files or folders another account could write
+are refused (:class:`~faceunlock.errors.TemplateUnsafeError`).
 
 Keys
 ----
@@ -67,15 +72,18 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import fcntl
 import json
 import logging
 import math
 import os
 import re
 import secrets
+import stat
 import struct
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,7 +94,12 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceunlock.engine.modelfile import atomic_write_bytes, fsync_dir, write_temp_file
+from faceunlock.engine.modelfile import (
+    atomic_write_bytes,
+    fsync_dir,
+    temp_files,
+    write_temp_file,
+)
 from faceunlock.errors import (
     InputError,
     KeyringUnavailableError,
@@ -96,6 +109,8 @@ from faceunlock.errors import (
     TemplateKeyError,
     TemplateModelMismatchError,
     TemplateNotFoundError,
+    TemplateUnsafeError,
+    TemplateWriteError,
 )
 from faceunlock.paths import system_data_dir, user_data_dir
 
@@ -593,7 +608,12 @@ class KeyringKeyProvider:
                 import keyring
             except ImportError as e:  # pragma: no cover - keyring is a dependency
                 raise KeyringUnavailableError("the Python package `keyring` is missing") from e
-            backend = keyring.get_keyring()
+            try:
+                backend = keyring.get_keyring()
+            except Exception as e:  # a backend forced by PYTHON_KEYRING_BACKEND / keyringrc
+                raise KeyringUnavailableError(  # checks its service when it is made
+                    f"the configured keyring backend cannot be used: {type(e).__name__}: {e}"
+                ) from e
         problem = _backend_problem(backend)
         if problem:
             raise KeyringUnavailableError(problem)
@@ -724,13 +744,105 @@ def _read_file(path: Path) -> bytes:
         raise TemplateCorruptError(path, f"cannot be read ({e.strerror})") from e
 
 
+def _check_not_shared(path: Path, st: os.stat_result, what: str, fix: str) -> None:
+    """Refuse ``path`` when another account could have written or replaced it: owned by
+    another uid, or writable by group or others (as the key files of the system copy are)."""
+    me = os.geteuid()
+    if st.st_uid != me:
+        raise TemplateUnsafeError(
+            path,
+            f"{what} is owned by uid {st.st_uid}, not by uid {me} (you): it may have been put "
+            f"there by someone else, so it is not used; {fix}",
+        )
+    if st.st_mode & 0o022:
+        raise TemplateUnsafeError(
+            path,
+            f"{what} has mode {stat.S_IMODE(st.st_mode):04o}: other users may write to it and "
+            f"could have replaced your face template, so it is not used; {fix}",
+        )
+
+
+class _DirLock:
+    """One directory's write lock in this process: a ``threading.RLock`` (threads of the
+    process) around an exclusive ``flock`` of the directory (other processes), held while
+    ``depth`` > 0, so that ``save`` inside ``update`` does not lock against itself."""
+
+    def __init__(self) -> None:
+        self.rlock = threading.RLock()
+        self.fd: int | None = None
+        self.depth = 0
+
+
+_DIR_LOCKS: dict[str, _DirLock] = {}
+_DIR_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _locked_dir(d: Path) -> Iterator[None]:
+    """Hold the exclusive write lock of directory ``d`` (which must exist). Blocks while
+    another process or thread holds it; re-entrant within a thread."""
+    key = os.path.realpath(d)
+    with _DIR_LOCKS_GUARD:
+        held = _DIR_LOCKS.setdefault(key, _DirLock())
+    with held.rlock:
+        if held.depth == 0:
+            try:
+                fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise TemplateWriteError(
+                    d, f"cannot open the folder to lock it ({e.strerror})"
+                ) from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:
+                os.close(fd)
+                raise TemplateWriteError(d, f"cannot lock the folder ({e.strerror})") from e
+            held.fd = fd
+        held.depth += 1
+        try:
+            yield
+        finally:
+            held.depth -= 1
+            if held.depth == 0 and held.fd is not None:
+                os.close(held.fd)  # closing the last descriptor releases the flock
+                held.fd = None
+
+
+def _try_lock_dir(d: Path) -> int | None:
+    """A descriptor of ``d`` holding its flock when nobody else holds it, else None."""
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 # --------------------------------------------------------------------------- stores
 
 
 class TemplateStore:
     """Encrypted templates in ``directory`` (default :func:`faceunlock.paths.user_data_dir`),
     one ``<user>.tpl`` per user plus one ``<user>.tpl.bak``; keys from ``key_provider``
-    (default :class:`KeyringKeyProvider`)."""
+    (default :class:`KeyringKeyProvider`).
+
+    Concurrency: every write (:meth:`save`, :meth:`delete`, :meth:`update`) holds an exclusive
+    ``flock`` of the directory (:meth:`locked`), so writers in other processes and threads
+    take turns; a read-modify-write goes through :meth:`update` (or holds :meth:`locked`
+    around its :meth:`load` and :meth:`save`), which re-reads the template under the lock, so
+    two enrolments at once both keep their anchors. Readers take no lock: every write is a
+    rename, so a reader sees the old file or the new one, never a mix.
+
+    Safety: a template folder or file that another account could have written (owned by
+    another uid, or group/world-writable) is refused with :class:`TemplateUnsafeError`; a
+    template readable by others is used with a warning (it is encrypted). Temp files of a
+    writer that was killed mid-save (``.<user>.tpl.*.faceunlock-tmp``) are removed by the next
+    save, or by a load when no writer holds the lock.
+    """
 
     def __init__(
         self, directory: str | Path | None = None, key_provider: KeyProvider | None = None
@@ -760,7 +872,83 @@ class TemplateStore:
                 out.append(name)
         return sorted(out)
 
+    # ---- safety of the folder and files, leftovers
+
+    def _check_directory(self) -> None:
+        try:
+            st = self.directory.stat()
+        except OSError as e:
+            raise TemplateWriteError(self.directory, f"cannot be read ({e.strerror})") from e
+        _check_not_shared(
+            self.directory,
+            st,
+            "the template folder",
+            f"check what is in it, then `chmod 700 {self.directory}` (or remove the folder "
+            "and enrol again)",
+        )
+
+    def _check_file(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return  # reported by the read
+        _check_not_shared(
+            path, st, "the template file", f"delete it and enrol again (`rm {path}`)"
+        )
+        if st.st_mode & 0o044:
+            log.warning(
+                "template %s is readable by other users (mode %04o); it is encrypted, but "
+                "should be private: chmod 600 %s",
+                path,
+                stat.S_IMODE(st.st_mode),
+                path,
+            )
+
+    def _remove_temp_files(self, user: str) -> None:
+        """Remove what killed writers left (call with the lock held: no writer is at work)."""
+        for name in (self.path(user).name, self.backup_path(user).name, None):
+            for q in temp_files(self.directory, name):
+                with contextlib.suppress(FileNotFoundError):
+                    q.unlink()
+                    log.info("removed %s, left by an interrupted save", q)
+
+    def _sweep_if_idle(self, user: str) -> None:
+        """On load: remove leftover temp files when there are any and no writer holds the lock
+        (and the folder is ours and writable: a reader never waits, nor fails, for this)."""
+        if not temp_files(self.directory) or not os.access(self.directory, os.W_OK):
+            return
+        fd = _try_lock_dir(self.directory)
+        if fd is None:
+            return
+        try:
+            self._remove_temp_files(user)
+        except OSError as e:
+            log.debug("could not remove leftover temp files: %s", e)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked(self, user: str) -> Iterator[None]:
+        """Hold the store's write lock (creating a private folder first when there is none):
+        other writers wait meanwhile. Load and save under it for a read-modify-write (or use
+        :meth:`update`). Re-entrant within a thread. ``user`` names the template concerned;
+        the lock covers the whole folder."""
+        check_user(user)
+        if not self.directory.is_dir():
+            try:
+                _ensure_private_dir(self.directory)
+            except OSError as e:
+                raise TemplateWriteError(
+                    self.directory, f"cannot create the folder ({e.strerror})"
+                ) from e
+        self._check_directory()
+        with _locked_dir(self.directory):
+            yield
+
+    # ---- reading and writing
+
     def _read(self, path: Path, user: str, expected_model_sha256: str | None) -> Template:
+        self._check_file(path)
         blob = _read_file(path)
         check_container(blob, path)  # framing errors are reported before the keyring is asked
         key = self.key_provider.get_key(user, create=False)
@@ -779,7 +967,8 @@ class TemplateStore:
     ) -> Template:
         """Read and decrypt ``user``'s template.
 
-        Raises TemplateNotFoundError, TemplateCorruptError, TemplateModelMismatchError (when
+        Raises TemplateNotFoundError, TemplateCorruptError, TemplateUnsafeError (a file or
+        folder another account could have written), TemplateModelMismatchError (when
         ``expected_model_sha256`` is given and differs), TemplateKeyError or
         KeyringUnavailableError. With ``allow_backup`` a missing or corrupt main file falls
         back to the backup; the result then has ``from_backup=True`` and a warning is logged.
@@ -788,12 +977,15 @@ class TemplateStore:
         try:
             if not p.is_file():
                 raise TemplateNotFoundError(user, p)
+            self._check_directory()
+            self._sweep_if_idle(user)
             return self._read(p, user, expected_model_sha256)
         except (TemplateNotFoundError, TemplateCorruptError) as primary:
             bak = self.backup_path(user)
             if not allow_backup or not bak.is_file():
                 raise
             try:
+                self._check_directory()
                 t = self._read(bak, user, expected_model_sha256)
             except TemplateError as e:
                 primary.add_note(f"the backup {bak} is unusable too: {e}")
@@ -804,18 +996,44 @@ class TemplateStore:
 
     def save(self, template: Template) -> Path:
         """Encrypt and write ``template`` (stamping ``updated``), keeping the previous version
-        as the backup. Returns the file path. The previous file survives any failure."""
+        as the backup, under the write lock. Returns the file path. The previous file survives
+        any failure. To change the stored template rather than replace it, use :meth:`update`:
+        a template loaded earlier without the lock may be stale by now."""
         template.validate()
         user = template.user
         p = self.path(user)
-        key = self.key_provider.get_key(user, create=True)
-        template.touch()
-        blob = encrypt_template(template, key)
-        _ensure_private_dir(self.directory)
-        if p.is_file():
-            self._rotate_backup(p, user, key)
-        atomic_write_bytes(p, blob, mode=0o600)
+        with self.locked(user):
+            key = self.key_provider.get_key(user, create=True)
+            template.touch()
+            blob = encrypt_template(template, key)
+            _ensure_private_dir(self.directory)
+            self._remove_temp_files(user)
+            if p.is_file():
+                self._rotate_backup(p, user, key)
+            atomic_write_bytes(p, blob, mode=0o600)
         return p
+
+    def update(
+        self,
+        user: str,
+        change: Callable[[Template | None], Template],
+        *,
+        expected_model_sha256: str | None = None,
+        replace: bool = False,
+    ) -> Template:
+        """Read-modify-write under the lock: ``change`` gets the template as stored now (None
+        when there is none, or with ``replace``) and returns the template to save (the same
+        object changed, or a new one). Returns what was saved. Errors of the read (corrupt,
+        another model …) propagate and nothing is written."""
+        with self.locked(user):
+            current = (
+                self.load(user, expected_model_sha256)
+                if not replace and self.exists(user)
+                else None
+            )
+            t = change(current)
+            self.save(t)
+            return t
 
     def _rotate_backup(self, p: Path, user: str, key: bytes) -> None:
         """Copy the current file to the backup slot, unless it no longer authenticates (a
@@ -830,19 +1048,56 @@ class TemplateStore:
 
     def delete(self, user: str, *, remove_key: bool = False) -> bool:
         """Remove the template and its backup; with ``remove_key`` also forget the key.
-        Returns whether any file existed."""
-        existed = False
-        for q in (self.path(user), self.backup_path(user)):
-            try:
-                q.unlink()
-                existed = True
-            except FileNotFoundError:
-                pass
-        if existed:
-            fsync_dir(self.directory)
-        if remove_key:
+        Returns whether any file existed.
+
+        All or nothing as far as it can be: the key goes first, so a keyring that is locked or
+        missing raises (KeyringUnavailableError, saying that nothing was deleted) before any
+        file is touched. Should a file then resist deletion, TemplateWriteError names it and
+        says that the key is already gone."""
+        files = (self.path(user), self.backup_path(user))
+        if not self.directory.is_dir():
+            if remove_key:
+                self._delete_key(user, [])
+            return False
+        with self.locked(user):
+            present = [q for q in files if q.exists()]
+            if remove_key:
+                self._delete_key(user, present)
+            for q in present:
+                try:
+                    q.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    done = "the key was removed from the keyring, so " if remove_key else ""
+                    raise TemplateWriteError(
+                        q,
+                        f"could not be deleted ({e.strerror}); {done}"
+                        f"{'it' if remove_key else 'the file'} cannot be used any more: "
+                        f"delete it by hand",
+                    ) from e
+            self._remove_temp_files(user)
+            if present:
+                fsync_dir(self.directory)
+        return bool(present)
+
+    def _delete_key(self, user: str, present: list[Path]) -> None:
+        kept = (
+            f"nothing was deleted: {' and '.join(str(q) for q in present)} "
+            f"{'are' if len(present) > 1 else 'is'} still there"
+            if present
+            else "nothing was deleted (there is no template file)"
+        )
+        try:
             self.key_provider.delete_key(user)
-        return existed
+        except KeyringUnavailableError as e:
+            raise KeyringUnavailableError(
+                f"{e.reason}; the key could not be removed, so {kept}"
+            ) from e
+        except OSError as e:
+            raise TemplateKeyError(
+                user, f"the key could not be removed ({e.strerror}), so {kept}"
+            ) from e
 
 
 class SystemTemplateStore(TemplateStore):

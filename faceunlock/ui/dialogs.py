@@ -396,11 +396,18 @@ class RecalibrateDialog(QDialog):
         ch, t = self.panel.choice, self.template
         if ch is None or t is None:
             return
-        t.threshold = ch.threshold
-        t.security_level = ch.level
-        t.calibration = ch.to_json()
+        def recalibrate(current: Template | None) -> Template:
+            # re-read under the store's lock: anchors added or removed meanwhile are kept
+            target = current if current is not None else t
+            target.threshold = ch.threshold
+            target.security_level = ch.level
+            target.calibration = ch.to_json()
+            return target
+
         try:
-            self.store.save(t)
+            self.template = self.store.update(
+                t.user, recalibrate, expected_model_sha256=t.model_sha256
+            )
         except Exception as e:
             self.error.setText("Could not save: " + plain_message(e))
             return

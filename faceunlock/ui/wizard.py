@@ -773,6 +773,7 @@ class EnrolWizard(QWizard):
         self.min_interval = min_interval
         self.captures: list[Capture] = []
         self.template: Template | None = None
+        self.new_anchors: list[Anchor] = []
         self.choice: cal.ThresholdChoice | None = None
         self.saved_path: Path | None = None
         self.setWindowTitle(
@@ -852,7 +853,7 @@ class EnrolWizard(QWizard):
             t = Template(
                 user=self.user, model_sha256=sha, security_level=self.cfg.auth.security_level
             )
-        t.add_anchors(
+        self.new_anchors = [
             Anchor.new(
                 c.embedding,
                 c.thumbnail,
@@ -860,17 +861,30 @@ class EnrolWizard(QWizard):
                 quality={**c.quality, "pose_" + c.pose: 1.0},
             )
             for c in self.captures
-        )
+        ]
+        t.add_anchors(self.new_anchors)
         self.template = t
 
     def save(self) -> Path:
         t, ch = self.template, self.choice
         if t is None or ch is None:
             raise RuntimeError("nothing to save: the wizard is not complete")
-        t.threshold = ch.threshold
-        t.security_level = ch.level
-        t.calibration = ch.to_json()
-        self.saved_path = self.store.save(t)
+        def add(current: Template | None) -> Template:
+            # re-read under the store's lock: what another enrolment saved meanwhile is kept
+            target = t
+            if current is not None:
+                target = current
+                known = {a.id for a in current.anchors}
+                target.add_anchors(a for a in self.new_anchors if a.id not in known)
+            target.threshold = ch.threshold
+            target.security_level = ch.level
+            target.calibration = ch.to_json()
+            return target
+
+        self.template = self.store.update(
+            self.user, add, expected_model_sha256=t.model_sha256, replace=self.replace
+        )
+        self.saved_path = self.store.path(self.user)
         self.save_config_choices()
         return self.saved_path
 

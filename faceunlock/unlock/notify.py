@@ -119,16 +119,24 @@ def notice_for(status: AuthStatus | None, detail: str = "") -> Notice | None:
         return Notice(
             "template-error",
             "Face unlock is not working",
-            f"Your saved face cannot be read. {PASSWORD} Then set up your face again "
+            f"Your saved face cannot be read (or was made with other face recognition "
+            f"files). {PASSWORD} Then set up your face again "
             "(FaceUnlock menu → Re-enrol).",
             CRITICAL,
+        )
+    if status == AuthStatus.KEYRING_ERROR:
+        return Notice(
+            "keyring-error",
+            "Face unlock is not working",
+            f"The keyring that holds the key of your saved face is locked or not running. "
+            f"{PASSWORD} Logging in with your password unlocks the keyring.",
         )
     if status == AuthStatus.NO_TEMPLATE:
         return Notice(
             "no-template",
             "Face unlock is not set up",
-            f"FaceUnlock has no saved face for you (or it was made with other face "
-            f"recognition files). {PASSWORD} Then set up your face (FaceUnlock menu → Enrol).",
+            f"FaceUnlock has no saved face for you. {PASSWORD} Then set up your face "
+            "(FaceUnlock menu → Enrol).",
         )
     return None
 

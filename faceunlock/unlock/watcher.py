@@ -50,6 +50,7 @@ FINAL = frozenset(
         AuthStatus.LOCKED_OUT,
         AuthStatus.NO_TEMPLATE,
         AuthStatus.TEMPLATE_ERROR,
+        AuthStatus.KEYRING_ERROR,
         AuthStatus.DISABLED,
         AuthStatus.MODEL_ERROR,
         AuthStatus.BAD_INPUT,
@@ -326,8 +327,8 @@ class AuthAttempt:
         except TemplateError as e:
             self.message = str(e)
             return (
-                AuthStatus.NO_TEMPLATE
-                if e.status == AuthStatus.NO_TEMPLATE
+                e.status
+                if e.status in (AuthStatus.NO_TEMPLATE, AuthStatus.KEYRING_ERROR)
                 else AuthStatus.TEMPLATE_ERROR
             )
         except FaceUnlockError as e:

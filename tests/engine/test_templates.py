@@ -19,6 +19,7 @@ from faceunlock.engine.templates import (
     install_system_copy,
 )
 from faceunlock.errors import (
+    AuthStatus,
     InputError,
     KeyringUnavailableError,
     RootRequiredError,
@@ -207,8 +208,9 @@ def test_model_mismatch(store: TemplateStore) -> None:
     with pytest.raises(TemplateModelMismatchError) as ei:
         store.load("alice", expected_model_sha256=SHA_B)
     msg = str(ei.value)
-    assert "made with model aaaaaaaaaaaa…" in msg
-    assert "this model is bbbbbbbbbbbb…" in msg and "re-enrol" in msg
+    assert "made with another face model" in msg and "encoder aaaaaaaaaaaa…" in msg
+    assert "the encoder in use is bbbbbbbbbbbb…" in msg and "re-enrol" in msg
+    assert ei.value.status == AuthStatus.TEMPLATE_ERROR
     assert store.load("alice").model_sha256 == SHA_A  # no expectation: loads fine
 
 
@@ -458,3 +460,40 @@ def test_error_hierarchy() -> None:
         KeyringUnavailableError,
     ):
         assert issubclass(cls, TemplateError)
+
+
+def test_update_from_threads_and_stores_keeps_every_change(tmp_path: Path, key: bytes) -> None:
+    """Read-modify-writes from 4 threads, each with its own TemplateStore of the same folder
+    (as separate programs would have): every added anchor is kept, none is lost."""
+    import threading
+
+    TemplateStore(tmp_path / "t", StaticKeyProvider(key)).save(make_template())
+
+    def work(i: int) -> None:
+        s = TemplateStore(tmp_path / "t", StaticKeyProvider(key))
+        rng = np.random.default_rng(100 + i)
+        for _ in range(10):
+            def add(cur: Template | None) -> Template:
+                assert cur is not None
+                cur.add_anchor(make_anchor(rng, f"t{i}"))
+                return cur
+
+            s.update("alice", add)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t = TemplateStore(tmp_path / "t", StaticKeyProvider(key)).load("alice")
+    assert len(t) == 3 + 40
+    assert sorted(t.labels()) == ["default", "t0", "t1", "t2", "t3"]
+
+
+def test_lock_is_reentrant_and_save_inside_update(store: TemplateStore) -> None:
+    store.save(make_template())
+    with store.locked("alice"), store.locked("alice"):
+        t = store.load("alice")
+        t.threshold = 0.42
+        store.save(t)
+    assert store.load("alice").threshold == pytest.approx(0.42)

@@ -236,3 +236,33 @@ def test_clip_without_a_turn_is_refused_naming_it(
     assert not w.button(QWizard.WizardButton.NextButton).isEnabled()
     w.reject()
     assert not store.exists(USER)
+
+
+@pytest.mark.slow
+def test_finish_keeps_what_another_enrolment_saved_meanwhile(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    """The wizard builds its template when the capture ends and saves it at Finish; an
+    appearance saved by another program in between is kept (Finish re-reads the template
+    under the store's lock and adds its anchors to it; before, it overwrote it)."""
+    import numpy as np
+
+    from faceunlock.engine.templates import Anchor, Template
+
+    w = _wizard(qtbot, store, cfg, str(female_folder))
+    _capture_to_end(qtbot, w)
+    assert w.template is not None and not store.exists(USER)
+    rng = np.random.default_rng(1)
+    other = Template(user=USER, model_sha256=w.template.model_sha256)
+    for _ in range(3):
+        other.add_anchor(Anchor.new(rng.standard_normal(128).astype(np.float32) * 0.05,
+                                    np.zeros((64, 64, 3), np.uint8), label="hat"))
+    store.save(other)  # e.g. `faceunlock enroll --label hat` while the wizard is open
+    _next(qtbot, w)
+    _next(qtbot, w)
+    assert w.currentId() == wz.PAGE_FINISH
+    w.button(QWizard.WizardButton.FinishButton).click()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=5_000)
+    assert w.result() == QWizard.DialogCode.Accepted
+    t = store.load(USER)
+    assert sorted(t.labels()) == ["default", "hat"] and len(t) == 6
