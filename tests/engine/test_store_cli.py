@@ -247,20 +247,20 @@ def _cpu_ticks(pid: int) -> int:
 @pytest.mark.slow
 def test_two_enrolments_at_once_keep_both(ss: SecretServiceEnv, clips_dir: Path,
                                           tmp_path: Path) -> None:
-    """Two `faceunlock enroll` processes whose read-modify-write overlap for sure: the keyring
-    daemon is stopped (SIGSTOP) while both capture, so each blocks at its first keyring call,
-    after the capture; both go on together when it continues. Before the lock both had read
-    the old template by then, and the second save dropped the first's appearance."""
+    """Two `faceunlock enroll` processes whose read-modify-write overlap for sure: the test
+    holds the store's write lock while both capture (adding an appearance checks the owner
+    live first, so both read the template, and its key, before their capture), so each blocks
+    at its save, after the capture; both go on when the lock is released. Before the lock both
+    had read the old template by then, and the second save dropped the first's appearance."""
     cfg_path = tmp_path / "config.toml"
     save_config(clip_config(**{"enrol.anchors": "3"}), cfg_path)
     src = png_folder(tmp_path / "frames", clip_frames(clips_dir / FEMALE)[:40])
     cfg = {"FACEUNLOCK_CONFIG": str(cfg_path)}
     first = _cli("enroll", "--label", "base", "--source", str(src), **cfg)
     assert first.returncode == 0, first.stderr
-    gkd = ss.procs[1]
-    os.kill(gkd.pid, signal.SIGSTOP)
+    store = TemplateStore(user_data_dir())
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-    try:
+    with store.locked(USER):
         for label in ("A1", "B1"):
             out = tmp_path / f"{label}.out"
             with open(out, "wb") as f:
@@ -280,8 +280,6 @@ def test_two_enrolments_at_once_keep_both(ss: SecretServiceEnv, clips_dir: Path,
                 break
             last = ticks
             time.sleep(1.0)
-    finally:
-        os.kill(gkd.pid, signal.SIGCONT)
     for p, out in procs:
         assert p.wait(120) == 0, out.read_text()
         assert "Enrolled 3 anchors" in out.read_text()
