@@ -464,7 +464,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "anchors": len(out.template.anchors),
         "threshold": round(ch.threshold, 4),
         "level": ch.level,
-        "expected_frr": ch.expected_frr,
+        "expected_frr": ch.to_json()["expected_frr"],
         "warnings": list(ch.warnings),
     }
     if args.json:
@@ -569,8 +569,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     else:
         print(
             f"threshold {ch.threshold:.4f} for level {ch.level} "
-            f"(per-attempt FAR {ch.per_attempt_far:g}, expected FRR per frame "
-            f"{ch.expected_frr:.1%})"
+            f"(per-attempt FAR {ch.per_attempt_far:g}); {ch.frr_words()}"
         )
         for w in ch.warnings:
             print(f"warning: {w}", file=sys.stderr)

@@ -291,7 +291,8 @@ class ThresholdChoice:
             "threshold": round(self.threshold, 6),
             "per_attempt_far": self.per_attempt_far,
             "per_comparison_far": self.per_comparison_far,
-            "expected_frr": round(self.expected_frr, 6),
+            # None: not measured (no independent samples yet)
+            "expected_frr": None if math.isnan(self.expected_frr) else round(self.expected_frr, 6),
             "genuine": self.genuine,
             "warnings": list(self.warnings),
             "scoring": self.scoring,

@@ -211,3 +211,24 @@ def test_owner_check_refuses_another_face(
         fbs = s.run(src)
     assert s.failure_code == "not_owner" and not s.captures
     assert fbs[-1].failed and "does not match the enrolled owner" in fbs[-1].reason
+
+
+def test_calibration_of_a_guided_capture_is_held_out(
+    clip_pipe: Pipeline, woman: tuple[EnrolmentSession, list[Feedback]]
+) -> None:
+    """The anchors of the woman's guided capture, calibrated: each is scored against the
+    other poses (never its near-duplicates), and the few samples are said to be few."""
+
+    from faceunlock.engine import service
+    from faceunlock.engine.templates import Anchor, Template
+
+    s = woman[0]
+    t = Template(user="alice", model_sha256=clip_pipe.encoder.sha256)
+    t.add_anchors(Anchor.new(c.embedding, c.thumbnail, quality={"pose_" + c.pose: 1.0})
+                  for c in s.captures)
+    m, _, genuine = service.calibration_inputs(t, clip_pipe)
+    assert genuine.size == 3
+    assert (genuine >= m.leave_one_out() - 1e-9).all()  # no better than leave-one-out
+    ch = service.calibrate_template(t, clip_pipe, "balanced")
+    assert ch.frr_samples == 3 and ch.frr_upper > 0.6
+    assert any("only 3 independent sample" in w for w in ch.warnings)
