@@ -420,24 +420,42 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     cfg = _cfg()
     user = _user(args)
+    store = _store()
+    last = {"reason": ""}
 
     def show(fb: Any) -> None:
         if args.json:
             _print_json(fb.to_json())
-        elif fb.accepted:
-            print(f"  anchor {fb.progress}/{fb.target} captured. Next: {fb.instruction}")
-        else:
+            return
+        if fb.accepted:
+            poses = "  ".join(f"{p.name} {p.taken}/{p.quota}" for p in fb.poses)
+            nxt = "" if fb.done else f" Next: {fb.instruction}"
+            print(f"  anchor {fb.progress}/{fb.target} captured ({poses}).{nxt}")
+            last["reason"] = ""
+        elif fb.reason and fb.reason != last["reason"]:  # each new prompt once, not per frame
             print(f"  {fb.reason}", file=sys.stderr)
+            last["reason"] = fb.reason
 
+    exists = store.exists(user)
+    if not args.json:
+        if args.replace and exists:
+            print(f"Starting over: {user}'s current face data is replaced by this capture "
+                  "(only when it completes).")
+        elif exists:
+            print(f"Adding appearance “{args.label}” to {user}'s face data. First, look at the "
+                  "camera: only the enrolled owner can add an appearance.")
+        print("Look at the camera and follow the prompts (about 10-20 s).")
+    live = {"loop": True, **service.LIVE}  # a video file plays as a camera would
     out = service.enrol(
-        _store(),
+        store,
         user,
         cfg,
-        service.source_for(cfg, args.source),
+        service.source_for(cfg, args.source, **live),
         label=args.label,
         anchors=args.anchors,
         on_feedback=show,
         replace=args.replace,
+        verify_source=service.source_for(cfg, args.source, **service.LIVE),
     )
     ch = out.choice
     summary = {
@@ -446,7 +464,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "anchors": len(out.template.anchors),
         "threshold": round(ch.threshold, 4),
         "level": ch.level,
-        "expected_frr": ch.expected_frr,
+        "expected_frr": ch.to_json()["expected_frr"],
         "warnings": list(ch.warnings),
     }
     if args.json:
@@ -456,6 +474,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             f"Enrolled {out.added} anchors ({summary['anchors']} in total) for {user}; "
             f"threshold {ch.threshold:.3f} ({ch.level})."
         )
+        if out.session is not None:
+            print(f"Captured {out.session.summary()}; {ch.frr_words()}.")
         for w in ch.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -542,15 +562,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from faceunlock.engine import service
 
     cfg = _cfg()
-    src = None if args.no_live else service.source_for(cfg, args.source)
+    src = None if args.no_live else service.source_for(cfg, args.source, **service.LIVE)
     ch = service.calibrate(_store(), _user(args), cfg, src, args.level, args.seconds)
     if args.json:
         _print_json(ch.to_json())
     else:
         print(
             f"threshold {ch.threshold:.4f} for level {ch.level} "
-            f"(per-attempt FAR {ch.per_attempt_far:g}, expected FRR per frame "
-            f"{ch.expected_frr:.1%})"
+            f"(per-attempt FAR {ch.per_attempt_far:g}); {ch.frr_words()}"
         )
         for w in ch.warnings:
             print(f"warning: {w}", file=sys.stderr)
@@ -576,7 +595,7 @@ def cmd_auth(args: argparse.Namespace, per_frame: bool = False) -> int:
         _store(),
         _user(args),
         cfg,
-        service.source_for(cfg, args.source),
+        service.source_for(cfg, args.source, **service.LIVE),
         timeout=args.timeout,
         on_frame=show if per_frame else None,
     )
@@ -913,7 +932,12 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--label", default="default", help="appearance label, e.g. glasses")
     en.add_argument("--anchors", type=_config_number("enrol.anchors"), default=None,
                     help="how many, 3-50 (default: enrol.anchors)")
-    en.add_argument("--replace", action="store_true", help="start a new template")
+    en.add_argument(
+        "--replace",
+        action="store_true",
+        help="start over: replace all face data of the user with this capture (without it, "
+        "the capture is added as an appearance, after a live check that you are the owner)",
+    )
     en.add_argument("--json", action="store_true")
     en.set_defaults(func=cmd_enroll)
 

@@ -309,6 +309,18 @@ class InsecurePathError(TemplateError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class EnrolmentError(InputError):
+    """An enrolment did not complete (a pose was never seen, too few usable frames): nothing
+    was saved. The message says what was missing, in plain words."""
+
+
+class NotOwnerError(FaceUnlockError):
+    """Adding an appearance was refused: the face is not the enrolled owner's (the live check
+    failed, or a new anchor does not match the template). Nothing was saved."""
+
+    status = AuthStatus.NO_MATCH
+
+
 def plain_message(exc: BaseException) -> str:
     """A message for a person, not a traceback (the tray's and ``faceunlock watch``'s
     "Face unlock stopped" notices, the dialogs' error lines)."""
@@ -320,6 +332,8 @@ def plain_message(exc: BaseException) -> str:
         return f"The keyring that holds your face template's key is not available: {exc}"
     if isinstance(exc, TemplateError):
         return f"Your face template cannot be read ({exc}). Re-enrol to fix this."
+    if isinstance(exc, EnrolmentError):
+        return str(exc)
     if isinstance(exc, ConfigError | InputError):
         return f"Invalid setting: {exc}"
     if isinstance(exc, FaceUnlockError):

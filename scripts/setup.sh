@@ -9,6 +9,8 @@
 #                                  print the runtime Debian packages, one a line, and exit
 #                                  (tests/ui/test_runtime_deps.py reads the list from here)
 # FACEUNLOCK_VENV=DIR puts the virtual environment in DIR instead of ./.venv.
+# `faceunlock` and `faceunlock-gui` are linked into ~/.local/bin (scripts/link-commands.sh;
+# FACEUNLOCK_BIN_DIR=DIR links them there instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,4 +90,6 @@ else
   say "installing faceunlock[gui]"
   "$VPY" -m pip install -q -e ".[gui]"
 fi
+# the commands on the PATH (symlinks in ~/.local/bin; an existing file there is never replaced)
+bash scripts/link-commands.sh "$VENV"
 say "ready: $("$VENV/bin/faceunlock" --version)"

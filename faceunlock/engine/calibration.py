@@ -32,6 +32,8 @@ from faceunlock.errors import InputError
 
 FAR_TARGETS: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
 MIN_TAIL_COUNT = 25
+#: below this many independent genuine samples the false-reject estimate is called rough
+MIN_FRR_SAMPLES = 20
 
 #: per-attempt false-accept targets of the security levels
 SECURITY_LEVELS: dict[str, float] = {"convenient": 1e-3, "balanced": 1e-4, "secure": 1e-5}
@@ -265,6 +267,23 @@ class ThresholdChoice:
     scoring: str = "raw"
     #: the enrolment-time look-alike check (``service.lookalike_check``), when a cohort exists
     lookalikes: dict[str, Any] = field(default_factory=dict)
+    #: how many genuine samples ``expected_frr`` rests on, and its 95 % upper bound
+    frr_samples: int = 0
+    frr_upper: float = float("nan")
+
+    def frr_words(self) -> str:
+        """The false-reject estimate for a person: never a bare "0 %" (with n samples and no
+        failure the rate can still be up to about 3/n), and "rough" with few samples."""
+        n = self.frr_samples
+        if n == 0 or math.isnan(self.expected_frr):
+            return "how often it misses you is not measured yet"
+        k = round(self.expected_frr * n)
+        upper = f"{self.frr_upper:.0%}"
+        if k == 0:
+            text = f"it recognised you in all {n} samples (may still miss up to {upper})"
+        else:
+            text = f"it missed you in {k} of {n} samples ({self.expected_frr:.0%}, up to {upper})"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -272,10 +291,13 @@ class ThresholdChoice:
             "threshold": round(self.threshold, 6),
             "per_attempt_far": self.per_attempt_far,
             "per_comparison_far": self.per_comparison_far,
-            "expected_frr": round(self.expected_frr, 6),
+            # None: not measured (no independent samples yet)
+            "expected_frr": None if math.isnan(self.expected_frr) else round(self.expected_frr, 6),
             "genuine": self.genuine,
             "warnings": list(self.warnings),
             "scoring": self.scoring,
+            "frr_samples": self.frr_samples,
+            "frr_upper": None if math.isnan(self.frr_upper) else round(self.frr_upper, 6),
         }
         if self.lookalikes:
             out["lookalikes"] = self.lookalikes
@@ -326,17 +348,29 @@ def choose_threshold(
 ) -> ThresholdChoice:
     """Threshold for ``level``; expected FRR and warnings from the user's genuine scores.
 
-    genuine: (G,) distances of live frames of the user to the anchors (or leave-one-out
-    anchor scores). The threshold comes from the FAR table only: the user's own data is never
-    allowed to loosen it, it only predicts the false-reject rate.
+    genuine: (G,) scores of the user that are independent of the anchors they are scored
+    against: live frames, or anchors scored against the anchors of other poses (never
+    leave-one-out scores between anchors taken a moment apart, which are near-duplicates and
+    would promise a 0 % false-reject rate). The threshold comes from the FAR table only: the
+    user's own data is never allowed to loosen it, it only predicts the false-reject rate,
+    with its 95 % upper bound (``frr_upper``) and a warning when fewer than
+    :data:`MIN_FRR_SAMPLES` samples support it.
     """
     attempt, comparison = per_comparison_target(level, n_anchors)
     thr = far_table.threshold_for(comparison)
     g = np.asarray(genuine, np.float64).ravel()
     warnings: list[str] = []
     stats: dict[str, float] = {}
+    upper = float("nan")
     if g.size:
         frr = float(np.mean(g > thr))
+        upper = frr_upper_bound(int(np.sum(g > thr)), int(g.size))
+        if g.size < MIN_FRR_SAMPLES:
+            warnings.append(
+                f"The false-reject estimate rests on only {g.size} independent sample(s), so "
+                f"it is rough (the true rate could be up to {upper:.0%}). “Check with the "
+                "camera” (Recalibrate) measures it on you now."
+            )
         stats = {
             "count": float(g.size),
             "median": float(np.median(g)),
@@ -357,10 +391,39 @@ def choose_threshold(
             )
     else:
         frr = float("nan")
-        warnings.append("no live frames measured; the false-reject rate is unknown")
+        warnings.append(
+            "No independent samples of your face yet, so how often you would not be "
+            "recognised is unknown: “Check with the camera” (Recalibrate) measures it."
+        )
     if n_anchors < 3:
         warnings.append(f"only {n_anchors} anchor(s); enrol at least 5 for reliable unlock")
-    return ThresholdChoice(level, float(thr), attempt, comparison, frr, stats, tuple(warnings))
+    return ThresholdChoice(
+        level, float(thr), attempt, comparison, frr, stats, tuple(warnings),
+        frr_samples=int(g.size), frr_upper=upper,
+    )
+
+
+def frr_upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate seen ``failures`` times in ``n``
+    trials (``n`` = 0: 1.0). With no failure it is ``1 - (1 - confidence) ** (1 / n)``
+    (about 3/n)."""
+    if n <= 0:
+        return 1.0
+    if failures >= n:
+        return 1.0
+    alpha = 1.0 - confidence
+
+    def cdf(p: float) -> float:  # P(X <= failures) for X ~ Binomial(n, p)
+        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(failures + 1))
+
+    lo, hi = failures / n, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if cdf(mid) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def frr_at_threshold(genuine: np.ndarray, threshold: float, k: int = 1, n: int = 1) -> float:

@@ -1,19 +1,36 @@
-"""Enrolment: capture N good, varied anchors of one person from a frame source.
+"""Enrolment: capture good, varied anchors of one person from a frame source.
 
 Each offered frame goes through quality gates, in order: not dark; exactly one face; face
-big enough; face region neither too dark nor overexposed; sharp; not a near-duplicate of an
-anchor already taken. A rejected frame gets a plain-language reason (for the wizard). Dim
-light lowers the contrast the sharpness gate measures, so an unsharp face in a dim region is
-reported as too dark, not as moving.
+big enough; face region neither too dark nor overexposed; sharp; in the pose asked for; not
+a near-duplicate of an anchor already taken. A rejected frame gets a plain-language reason
+(for the wizard and the CLI). Dim light lowers the contrast the sharpness gate measures, so
+an unsharp face in a dim region is reported as too dark, not as moving.
 
-Pose guidance: the landmarks give a rough yaw and pitch. The session asks for a sequence of
-poses (frontal, slightly left, right, up, down) and records which ones its anchors cover. By
-default the poses are guidance, not gates: an anchor in another pose is still accepted, so a
-user who cannot turn their head can still enrol. ``require_pose=True`` makes them gates.
+Guided capture (the default, ``EnrolParams.guided``): the session asks for a sequence of
+poses (centre, a small turn to the left, to the right, a small tilt up, down), each for its
+share of the anchors, and measures the pose of every face from its landmarks (rough yaw and
+pitch angles, :func:`pose_degrees`). An anchor is taken only when the measured pose matches
+the prompt, differs enough from the anchors already taken (embedding distance), and the
+capture is paced on the frames' timestamps: after a new prompt the user gets
+``settle_seconds`` to follow it, and anchors are at least ``min_anchor_gap`` apart, so a
+cooperative user takes 10-20 s for the default 10 anchors (never the 2 s of a camera stream
+read as fast as it decodes). Centre, left and right are required: a required pose not seen
+for ``pose_timeout`` seconds ends the capture as failed, with a message that names what is
+missing ("turn a little to the left"), and nothing is to be saved. Up and down are asked for
+but optional (a laptop camera below the eyes, or a user who cannot tilt): one not seen for
+``optional_timeout`` seconds is skipped, and the session says so (:attr:`skipped`).
+
+Adding an appearance to an existing template: with ``owner`` (the template's Matcher) and
+``owner_threshold``, every anchor must match the enrolled owner; one that does not ends the
+capture as failed ("not_owner"): the whole appearance is refused.
+
+``guided=False`` keeps the poses as guidance only and takes any distinct good frame at once
+(programmatic callers and tests where the capture itself is not the point).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +44,29 @@ from faceunlock.engine.sources import Frame
 from faceunlock.errors import InputError
 
 POSES = ("frontal", "left", "right", "up", "down")
+REQUIRED_POSES = ("frontal", "left", "right")
 INSTRUCTIONS = {
     "frontal": "Look straight at the camera",
-    "left": "Turn your head slightly to the left",
-    "right": "Turn your head slightly to the right",
-    "up": "Tilt your head slightly up",
-    "down": "Tilt your head slightly down",
+    "left": "Turn your head a little to the left",
+    "right": "Turn your head a little to the right",
+    "up": "Tilt your head a little up",
+    "down": "Tilt your head a little down",
 }
+#: what is missing, for "we never saw you ..." messages
+MISSING = {
+    "frontal": "look straight at the camera",
+    "left": "turn a little to the left",
+    "right": "turn a little to the right",
+    "up": "tilt your head a little up",
+    "down": "tilt your head a little down",
+}
+#: short names, for the per-pose progress
+POSE_NAMES = {"frontal": "Centre", "left": "Left", "right": "Right", "up": "Up", "down": "Down"}
 THUMB = 64
+#: the rough head model of :func:`pose_degrees`: the nose base sits this many eye distances
+#: in front of the eye centres (so a nose offset of half the eye distance is a 45° turn)
+NOSE_DEPTH = 0.5
+FAILED_CODES = frozenset({"missing_pose", "not_owner"})
 
 
 @dataclass(frozen=True)
@@ -47,15 +79,31 @@ class EnrolParams:
     #: an unsharp face whose region is darker than this is dim, not moving ("too dark")
     dim_brightness: float = 100.0
     min_anchor_distance: float = 0.08  # near-duplicate gate (Euclidean, embedding space)
-    yaw_tolerance: float = 0.2  # |yaw ratio| below this counts as frontal
-    pitch_tolerance: float = 0.10
-    require_pose: bool = False
+    guided: bool = True  # poses are gates and the capture is paced (see the module doc)
+    frontal_degrees: float = 8.0  # |yaw| and |pitch| at most this: centre
+    turn_degrees: tuple[float, float] = (10.0, 35.0)  # |yaw| of a small turn
+    tilt_degrees: tuple[float, float] = (8.0, 30.0)  # |pitch| of a small tilt
+    settle_seconds: float = 0.8  # after a new prompt, before an anchor is taken
+    min_anchor_gap: float = 0.4  # seconds between anchors (frame timestamps)
+    pose_timeout: float = 15.0  # a required pose not seen for this long fails the capture
+    optional_timeout: float = 5.0  # an optional pose not seen for this long is skipped
     dark_level: int = 40
     dark_fraction: float = 0.95
 
     def __post_init__(self) -> None:
         if not 1 <= self.anchors <= 50:
             raise InputError(f"enrol.anchors must be between 1 and 50, got {self.anchors}")
+        for name in ("settle_seconds", "min_anchor_gap", "pose_timeout", "optional_timeout"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise InputError(f"enrolment {name} must be a number >= 0, got {v!r}")
+
+    def quotas(self) -> dict[str, int]:
+        """Anchors per pose of a guided capture: an even share each, the remainder to
+        centre, left and right first (3 anchors: one each of those; 10: two of every pose).
+        Poses with no share are not asked for."""
+        per, rem = divmod(self.anchors, len(POSES))
+        return {p: per + (1 if i < rem else 0) for i, p in enumerate(POSES)}
 
 
 def head_pose(landmarks: np.ndarray) -> tuple[float, float]:
@@ -81,24 +129,64 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float]:
     return float(v @ ux / iod), float(v @ uy / iod)
 
 
+def pose_degrees(yaw: float, pitch: float, frontal_pitch: float) -> tuple[float, float]:
+    """(yaw, pitch) in rough degrees from :func:`head_pose`'s ratios and the user's frontal
+    pitch ratio. yaw > 0: turned to their left (unmirrored camera); pitch > 0: tilted up.
+
+    Head model: the nose base lies :data:`NOSE_DEPTH` eye distances in front of the eye
+    centres, so ``yaw = atan(ratio / NOSE_DEPTH)``. A turn shortens the eye distance in the
+    image by cos(yaw) but not the nose drop, so the pitch ratio is corrected by that factor
+    before it is compared with the frontal one. Accurate to some degrees for small poses,
+    which is all the pose prompts need."""
+    yd = math.degrees(math.atan2(yaw, NOSE_DEPTH))
+    c = math.cos(math.radians(yd))
+    rise = frontal_pitch - pitch * c  # the nose base moved up towards the eye line
+    pd = math.degrees(math.atan2(rise, NOSE_DEPTH * c))
+    return yd, pd
+
+
 def classify_pose(yaw: float, pitch: float, frontal_pitch: float, p: EnrolParams) -> str:
-    dp = pitch - frontal_pitch
-    if abs(yaw) <= p.yaw_tolerance and abs(dp) <= p.pitch_tolerance:
+    """The pose of a face (ratios of :func:`head_pose`): one of :data:`POSES`, or ``other``
+    for a pose between the bands or beyond a small turn or tilt."""
+    yd, pd = pose_degrees(yaw, pitch, frontal_pitch)
+    if abs(yd) <= p.frontal_degrees and abs(pd) <= p.frontal_degrees:
         return "frontal"
-    if abs(yaw) / p.yaw_tolerance >= abs(dp) / p.pitch_tolerance:
-        return "left" if yaw > 0 else "right"
-    return "down" if dp > 0 else "up"
+    lo, hi = p.turn_degrees
+    if lo <= abs(yd) <= hi and abs(pd) <= hi / 2:
+        return "left" if yd > 0 else "right"
+    lo, hi = p.tilt_degrees
+    if lo <= abs(pd) <= hi and abs(yd) <= 1.5 * p.frontal_degrees:
+        return "up" if pd > 0 else "down"
+    return "other"
 
 
 @dataclass
 class Capture:
-    """One accepted anchor. embedding: (128,) float32; thumbnail: (64, 64, 3) uint8 RGB."""
+    """One accepted anchor. embedding: (128,) float32; thumbnail: (64, 64, 3) uint8 RGB;
+    timestamp: the frame's (see :class:`~faceunlock.engine.sources.Frame`), None for bare
+    images."""
 
     embedding: np.ndarray
     thumbnail: np.ndarray
     pose: str
     quality: dict[str, float]
     frame_index: int
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class PoseProgress:
+    """One pose of a guided capture: anchors taken of ``quota``; ``state`` is ``done``,
+    ``current`` (being asked for), ``waiting``, ``skipped`` or ``missing`` (failed)."""
+
+    pose: str
+    taken: int
+    quota: int
+    state: str
+
+    @property
+    def name(self) -> str:
+        return POSE_NAMES[self.pose]
 
 
 @dataclass
@@ -107,16 +195,23 @@ class Feedback:
 
     accepted: bool
     reason: str  # plain language; "" when accepted
-    code: str  # machine-readable: ok, dark, no_face, several_faces, too_far, blurry, ...
+    code: str  # machine-readable: ok, dark, no_face, several_faces, too_far, blurry, pose,
+    # wait, hold, duplicate, skipped, done; the capture failed: missing_pose, not_owner
     progress: int  # anchors taken so far
-    target: int
+    target: int  # anchors the capture will take (less once optional poses were skipped)
     next_pose: str
     instruction: str
     box: tuple[float, float, float, float] | None = None
+    poses: tuple[PoseProgress, ...] = ()
+    complete: bool = False
 
     @property
     def done(self) -> bool:
-        return self.progress >= self.target
+        return self.complete
+
+    @property
+    def failed(self) -> bool:
+        return self.code in FAILED_CODES
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,27 +222,64 @@ class Feedback:
             "target": self.target,
             "next_pose": self.next_pose,
             "instruction": self.instruction,
+            "poses": {p.pose: [p.taken, p.quota, p.state] for p in self.poses},
         }
 
 
 @dataclass
 class EnrolmentSession:
-    """Feed frames with :meth:`offer` until :attr:`done`. ``pipe`` is a Pipeline."""
+    """Feed frames with :meth:`offer` until :attr:`done` (or :attr:`failure`). ``pipe`` is a
+    Pipeline; ``owner``/``owner_threshold``: the existing template's Matcher and threshold
+    when adding an appearance (every anchor must match them)."""
 
     pipe: Any
     params: EnrolParams = field(default_factory=EnrolParams)
     captures: list[Capture] = field(default_factory=list)
     frontal_pitch: float | None = None
+    owner: Any = None
+    owner_threshold: float | None = None
+    skipped: list[str] = field(default_factory=list)
+    failure: str = ""  # why the capture failed (nothing is to be saved); "" while it has not
+    failure_code: str = ""  # missing_pose or not_owner
+    first_timestamp: float | None = None
+    _asked_at: float | None = None  # when the current pose was first asked for
+    _last_anchor_at: float | None = None
+
+    # ---- the plan
+
+    def pose_plan(self) -> list[str]:
+        """The pose asked for at each anchor index, in order."""
+        if not self.params.guided:
+            return [POSES[i % len(POSES)] for i in range(self.params.anchors)]
+        return [p for p, q in self.params.quotas().items() for _ in range(q)]
+
+    def taken(self, pose: str) -> int:
+        return sum(1 for c in self.captures if c.pose == pose)
+
+    @property
+    def target(self) -> int:
+        if not self.params.guided:
+            return self.params.anchors
+        return sum(q for p, q in self.params.quotas().items() if p not in self.skipped)
 
     @property
     def done(self) -> bool:
-        return len(self.captures) >= self.params.anchors
+        if self.failure:
+            return False
+        if not self.params.guided:
+            return len(self.captures) >= self.params.anchors
+        return self.current_pose() is None
 
-    def pose_plan(self) -> list[str]:
-        """The pose asked for at each anchor index: frontal first, then round the others."""
-        return [POSES[i % len(POSES)] for i in range(self.params.anchors)]
+    def current_pose(self) -> str | None:
+        """The pose being asked for (guided), None once every pose is done or skipped."""
+        for p, q in self.params.quotas().items():
+            if q > 0 and p not in self.skipped and self.taken(p) < q:
+                return p
+        return None
 
     def next_pose(self) -> str:
+        if self.params.guided:
+            return self.current_pose() or "frontal"
         if self.done:
             return "frontal"
         taken = [c.pose for c in self.captures]
@@ -159,21 +291,97 @@ class EnrolmentSession:
         return "frontal"
 
     def covered_poses(self) -> list[str]:
-        return sorted({c.pose for c in self.captures}, key=POSES.index)
+        return sorted({c.pose for c in self.captures if c.pose in POSES}, key=POSES.index)
+
+    def pose_progress(self) -> tuple[PoseProgress, ...]:
+        if not self.params.guided:
+            return ()
+        cur = self.current_pose()
+        out = []
+        for p, q in self.params.quotas().items():
+            if q == 0:
+                continue
+            n = self.taken(p)
+            if p in self.skipped:
+                state = "skipped"
+            elif n >= q:
+                state = "done"
+            elif p == cur:
+                state = "missing" if self.failure_code == "missing_pose" else "current"
+            else:
+                state = "waiting"
+            out.append(PoseProgress(p, n, q, state))
+        return tuple(out)
+
+    def summary(self) -> str:
+        """Plain words: what was captured, and what was skipped."""
+        parts = [f"{POSE_NAMES[p].lower()} {self.taken(p)}" for p in self.covered_poses()]
+        text = f"{len(self.captures)} anchors ({', '.join(parts)})" if parts else "no anchors"
+        if self.skipped:
+            names = " and ".join(POSE_NAMES[p].lower() for p in self.skipped)
+            text += (f"; {names} not seen, skipped (optional: unlock may need a second "
+                     "look when you tilt your head)")
+        return text
+
+    # ---- frames
 
     def _fb(self, ok: bool, code: str, reason: str, box: Any = None) -> Feedback:
         pose = self.next_pose()
         return Feedback(
-            ok, reason, code, len(self.captures), self.params.anchors, pose, INSTRUCTIONS[pose], box
+            ok, reason, code, len(self.captures), self.target, pose, INSTRUCTIONS[pose], box,
+            self.pose_progress(), self.done,
         )
+
+    def _fail(self, code: str, reason: str, box: Any = None) -> Feedback:
+        self.failure, self.failure_code = reason, code
+        return self._fb(False, code, reason, box)
+
+    def _check_time(self, t: float | None) -> Feedback | None:
+        """Advance past an optional pose not seen in time; fail on a required one."""
+        p = self.params
+        if not p.guided or t is None:
+            return None
+        pose = self.current_pose()
+        if pose is None:
+            return None
+        if self._asked_at is None:
+            self._asked_at = t
+            return None
+        waited = t - self._asked_at
+        if pose in REQUIRED_POSES:
+            if waited > p.pose_timeout:
+                return self._fail(
+                    "missing_pose",
+                    f"Not finished: FaceUnlock never saw you {MISSING[pose]} in "
+                    f"{p.pose_timeout:g} s "
+                    f"({self.taken(pose)} of {p.quotas()[pose]} {POSE_NAMES[pose].lower()} "
+                    "pictures). Nothing was saved. Start again and "
+                    f"{MISSING[pose]} when asked.",
+                )
+        elif waited > p.optional_timeout:
+            self.skipped.append(pose)
+            self._asked_at = t
+            return self._fb(
+                False, "skipped",
+                f"Skipped: FaceUnlock did not see you {MISSING[pose]} (optional)",
+            )
+        return None
 
     def offer(self, frame: Frame | np.ndarray) -> Feedback:
         """Evaluate one frame; keep it as an anchor when it passes every gate."""
         p = self.params
         image = frame.image if isinstance(frame, Frame) else frame
         index = frame.index if isinstance(frame, Frame) else len(self.captures)
+        t = frame.timestamp if isinstance(frame, Frame) else None
+        if self.failure:
+            return self._fb(False, self.failure_code, self.failure)
         if self.done:
             return self._fb(False, "done", "Enrolment is complete")
+        if self.first_timestamp is None:
+            self.first_timestamp = t
+        timed = self._check_time(t)
+        if timed is not None:
+            return timed
         if is_dark(image, dark_level=p.dark_level, dark_fraction=p.dark_fraction):
             return self._fb(False, "dark", "It is too dark: turn on a light in front of you")
         obs: list[FaceObservation] = self.pipe.observe(image, select="all")
@@ -213,15 +421,28 @@ class EnrolmentSession:
                 )
             return self._fb(False, "blurry", "Hold still for a moment", o.box)
         yaw, pitch = head_pose(o.landmarks)
-        if self.frontal_pitch is None:
-            # the first accepted anchor must be frontal in yaw; its pitch is the reference
-            if abs(yaw) > p.yaw_tolerance:
-                return self._fb(False, "pose", INSTRUCTIONS["frontal"], o.box)
-            self.frontal_pitch = pitch
-        pose = classify_pose(yaw, pitch, self.frontal_pitch, p)
         wanted = self.next_pose()
-        if p.require_pose and pose != wanted:
-            return self._fb(False, "pose", INSTRUCTIONS[wanted], o.box)
+        if self.frontal_pitch is None:
+            # the first accepted anchor must be frontal in yaw (unguided: at most a small
+            # turn); its pitch is the reference
+            limit = p.frontal_degrees if p.guided else p.turn_degrees[1]
+            if abs(pose_degrees(yaw, 0.0, 0.0)[0]) > limit:
+                return self._fb(False, "pose", INSTRUCTIONS["frontal"], o.box)
+            reference = pitch
+        else:
+            reference = self.frontal_pitch
+        pose = classify_pose(yaw, pitch, reference, p)
+        if p.guided:
+            if pose != wanted:
+                return self._fb(False, "pose", INSTRUCTIONS[wanted], o.box)
+            if t is not None and self._asked_at is not None and (
+                t - self._asked_at < p.settle_seconds
+            ):
+                return self._fb(False, "wait", INSTRUCTIONS[wanted], o.box)
+            if t is not None and self._last_anchor_at is not None and (
+                t - self._last_anchor_at < p.min_anchor_gap
+            ):
+                return self._fb(False, "hold", f"{INSTRUCTIONS[wanted]}: hold it", o.box)
         if self.captures:
             dmin = float(
                 np.min(
@@ -237,6 +458,19 @@ class EnrolmentSession:
                     f"{INSTRUCTIONS[wanted]} (this view is already captured)",
                     o.box,
                 )
+        if self.owner is not None and self.owner_threshold is not None:
+            score = float(self.owner.scores(o.embedding[None].astype(np.float32))[0])
+            if score > self.owner_threshold:
+                return self._fail(
+                    "not_owner",
+                    "This face does not match the enrolled owner, so it cannot be added: only "
+                    "the person already enrolled can add an appearance. Nothing was saved. "
+                    "To enrol someone else, use “Replace my face…” (it starts over).",
+                    o.box,
+                )
+        if self.frontal_pitch is None:
+            self.frontal_pitch = pitch
+        yd, pd = pose_degrees(yaw, pitch, self.frontal_pitch)
         thumb = cv2.resize(o.chip, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
         q = {
             "sharpness": round(sharp, 2),
@@ -244,19 +478,44 @@ class EnrolmentSession:
             "face_px": round(o.size, 1),
             "yaw": round(yaw, 3),
             "pitch": round(pitch, 3),
+            "yaw_deg": round(yd, 1),
+            "pitch_deg": round(pd, 1),
             "det_score": round(o.score, 3),
         }
-        self.captures.append(Capture(o.embedding.astype(np.float32), thumb, pose, q, index))
+        self.captures.append(
+            Capture(o.embedding.astype(np.float32), thumb, pose, q, index, t)
+        )
+        self._last_anchor_at = t
+        if p.guided and self.current_pose() != wanted:
+            self._asked_at = t  # the next pose is asked for from now
         return self._fb(True, "ok", "", o.box)
 
     def run(self, frames: Iterable[Frame]) -> list[Feedback]:
-        """Offer frames until done or the frames run out; return every feedback."""
+        """Offer frames until done, failed, or the frames run out; return every feedback."""
         out = []
         for f in frames:
             out.append(self.offer(f))
-            if self.done:
+            if self.done or self.failure:
                 break
         return out
+
+    def missing_message(self) -> str:
+        """Why an unfinished capture is not complete, naming the pose still missing."""
+        if self.failure:
+            return self.failure
+        pose = self.current_pose() if self.params.guided else None
+        if pose is None:
+            return f"only {len(self.captures)} of {self.target} anchors were captured"
+        return (f"FaceUnlock did not see you {MISSING[pose]} ({self.taken(pose)} of "
+                f"{self.params.quotas()[pose]} {POSE_NAMES[pose].lower()} pictures)")
+
+    def capture_seconds(self) -> float:
+        """Frame time from the first frame offered to the last anchor (0 without
+        timestamps)."""
+        if self.first_timestamp is None or not self.captures:
+            return 0.0
+        last = self.captures[-1].timestamp
+        return 0.0 if last is None else last - self.first_timestamp
 
     def embeddings(self) -> np.ndarray:
         """(N, 128) float32 anchors taken so far."""

@@ -33,8 +33,10 @@ from faceunlock.engine.sources import Frame, FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label, check_user
 from faceunlock.errors import (
     AuthStatus,
+    EnrolmentError,
     InputError,
     ModelError,
+    NotOwnerError,
     TemplateModelMismatchError,
     TemplateNotFoundError,
     TooDarkError,
@@ -62,7 +64,15 @@ def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:
     return get_pipeline(pipeline_settings(cfg, models))
 
 
-def source_for(cfg: Config, spec: str | None = None) -> FrameSource:
+#: how a video file or image folder plays where it stands in for a camera (enrolment, the
+#: wizard, ``auth``/``test``/``calibrate``): in real time at its own frame rate, dropping
+#: frames the consumer is too slow for, as a live camera does (a camera ignores these)
+LIVE = {"realtime": True, "drop_late": True}
+
+
+def source_for(cfg: Config, spec: str | None = None, **settings: Any) -> FrameSource:
+    """The configured camera (or ``spec``), with the config's camera settings and
+    ``settings`` (e.g. ``**LIVE``, ``loop=True``) for the source kinds that take them."""
     c = cfg.camera
     return make_source(
         spec if spec is not None else c.source,
@@ -70,6 +80,7 @@ def source_for(cfg: Config, spec: str | None = None) -> FrameSource:
         height=c.height,
         fps=c.fps,
         rotation=c.rotation,
+        **settings,
     )
 
 
@@ -178,6 +189,7 @@ class EnrolOutcome:
     added: int
     feedback: list[Feedback]
     choice: cal.ThresholdChoice
+    session: EnrolmentSession | None = None
 
 
 def calibrate_template(
@@ -202,10 +214,35 @@ def calibration_inputs(
 ) -> tuple[coh.Matcher, cal.FarTable, np.ndarray]:
     """What calibrating ``template`` starts from: its anchors scored the way a new calibration
     scores them (cohort-normalised where the encoder has a cohort), the FAR table of that
-    scale, and the anchors' leave-one-out genuine scores (empty with fewer than 2 anchors)."""
+    scale, and the anchors' held-out genuine scores (:func:`heldout_scores`)."""
     m = coh.Matcher(template.embeddings(), cohort(pipe))
-    genuine = m.leave_one_out() if len(m.anchors) >= 2 else np.zeros(0)
-    return m, far_table(pipe, m.scoring), genuine
+    return m, far_table(pipe, m.scoring), heldout_scores(m, anchor_groups(template))
+
+
+def anchor_groups(template: Template) -> list[str]:
+    """The capture group of each anchor: its appearance (label) and pose. Anchors of one
+    group were taken moments apart in the same pose, so they are near-duplicates of each
+    other. Anchors without a recorded pose (older templates) form one group per label."""
+    out = []
+    for a in template.anchors:
+        poses = sorted(k.removeprefix("pose_") for k in a.quality if k.startswith("pose_"))
+        out.append(f"{a.label}\x00{poses[0] if poses else ''}")
+    return out
+
+
+def heldout_scores(m: coh.Matcher, groups: list[str]) -> np.ndarray:
+    """Genuine scores that are not near-duplicates: each anchor scored against the anchors
+    of the *other* groups only (a whole pose held out, see :func:`anchor_groups`), on
+    ``m``'s scale. Anchors with no other group have no score: a template of one pose and
+    one appearance gives none (its false-reject rate then needs live frames)."""
+    if len(m.anchors) < 2:
+        return np.zeros(0)
+    g = np.asarray(groups, dtype=object)
+    if g.shape != (len(m.anchors),):
+        raise InputError(f"{len(groups)} groups for {len(m.anchors)} anchors")
+    s = np.where(g[:, None] == g[None, :], np.inf, m.pair_scores(m.anchors))
+    best = s.min(axis=1)
+    return np.asarray(best[np.isfinite(best)], np.float64)
 
 
 def choose(
@@ -218,7 +255,7 @@ def choose(
     )
     if m.cohort is None:
         return choice
-    look = lookalike_check(m, choice)
+    look = lookalike_check(m, choice, genuine)
     warnings = (*choice.warnings, look["warning"]) if look["warning"] else choice.warnings
     return replace(choice, lookalikes=look, warnings=warnings)
 
@@ -227,16 +264,19 @@ def choose(
 LOOKALIKE_MARGIN = 0.5
 
 
-def lookalike_check(m: coh.Matcher, choice: cal.ThresholdChoice) -> dict[str, Any]:
+def lookalike_check(
+    m: coh.Matcher, choice: cal.ThresholdChoice, genuine: np.ndarray | None = None
+) -> dict[str, Any]:
     """The cohort identities nearest to the user's anchors, against the chosen threshold.
 
     Returns ``nearest`` (their 5 lowest scores), ``margin`` (the lowest minus the threshold:
     how far the closest stranger is from being accepted), ``overlap`` (share of the user's own
-    genuine scores that are no better than that stranger's) and ``warning`` (plain words, or
-    empty)."""
+    genuine scores that are no better than that stranger's; ``genuine``: the user's
+    independent genuine scores, see :func:`calibration_inputs`) and ``warning`` (plain words,
+    or empty)."""
     near = m.lookalikes(5)
     margin = float(near[0] - choice.threshold)
-    g = m.leave_one_out() if len(m.anchors) >= 2 else np.zeros(0)
+    g = np.asarray(genuine, np.float64) if genuine is not None else np.zeros(0)
     overlap = float(np.mean(g >= near[0])) if g.size else 0.0
     warning = ""
     if margin < LOOKALIKE_MARGIN:
@@ -258,6 +298,57 @@ def lookalike_check(m: coh.Matcher, choice: cal.ThresholdChoice) -> dict[str, An
         "cohort_size": m.cohort.size if m.cohort else 0,
         "warning": warning,
     }
+
+
+def enrol_params(cfg: Config, anchors: int | None = None, **overrides: Any) -> EnrolParams:
+    """The enrolment parameters of ``cfg`` (a guided, paced capture; see
+    :class:`~faceunlock.engine.enrollment.EnrolParams`), with ``overrides``."""
+    n = anchors if anchors is not None else cfg.enrol.anchors
+    return EnrolParams(**{"anchors": n, "min_face": min(80.0, cfg.detector.min_face),
+                          **overrides})
+
+
+def owner_threshold(template: Template, pipe: Pipeline) -> float:
+    return float(template.threshold if template.threshold is not None else pipe.threshold)
+
+
+def verify_owner(
+    store: TemplateStore,
+    user: str,
+    cfg: Config,
+    source: FrameSource,
+    pipe: Pipeline | None = None,
+    **kwargs: Any,
+) -> AuthResult:
+    """A live check that the person at the camera is ``user``, the enrolled owner: one
+    attempt through the normal authentication path (:func:`authenticate_user`, its failure
+    counter included). NotOwnerError unless it succeeds. Adding an appearance starts here."""
+    res = authenticate_user(store, user, cfg, source, pipe=pipe, **kwargs)
+    if res.status != AuthStatus.OK:
+        why = res.message or res.status.name.lower().replace("_", " ")
+        raise NotOwnerError(
+            f"Only the enrolled owner ({user}) can add an appearance, and the face at the "
+            f"camera was not recognised as {user} ({why}). Nothing was saved. To start over "
+            "with a new face, use `faceunlock enroll --replace` (or “Replace my face…”)."
+        )
+    return res
+
+
+def check_appearance(template: Template, pipe: Pipeline, embeddings: np.ndarray) -> None:
+    """Every new anchor must match ``template`` (the owner's, before the addition) at its
+    current threshold and scoring; else NotOwnerError and the whole appearance is refused."""
+    e = np.asarray(embeddings, np.float32)
+    if not len(template.anchors) or not e.size:
+        return
+    scores = matcher(template, pipe).scores(e)
+    bad = int(np.sum(scores > owner_threshold(template, pipe)))
+    if bad:
+        raise NotOwnerError(
+            f"{bad} of {len(scores)} new pictures do not match the enrolled owner "
+            f"({template.user}) at the current threshold, so the whole appearance was "
+            "refused and nothing was saved. Only the person already enrolled can add an "
+            "appearance; to start over with a new face, use `faceunlock enroll --replace`."
+        )
 
 
 def _check_writable_folder(d: Path) -> None:
@@ -319,28 +410,40 @@ def enrol(
     pipe: Pipeline | None = None,
     on_feedback: Callable[[Feedback], None] | None = None,
     replace: bool = False,
-    max_seconds: float = 60.0,
+    max_seconds: float = 120.0,
+    params: EnrolParams | None = None,
+    verify_source: FrameSource | None = None,
 ) -> EnrolOutcome:
-    """Capture anchors from ``source`` and save them (adding to an existing template unless
-    ``replace``). Nothing is written unless at least 3 anchors were captured. Everything that
-    can fail without a capture is checked before ``source`` is opened
-    (:func:`check_enrolment`). TooDarkError when the frames were mostly too dark."""
+    """Capture anchors from ``source`` and save them (adding an appearance to an existing
+    template unless ``replace``, which starts over).
+
+    Everything that can fail without a capture is checked before ``source`` is opened
+    (:func:`check_enrolment`). The capture is guided (:func:`enrol_params`; ``params``
+    overrides): it finishes when every pose was captured, and fails with EnrolmentError,
+    naming the missing pose, when a required one was never seen. Adding to an existing
+    template first verifies the owner live (:func:`verify_owner`, on ``verify_source`` or
+    ``source``), and every new anchor must match the template (:func:`check_appearance`,
+    also on the template re-read under the store's lock), else NotOwnerError. Nothing is
+    written unless the capture completed (unguided ``params``: at least 3 anchors);
+    TooDarkError when the frames were mostly too dark."""
     check_user(user)  # the cheap checks before the models load; check_enrolment repeats them
     check_label(label)
     _check_writable_folder(store.directory)
     pipe = pipe or pipeline_for(cfg)
-    check_enrolment(store, user, label, pipe.encoder.sha256, replace=replace)
-    n = anchors if anchors is not None else cfg.enrol.anchors
+    sha = pipe.encoder.sha256
+    check_enrolment(store, user, label, sha, replace=replace)
     a = cfg.auth
-    session = EnrolmentSession(
-        pipe,
-        EnrolParams(
-            anchors=n,
-            min_face=min(80.0, cfg.detector.min_face),
-            dark_level=a.dark_level,
-            dark_fraction=a.dark_fraction,
-        ),
+    p = params if params is not None else enrol_params(
+        cfg, anchors, dark_level=a.dark_level, dark_fraction=a.dark_fraction
     )
+    existing = (
+        store.load(user, expected_model_sha256=sha) if store.exists(user) and not replace else None
+    )
+    session = EnrolmentSession(pipe, p)
+    if existing is not None:
+        verify_owner(store, user, cfg, verify_source or source, pipe)
+        session.owner = matcher(existing, pipe)
+        session.owner_threshold = owner_threshold(existing, pipe)
     feedback = []
     with source:
         for fr in frames_for(source, seconds=max_seconds):
@@ -348,16 +451,31 @@ def enrol(
             feedback.append(fb)
             if on_feedback is not None:
                 on_feedback(fb)
-            if fb.done:
+            if fb.done or fb.failed:
                 break
     got = len(session.captures)
-    if got < min(3, n):
-        raise _capture_failed(got, n, feedback)
-    sha = pipe.encoder.sha256
+    if session.failure_code == "not_owner":
+        raise NotOwnerError(session.failure)
+    if session.failure:
+        raise EnrolmentError(session.failure)
+    if not p.guided and got < min(3, p.anchors):
+        raise _capture_failed(got, p.anchors, feedback)
+    if not session.done and p.guided:
+        err = _capture_failed(got, session.target, feedback)
+        if isinstance(err, TooDarkError):
+            raise err
+        reasons = sorted({f.reason for f in feedback if not f.accepted and f.reason})
+        raise EnrolmentError(
+            f"Enrolment did not finish: {session.missing_message()}; nothing was saved. "
+            + ("Problems seen: " + "; ".join(reasons) if reasons else "No frames were read.")
+        )
     chosen: list[cal.ThresholdChoice] = []
 
     def add(current: Template | None) -> Template:
-        # re-read under the store's lock: an enrolment that ran meanwhile keeps its anchors
+        # re-read under the store's lock: an enrolment that ran meanwhile keeps its anchors,
+        # and the new ones must still match the owner's template as it is now
+        if current is not None and not replace:
+            check_appearance(current, pipe, session.embeddings())
         template = current if current is not None else Template(user=user, model_sha256=sha)
         template.add_anchors(
             Anchor.new(
@@ -372,7 +490,7 @@ def enrol(
     with _naming_the_model(pipe):
         template = store.update(user, add, expected_model_sha256=sha, replace=replace)
     choice = chosen[-1]
-    return EnrolOutcome(template, got, feedback, choice)
+    return EnrolOutcome(template, got, feedback, choice, session)
 
 
 def live_embeddings(pipe: Pipeline, source: FrameSource, seconds: float = 3.0) -> np.ndarray:

@@ -76,7 +76,11 @@ class Frame:
 
     image: RGB uint8 (H, W, 3), rotated as the source was configured.
     index: 0-based position since the source was opened (keeps counting across loops).
-    timestamp: ``time.monotonic()`` seconds when the frame was delivered.
+    timestamp: ``time.monotonic()`` seconds: when a camera delivered the frame; for a video
+    file or image folder, the frame's place on the clip's own timeline (the opening time plus
+    its position / frame rate), so that timing decisions (enrolment pacing) follow the clip
+    whether or not it is replayed in real time. A ``realtime`` file source never delivers a
+    frame before its timestamp.
     is_ir: the raw frame was greyscale or near-grey (IR camera); CLAHE was applied.
     """
 
@@ -219,6 +223,10 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def _close(self) -> None: ...
 
+    def _stamp(self) -> float:
+        """The timestamp of the frame just read (default: now)."""
+        return time.monotonic()
+
     # -- public interface -------------------------------------------------------------------
 
     @property
@@ -258,7 +266,7 @@ class FrameSource(abc.ABC):
             self._clahe = _default_clahe()
         image, is_ir = normalize_frame(raw, detect_ir=self.detect_ir, clahe=self._clahe)
         image = rotate(image, self.rotation)
-        frame = Frame(image=image, index=self._index, timestamp=time.monotonic(), is_ir=is_ir)
+        frame = Frame(image=image, index=self._index, timestamp=self._stamp(), is_ir=is_ir)
         self._index += 1
         return frame
 
@@ -669,6 +677,15 @@ class CameraSource(FrameSource):
 # --------------------------------------------------------------------------------------------
 
 
+def _pace(due: float, realtime: bool) -> float:
+    """Wait until ``due`` (a ``time.monotonic()`` time) when ``realtime``; return ``due``."""
+    if realtime:
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+    return due
+
+
 def _too_large(width: int, height: int) -> str:
     return (
         f"frames are {width}×{height} pixels, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} MP "
@@ -680,8 +697,10 @@ class VideoFileSource(FrameSource):
     """A video file or animated GIF replayed through ``cv2.VideoCapture``.
 
     loop: restart at the end instead of returning None. realtime: deliver frames no faster
-    than the file's frame rate (for latency benchmarks); with ``drop_late`` also skip frames
-    whose time has passed, as a live camera would when the consumer is slow.
+    than the file's frame rate, as a camera would (enrolment, the wizard, ``auth``/``test``
+    and latency benchmarks); with ``drop_late`` also skip frames whose time has passed, as a
+    live camera would when the consumer is slow. Frame timestamps follow the file's timeline
+    either way (see :class:`Frame`).
     """
 
     def __init__(
@@ -705,7 +724,8 @@ class VideoFileSource(FrameSource):
         self._cap: cv2.VideoCapture | None = None
         self._pending: np.ndarray | None = None
         self._t0 = 0.0
-        self._pos = 0  # frames consumed from the timeline (for pacing)
+        self._pos = 0  # frames consumed from the timeline (for pacing and timestamps)
+        self._due = 0.0  # the timestamp of the frame just read
 
     @property
     def name(self) -> str:
@@ -764,10 +784,8 @@ class VideoFileSource(FrameSource):
         return self._start()
 
     def _read_raw(self) -> np.ndarray | None:
-        if not self.realtime:
-            return self._next_from_file()
         period = 1.0 / (self.fps or _FALLBACK_FPS)
-        if self.drop_late:
+        if self.realtime and self.drop_late:
             due = int((time.monotonic() - self._t0) / period)
             while self._pos < due:
                 if self._next_from_file() is None:
@@ -776,11 +794,12 @@ class VideoFileSource(FrameSource):
         img = self._next_from_file()
         if img is None:
             return None
-        wait = self._t0 + self._pos * period - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        self._due = _pace(self._t0 + self._pos * period, self.realtime)
         self._pos += 1
         return img
+
+    def _stamp(self) -> float:
+        return self._due
 
     def _close(self) -> None:
         self._pending = None
@@ -813,6 +832,8 @@ class ImageFolderSource(FrameSource):
     """The image files of a folder, one frame each, in natural sort order.
 
     Files keep their channel layout when decoded, so greyscale IR captures are detected as IR.
+    The folder plays as a camera at ``fps`` frames per second (default 25): frame timestamps
+    follow that timeline, and with ``realtime`` frames are delivered no faster than it.
     """
 
     def __init__(
@@ -821,14 +842,23 @@ class ImageFolderSource(FrameSource):
         rotation: int = 0,
         *,
         loop: bool = False,
+        fps: float | None = None,
+        realtime: bool = False,
         detect_ir: bool = True,
         max_bad_frames: int | None = None,
     ) -> None:
         super().__init__(rotation=rotation, detect_ir=detect_ir, max_bad_frames=max_bad_frames)
+        if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+            raise InputError(f"fps: must be between 0 and 1000, got {fps!r}")
         self.path = Path(path)
         self.loop = loop
+        self.fps = float(fps) if fps is not None else _FALLBACK_FPS
+        self.realtime = realtime
         self.files: list[Path] = []
         self._pos = 0
+        self._t0 = 0.0
+        self._frames = 0  # frames delivered since opening (the timeline position)
+        self._due = 0.0
 
     @property
     def name(self) -> str:
@@ -848,6 +878,8 @@ class ImageFolderSource(FrameSource):
             raise SourceError(self.path, f"contains no image files ({suffixes})")
         self.files = files
         self._pos = 0
+        self._frames = 0
+        self._t0 = time.monotonic()
 
     def _read_raw(self) -> np.ndarray | None:
         if self._pos >= len(self.files):
@@ -857,9 +889,15 @@ class ImageFolderSource(FrameSource):
         p = self.files[self._pos]
         self._pos += 1
         try:  # size-checked from the header before decoding (faceunlock.MAX_IMAGE_PIXELS)
-            return decode_image(read_image_bytes(p), p, cv2.IMREAD_UNCHANGED)
+            img = decode_image(read_image_bytes(p), p, cv2.IMREAD_UNCHANGED)
         except ImageReadError as e:
             raise SourceError(p, e.problem) from None
+        self._due = _pace(self._t0 + self._frames / self.fps, self.realtime)
+        self._frames += 1
+        return img
+
+    def _stamp(self) -> float:
+        return self._due
 
     def _close(self) -> None:
         self._pos = 0

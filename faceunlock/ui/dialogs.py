@@ -198,7 +198,8 @@ class RecognitionTestDialog(QDialog):
         thr = t.threshold if t.threshold is not None else pipe.threshold
         spec = source_spec if source_spec is not None else cfg.camera.source
         worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec), pipe_factory, service.matcher(t, pipe), thr
+            lambda: service.source_for(cfg, spec, **service.LIVE), pipe_factory,
+            service.matcher(t, pipe), thr,
         )
         worker.frame.connect(self._frame)
         worker.error.connect(self.error.setText)
@@ -322,7 +323,7 @@ class RecalibrateDialog(QDialog):
         if m is None:
             return
         worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec), self.pipe_factory, m,
+            lambda: service.source_for(cfg, spec, **service.LIVE), self.pipe_factory, m,
             ch.threshold if ch is not None else self.threshold,
         )
         worker.frame.connect(self._live_frame)

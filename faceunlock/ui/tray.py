@@ -273,9 +273,11 @@ class TrayIcon(QSystemTrayIcon):
         )
         self._add(
             m,
-            "Re-&enrol / Add appearance…" if enrolled else "&Enrol…",
+            "&Add appearance…" if enrolled else "&Enrol…",
             lambda: self.dialog_factory("enrol"),
         )
+        if enrolled:
+            self._add(m, "Re&place my face…", lambda: self.dialog_factory("replace"))
         pause = m.addMenu("&Pause")
         assert pause is not None
         pause.setObjectName("pause_menu")
@@ -318,8 +320,17 @@ class TrayIcon(QSystemTrayIcon):
             w = dialogs.RecognitionTestDialog(self.store, self.cfg, self.user)
         elif name == "recalibrate":
             w = dialogs.RecalibrateDialog(self.store, self.cfg, self.user)
-        elif name == "enrol":
-            wiz = EnrolWizard(self.store, self.cfg, user=self.user, config_path=self.config_path)
+        elif name in ("enrol", "replace"):
+            if name == "replace" and QMessageBox.question(
+                None,
+                "Replace my face",
+                "Start over with a new enrolment? When you press Finish, all your current "
+                "face data (every appearance) is replaced by the new pictures. Until then "
+                "nothing changes.",
+            ) != QMessageBox.StandardButton.Yes:
+                return None
+            wiz = EnrolWizard(self.store, self.cfg, user=self.user, config_path=self.config_path,
+                              replace=name == "replace")
             # Finish may have switched the watcher or the camera
             wiz.accepted.connect(lambda: self._settings_saved(wiz.cfg))
             w = wiz

@@ -340,7 +340,7 @@ class CalibrationPanel(QWidget):
         for lv, ch in self.choices.items():
             self.radios[lv].setText(
                 f"{LEVEL_NAMES[lv]}: another person gets in about {one_in(ch.per_attempt_far)} "
-                f"attempts; you were not recognised in {percent(ch.expected_frr)} of your samples"
+                f"attempts; {ch.frr_words()}"
             )
         self.set_level(level if level in self.choices else "balanced")
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PyQt6.QtCore import QProcess, Qt
 from PyQt6.QtGui import QFontDatabase
 from PyQt6.QtWidgets import (
@@ -43,7 +44,7 @@ from PyQt6.QtWidgets import (
 from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
-from faceunlock.engine.enrollment import Capture, EnrolParams
+from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams
 from faceunlock.engine.sources import FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label
 from faceunlock.errors import FaceUnlockError
@@ -113,11 +114,17 @@ class WelcomePage(QWizardPage):
         row.addWidget(name_label)
         row.addWidget(self.name, 1)
         lay.addLayout(row)
+        replacing = wiz.store.exists(wiz.user) and wiz.replace
         hint = QLabel(
             "You are already enrolled: these pictures are added to your face data as another "
             "appearance (for example with glasses, or in another room). Give it a name so "
-            "you can remove it later."
+            "you can remove it later. First you look at the camera so FaceUnlock can check "
+            "that you are the enrolled owner: only you can add an appearance, and every new "
+            "picture must match you."
             if adding
+            else "Starting over: your current face data is replaced by this enrolment when "
+            "you press Finish (until then nothing changes)."
+            if replacing
             else "Enrol how you usually look; you can add other appearances (for example "
             "with glasses) later from the tray menu."
         )
@@ -303,6 +310,13 @@ class CapturePage(QWizardPage):
         self.progress.setObjectName("progress")
         self.progress.setFormat("anchor %v of %m")
         lay.addWidget(self.progress)
+        # progress per pose, like a ring that fills: one label per pose asked for
+        self.pose_row = QHBoxLayout()
+        self.pose_labels: dict[str, QLabel] = {}
+        pose_box = QWidget()
+        pose_box.setObjectName("pose_progress")
+        pose_box.setLayout(self.pose_row)
+        lay.addWidget(pose_box)
         self.feedback = QLabel()
         self.feedback.setObjectName("feedback")
         self.feedback.setWordWrap(True)
@@ -331,21 +345,26 @@ class CapturePage(QWizardPage):
             item = self.thumbs.takeAt(0)
             if item is not None and item.widget() is not None:
                 item.widget().deleteLater()  # type: ignore[union-attr]
-        self.progress.setRange(0, self.wiz.anchors)
+        params = self.wiz.enrol_params()
+        self.progress.setRange(0, sum(params.quotas().values()) if params.guided
+                               else params.anchors)
         self.progress.setValue(0)
+        self._show_poses(EnrolmentSession(None, params).pose_progress())
         self.instruction.setText("Look straight at the camera")
         self.feedback.setStyleSheet("")
-        self.feedback.setText("Starting the camera…")
         self.retry.setVisible(False)
         spec = self.wiz.source_spec or self.wiz.cfg.camera.source
-        params = EnrolParams(
-            anchors=self.wiz.anchors, min_face=min(80.0, float(self.wiz.cfg.detector.min_face))
+        owner_check = self.wiz.owner_check(spec) if self.wiz.adding() else None
+        self.feedback.setText(
+            f"First, look at the camera: FaceUnlock checks that you are {self.wiz.user}, "
+            "the enrolled owner…" if owner_check is not None else "Starting the camera…"
         )
         worker = EnrolWorker(
             self.wiz.source_factory(spec, preview=False),
             self.wiz.pipe_factory,
             params,
             min_interval=self.wiz.min_interval,
+            owner_check=owner_check,
         )
         worker.frame.connect(self._frame)
         worker.error.connect(self._error)
@@ -360,8 +379,16 @@ class CapturePage(QWizardPage):
         if fb is None:
             return
         self.preview.show_frame(pkt.image, pkt.boxes, good=fb.accepted)
+        self.progress.setMaximum(fb.target)
         self.progress.setValue(fb.progress)
+        self._show_poses(fb.poses)
         self.instruction.setText(fb.instruction if not fb.done else "Done")
+        if fb.failed:
+            self.instruction.setText("Not finished")
+            _error_style(self.feedback)
+            self.feedback.setText(fb.reason)
+            self.retry.setVisible(True)
+            return
         self.feedback.setStyleSheet("")
         self.feedback.setText("Captured" if fb.accepted else fb.reason)
         if pkt.capture is not None:
@@ -371,9 +398,30 @@ class CapturePage(QWizardPage):
             thumb.setToolTip(f"pose: {pkt.capture.pose}")
             self.thumbs.addWidget(thumb)
 
+    def _show_poses(self, poses: Sequence[Any]) -> None:
+        """One label per pose: "Left 1/2", ticked when done, bold while asked for."""
+        for pp in poses:
+            label = self.pose_labels.get(pp.pose)
+            if label is None:
+                label = QLabel()
+                label.setObjectName(f"pose_{pp.pose}")
+                self.pose_labels[pp.pose] = label
+                self.pose_row.addWidget(label)
+            mark = {"done": " ✓", "skipped": " (skipped)", "missing": " ✗"}.get(pp.state, "")
+            label.setText(f"{pp.name} {pp.taken}/{pp.quota}{mark}")
+            label.setStyleSheet(
+                "font-weight: bold;" if pp.state == "current"
+                else "color: #c02020; font-weight: bold;" if pp.state == "missing"
+                else "color: gray;" if pp.state == "skipped" else ""
+            )
+            label.setToolTip(pp.state)
+
     def _completed(self) -> None:
         self.wiz.captures = list(self.captures)
-        self.feedback.setText(f"All {len(self.captures)} anchors captured. Press Next.")
+        worker = self.worker_thread.worker if self.worker_thread is not None else None
+        session = getattr(worker, "session", None)
+        self.wiz.capture_summary = session.summary() if session is not None else ""
+        self.feedback.setText(f"Captured {self.wiz.capture_summary}. Press Next.")
         self.completeChanged.emit()
 
     def _finished(self) -> None:
@@ -384,8 +432,8 @@ class CapturePage(QWizardPage):
         ):
             if not self.feedback.styleSheet():
                 self.feedback.setText(
-                    f"The video ended after {len(self.captures)} of {self.wiz.anchors} anchors. "
-                    "Press Start again, or go Back and pick another source."
+                    f"The video ended after {len(self.captures)} of {self.progress.maximum()} "
+                    "anchors. Press Start again, or go Back and pick another source."
                 )
             self.retry.setVisible(True)
 
@@ -394,7 +442,7 @@ class CapturePage(QWizardPage):
         self.feedback.setText(msg)
 
     def isComplete(self) -> bool:
-        return len(self.wiz.captures) >= self.wiz.anchors
+        return bool(self.wiz.captures) and len(self.wiz.captures) >= self.progress.maximum()
 
     def stop(self) -> None:
         if self.worker_thread is not None:
@@ -676,7 +724,15 @@ class EnrolWizard(QWizard):
     where the watcher switch and the chosen camera are written at Finish (default: the
     user's config file); elevate: the privilege-escalation prefix of the login-screen step
     (default :func:`default_elevate`);
-    system_root: ``--root`` of that step (tests; "/" is the real system).
+    system_root: ``--root`` of that step (tests; "/" is the real system);
+    realtime: play a video file or image folder at its own frame rate, as a camera (False:
+    as fast as it decodes, for tests where pacing is not the point; the capture's timing
+    follows the frames' timestamps either way); enrol_overrides: EnrolParams fields to
+    change (tests: a shorter ``pose_timeout``).
+
+    Adding an appearance (an existing template, not ``replace``) first verifies the owner
+    live through the normal authentication path, and every new anchor must match the
+    template at its threshold, or the whole appearance is refused.
     """
 
     def __init__(
@@ -694,9 +750,14 @@ class EnrolWizard(QWizard):
         config_path: str | Path | None = None,
         elevate: Sequence[str] | None = None,
         system_root: str = "/",
+        realtime: bool = True,
+        enrol_overrides: dict[str, Any] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self.realtime = realtime
+        self.enrol_overrides = dict(enrol_overrides or {})
+        self.capture_summary = ""
         self.store = store
         self.cfg = cfg
         self.start_camera = cfg.camera.source  # never written unless another is chosen
@@ -716,7 +777,10 @@ class EnrolWizard(QWizard):
         self.new_anchors: list[Anchor] = []
         self.choice: cal.ThresholdChoice | None = None
         self.saved_path: Path | None = None
-        self.setWindowTitle("FaceUnlock: enrol your face")
+        self.setWindowTitle(
+            "FaceUnlock: replace your face" if replace and store.exists(self.user)
+            else "FaceUnlock: enrol your face"
+        )
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.pages: dict[int, QWizardPage] = {
@@ -734,15 +798,39 @@ class EnrolWizard(QWizard):
         self.currentIdChanged.connect(self._page_changed)
         self.resize(720, 600)
 
-    def source_factory(self, spec: str, *, preview: bool) -> Callable[[], FrameSource]:
+    def source_factory(self, spec: str, *, preview: bool, loop: bool = True
+                       ) -> Callable[[], FrameSource]:
+        """The source ``spec`` as a camera: a video file or image folder loops (a camera does
+        not end) and plays in real time unless ``realtime`` is off."""
         c = self.cfg.camera
+        live = dict(service.LIVE) if self.realtime else {}
 
         def build() -> FrameSource:
             return make_source(
-                spec, width=c.width, height=c.height, fps=c.fps, rotation=c.rotation, loop=preview
+                spec, width=c.width, height=c.height, fps=c.fps, rotation=c.rotation,
+                loop=preview or loop, **live,
             )
 
         return build
+
+    def enrol_params(self) -> EnrolParams:
+        return service.enrol_params(self.cfg, self.anchors, **self.enrol_overrides)
+
+    def adding(self) -> bool:
+        """True when the capture adds an appearance to the owner's existing template."""
+        return self.store.exists(self.user) and not self.replace
+
+    def owner_check(self, spec: str) -> Callable[[Any], tuple[Any, float]]:
+        """For the capture worker: verify the owner live, then the template's Matcher and
+        threshold (every new anchor must match them)."""
+        build = self.source_factory(spec, preview=False, loop=False)
+
+        def check(pipe: Any) -> tuple[Any, float]:
+            service.verify_owner(self.store, self.user, self.cfg, build(), pipe)
+            t = self.store.load(self.user, expected_model_sha256=pipe.encoder.sha256)
+            return service.matcher(t, pipe), service.owner_threshold(t, pipe)
+
+        return check
 
     def _page_changed(self, pid: int) -> None:
         if pid == PAGE_CAMERA:
@@ -758,8 +846,10 @@ class EnrolWizard(QWizard):
         """The template to save: the existing one plus the new anchors (unless replace)."""
         pipe = self.pipe_factory()
         sha = pipe.encoder.sha256
-        if self.store.exists(self.user) and not self.replace:
+        if self.adding():
             t = self.store.load(self.user, expected_model_sha256=sha)
+            # the capture checked each anchor already; this refuses a template changed since
+            service.check_appearance(t, pipe, np.stack([c.embedding for c in self.captures]))
         else:
             t = Template(
                 user=self.user, model_sha256=sha, security_level=self.cfg.auth.security_level

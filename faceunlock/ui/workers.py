@@ -153,7 +153,12 @@ class CameraWorker(QObject):
 class EnrolWorker(CameraWorker):
     """Feeds each frame to an :class:`EnrolmentSession` (built in the worker thread, once the
     pipeline is loaded); the packet carries its Feedback and, when a frame was accepted, the
-    new Capture. Emits ``completed`` (and stops) once the session has all its anchors."""
+    new Capture. Emits ``completed`` (and stops) once the session has all its anchors, and
+    stops when the capture failed (the packet's feedback says why).
+
+    owner_check: when adding an appearance, called with the pipeline in the worker thread
+    before the capture: it verifies the owner live (raising, which becomes ``error``) and
+    returns the template's Matcher and threshold, which every new anchor must then match."""
 
     completed = pyqtSignal()
 
@@ -164,13 +169,17 @@ class EnrolWorker(CameraWorker):
         params: EnrolParams,
         *,
         min_interval: float = 0.0,
+        owner_check: Callable[[Any], tuple[Matcher, float]] | None = None,
     ) -> None:
         super().__init__(source_factory, pipe_factory, min_interval=min_interval)
         self.params = params
+        self.owner_check = owner_check
         self.session: EnrolmentSession | None = None
 
     def prepare(self, pipe: Any) -> None:
         self.session = EnrolmentSession(pipe, self.params)
+        if self.owner_check is not None:
+            self.session.owner, self.session.owner_threshold = self.owner_check(pipe)
 
     def process(self, pipe: Any, fr: Frame) -> FramePacket:
         assert self.session is not None
@@ -185,7 +194,7 @@ class EnrolWorker(CameraWorker):
         if self.session is not None and self.session.done:
             self.completed.emit()
             return True
-        return False
+        return self.session is not None and bool(self.session.failure)
 
 
 class AuthTestWorker(CameraWorker):

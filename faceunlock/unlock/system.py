@@ -10,8 +10,10 @@ in ``/etc/pam.d``. ``root`` is a prefix for every system path, for tests: with a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,18 +179,18 @@ def _switch(action: str, root: str | Path, dry_run: bool, runner: Runner | None)
     st = status(r)
     if enable and not st["helper"]["present"]:
         raise InputError(
-            f"{HELPER} is not installed under {r}: run `sudo packaging/install.sh` first"
+            f"{HELPER} is not installed under {r}: run `{INSTALL_COMMAND}` first"
         )
     if enable and not st["helper"].get("secure", True):
         raise InputError(
             f"{HELPER} must be root-owned and writable by root only "
-            f"(mode {st['helper']['mode']}): fix it or rerun packaging/install.sh"
+            f"(mode {st['helper']['mode']}): fix it or rerun `{INSTALL_COMMAND}`"
         )
     pau = find_pam_auth_update(r)
     if pau is not None:
         if enable and not st["profile"]["present"]:
             raise InputError(
-                f"{PROFILE} is not installed under {r}: run `sudo packaging/install.sh` first"
+                f"{PROFILE} is not installed under {r}: run `{INSTALL_COMMAND}` first"
             )
         plan.command = ["pam-auth-update", f"--{action}", "faceunlock"]
         cmdline = " ".join(plan.command)
@@ -228,7 +230,7 @@ def _switch(action: str, root: str | Path, dry_run: bool, runner: Runner | None)
             "note: no user has a system template yet: run `faceunlock system-copy` as each user"
         )
     if enable:
-        plan.messages.append("the password always keeps working; undo: faceunlock system disable")
+        plan.messages.append(f"the password always keeps working; undo: {UNDO_COMMAND}")
     return plan
 
 
@@ -244,8 +246,24 @@ def disable(
     return _switch("disable", root, dry_run, runner)
 
 
-#: how a person undoes ``enable`` (shown next to every offer to enable)
-UNDO_COMMAND = "pkexec faceunlock system disable"
+def command_path() -> str:
+    """This installation's ``faceunlock`` script by absolute path, for advice that runs
+    through pkexec or sudo (their PATH has neither ~/.local/bin nor the venv); plain
+    ``faceunlock`` where there is no such script beside the interpreter."""
+    p = Path(sys.executable).parent / "faceunlock"
+    return shlex.quote(str(p)) if p.is_file() and os.access(p, os.X_OK) else "faceunlock"
+
+
+def _install_command() -> str:
+    p = repo_root() / "packaging" / "install.sh"
+    return f"sudo {shlex.quote(str(p))}" if p.is_file() else "sudo packaging/install.sh"
+
+
+#: how a person undoes ``enable`` (shown next to every offer to enable): works as typed, from
+#: any directory
+UNDO_COMMAND = f"pkexec {command_path()} system disable"
+#: how the system files are installed, as typed from any directory
+INSTALL_COMMAND = _install_command()
 
 
 @dataclass

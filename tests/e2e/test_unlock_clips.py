@@ -31,7 +31,10 @@ def cfg(clip_config: Callable[[Mapping[str, str]], Config]) -> Config:
 
 
 def _enrol(store: TemplateStore, cfg: Config, user: str, folder: Path) -> service.EnrolOutcome:
-    return service.enrol(store, user, cfg, ImageFolderSource(folder))
+    # still frames of a few seconds of clip: an unguided capture (the guided one needs a
+    # camera-like looping source, see tests/ui/test_ui_wizard.py)
+    return service.enrol(store, user, cfg, ImageFolderSource(folder),
+                         params=service.enrol_params(cfg, guided=False))
 
 
 def _auth(store: TemplateStore, cfg: Config, user: str, folder: Path) -> service.AuthResult:

@@ -84,3 +84,41 @@ def test_k_of_n_frr() -> None:
     assert cal.frr_at_threshold(g, 0.5, 1, 1) == pytest.approx(0.2)
     # 2 of 3: 1 - (p^3 + 3 p^2 (1-p)) = 1 - 0.896
     assert cal.frr_at_threshold(g, 0.5, 2, 3) == pytest.approx(0.104)
+
+
+def test_false_reject_estimate_is_never_a_bare_zero() -> None:
+    """Six samples, none missed: the rate can still be up to 39 % (95 % upper bound), and so
+    few samples get a warning; the words never say 0 %."""
+    table, _ = _table()
+    ch = cal.choose_threshold(table, 10, np.full(6, 0.3), "balanced")
+    assert ch.expected_frr == 0.0 and ch.frr_samples == 6
+    assert ch.frr_upper == pytest.approx(1 - 0.05 ** (1 / 6))  # 0.393
+    assert "0 %" not in ch.frr_words() and "0%" not in ch.frr_words()
+    assert "all 6 samples" in ch.frr_words() and "39%" in ch.frr_words()
+    assert any("only 6 independent sample" in w for w in ch.warnings)
+    many = cal.choose_threshold(table, 10, np.full(40, 0.3), "balanced")
+    assert not many.warnings and many.frr_upper < 0.08
+    none = cal.choose_threshold(table, 10, np.zeros(0), "balanced")
+    assert "not measured" in none.frr_words() and none.to_json()["expected_frr"] is None
+    assert any("No independent samples" in w for w in none.warnings)
+
+
+def test_frr_upper_bound_matches_clopper_pearson() -> None:
+    assert cal.frr_upper_bound(0, 10) == pytest.approx(0.2589, abs=1e-4)
+    assert cal.frr_upper_bound(1, 10) == pytest.approx(0.3942, abs=1e-4)
+    assert cal.frr_upper_bound(5, 10) == pytest.approx(0.7776, abs=1e-4)
+    assert cal.frr_upper_bound(3, 3) == 1.0 and cal.frr_upper_bound(0, 0) == 1.0
+
+
+def test_heldout_scores_skip_the_anchors_own_pose() -> None:
+    """Anchors taken a moment apart in one pose are near-duplicates: each anchor is scored
+    against the other poses only, and a single-pose template has no held-out score."""
+    from faceunlock.engine.cohort import Matcher
+    from faceunlock.engine.service import heldout_scores
+
+    a = np.array([[0.0, 0.0], [0.01, 0.0], [1.0, 0.0], [1.0, 0.02]], np.float32)
+    m = Matcher(a)
+    np.testing.assert_allclose(m.leave_one_out(), [0.01, 0.01, 0.02, 0.02], atol=1e-6)
+    held = heldout_scores(m, ["d/frontal", "d/frontal", "d/left", "d/left"])
+    np.testing.assert_allclose(held, [1.0, 0.99, 0.99, 0.99], atol=1e-3)
+    assert heldout_scores(m, ["d/frontal"] * 4).size == 0

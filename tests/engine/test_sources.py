@@ -388,3 +388,31 @@ def test_a_good_frame_resets_the_bad_count(tmp_path: Path) -> None:
     folder = _write_pngs(tmp_path / "mixed", {f"{i:02d}.png": im for i, im in enumerate(seq)})
     with ImageFolderSource(folder, max_bad_frames=3) as src:
         assert len(list(src)) == 6
+
+
+def test_file_timestamps_follow_the_clip_timeline(clips_dir: Path, tmp_path: Path) -> None:
+    """Unpaced, a clip still stamps its frames 1/fps apart (its own timeline), so timing
+    decisions on timestamps (enrolment pacing) do not depend on how fast it decodes."""
+    with VideoFileSource(clips_dir / FEMALE, loop=True) as src:
+        stamps = [f.timestamp for f in (src.read() for _ in range(30)) if f is not None]
+    np.testing.assert_allclose(np.diff(stamps), 1 / 12.5, rtol=1e-9)
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(d / f"{i}.png"), np.full((40, 40, 3), 60 * i, np.uint8))
+    with make_source(str(d), fps=20, loop=True) as folder:
+        stamps = [f.timestamp for f in (folder.read() for _ in range(9)) if f is not None]
+    np.testing.assert_allclose(np.diff(stamps), 0.05, rtol=1e-9)
+    with pytest.raises(InputError, match="fps"):
+        make_source(str(d), fps=0)
+
+
+def test_realtime_folder_never_delivers_a_frame_early(tmp_path: Path) -> None:
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(d / f"{i}.png"), np.full((40, 40, 3), 60 * i, np.uint8))
+    with make_source(str(d), fps=25, realtime=True, loop=True) as src:
+        for _ in range(6):
+            f = src.read()
+            assert f is not None and time.monotonic() >= f.timestamp

@@ -247,53 +247,39 @@ def _cpu_ticks(pid: int) -> int:
 @pytest.mark.slow
 def test_two_enrolments_at_once_keep_both(ss: SecretServiceEnv, clips_dir: Path,
                                           tmp_path: Path) -> None:
-    """Two `faceunlock enroll` processes whose read-modify-write overlap: once both are past
-    the checks made before the camera opens (which ask the keyring too) and capturing, the
-    keyring daemon is stopped (SIGSTOP), so each blocks at its save's first keyring call; both
-    go on together when it continues. Before the lock both had read the old template by then,
-    and the second save dropped the first's appearance."""
+    """Two `faceunlock enroll` processes whose read-modify-write overlap for sure: the test
+    holds the store's write lock while both capture (adding an appearance checks the owner
+    live first, so both read the template, and its key, before their capture), so each blocks
+    at its save, after the capture; both go on when the lock is released. Before the lock both
+    had read the old template by then, and the second save dropped the first's appearance."""
     cfg_path = tmp_path / "config.toml"
     save_config(clip_config(**{"enrol.anchors": "3"}), cfg_path)
     src = png_folder(tmp_path / "frames", clip_frames(clips_dir / FEMALE)[:40])
     cfg = {"FACEUNLOCK_CONFIG": str(cfg_path)}
     first = _cli("enroll", "--label", "base", "--source", str(src), **cfg)
     assert first.returncode == 0, first.stderr
-    gkd = ss.procs[1]
+    store = TemplateStore(user_data_dir())
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-    stopped = False
-    try:
+    with store.locked(USER):
         for label in ("A1", "B1"):
             out = tmp_path / f"{label}.out"
             with open(out, "wb") as f:
                 procs.append((subprocess.Popen(
                     [str(FACEUNLOCK), "enroll", "--label", label, "--source", str(src)],
                     env=_env(**cfg), stdout=f, stderr=subprocess.STDOUT), out))
-        # both capturing (past the keyring check) -> stop the keyring; then wait until both
-        # have captured and sit idle (blocked on the keyring or on the lock)
+        # wait until both have captured and sit idle (blocked on the keyring or the lock)
         deadline = time.monotonic() + 240
         last: dict[int, int] = {}
         while True:
             assert time.monotonic() < deadline, [o.read_text() for _, o in procs]
-            texts = [o.read_text() for _, o in procs]
-            if not stopped:
-                if all("anchor 1/3 captured" in t for t in texts):
-                    os.kill(gkd.pid, signal.SIGSTOP)
-                    stopped = True
-                for p, out in procs:
-                    assert p.poll() is None or p.returncode == 0, out.read_text()
-                time.sleep(0.05)
-                continue
-            if any(p.poll() is not None for p, _ in procs):
-                break  # one finished before the stop: no overlap forced, result still checked
+            for p, out in procs:
+                assert p.poll() is None, out.read_text()
             ticks = {p.pid: _cpu_ticks(p.pid) for p, _ in procs}
-            captured = all("anchor 3/3 captured" in t for t in texts)
+            captured = all("anchor 3/3 captured" in o.read_text() for _, o in procs)
             if captured and ticks == last:
                 break
             last = ticks
             time.sleep(1.0)
-    finally:
-        if stopped:
-            os.kill(gkd.pid, signal.SIGCONT)
     for p, out in procs:
         assert p.wait(120) == 0, out.read_text()
         assert "Enrolled 3 anchors" in out.read_text()

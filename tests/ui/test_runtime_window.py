@@ -91,12 +91,21 @@ def _build_runtime_venv(venv: Path) -> None:
         env.pop(var, None)
     env["FACEUNLOCK_VENV"] = str(venv)
     env["PYTHON"] = BASE_PYTHON
+    # a throw-away HOME: setup.sh links the commands into ~/.local/bin
+    home = venv.parent / "setup-home"
+    home.mkdir(exist_ok=True)
+    if cache := _pip_cache():
+        env["PIP_CACHE_DIR"] = cache
+    env["HOME"] = str(home)
     res = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
     if res.returncode != 0 and any(s in res.stderr + res.stdout for s in OFFLINE):
         pytest.skip(f"PyPI cannot be reached: {res.stderr[-500:]}")
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "[setup] ready: faceunlock" in res.stderr
+    link = home / ".local" / "bin" / "faceunlock"
+    assert link.is_symlink() and link.resolve() == (venv / "bin" / "faceunlock").resolve()
+    assert "faceunlock faceunlock-gui" in res.stderr and "~/.local/bin" in res.stderr
 
 
 def _app_env(tmp_path: Path, venv: Path, display: str) -> dict[str, str]:

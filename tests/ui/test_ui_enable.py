@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clip_material import FAST_CAPTURE
 from PyQt6.QtWidgets import QWizard
 from pytestqt.qtbot import QtBot
 
@@ -85,7 +86,7 @@ def test_shows_the_exact_change_and_undo_then_runs_it(
     assert system.PROFILE in page.summary.text()
     auth_line = "[success=end default=ignore] pam_exec.so quiet stdout " + system.HELPER
     assert auth_line in page.changes.toPlainText().splitlines()
-    assert "pkexec faceunlock system disable" in page.undo.text()
+    assert system.UNDO_COMMAND in page.undo.text()
     assert page.command() == [
         sys.executable, "-I", "-m", "faceunlock", "system", "enable", "--json", "--root", str(root)
     ]
@@ -174,7 +175,8 @@ def test_finish_writes_the_watcher_switch_only_when_changed(
     run_cfg = with_camera(cfg, str(female_folder))
     root = _fake_root(tmp_path)
     w = EnrolWizard(
-        store, run_cfg, user=USER, anchors=3, elevate=[], system_root=str(root)
+        store, run_cfg, user=USER, anchors=3, elevate=[], system_root=str(root),
+        realtime=False, enrol_overrides=FAST_CAPTURE,
     )
     qtbot.addWidget(w)
     w.show()

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from clip_material import FAST_CAPTURE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -78,7 +79,8 @@ def _show(qtbot: QtBot, w: QWidget) -> None:
 def test_the_wizard_is_completed_with_the_keyboard_alone(
     qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
 ) -> None:
-    w = EnrolWizard(store, cfg, user=USER, source_spec=str(female_folder), anchors=3)
+    w = EnrolWizard(store, cfg, user=USER, source_spec=str(female_folder), anchors=3,
+                    realtime=False, enrol_overrides=FAST_CAPTURE)
     _show(qtbot, w)
     nxt = w.button(QWizard.WizardButton.NextButton)
     fin = w.button(QWizard.WizardButton.FinishButton)
@@ -205,7 +207,8 @@ def test_settings_dialog_tab_order(qtbot: QtBot, cfg: Config) -> None:
 
 @pytest.fixture()
 def enrolled(store: TemplateStore, cfg: Config, female_folder: Path) -> TemplateStore:
-    service.enrol(store, USER, cfg, make_source(str(female_folder)), anchors=3)
+    service.enrol(store, USER, cfg, make_source(str(female_folder)),
+                  params=service.enrol_params(cfg, 3, guided=False))
     return store
 
 

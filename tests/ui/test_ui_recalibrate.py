@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clip_material import FAST_CAPTURE, MALE
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWizard
 from pytestqt.qtbot import QtBot
 
@@ -26,7 +27,8 @@ USER = "alice"
 @pytest.fixture()
 def enrolled(store: TemplateStore, cfg: Config, female_folder: Path) -> TemplateStore:
     """``store`` with a real 3-anchor template of the woman (appearance "default")."""
-    service.enrol(store, USER, cfg, make_source(str(female_folder)), anchors=3)
+    service.enrol(store, USER, cfg, make_source(str(female_folder)),
+                  params=service.enrol_params(cfg, 3, guided=False))
     return store
 
 
@@ -119,7 +121,8 @@ def test_no_face_in_the_check_changes_nothing(
 def test_reenrol_names_the_new_appearance(
     qtbot: QtBot, enrolled: TemplateStore, cfg: Config, female_folder: Path
 ) -> None:
-    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(female_folder), anchors=3)
+    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(female_folder), anchors=3,
+                    realtime=False, enrol_overrides=FAST_CAPTURE)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -156,3 +159,57 @@ def test_first_enrolment_suggests_default(
     page = w.page(wz.PAGE_WELCOME)
     assert isinstance(page, WelcomePage)
     assert page.name.text() == "default" and page.isComplete()
+
+
+@pytest.mark.slow
+def test_add_appearance_with_another_person_is_refused(
+    qtbot: QtBot, enrolled: TemplateStore, cfg: Config, clips_dir: Path
+) -> None:
+    """Add appearance with the man's clip on the woman's template: the live owner check
+    fails, the capture never starts, the page says why, and the template is unchanged."""
+    before = enrolled.path(USER).read_bytes()
+    ids = [a.id for a in enrolled.load(USER).anchors]
+    w = EnrolWizard(enrolled, cfg, user=USER, source_spec=str(clips_dir / MALE), anchors=3,
+                    realtime=False, enrol_overrides=FAST_CAPTURE)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    page = w.currentPage()
+    assert isinstance(page, WelcomePage)
+    page.name.setText("glasses")
+    for want in (wz.PAGE_CAMERA, wz.PAGE_CAPTURE):
+        w.button(QWizard.WizardButton.NextButton).click()
+        qtbot.waitUntil(lambda want=want: w.currentId() == want, timeout=10_000)
+    cap = w.currentPage()
+    assert isinstance(cap, wz.CapturePage)
+    assert "checks that you are alice" in cap.feedback.text()
+    qtbot.waitUntil(lambda: "enrolled owner" in cap.feedback.text()
+                    and "not recognised" in cap.feedback.text(), timeout=60_000)
+    qtbot.waitUntil(lambda: cap.retry.isVisible(), timeout=10_000)
+    assert not cap.captures and not cap.isComplete()
+    w.reject()
+    assert enrolled.path(USER).read_bytes() == before
+    assert [a.id for a in enrolled.load(USER).anchors] == ids
+
+
+def test_build_template_refuses_anchors_of_another_person(
+    enrolled: TemplateStore, cfg: Config, clips_dir: Path
+) -> None:
+    """The last line of defence at Finish: captures that do not match the owner are refused
+    as a whole, whatever the capture page let through."""
+    from faceunlock.engine.enrollment import Capture
+    from faceunlock.errors import NotOwnerError
+
+    pipe = service.pipeline_for(cfg)
+    with make_source(str(clips_dir / MALE)) as src:
+        frames = [f.image for f, _ in zip(src, range(3), strict=False)]
+    w = EnrolWizard(enrolled, cfg, user=USER, anchors=3)
+    w.captures = [
+        Capture(pipe.observe(im, select="largest")[0].embedding, np.zeros((64, 64, 3), np.uint8),
+                "frontal", {}, i)
+        for i, im in enumerate(frames)
+    ]
+    with pytest.raises(NotOwnerError, match="whole appearance was refused"):
+        w.build_template()
+    assert len(enrolled.load(USER)) == 3
+    w.deleteLater()

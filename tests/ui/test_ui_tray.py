@@ -80,7 +80,8 @@ def test_menu_rebuilds_with_expected_actions(
         "Watching the lock screen",
         "&Test recognition…",
         "&Recalibrate threshold…",
-        "Re-&enrol / Add appearance…",
+        "&Add appearance…",
+        "Re&place my face…",
         "&Pause",
         "&Settings…",
         "&About",
@@ -91,7 +92,8 @@ def test_menu_rebuilds_with_expected_actions(
     by_text = {a.text(): a for a in tray.menu.actions()}
     by_text["&Test recognition…"].trigger()
     by_text["&Settings…"].trigger()
-    assert opened == ["test", "settings"]
+    by_text["Re&place my face…"].trigger()  # a separate action from adding an appearance
+    assert opened == ["test", "settings", "replace"]
 
 
 def test_pause_updates_status_line_and_resumes(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from clip_material import FAST_CAPTURE, FEMALE, MALE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -15,12 +17,14 @@ from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
 from faceunlock.ui.wizard import EnrolWizard
+from faceunlock.ui.workers import EnrolWorker
 
 USER = "alice"
 
 
 def _wizard(qtbot: QtBot, store: TemplateStore, cfg: Config, spec: str | None) -> EnrolWizard:
-    w = EnrolWizard(store, cfg, user=USER, source_spec=spec, anchors=3)
+    w = EnrolWizard(store, cfg, user=USER, source_spec=spec, anchors=3, realtime=False,
+                    enrol_overrides=FAST_CAPTURE)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -165,6 +169,73 @@ def test_cancel_mid_capture_saves_nothing(
     assert not store.exists(USER)
     assert not store.directory.exists() or not any(store.directory.iterdir())
     assert path.read_bytes() == before  # the chosen camera is saved at Finish only
+
+
+def _to_capture(qtbot: QtBot, w: EnrolWizard) -> wz.CapturePage:
+    _next(qtbot, w)
+    _next(qtbot, w)
+    page = w.currentPage()
+    assert isinstance(page, wz.CapturePage)
+    return page
+
+
+@pytest.mark.slow
+def test_paced_capture_from_clip_asks_for_and_spreads_the_poses(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, clips_dir: Path
+) -> None:
+    """The woman's clip played in real time (the wizard's default), 3 anchors: centre, left,
+    right. The capture is paced on the frames' timestamps, and the anchors span the turns."""
+    w = EnrolWizard(store, cfg, user=USER, source_spec=str(clips_dir / FEMALE), anchors=3)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    page = _to_capture(qtbot, w)
+    assert [lb.text() for lb in page.pose_labels.values()] == [
+        "Centre 0/1", "Left 0/1", "Right 0/1"
+    ]
+    qtbot.waitUntil(page.isComplete, timeout=120_000)
+    thread = page.worker_thread
+    assert thread is not None and isinstance(thread.worker, EnrolWorker)
+    session = thread.worker.session
+    assert session is not None and session.done
+    p = session.params
+    caps = w.captures
+    assert [c.pose for c in caps] == ["frontal", "left", "right"]
+    yaws = [c.quality["yaw_deg"] for c in caps]
+    assert max(yaws) - min(yaws) >= 20.0
+    # from the frame timestamps: every prompt got its settle time; no anchor came early
+    stamps = np.asarray([c.timestamp for c in caps], float)
+    assert session.capture_seconds() >= 3 * p.settle_seconds
+    assert (np.diff(stamps) >= p.settle_seconds).all()
+    src = thread.worker.source
+    assert src is not None and getattr(src, "realtime", False)  # played as a camera would
+    assert [lb.text() for lb in page.pose_labels.values()] == [
+        "Centre 1/1 ✓", "Left 1/1 ✓", "Right 1/1 ✓"
+    ]
+    assert "3 anchors (centre 1, left 1, right 1)" in page.feedback.text()
+    w.reject()
+
+
+@pytest.mark.slow
+def test_clip_without_a_turn_is_refused_naming_it(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, clips_dir: Path
+) -> None:
+    """The man only looks ahead: no silent finish, the page says he must turn left, offers
+    Start again, and Next stays disabled (nothing can be saved)."""
+    w = EnrolWizard(store, cfg, user=USER, source_spec=str(clips_dir / MALE), anchors=3,
+                    realtime=False, enrol_overrides={"pose_timeout": 2.0})
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    page = _to_capture(qtbot, w)
+    qtbot.waitUntil(lambda: page.retry.isVisible(), timeout=60_000)
+    assert "turn a little to the left" in page.feedback.text()
+    assert "Nothing was saved" in page.feedback.text()
+    assert page.pose_labels["left"].text() == "Left 0/1 ✗"
+    assert not page.isComplete()
+    assert not w.button(QWizard.WizardButton.NextButton).isEnabled()
+    w.reject()
+    assert not store.exists(USER)
 
 
 @pytest.mark.slow

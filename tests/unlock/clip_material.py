@@ -61,7 +61,15 @@ class EnrolledClips:
         self.store = TemplateStore(root / "templates", StaticKeyProvider(self.key))
         fem = clip_frames(clips / FEMALE)
         half = len(fem) // 2
-        service.enrol(self.store, user, watcher_config(),
-                      ImageFolderSource(png_folder(root / "enrol", fem[:half])))
+        cfg = watcher_config()
+        service.enrol(self.store, user, cfg,
+                      ImageFolderSource(png_folder(root / "enrol", fem[:half])),
+                      params=service.enrol_params(cfg, guided=False))
         self.genuine = png_folder(root / "genuine", fem[half:])
         self.impostor = png_folder(root / "impostor", clip_frames(clips / MALE)[:8])
+
+
+#: enrolment-wizard settings for tests where the capture's pacing is not the point: no settle
+#: time after a prompt and no gap between anchors (the poses are still required); pass with
+#: ``realtime=False`` so a clip decodes as fast as it can
+FAST_CAPTURE = {"settle_seconds": 0.0, "min_anchor_gap": 0.0}

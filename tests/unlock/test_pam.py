@@ -327,7 +327,8 @@ def enrolled(
     half = len(fem) // 2
     cfg = clip_config(**{"enrol.anchors": "5"})
     store = SystemTemplateStore(base / "var")
-    service.enrol(store, USER, cfg, ImageFolderSource(folder("enrol", fem[:half])))
+    service.enrol(store, USER, cfg, ImageFolderSource(folder("enrol", fem[:half])),
+                  params=service.enrol_params(cfg, guided=False))
     var = base / "var"
     assert (var / f"{USER}.tpl").stat().st_mode & 0o777 == 0o600
     assert var.stat().st_mode & 0o777 == 0o700

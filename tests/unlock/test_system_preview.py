@@ -3,6 +3,8 @@ agrees to it; it changes nothing itself."""
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -34,7 +36,11 @@ def test_debian_root_names_the_file_and_the_profile_lines(tmp_path: Path) -> Non
     assert pv.lines == [
         "[success=end default=ignore] pam_exec.so quiet stdout /usr/local/bin/faceunlock-auth"
     ]
-    assert pv.undo == "pkexec faceunlock system disable"
+    assert pv.undo == system.UNDO_COMMAND
+    # works as typed: pkexec's PATH has no ~/.local/bin or venv, so the command is absolute
+    prefix, cmd, *rest = shlex.split(pv.undo)
+    assert prefix == "pkexec" and rest == ["system", "disable"]
+    assert os.path.isabs(cmd) and os.access(cmd, os.X_OK), pv.undo
     assert _tree(r) == before
 
 
