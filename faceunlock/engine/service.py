@@ -457,7 +457,9 @@ def enrol(
     if session.failure_code == "not_owner":
         raise NotOwnerError(session.failure)
     if session.failure:
-        raise EnrolmentError(session.failure)
+        # a pose never seen because the frames were mostly too dark: say that, not the pose
+        dark = _capture_failed(got, session.target, feedback)
+        raise dark if isinstance(dark, TooDarkError) else EnrolmentError(session.failure)
     if not p.guided and got < min(3, p.anchors):
         raise _capture_failed(got, p.anchors, feedback)
     if not session.done and p.guided:
