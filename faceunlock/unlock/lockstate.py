@@ -489,6 +489,26 @@ def _find_session(conn: DBusConnection, manager: DBusAddress, session_id: str | 
     raise WatcherError("cannot find this user's logind session: " + "; ".join(problems))
 
 
+def _logind_session_path(
+    conn: Any, address: str | None, session_id: str | None, session_path: str | None
+) -> str:
+    """The object path of this user's logind session on ``conn`` (the system bus at
+    ``address``); WatcherError when logind has no owner there or there is no session."""
+    if not name_has_owner(conn, LOGIND):
+        raise WatcherError(
+            f"{LOGIND} (systemd-logind) has no owner on the {_bus_label(address, True)}"
+        )
+    manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
+    return session_path or _find_session(conn, manager, session_id)
+
+
+def _locked_hint(conn: Any, session_path: str) -> bool:
+    """The session's ``LockedHint`` property."""
+    props = DBusAddress(session_path, LOGIND, PROPERTIES)
+    (variant,) = _call(conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
+    return bool(variant[1])
+
+
 class LogindSession:
     """This user's logind session as an unlock method for the ScreenSaver backends: its own
     connection to the system bus (``address``, default the system bus), the session found as
@@ -506,12 +526,7 @@ class LogindSession:
     ) -> None:
         conn = connect(address, system=True)
         try:
-            if not name_has_owner(conn, LOGIND):
-                raise WatcherError(
-                    f"{LOGIND} (systemd-logind) has no owner on the {_bus_label(address, True)}"
-                )
-            manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
-            self.session_path = session_path or _find_session(conn, manager, session_id)
+            self.session_path = _logind_session_path(conn, address, session_id, session_path)
         except BaseException:
             conn.close()
             raise
@@ -523,9 +538,7 @@ class LogindSession:
         _call(self._conn, self._session, "Unlock")
 
     def locked_hint(self) -> bool:
-        props = DBusAddress(self.session_path, LOGIND, PROPERTIES)
-        (variant,) = _call(self._conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
-        return bool(variant[1])
+        return _locked_hint(self._conn, self.session_path)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -556,12 +569,9 @@ class LogindBackend(LockBackend):
         session_path: str | None = None,
     ) -> None:
         conn = connect(address, system=True)
-        label = _bus_label(address, True)
         try:
-            if not name_has_owner(conn, LOGIND):
-                raise WatcherError(f"{LOGIND} (systemd-logind) has no owner on the {label}")
             self._manager = DBusAddress(LOGIND_PATH, LOGIND, LOGIND_MANAGER)
-            self.session_path = session_path or _find_session(conn, self._manager, session_id)
+            self.session_path = _logind_session_path(conn, address, session_id, session_path)
             self._session = DBusAddress(self.session_path, LOGIND, LOGIND_SESSION)
             self._hint_seen = False  # LockedHint was true during this lock
             self._hint_at_unlock = True  # ... when unlock() was last called
@@ -588,9 +598,7 @@ class LogindBackend(LockBackend):
         return False
 
     def _query_locked(self) -> bool:
-        props = DBusAddress(self.session_path, LOGIND, PROPERTIES)
-        (variant,) = _call(self._conn, props, "Get", "ss", (LOGIND_SESSION, "LockedHint"))
-        if bool(variant[1]):
+        if _locked_hint(self._conn, self.session_path):
             return self._hint(True)
         if self._hint_seen:  # the lock screen keeps LockedHint, and it is false now
             return self._hint(False)
