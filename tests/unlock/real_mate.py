@@ -118,7 +118,7 @@ class MateDesktop:
             raise
 
     def _log(self, name: str) -> Any:
-        return open(self.root / f"{name}.log", "ab")  # noqa: SIM115
+        return open(self.root / f"{name}.log", "ab")
 
     def logs(self) -> str:
         """Every log of the stack, for a failure message."""
