@@ -986,7 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_arg(wa)
     wa.add_argument(
         "--backend",
-        choices=["auto", "logind", "freedesktop", "gnome"],
+        choices=["auto", "logind", "freedesktop", "gnome", "mate"],
         help="lock-state service (default: watcher.backend)",
     )
     wa.add_argument("--source", help="camera index, /dev/videoN, video file or image folder")

@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 #: the largest config file read (the full file, every key written, is under 1 KiB)
 MAX_CONFIG_BYTES = 1 << 20
 SECURITY_LEVELS = ("convenient", "balanced", "secure")
-WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome")
+WATCHER_BACKENDS = ("auto", "logind", "freedesktop", "gnome", "mate")
 ROTATIONS = (0, 90, 180, 270)
 PRECISIONS = ("auto", "int8", "fp32")
 LIVENESS_LEVELS = ("off", "passive", "active")
@@ -269,7 +269,7 @@ class WatcherConfig(_Section):
 
     SECTION = "watcher"
     enabled: bool = True
-    backend: str = "auto"  # auto, logind, freedesktop, gnome
+    backend: str = "auto"  # auto, logind, freedesktop, gnome, mate
 
 
 @dataclass(frozen=True)

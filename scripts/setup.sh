@@ -47,7 +47,8 @@ fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || APT_RUNTIME+=(python3-venv)
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
          trayer xdotool
-         gnome-shell gjs)
+         gnome-shell gjs
+         mate-screensaver)
 want=("${APT_RUNTIME[@]}")
 [ "$DEV" = 1 ] && want+=("${APT_DEV[@]}")
 installed() {  # Ubuntu 24.04 renamed some libraries with a t64 suffix (libglib2.0-0t64)

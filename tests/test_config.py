@@ -147,7 +147,7 @@ def test_get_and_set() -> None:
         (
             "watcher.backend",
             "kde",
-            "watcher.backend: 'kde' is not one of auto, logind, freedesktop, gnome",
+            "watcher.backend: 'kde' is not one of auto, logind, freedesktop, gnome, mate",
         ),
         (
             "detector.min_face",

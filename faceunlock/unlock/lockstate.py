@@ -9,6 +9,12 @@ Backends (``watcher.backend`` in the config):
     owned from its start) when that name has an owner, else from ``org.gnome.ScreenSaver``,
     which is a D-Bus-activated proxy (GNOME >= 3.38) with no owner until something starts it:
     it is started with ``StartServiceByName``.
+``mate``
+    MATE's ``org.mate.ScreenSaver`` (mate-screensaver) on the session bus: the same members.
+    mate-screensaver unlocks on ``SetActive(false)`` (its first unlock method, confirmed by
+    its ``GetActive`` turning false); it does not set logind's ``LockedHint`` and, as tried
+    with mate-screensaver 1.26, does not act on logind's ``Unlock``, which is kept only as the
+    fallback.
 ``freedesktop``
     ``org.freedesktop.ScreenSaver`` on the session bus (KDE Plasma, Xfce, Cinnamon, ...): the
     same members.
@@ -16,7 +22,9 @@ Backends (``watcher.backend`` in the config):
     ``org.freedesktop.login1`` on the system bus: the session object's ``LockedHint``
     property (and its ``PropertiesChanged``), the signals ``Lock`` / ``Unlock``.
 ``auto``
-    the first of gnome, freedesktop (a name with an owner on the session bus), then logind.
+    the first of gnome, mate, freedesktop (a name with an owner on the session bus), then
+    logind. MATE comes before freedesktop: a locker's own name is surer than the generic one,
+    which inhibit-only daemons may own too.
 
 How to unlock (:meth:`LockBackend.unlock_methods`, tried in this order until the lock screen
 confirms): logind's ``Session.Unlock()`` whenever logind has this session (every lock screen
@@ -92,6 +100,7 @@ CALL_TIMEOUT = 5.0
 #: in auto-detection order
 SCREENSAVERS: dict[str, tuple[str, str, str]] = {
     "gnome": ("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver", "org.gnome.ScreenSaver"),
+    "mate": ("org.mate.ScreenSaver", "/org/mate/ScreenSaver", "org.mate.ScreenSaver"),
     "freedesktop": (
         "org.freedesktop.ScreenSaver",
         "/org/freedesktop/ScreenSaver",
@@ -105,7 +114,10 @@ LOGIND_PATH = "/org/freedesktop/login1"
 LOGIND_MANAGER = "org.freedesktop.login1.Manager"
 LOGIND_SESSION = "org.freedesktop.login1.Session"
 PROPERTIES = "org.freedesktop.DBus.Properties"
-BACKEND_NAMES = ("gnome", "freedesktop", "logind")
+BACKEND_NAMES = ("gnome", "mate", "freedesktop", "logind")
+#: ScreenSaver backends whose lock screen unlocks on ``SetActive(false)`` and not (surely) on
+#: logind's ``Unlock``: ``SetActive(false)`` is tried first there
+SET_ACTIVE_FIRST = frozenset({"mate"})
 #: the DRM class folder of sysfs: one ``card<N>-<connector>`` folder per display connector
 DEFAULT_DRM_ROOT = "/sys/class/drm"
 
@@ -443,7 +455,8 @@ class ScreenSaverBackend(LockBackend):
     def unlock_methods(self) -> list[str]:
         methods = [self.set_active_method]
         if self._logind is not None:
-            methods.insert(0, LogindSession.METHOD)
+            methods.insert(len(methods) if self.name in SET_ACTIVE_FIRST else 0,
+                           LogindSession.METHOD)
         return methods
 
     def unlock(self, method: str | None = None) -> None:
@@ -454,7 +467,7 @@ class ScreenSaverBackend(LockBackend):
         if method != self.set_active_method:
             raise WatcherError(f"{self.name}: no unlock method {method!r}")
         reply = _call(self._conn, self._addr, "SetActive", "b", (False,))
-        # GNOME returns nothing; the freedesktop spec a boolean. KDE's kscreenlocker answers
+        # GNOME and MATE return nothing; the freedesktop spec a boolean. KDE's kscreenlocker answers
         # false without an error: "set inactive is ignored"
         if reply and reply[0] is False:
             raise WatcherError(
@@ -659,12 +672,13 @@ def detect_backend(
     system_bus: str | None = None,
     session_id: str | None = None,
 ) -> LockBackend:
-    """The backend named by ``cfg_backend`` (``auto``, ``gnome``, ``freedesktop``,
+    """The backend named by ``cfg_backend`` (``auto``, ``gnome``, ``mate``, ``freedesktop``,
     ``logind``). ``auto``: GNOME Shell's ScreenSaver interface when ``org.gnome.Shell.
-    ScreenShield`` or ``org.gnome.ScreenSaver`` has an owner on the session bus, then the
-    freedesktop one, then logind. A ScreenSaver backend unlocks through logind's
-    ``Session.Unlock`` when logind has this user's session (``session_id``, as
-    :class:`LogindBackend` finds it), else through ``SetActive(false)``. ``session_bus`` /
+    ScreenShield`` or ``org.gnome.ScreenSaver`` has an owner on the session bus, then MATE's
+    (``org.mate.ScreenSaver``), then the freedesktop one, then logind. A ScreenSaver backend
+    unlocks through logind's ``Session.Unlock`` when logind has this user's session
+    (``session_id``, as :class:`LogindBackend` finds it), else through ``SetActive(false)``;
+    MATE through ``SetActive(false)`` first. ``session_bus`` /
     ``system_bus``: D-Bus addresses (default: the environment's). Raises
     :class:`WatcherError` naming what was tried."""
     if cfg_backend in SCREENSAVERS:
@@ -681,8 +695,8 @@ def detect_backend(
     except WatcherError as e:
         tried.append(str(e))
     else:
-        names = {"gnome": [GNOME_SHIELD, SCREENSAVERS["gnome"][0]],
-                 "freedesktop": [SCREENSAVERS["freedesktop"][0]]}
+        names = {kind: [v[0]] for kind, v in SCREENSAVERS.items()}
+        names["gnome"].insert(0, GNOME_SHIELD)
         try:
             owned = [k for k, ns in names.items() if any(name_has_owner(probe, n) for n in ns)]
         except WatcherError as e:
@@ -706,5 +720,5 @@ def detect_backend(
         "no lock-screen service to watch: "
         + "; ".join(tried)
         + ". Face unlock of the lock screen needs a desktop session with GNOME Shell, a "
-        "freedesktop ScreenSaver (KDE, Xfce, ...) or systemd-logind"
+        "MATE screensaver, a freedesktop ScreenSaver (KDE, Xfce, ...) or systemd-logind"
     )

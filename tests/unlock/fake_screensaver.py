@@ -3,9 +3,10 @@
 Run as a process (``python fake_screensaver.py --address ADDR --kind KIND``), it owns one
 service on the bus and prints ``ready`` once it does:
 
-``freedesktop`` / ``gnome``
+``freedesktop`` / ``gnome`` / ``mate``
     ``org.freedesktop.ScreenSaver`` at ``/org/freedesktop/ScreenSaver`` (or
-    ``org.gnome.ScreenSaver`` at ``/org/gnome/ScreenSaver``): ``GetActive``, ``SetActive(b)``
+    ``org.gnome.ScreenSaver`` at ``/org/gnome/ScreenSaver``, ``org.mate.ScreenSaver`` at
+    ``/org/mate/ScreenSaver``): ``GetActive``, ``SetActive(b)``
     (emits ``ActiveChanged(b)`` on a change), ``GetActiveTime``.
 ``kde``
     ``org.freedesktop.ScreenSaver`` as KDE's kscreenlocker implements it (``interface.cpp``,
@@ -66,6 +67,7 @@ PROPS = "org.freedesktop.DBus.Properties"
 SCREENSAVERS = {
     "freedesktop": ("org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver"),
     "gnome": ("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver"),
+    "mate": ("org.mate.ScreenSaver", "/org/mate/ScreenSaver"),
 }
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
@@ -168,7 +170,7 @@ class StandIn:
             if self.kind == "kde" and not active:
                 return new_method_return(msg, "b", (False,))  # "set inactive is ignored"
             self.set_locked(bool(active))
-            if self.kind == "gnome":
+            if self.kind in ("gnome", "mate"):
                 return new_method_return(msg)
             return new_method_return(msg, "b", (True,))
         return self._unknown(msg)
@@ -434,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--address", required=True)
     p.add_argument("--kind", required=True,
-                   choices=["freedesktop", "gnome", "kde", "logind"])
+                   choices=["freedesktop", "gnome", "kde", "logind", "mate"])
     p.add_argument("--locked", action="store_true", help="start locked")
     p.add_argument("--session-id", default=SESSION_ID)
     p.add_argument("--system-address", help="kde: the bus of logind")

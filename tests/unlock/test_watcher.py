@@ -43,8 +43,10 @@ import fake_screensaver as fs
 from clip_material import EnrolledClips, watcher_config
 from watcher_run import Run, make_watcher
 
-SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver"}
-UNLOCK_CALL = {"freedesktop": "SetActive", "gnome": "SetActive", "logind": "Unlock"}
+SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver",
+      "mate": "org.mate.ScreenSaver"}
+UNLOCK_CALL = {"freedesktop": "SetActive", "gnome": "SetActive", "mate": "SetActive",
+               "logind": "Unlock"}
 
 
 class Buses:
@@ -122,7 +124,7 @@ class Scripted:
 # ------------------------------------------------------------------------- backends
 
 
-@pytest.mark.parametrize("kind", ["freedesktop", "gnome", "logind"])
+@pytest.mark.parametrize("kind", ["freedesktop", "gnome", "mate", "logind"])
 def test_backend_events_and_unlock(buses: Buses, kind: str) -> None:
     buses.start(kind)
     with buses.backend(kind) as b:
@@ -174,18 +176,45 @@ def test_auto_detection_order(buses: Buses) -> None:
     buses.start("freedesktop")
     with detect_backend("auto", **kw) as b:
         assert b.name == "freedesktop"
+    buses.start("mate")  # a locker's own name before the generic freedesktop one
+    with detect_backend("auto", **kw) as b:
+        assert b.name == "mate"
+        assert b.confirmed_by == "org.mate.ScreenSaver GetActive"
     buses.start("gnome")
     with detect_backend("auto", **kw) as b:
         assert b.name == "gnome"
-    for configured in ("freedesktop", "logind", "gnome"):
+    for configured in ("freedesktop", "logind", "gnome", "mate"):
         with detect_backend(configured, **kw) as b:
             assert b.name == configured
+
+
+def test_mate_unlocks_with_set_active_before_logind(buses: Buses) -> None:
+    """mate-screensaver acts on SetActive(false), not on logind's Unlock: SetActive comes
+    first even when logind has the session (GNOME and freedesktop try logind first)."""
+    kw = {"session_bus": buses.session.address, "system_bus": buses.system.address}
+    buses.start("logind")
+    buses.start("mate")
+    with detect_backend("mate", **kw) as b:
+        assert b.unlock_methods() == ["org.mate.ScreenSaver.SetActive(false)",
+                                      "logind Session.Unlock"]
+        buses.lock("mate")
+        assert b.wait_event(5) is LockEvent.LOCKED
+        b.unlock()
+        assert b.wait_event(5) is LockEvent.UNLOCKED
+        assert b.is_locked() is False
+    assert buses.unlock_calls("mate") == [("SetActive", "(False,)")]
+    assert buses.unlock_calls("logind") == []
+    buses.start("freedesktop")
+    with detect_backend("freedesktop", **kw) as b:
+        assert b.unlock_methods()[0] == "logind Session.Unlock"
 
 
 def test_configured_backend_missing(buses: Buses) -> None:
     buses.start("freedesktop")
     with pytest.raises(WatcherError, match=r"org\.gnome\.ScreenSaver has no owner"):
         detect_backend("gnome", session_bus=buses.session.address)
+    with pytest.raises(WatcherError, match=r"org\.mate\.ScreenSaver has no owner"):
+        detect_backend("mate", session_bus=buses.session.address)
     with pytest.raises(WatcherError, match="unknown watcher backend"):
         detect_backend("kde", session_bus=buses.session.address)
 
@@ -217,7 +246,7 @@ def test_lid_closed(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- watcher logic
 
 
-@pytest.mark.parametrize("kind", ["freedesktop", "gnome", "logind"])
+@pytest.mark.parametrize("kind", ["freedesktop", "gnome", "mate", "logind"])
 def test_lock_then_recognised_unlocks(buses: Buses, kind: str) -> None:
     buses.start(kind)
     attempt = Scripted(AuthStatus.OK)
