@@ -670,39 +670,107 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_problems(cf: Any) -> None:
+    """Each bad key of config file ``cf`` on stderr, with how to fix it."""
+    if not cf.problems:
+        return
+    n = len(cf.problems)
+    print(f"faceunlock: {cf.path} has {n} bad value{'s' if n > 1 else ''}; until "
+          f"{'they are' if n > 1 else 'it is'} fixed, face unlock uses none of this file:",
+          file=sys.stderr)
+    for msg in cf.problems.values():
+        print(f"  {msg}", file=sys.stderr)
+    print("fix each with `faceunlock config set KEY VALUE` or `faceunlock config reset KEY` "
+          "(or `faceunlock config edit`)", file=sys.stderr)
+
+
+def _editor() -> list[str]:
+    """The command line of the text editor for `config edit`: $VISUAL, $EDITOR, or the first
+    of nano, vi and editor on the PATH."""
+    import shlex
+    import shutil
+
+    for var in ("VISUAL", "EDITOR"):
+        text = os.environ.get(var, "").strip()
+        if text:
+            cmd = shlex.split(text)
+            if not shutil.which(cmd[0]):
+                raise InputError(f"${var} is {text!r}, but {cmd[0]!r} is not an installed "
+                                 f"program; set {var} to your text editor, e.g. "
+                                 f"`{var}=vim faceunlock config edit`")
+            return cmd
+    for name in ("nano", "vi", "editor"):
+        if shutil.which(name):
+            return [name]
+    raise InputError("no text editor found ($EDITOR is not set, and neither nano nor vi is "
+                     "installed): set EDITOR, e.g. `EDITOR=vim faceunlock config edit`, or "
+                     "change one key with `faceunlock config set KEY VALUE`")
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from faceunlock import config as C
-    from faceunlock.paths import config_path
 
-    cfg = C.load_config()
+    if args.action in ("set", "reset"):
+        if not args.key or (args.action == "set" and args.value is None):
+            raise InputError(f"usage: faceunlock config {args.action} KEY"
+                             + (" VALUE" if args.action == "set" else ""))
+        if args.action == "reset" and args.value is not None:
+            raise InputError("usage: faceunlock config reset KEY (it takes no value)")
+        cf = (C.set_in_file(args.key, args.value) if args.action == "set"
+              else C.reset_in_file(args.key))
+        print(f"{args.key.strip()} = {json.dumps(C.config_get(cf.config, args.key))}")
+        _report_problems(cf)
+        return 0
     if args.action == "get":
+        if args.value is not None:
+            raise InputError("usage: faceunlock config get [KEY]")
+        cf = C.read_config_file()
         if args.key:
-            v = C.config_get(cfg, args.key)
+            key = args.key.strip()
+            C.config_get(cf.config, key)  # an unknown key: its error
+            if key in cf.problems:
+                _report_problems(cf)
+                return int(AuthStatus.BAD_INPUT)
+            v = C.config_get(cf.config, key)
             print(json.dumps(v) if args.json else v)
+            _report_problems(cf)
+            return 0
+        items = [(k, v) for k, v in C.config_items(cf.config) if k not in cf.problems]
+        if args.json:
+            _print_json(dict(items))
         else:
-            items = C.config_items(cfg)
-            if args.json:
-                _print_json(dict(items))
-            else:
-                for k, v in items:
-                    print(f"{k} = {json.dumps(v)}")
-    elif args.action == "set":
-        if not args.key or args.value is None:
-            raise InputError("usage: faceunlock config set KEY VALUE")
-        path = C.save_config(C.config_set(cfg, args.key, args.value))
-        print(f"{args.key} = {json.dumps(C.config_get(C.load_config(path), args.key))}")
-    elif args.action == "edit":
-        import shlex
-        import subprocess
+            for k, v in items:
+                print(f"{k} = {json.dumps(v)}")
+        _report_problems(cf)
+        return int(AuthStatus.BAD_INPUT) if cf.problems else 0
+    # edit
+    import subprocess
 
-        path = config_path()
-        if not path.exists():
-            C.save_config(cfg, path)
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
-        subprocess.run([*shlex.split(editor), str(path)], check=False)
-        C.load_config(path)  # validate; raises a ConfigError naming the key
-        print(f"{path} is valid")
+    if args.key or args.value is not None:
+        raise InputError("usage: faceunlock config edit (it takes no key)")
+    cf = C.read_config_file()
+    if cf.data is None:
+        C.save_config(C.Config(), cf.path)
+    editor = _editor()
+    subprocess.run([*editor, str(cf.path)], check=False)
+    cf = C.read_config_file(cf.path)  # invalid TOML: a ConfigError naming line and column
+    if cf.problems:
+        _report_problems(cf)
+        return int(AuthStatus.BAD_INPUT)
+    print(f"{cf.path} is valid")
     return 0
+
+
+def _config_epilog() -> str:
+    from faceunlock.config import describe_keys
+
+    lines = ["keys (TYPE, default; allowed values):"]
+    for d in describe_keys():
+        lines.append(f"  {d['key']:<22} {d['type']}, default {d['default']}; {d['allowed']}")
+        lines.append(f"  {'':<22} {d['help']}")
+    lines += ["", "A file with bad values is used by nothing until they are fixed; `config "
+              "set` and `config reset KEY` fix them one key at a time."]
+    return "\n".join(lines)
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
@@ -1000,10 +1068,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wa.set_defaults(func=cmd_watch)
 
-    co = sub.add_parser("config", help="get, set or edit settings")
-    co.add_argument("action", choices=["get", "set", "edit"])
-    co.add_argument("key", nargs="?")
-    co.add_argument("value", nargs="?")
+    co = sub.add_parser(
+        "config", help="get, set, reset or edit settings",
+        description="Show or change the settings in the config file "
+        "(`faceunlock config get` lists them all).",
+        epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    co.add_argument("action", choices=["get", "set", "reset", "edit"],
+                    help="get [KEY], set KEY VALUE, reset KEY (to its default), or edit the "
+                    "file in $EDITOR")
+    co.add_argument("key", nargs="?", help="a key from the list below, e.g. auth.timeout")
+    co.add_argument("value", nargs="?", help="the new value (for set)")
     co.add_argument("--json", action="store_true")
     co.set_defaults(func=cmd_config)
 

@@ -81,6 +81,33 @@ _RULES: dict[str, _Rule] = {
     "general.disabled": _Rule(bool),
 }
 
+#: one line per key for `faceunlock config --help` (what it means to a user)
+_HELP: dict[str, str] = {
+    "camera.source": "camera index, /dev/videoN, a video file or an image folder",
+    "camera.width": "capture width in pixels",
+    "camera.height": "capture height in pixels",
+    "camera.fps": "frames per second asked of the camera",
+    "camera.rotation": "clockwise degrees the image is turned (a sideways camera)",
+    "detector.min_face": "smallest face looked for, in pixels (face box height)",
+    "detector.max_face": "largest face looked for, in pixels",
+    "model.precision": "face encoder: auto (int8 when installed), int8 or fp32; re-enrol after "
+    "a change",
+    "auth.timeout": "seconds one unlock attempt looks for your face",
+    "auth.k": "matching frames needed to unlock ...",
+    "auth.n": "... among the last n frames",
+    "auth.security_level": "how strict the match is: convenient, balanced or secure",
+    "auth.max_failures": "failed attempts in a row before face unlock pauses",
+    "auth.lockout_seconds": "how long it pauses (the password always works)",
+    "auth.dark_level": "grey level below which a pixel counts as dark",
+    "auth.dark_fraction": "share of dark pixels that makes a frame too dark to use",
+    "auth.snapshots": "keep a picture of each failed attempt",
+    "enrol.anchors": "face samples taken at enrolment",
+    "liveness.level": "photo and screen checks: off, passive or active (= passive for now)",
+    "watcher.enabled": "unlock the lock screen when your face is seen",
+    "watcher.backend": "lock-screen service: auto, logind, freedesktop, gnome or mate",
+    "general.disabled": "turn face unlock off everywhere",
+}
+
 
 # --------------------------------------------------------------------------------------------
 # Validation
@@ -332,8 +359,36 @@ def _unknown(key: str, candidates: tuple[str, ...] | list[str] = KEYS, what: str
     if not close:
         leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
         close = leaf[:1]
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}"
+    if close:
+        return f"unknown {what} {key!r} (did you mean {close[0]!r}?)"
+    names = [c for c in candidates if c != "schema_version"]
+    return f"unknown {what} {key!r}; the {what}s are {', '.join(names)}"
+
+
+def describe_keys() -> list[dict[str, str]]:
+    """Every settable key with its type, default, allowed values and meaning, in file order
+    (``faceunlock config --help``)."""
+    defaults = Config()
+    out = []
+    for key, rule in _RULES.items():
+        if rule.choices:
+            allowed = ", ".join(str(c) for c in rule.choices)
+        elif rule.kind is bool:
+            allowed = "true, false"
+        elif rule.lo is not None and rule.hi is not None:
+            lo = rule.lo_key or _fmt(rule.lo)
+            hi = rule.hi_key or _fmt(rule.hi)
+            if rule.lo_key:
+                lo = f"{rule.lo_key.split('.')[-1]} (>= {_fmt(rule.lo)})"
+            if rule.hi_key:
+                hi = f"{rule.hi_key.split('.')[-1]} (<= {_fmt(rule.hi)})"
+            allowed = f"{lo} to {hi}"
+        else:
+            allowed = "any text" + (", not empty" if rule.nonempty else "")
+        kind = {bool: "bool", int: "integer", float: "number", str: "text"}[rule.kind]
+        out.append({"key": key, "type": kind, "default": _toml_value(config_get(defaults, key)),
+                    "allowed": allowed, "help": _HELP.get(key, "")})
+    return out
 
 
 def _resolve(key: str) -> tuple[str, str]:
@@ -447,19 +502,14 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return Config(schema_version=version, **sections)  # type: ignore[arg-type]
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read the config file (default :func:`faceunlock.paths.config_path`).
-
-    A missing file gives the defaults. Unreadable files, files over :data:`MAX_CONFIG_BYTES`,
-    invalid TOML (the message names the file, line and column) and invalid values raise
-    ConfigError naming the file.
-    """
-    p = Path(path) if path is not None else config_path()
+def _read_toml(p: Path) -> dict[str, Any] | None:
+    """The parsed TOML of config file ``p`` (None when it does not exist); ConfigError naming
+    the file when it cannot be read or is not TOML."""
     try:
         with open(p, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        return Config()
+        return None
     except IsADirectoryError:
         raise ConfigError(f"{p}: is a directory, not a config file") from None
     except OSError as e:
@@ -473,15 +523,177 @@ def load_config(path: str | Path | None = None) -> Config:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from e
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from e
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file (default :func:`faceunlock.paths.config_path`).
+
+    A missing file gives the defaults. Unreadable files, files over :data:`MAX_CONFIG_BYTES`,
+    invalid TOML (the message names the file, line and column) and invalid values raise
+    ConfigError naming the file.
+    """
+    p = Path(path) if path is not None else config_path()
+    data = _read_toml(p)
+    if data is None:
+        return Config()
     try:
         return config_from_dict(data)
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from e
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file read key by key, so that one bad value does not hide the others.
+
+    ``config`` has every good value of the file and the default in place of each bad one;
+    ``problems`` maps each bad key (or section) to its message. The file is valid (what
+    :func:`load_config` accepts) exactly when ``problems`` is empty.
+    """
+
+    path: Path
+    config: Config
+    problems: dict[str, str]
+    data: dict[str, Any] | None  # the parsed TOML; None when the file does not exist
+
+
+def _lenient_section(
+    cls: type[_Section], table: Mapping[str, Any], problems: dict[str, str]
+) -> _Section:
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    defaults = cls()
+    values = {n: table.get(n, getattr(defaults, n)) for n in names}
+    for _ in range(2 * len(names) + 1):
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            key = str(e).split(":", 1)[0]
+            name = key.split(".", 1)[-1]
+            if name not in values:
+                break
+            if values[name] == getattr(defaults, name):
+                # its default conflicts with another key (k against n): both take theirs
+                linked = [n for n in names if _RULES[f"{cls.SECTION}.{n}"].lo_key
+                          or _RULES[f"{cls.SECTION}.{n}"].hi_key]
+                values.update({n: getattr(defaults, n) for n in linked})
+            problems.setdefault(key, str(e))
+            values[name] = getattr(defaults, name)
+    return defaults
+
+
+def read_config_file(path: str | Path | None = None) -> ConfigFile:
+    """Read the config file leniently (see :class:`ConfigFile`). ConfigError only when the
+    file cannot be read at all: unreadable, not TOML, or a newer schema_version."""
+    p = Path(path) if path is not None else config_path()
+    data = _read_toml(p)
+    if data is None:
+        return ConfigFile(p, Config(), {}, None)
+    problems: dict[str, str] = {}
+    version = data.get("schema_version", SCHEMA_VERSION)
+    try:
+        _check_schema_version(version)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from e
+    sections: dict[str, _Section] = {}
+    for sname, table in data.items():
+        if sname == "schema_version":
+            continue
+        if sname not in _SECTIONS:
+            problems[sname] = (_unknown(sname, list(_SECTIONS), "section")
+                               if isinstance(table, Mapping) else _unknown(sname))
+            continue
+        if not isinstance(table, Mapping):
+            problems[sname] = f"{sname}: must be a table ([{sname}]), got {table!r}"
+            continue
+        cls = _SECTIONS[sname]
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        for k in table:
+            if k not in names:
+                problems[f"{sname}.{k}"] = _unknown(f"{sname}.{k}")
+        sections[sname] = _lenient_section(cls, table, problems)
+    return ConfigFile(p, Config(schema_version=version, **sections), problems, data)  # type: ignore[arg-type]
+
+
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
+
+
+def _set_in_text(text: str, section: str, name: str, value: Value) -> str:
+    """``text`` with ``name = value`` in its ``[section]`` (the line replaced, or added)."""
+    lines = text.splitlines(keepends=True)
+    new = f"{name} = {_toml_value(value)}\n"
+    key_line = re.compile(rf"\s*{re.escape(name)}\s*=")
+    current: str | None = None
+    insert_at: int | None = None
+    for i, line in enumerate(lines):
+        m = _HEADER.fullmatch(line.rstrip("\r\n"))
+        if m:
+            current = m.group(1)
+            if current == section and insert_at is None:
+                insert_at = i + 1
+            continue
+        if line.lstrip().startswith("["):
+            current = None
+        elif current == section and key_line.match(line):
+            lines[i] = new
+            return "".join(lines)
+    if insert_at is not None:
+        lines.insert(insert_at, new)
+    else:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines += ["\n", f"[{section}]\n", new]
+    return "".join(lines)
+
+
+def set_in_file(key: str, value: str | Value, path: str | Path | None = None) -> ConfigFile:
+    """Set ``key`` in the config file and return the file as read back.
+
+    A valid file is rewritten whole, as :func:`save_config` does. A file with bad values
+    elsewhere is changed on that one line only (its other keys, bad ones included, and its
+    comments stay as they were), so the key that is bad can be fixed this way too; the
+    returned :class:`ConfigFile` lists what is still bad. The value itself must be valid
+    (ConfigError naming the key otherwise).
+    """
+    cf = read_config_file(path)
+    section, name = _resolve(key)
+    if not section:
+        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
+    new_cfg = config_set(cf.config, key, value)  # checks the value (bad others: defaults)
+    parsed = config_get(new_cfg, key)
+    if not cf.problems:
+        save_config(new_cfg, cf.path)
+        return read_config_file(cf.path)
+    p = Path(os.path.realpath(cf.path))
+    text = p.read_text(encoding="utf-8")
+    new_text = _set_in_text(text, section, name, parsed)
+    expected = dict(cf.data or {})
+    table = expected.get(section, {})
+    try:
+        expected[section] = {**table, name: parsed}
+        ok = tomllib.loads(new_text) == expected
+    except (TypeError, tomllib.TOMLDecodeError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{cf.path}: {key} cannot be changed in place in this file (it is written in a "
+            "form this command does not edit); change it with `faceunlock config edit`"
+        )
+    mode = stat.S_IMODE(p.stat().st_mode)
+    try:
+        atomic_write_bytes(p, new_text.encode("utf-8"), mode=mode)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot write config file ({e.strerror or e})") from e
+    return read_config_file(cf.path)
+
+
+def reset_in_file(key: str, path: str | Path | None = None) -> ConfigFile:
+    """:func:`set_in_file` with the key's default."""
+    return set_in_file(key, config_get(Config(), key), path)
 
 
 # --------------------------------------------------------------------------------------------

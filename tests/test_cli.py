@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import shutil
 from pathlib import Path
 
@@ -182,3 +185,66 @@ def test_auth_without_template(
         str(clips_dir / "head-pose-face-detection-male.gif"),
     )
     assert rc == AuthStatus.NO_TEMPLATE, err
+
+
+def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """The real `faceunlock` entry point as its own process."""
+    exe = Path(sys.executable).parent / "faceunlock"
+    return subprocess.run([str(exe), *argv], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_config_verbs_work_on_a_file_with_bad_values(tmp_path: Path) -> None:
+    """An edit that left bad values does not lock `config set`/`get`/`reset` out: set fixes
+    the key it is given and names the ones still bad; get shows the good keys."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[auth]\ntimeout = "abc"\n[camera]\nfps = 9999\nsource = "clip.mp4"\n')
+    env = {**os.environ, "FACEUNLOCK_CONFIG": str(cfg)}
+    r = _cli(env, "config", "get", "camera.source")
+    assert r.returncode == 0 and r.stdout.strip() == "clip.mp4"
+    assert "camera.fps: must be an integer between 1 and 240, got 9999" in r.stderr
+    r = _cli(env, "config", "get", "camera.fps")
+    assert r.returncode == AuthStatus.BAD_INPUT and "got 9999" in r.stderr
+    r = _cli(env, "config", "set", "auth.timeout", "2")
+    assert r.returncode == 0 and r.stdout.strip() == "auth.timeout = 2.0"
+    assert "1 bad value" in r.stderr and "camera.fps" in r.stderr
+    assert "auth.timeout" not in r.stderr and "Traceback" not in r.stderr
+    r = _cli(env, "config", "reset", "camera.fps")
+    assert r.returncode == 0 and r.stdout.strip() == "camera.fps = 30" and r.stderr == ""
+    r = _cli(env, "config", "get")
+    assert r.returncode == 0 and 'camera.source = "clip.mp4"' in r.stdout
+
+
+def test_config_edit_without_an_editor(tmp_path: Path) -> None:
+    """No $EDITOR and no nano/vi: a message naming what to set, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDITOR", "VISUAL")}
+    env.update(FACEUNLOCK_CONFIG=str(tmp_path / "c.toml"), PATH=str(tmp_path / "nothing"))
+    r = _cli(env, "config", "edit")
+    assert r.returncode == AuthStatus.BAD_INPUT and "Traceback" not in r.stderr
+    assert "no text editor found" in r.stderr and "EDITOR" in r.stderr
+    env["EDITOR"] = "no-such-editor -w"
+    r = _cli(env, "config", "edit")
+    assert r.returncode == AuthStatus.BAD_INPUT and "'no-such-editor' is not" in r.stderr
+    # an editor that leaves a bad value: every bad key is named, with how to fix it
+    fake = tmp_path / "bin" / "ed-bad"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf \'[auth]\\nk = 0\\n\' > "$1"\n')
+    fake.chmod(0o755)
+    env["EDITOR"] = str(fake)
+    r = _cli(env, "config", "edit")
+    assert r.returncode == AuthStatus.BAD_INPUT
+    assert "auth.k: must be an integer between 1 and 10, got 0" in r.stderr
+    assert "config reset KEY" in r.stderr
+
+
+def test_config_help_lists_every_key(capsys: pytest.CaptureFixture[str]) -> None:
+    from faceunlock.config import KEYS
+
+    with pytest.raises(SystemExit):
+        main(["config", "--help"])
+    out = capsys.readouterr().out
+    for key in KEYS[1:]:
+        assert key in out
+    assert "auth.timeout           number, default 3.0; 0.5 to 30" in out
+    rc, _, err = _run(capsys, "config", "set", "bogus", "1")
+    assert rc == AuthStatus.BAD_INPUT and "the keys are camera.source," in err

@@ -181,7 +181,8 @@ def test_unknown_keys_suggest_the_nearest() -> None:
         config_get(Config(), "timeout")
     with pytest.raises(ConfigError) as ei:
         config_get(Config(), "zzz.qqq")
-    assert str(ei.value) == "unknown key 'zzz.qqq'"
+    assert str(ei.value).startswith("unknown key 'zzz.qqq'; the keys are camera.source, ")
+    assert all(k in str(ei.value) for k in KEYS[1:])
     with pytest.raises(ConfigError, match="'auth' is a section, not a key"):
         config_get(Config(), "auth")
 
@@ -342,3 +343,58 @@ def test_value_range_is_the_rule_table() -> None:
     assert config_mod.value_range("enrol.anchors") == (int, 3, 50)
     with pytest.raises(KeyError):
         config_mod.value_range("auth.security_level")
+
+
+# ---------------------------------------------------------------- a file with bad values
+
+_BAD = 'schema_version = 1\n# my notes\n[auth]\ntimeout = "abc"\nk = 9\n[camera]\nfps = 9999\n'
+
+
+def test_a_bad_file_is_read_key_by_key(tmp_path: Path) -> None:
+    p = _write(tmp_path, _BAD + 'source = "clip.mp4"\n[enrol]\nancors = 3\n')
+    cf = config_mod.read_config_file(p)
+    assert set(cf.problems) == {"auth.timeout", "auth.k", "camera.fps", "enrol.ancors"}
+    assert cf.problems["auth.timeout"] == "auth.timeout: must be a number, got 'abc'"
+    assert cf.config.camera.source == "clip.mp4"  # the good values are kept
+    assert cf.config.auth.timeout == 3.0 and cf.config.camera.fps == 30  # bad ones: defaults
+    with pytest.raises(ConfigError):  # the strict reader still refuses the file
+        load_config(p)
+    assert config_mod.read_config_file(tmp_path / "missing.toml").problems == {}
+
+
+def test_set_fixes_a_bad_key_and_keeps_the_rest(tmp_path: Path) -> None:
+    p = _write(tmp_path, _BAD)
+    cf = config_mod.set_in_file("auth.timeout", "2.5", p)
+    assert set(cf.problems) == {"auth.k", "camera.fps"}  # the others stay as they were
+    assert cf.config.auth.timeout == 2.5
+    text = p.read_text()
+    assert "# my notes" in text and "k = 9" in text and "fps = 9999" in text
+    with pytest.raises(ConfigError, match="auth.n: must be an integer between 1 and 10, got 0"):
+        config_mod.set_in_file("auth.n", "0", p)  # a bad new value is still refused
+    config_mod.reset_in_file("camera.fps", p)
+    cf = config_mod.set_in_file("auth.k", "3", p)
+    assert cf.problems == {}
+    assert load_config(p).auth.k == 3 and load_config(p).camera.fps == 30
+    # a key missing from its section, and a section missing from the file, are added
+    p = _write(tmp_path, "[auth]\nk = 20\n")
+    config_mod.set_in_file("watcher.backend", "gnome", p)
+    cf = config_mod.set_in_file("auth.timeout", "4", p)
+    assert cf.config.watcher.backend == "gnome" and cf.config.auth.timeout == 4.0
+    assert set(cf.problems) == {"auth.k"}
+
+
+def test_set_refuses_what_it_cannot_edit_in_place(tmp_path: Path) -> None:
+    p = _write(tmp_path, 'auth = { k = 9, timeout = 2.0 }\n')
+    before = p.read_bytes()
+    with pytest.raises(ConfigError, match="config edit"):
+        config_mod.set_in_file("auth.timeout", "2.5", p)
+    assert p.read_bytes() == before
+
+
+def test_every_key_is_described() -> None:
+    rows = config_mod.describe_keys()
+    assert [r["key"] for r in rows] == list(KEYS[1:])
+    assert all(r["help"] and r["allowed"] and r["default"] for r in rows)
+    timeout = next(r for r in rows if r["key"] == "auth.timeout")
+    assert timeout == {"key": "auth.timeout", "type": "number", "default": "3.0",
+                       "allowed": "0.5 to 30", "help": timeout["help"]}
