@@ -353,12 +353,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from faceunlock.evaluation import bench
 
+    if args.dlib:
+        missing = bench.dlib_missing()
+        if missing:
+            raise InputError(f"--dlib: {missing}")
+
+    def step(text: str) -> None:
+        print(f"bench: {text}...", file=sys.stderr, flush=True)
+
     res = bench.run(
         settings=_settings(args),
         image=args.image,
         repeats=args.repeats,
         cold_start_too=not args.no_cold,
         dlib_too=args.dlib,
+        on_step=step,
     )
     if args.json:
         _print_json(res)
@@ -1107,7 +1116,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", metavar="IMG", help="frame to use (default: built from ../shared)")
     b.add_argument("--repeats", type=_number(int, 1, 100_000), default=50)
     b.add_argument("--no-cold", action="store_true", help="skip the cold-start measurement")
-    b.add_argument("--dlib", action="store_true", help="also time dlib-bin on the same frame")
+    b.add_argument("--dlib", action="store_true",
+                   help="also time dlib-bin on the same frame (an error when not installed)")
     b.add_argument("--json", action="store_true")
     _add_engine_args(b, min_face=100)
     b.set_defaults(func=cmd_bench, max_face=400)

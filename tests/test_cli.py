@@ -143,8 +143,10 @@ def test_eval_lfw_json(lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_bench_json(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "bench", "--json", "--no-cold", "--repeats", "3")
+    rc, out, err = _run(capsys, "bench", "--json", "--no-cold", "--repeats", "3")
     assert rc == 0
+    # what it is doing, step by step, on stderr (it was silent for about 9 s)
+    assert err.startswith("bench: loading the models...\nbench: timing 3 single frames...\n")
     res = json.loads(out)
     for stage in ("detect", "landmarks", "align", "embed", "total"):
         assert set(res["stages_ms"][stage]) == {"median", "p90"}
@@ -248,3 +250,14 @@ def test_config_help_lists_every_key(capsys: pytest.CaptureFixture[str]) -> None
     assert "auth.timeout           number, default 3.0; 0.5 to 30" in out
     rc, _, err = _run(capsys, "config", "set", "bogus", "1")
     assert rc == AuthStatus.BAD_INPUT and "the keys are camera.source," in err
+
+
+def test_bench_dlib_without_dlib_says_so(tmp_path: Path) -> None:
+    """`bench --dlib` where dlib cannot be imported: a clear error before any timing, not a
+    table that silently leaves dlib out."""
+    code = ("import sys; sys.modules['dlib'] = None; from faceunlock.cli import main; "
+            "sys.exit(main(['bench', '--dlib', '--no-cold', '--repeats', '1']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == AuthStatus.BAD_INPUT and r.stdout == ""
+    assert "--dlib: dlib-bin is not installed" in r.stderr and "pip install dlib-bin" in r.stderr
+    assert "bench: timing" not in r.stderr

