@@ -40,12 +40,15 @@ def _progress(items: Sequence[T], label: str, stream: TextIO | None = None) -> I
     show = out.isatty()
     n = len(items)
     t0 = time.monotonic()
+    width = 0  # of the line drawn last: a shorter one is padded over it (no stale "/s/s")
     for i, item in enumerate(items):
         if show and (i % 8 == 0 or i == n - 1):
             frac = (i + 1) / max(n, 1)
             bar = "#" * int(frac * 30)
             rate = (i + 1) / max(time.monotonic() - t0, 1e-6)
-            out.write(f"\r{label} [{bar:<30}] {i + 1}/{n} {rate:.1f}/s")
+            line = f"{label} [{bar:<30}] {i + 1}/{n} {rate:.1f}/s"
+            out.write(f"\r{line:<{width}}")
+            width = max(width, len(line))
             out.flush()
         yield item
     if show:

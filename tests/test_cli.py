@@ -261,3 +261,24 @@ def test_bench_dlib_without_dlib_says_so(tmp_path: Path) -> None:
     assert r.returncode == AuthStatus.BAD_INPUT and r.stdout == ""
     assert "--dlib: dlib-bin is not installed" in r.stderr and "pip install dlib-bin" in r.stderr
     assert "bench: timing" not in r.stderr
+
+
+def test_progress_bar_leaves_no_stale_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A redraw shorter than the last one (the rate went from 136.5/s to 36.5/s) covers it
+    completely: the terminal showed `36.5/s/s`."""
+    import io
+
+    from faceunlock import cli
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock = iter([0.0, 0.01, 100.0, 200.0, 300.0])  # fast first, then slow: shorter rates
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    out = Tty()
+    assert list(cli._progress(list(range(17)), "embed", out)) == list(range(17))
+    draws = out.getvalue().rstrip("\n").split("\r")[1:]
+    assert len(draws) == 3 and draws[0].endswith("100.0/s") and draws[1].rstrip().endswith("0.1/s")
+    for before, after in zip(draws, draws[1:], strict=False):
+        assert len(after) >= len(before)  # what the terminal shows is exactly `after`
