@@ -574,8 +574,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from faceunlock.engine import service
 
     cfg = _cfg()
+    store, user = _store(), _user(args)
     src = None if args.no_live else service.source_for(cfg, args.source, **service.LIVE)
-    ch = service.calibrate(_store(), _user(args), cfg, src, args.level, args.seconds)
+    if src is not None and store.exists(user):  # (no template: its error, no prompt)
+        print(f"Look at the camera for {args.seconds:g} s, as you would to unlock...",
+              file=sys.stderr if args.json else sys.stdout, flush=True)
+    ch = service.calibrate(store, user, cfg, src, args.level, args.seconds)
     if args.json:
         _print_json(ch.to_json())
     else:

@@ -73,3 +73,18 @@ def test_label_with_the_owner_is_added_then_replace_starts_over(
     assert "Starting over" in out
     t = owner.load(USER)
     assert t.labels() == ["new"] and not {a.id for a in t.anchors} & set(ids)
+
+
+def test_calibrate_says_to_look_at_the_camera_first(
+    owner: TemplateStore, clips_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = cli.main(["calibrate", "--user", USER, "--source", str(clips_dir / FEMALE),
+                   "--seconds", "0.5"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Look at the camera for 0.5 s, as you would to unlock..."
+    assert lines[1].startswith("threshold ")
+    rc = cli.main(["calibrate", "--user", USER, "--no-live"])  # no capture: no prompt
+    out, _ = capsys.readouterr()
+    assert rc == 0 and "Look at the camera" not in out
