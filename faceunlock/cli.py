@@ -90,6 +90,9 @@ def _config_number(key: str) -> Callable[[str], int | float]:
     return _number(*value_range(key), key=key)
 
 
+#: ``--source`` of the verbs that read the configured camera
+SOURCE_HELP = "camera index, /dev/videoN, video file or image folder (default: camera.source)"
+
 #: ``verify --threshold``: a Euclidean distance between two descriptors (0.6 is typical)
 THRESHOLD_RANGE = (0.0, 2.0)
 
@@ -957,7 +960,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("img2")
     v.add_argument("--threshold", type=_number(float, *THRESHOLD_RANGE), default=None,
                    help="override the model threshold (a distance, 0-2)")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true",
+                   help="print the result as JSON (for scripts)")
     _add_engine_args(v)
     v.set_defaults(func=cmd_verify)
 
@@ -966,7 +970,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--list", metavar="FILE", help="file with one image path per line")
     e.add_argument("--root", metavar="DIR", help="base for relative paths in --list")
     e.add_argument("--out", required=True, metavar="OUT.npz")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true",
+                   help="print the result as JSON (for scripts)")
     _add_engine_args(e)
     e.set_defaults(func=cmd_embed)
 
@@ -976,7 +981,8 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--pairs", required=True, metavar="PAIRS.txt")
     lf.add_argument("--images", required=True, metavar="DIR")
     lf.add_argument("--fit-pairs", metavar="PAIRS.txt", help="fit the threshold on these pairs")
-    lf.add_argument("--json", action="store_true")
+    lf.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     _add_engine_args(lf)
     lf.set_defaults(func=cmd_eval)
 
@@ -990,7 +996,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="only identities with at least N images (default K+1)",
     )
-    ul.add_argument("--json", action="store_true")
+    ul.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     _add_engine_args(ul)
     ul.set_defaults(func=cmd_eval_unlock)
 
@@ -1004,7 +1011,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--attack", required=True, metavar="DIR", help="attacks, one folder per kind")
     lv.add_argument("--level", choices=["off", "passive", "active"], default=None,
                     help="liveness level (default: the config's liveness.level)")
-    lv.add_argument("--json", action="store_true")
+    lv.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     lv.set_defaults(func=cmd_eval_liveness)
 
     def user_arg(sp: argparse.ArgumentParser) -> None:
@@ -1022,12 +1030,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start over: replace all face data of the user with this capture (without it, "
         "the capture is added as an appearance, after a live check that you are the owner)",
     )
-    en.add_argument("--json", action="store_true")
+    en.add_argument("--json", action="store_true",
+                    help="JSON lines: one per capture event, then the summary")
     en.set_defaults(func=cmd_enroll)
 
     ls = sub.add_parser("list", help="list enrolled anchors")
     user_arg(ls)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     ls.set_defaults(func=cmd_list)
 
     rm = sub.add_parser("remove", help="remove an anchor by id, or every anchor of a label")
@@ -1042,27 +1052,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("calibrate", help="re-measure and choose the threshold")
     user_arg(ca)
-    ca.add_argument("--source")
-    ca.add_argument("--level", choices=["convenient", "balanced", "secure"])
+    ca.add_argument("--source", help=SOURCE_HELP)
+    ca.add_argument("--level", choices=["convenient", "balanced", "secure"],
+                    help="security level to choose the threshold for (default: the current one)")
     ca.add_argument("--seconds", type=_number(float, 0.5, 60.0), default=3.0,
                     help="live capture length, 0.5-60 s")
     ca.add_argument("--no-live", action="store_true", help="use the anchors only")
-    ca.add_argument("--json", action="store_true")
+    ca.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     ca.set_defaults(func=cmd_calibrate)
 
     au = sub.add_parser("auth", help="one authentication attempt; exit code = AuthStatus")
     user_arg(au)
-    au.add_argument("--source")
+    au.add_argument("--source", help=SOURCE_HELP)
     au.add_argument("--timeout", type=_config_number("auth.timeout"), default=None,
-                    help="seconds, 0.5-30 (default: auth.timeout)")
-    au.add_argument("--json", action="store_true")
+                    help="how long to look for your face, 0.5-30 s (default: auth.timeout)")
+    au.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     au.set_defaults(func=cmd_auth)
 
     te = sub.add_parser("test", help="live test: per-frame distance, decision and ms")
     user_arg(te)
-    te.add_argument("--source")
+    te.add_argument("--source", help=SOURCE_HELP)
     te.add_argument("--timeout", type=_config_number("auth.timeout"), default=10.0,
-                    help="seconds, 0.5-30 (default 10)")
+                    help="how long to run, 0.5-30 s (default 10)")
     te.add_argument("--json", action="store_true", help="one JSON line per frame")
     te.set_defaults(func=cmd_test)
 
@@ -1094,7 +1107,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "file in $EDITOR")
     co.add_argument("key", nargs="?", help="a key from the list below, e.g. auth.timeout")
     co.add_argument("value", nargs="?", help="the new value (for set)")
-    co.add_argument("--json", action="store_true")
+    co.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     co.set_defaults(func=cmd_config)
 
     sc = sub.add_parser(
@@ -1112,7 +1126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--root", default="/", metavar="DIR",
                     help="prefix for every system path (tests; nothing is run)")
     sy.add_argument("--dry-run", action="store_true", help="say what would be run; change nothing")
-    sy.add_argument("--json", action="store_true")
+    sy.add_argument("--json", action="store_true",
+                    help="print the result as JSON (for scripts)")
     sy.set_defaults(func=cmd_system)
 
     for name, text in (("enable", "turn face unlock on"), ("disable", "turn face unlock off")):
@@ -1125,7 +1140,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cold", action="store_true", help="skip the cold-start measurement")
     b.add_argument("--dlib", action="store_true",
                    help="also time dlib-bin on the same frame (an error when not installed)")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true",
+                   help="print the result as JSON (for scripts)")
     _add_engine_args(b, min_face=100)
     b.set_defaults(func=cmd_bench, max_face=400)
 
@@ -1133,7 +1149,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--source", default="0", help="camera index, /dev/videoN, video file or folder")
     lv.add_argument("--max-frames", type=_number(int, 0, 10**9), default=0,
                     help="stop after N frames (0: at the end of the source)")
-    lv.add_argument("--json", action="store_true")
+    lv.add_argument("--json", action="store_true",
+                    help="one JSON line per frame")
     _add_engine_args(lv)
     lv.set_defaults(func=cmd_live)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -282,3 +283,15 @@ def test_progress_bar_leaves_no_stale_characters(monkeypatch: pytest.MonkeyPatch
     assert len(draws) == 3 and draws[0].endswith("100.0/s") and draws[1].rstrip().endswith("0.1/s")
     for before, after in zip(draws, draws[1:], strict=False):
         assert len(after) >= len(before)  # what the terminal shows is exactly `after`
+
+
+@pytest.mark.parametrize("verb", ["auth", "test", "calibrate"])
+def test_camera_verbs_explain_every_option(verb: str) -> None:
+    """Every option of the camera verbs has help text (--source, --timeout, --json had none)."""
+    from faceunlock.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = sub.choices[verb]
+    for action in parser._actions:
+        assert action.help, f"{verb} {action.option_strings} has no help"
+    assert "camera index" in parser.format_help()
