@@ -41,6 +41,9 @@ class AuthStatus(enum.IntEnum):
     #: plugin misses a system library; the command-line verbs still work
     NO_DISPLAY = 23
     UNLOCK_FAILED = 24  #: the watcher recognised the face, but the lock screen stayed locked
+    #: ``watch`` cannot run or stopped: no D-Bus bus, no lock-screen service on it (GNOME
+    #: Shell, MATE, freedesktop ScreenSaver, logind), or the connection to it was lost
+    NO_LOCK_SERVICE = 25
 
 
 class FaceUnlockError(Exception):
@@ -294,6 +297,8 @@ class KeyringUnavailableError(TemplateError):
 class WatcherError(FaceUnlockError):
     """The lock-screen watcher cannot run: no D-Bus bus to connect to, no lock-state service
     (GNOME / freedesktop ScreenSaver, logind) on it, or the connection was lost."""
+
+    status = AuthStatus.NO_LOCK_SERVICE
 
 
 class InsecurePathError(TemplateError):
