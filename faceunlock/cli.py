@@ -925,6 +925,8 @@ def cmd_system(args: argparse.Namespace) -> int:
         else:
             print(system.format_status(st))
         return 0
+    if args.action == "enable" and args.dry_run:
+        return _system_enable_preview(args)
     fn = system.enable if args.action == "enable" else system.disable
     plan = fn(args.root, dry_run=args.dry_run)
     if args.json:
@@ -941,6 +943,32 @@ def cmd_system(args: argparse.Namespace) -> int:
         for line in plan.messages:
             print(line)
     return 0
+
+
+def _system_enable_preview(args: argparse.Namespace) -> int:
+    """``system enable --dry-run``: the exact change, shown even where enable would refuse now
+    (helper not installed yet: exit 4, with what to do first); no root rights needed."""
+    from faceunlock.unlock import system
+
+    pv = system.enable_preview(args.root)
+    messages = ["dry run: nothing is changed", pv.summary, *(f"    {ln}" for ln in pv.lines)]
+    if pv.problem:
+        messages.append(f"enable cannot run yet: {pv.problem}")
+    messages.append(f"undo after enabling: {pv.undo}")
+    if args.json:
+        _print_json({
+            "action": "enable",
+            "command": ["pam-auth-update", "--enable", "faceunlock"] if pv.automatic else None,
+            "ran": False,
+            "returncode": None,
+            "lines": pv.lines,
+            "problem": pv.problem,
+            "messages": messages,
+        })
+    else:
+        for line in messages:
+            print(line)
+    return int(AuthStatus.BAD_INPUT) if pv.problem else 0
 
 
 # ---------------------------------------------------------------- parser
@@ -1125,7 +1153,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("action", choices=["enable", "disable", "status"])
     sy.add_argument("--root", default="/", metavar="DIR",
                     help="prefix for every system path (tests; nothing is run)")
-    sy.add_argument("--dry-run", action="store_true", help="say what would be run; change nothing")
+    sy.add_argument("--dry-run", action="store_true",
+                    help="show the exact change (the PAM lines, the file they go in); change "
+                    "nothing, no root needed; exit 4 when it could not be made yet")
     sy.add_argument("--json", action="store_true",
                     help="print the result as JSON (for scripts)")
     sy.set_defaults(func=cmd_system)

@@ -130,3 +130,25 @@ def test_root_required(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert main(["system", "enable"]) != 0
     err = capsys.readouterr().err
     assert "`faceunlock system enable` must run as root (use pkexec or sudo)" in err
+
+
+def test_cli_enable_dry_run_shows_the_change_before_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not installed yet: the dry run still shows the exact PAM line and the file it goes in
+    (it refused with only the install error), then says what to do first (exit 4)."""
+    r = _fake_root(tmp_path, installed=False)
+    before = (r / "etc/pam.d/common-auth").read_text()
+    assert main(["system", "enable", "--root", str(r), "--dry-run"]) == 4
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "dry run: nothing is changed"
+    assert "edits /etc/pam.d/common-auth" in out[1]
+    assert any("pam_exec.so quiet stdout /usr/local/bin/faceunlock-auth" in ln for ln in out)
+    assert any(ln.startswith("enable cannot run yet: ") and "install.sh" in ln for ln in out)
+    assert (r / "etc/pam.d/common-auth").read_text() == before
+    # no pam-auth-update, installed: the line and the service files, exit 0
+    r = _fake_root(tmp_path / "b", debian=False)
+    assert main(["system", "enable", "--root", str(r), "--dry-run", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["command"] is None and res["problem"] is None and res["ran"] is False
+    assert res["lines"][0] == system.PAM_LINE
