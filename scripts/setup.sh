@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up FaceUnlock in ./.venv. Idempotent: re-running only installs what is missing.
+# Set up FaceUnlock in ./.venv. Idempotent: re-running only installs what is missing; pip
+# runs only when pyproject.toml changed since the last install ($VENV/.faceunlock-installed).
 #   bash scripts/setup.sh          runtime + desktop app (PyQt6), with every system library
 #                                  Qt needs to open a window on X11 (xcb) and Wayland
 #   bash scripts/setup.sh --dev    also the test, lint and training tools (+ xvfb, pamtester,
@@ -80,17 +81,39 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 VPY="$VENV/bin/python"
-"$VPY" -m pip install -q --upgrade pip >/dev/null
-
-if [ "$DEV" = 1 ]; then
-  # torch only for the train extra; the CPU build pinned here (a CUDA build is several GB).
-  "$VPY" -c 'import torch' 2>/dev/null || { say "installing torch (CPU)"; "$VPY" -m pip install -q "torch==2.13.0"; }
-  say "installing faceunlock[gui,train,dev]"
-  "$VPY" -m pip install -q -e ".[gui,train,dev]"
-else
-  say "installing faceunlock[gui]"
-  "$VPY" -m pip install -q -e ".[gui]"
+# pip runs only when the venv is not installed from this pyproject.toml yet: the stamp holds
+# its hash, the checkout and the extras installed (delete the stamp to force a reinstall)
+STAMP="$VENV/.faceunlock-installed"
+EXTRAS=gui
+[ "$DEV" = 1 ] && EXTRAS=gui,train,dev
+want_stamp() {
+  printf 'pyproject %s\ncheckout %s\nextras %s\n' \
+    "$(sha256sum pyproject.toml | cut -d' ' -f1)" "$(pwd -P)" "$1"
+}
+up_to_date() {
+  [ -f "$STAMP" ] && [ -x "$VENV/bin/faceunlock" ] || return 1
+  local have
+  have="$(cat "$STAMP")"
+  # a dev install has the runtime extras too
+  { [ "$have" = "$(want_stamp "$EXTRAS")" ] || [ "$have" = "$(want_stamp gui,train,dev)" ]; } \
+    && "$VPY" -c 'import faceunlock' 2>/dev/null
+}
+INSTALLED=0
+if ! up_to_date; then
+  INSTALLED=1
+  rm -f "$STAMP"
+  # setuptools' "Editable installation" banner is information only
+  export PYTHONWARNINGS="ignore:Editable installation${PYTHONWARNINGS:+,$PYTHONWARNINGS}"
+  "$VPY" -m pip install -q --upgrade pip >/dev/null
+  if [ "$DEV" = 1 ]; then
+    # torch only for the train extra; the CPU build pinned here (a CUDA build is several GB).
+    "$VPY" -c 'import torch' 2>/dev/null || { say "installing torch (CPU)"; "$VPY" -m pip install -q "torch==2.13.0"; }
+  fi
+  say "installing faceunlock[$EXTRAS]"
+  "$VPY" -m pip install -q -e ".[$EXTRAS]"
+  want_stamp "$EXTRAS" > "$STAMP"
 fi
 # the commands on the PATH (symlinks in ~/.local/bin; an existing file there is never replaced)
 bash scripts/link-commands.sh "$VENV"
-say "ready: $("$VENV/bin/faceunlock" --version)"
+[ "$INSTALLED" = 1 ] && say "ready: $("$VENV/bin/faceunlock" --version)"
+exit 0
