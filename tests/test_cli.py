@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 import cv2
@@ -280,8 +281,9 @@ def test_progress_bar_leaves_no_stale_characters(monkeypatch: pytest.MonkeyPatch
     out = Tty()
     assert list(cli._progress(list(range(17)), "embed", out)) == list(range(17))
     draws = out.getvalue().rstrip("\n").split("\r")[1:]
-    assert len(draws) == 3 and draws[0].endswith("100.0/s") and draws[1].rstrip().endswith("0.1/s")
-    for before, after in zip(draws, draws[1:], strict=False):
+    assert len(draws) == 3
+    assert draws[0].endswith("100.0/s") and draws[1].rstrip().endswith("0.1/s")
+    for before, after in itertools.pairwise(draws):
         assert len(after) >= len(before)  # what the terminal shows is exactly `after`
 
 

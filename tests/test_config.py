@@ -369,7 +369,7 @@ def test_set_fixes_a_bad_key_and_keeps_the_rest(tmp_path: Path) -> None:
     assert cf.config.auth.timeout == 2.5
     text = p.read_text()
     assert "# my notes" in text and "k = 9" in text and "fps = 9999" in text
-    with pytest.raises(ConfigError, match="auth.n: must be an integer between 1 and 10, got 0"):
+    with pytest.raises(ConfigError, match=r"auth\.n: must be an integer between 1 and 10, got 0"):
         config_mod.set_in_file("auth.n", "0", p)  # a bad new value is still refused
     config_mod.reset_in_file("camera.fps", p)
     cf = config_mod.set_in_file("auth.k", "3", p)
