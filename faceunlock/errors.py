@@ -326,6 +326,22 @@ class NotOwnerError(FaceUnlockError):
     status = AuthStatus.NO_MATCH
 
 
+def _plain_watcher_message(text: str) -> str:
+    """The lock-screen watcher's errors carry D-Bus details (bus addresses, ``[Errno 2]``)
+    that belong in the log; a person gets what it means."""
+    if text.startswith("no lock-screen service"):
+        return (
+            "There is no lock-screen service to watch in this session. Face unlock of the lock "
+            "screen needs GNOME Shell, the MATE screensaver, KDE, Xfce or systemd-logind"
+        )
+    if "logind session" in text:
+        return (
+            "This login session is not known to systemd-logind, so the lock screen cannot be "
+            "watched"
+        )
+    return "Face unlock lost contact with the lock screen (the details are in the log)"
+
+
 def plain_message(exc: BaseException) -> str:
     """A message for a person, not a traceback (the tray's and ``faceunlock watch``'s
     "Face unlock stopped" notices, the dialogs' error lines)."""
@@ -341,6 +357,8 @@ def plain_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, ConfigError | InputError):
         return f"Invalid setting: {exc}"
+    if isinstance(exc, WatcherError):
+        return _plain_watcher_message(str(exc))
     if isinstance(exc, FaceUnlockError):
         return str(exc)
     if isinstance(exc, OSError):

@@ -17,6 +17,7 @@ from faceunlock.engine.sources import VideoDevice, list_video_devices
 
 IR_TEXT = "Infrared camera: better in the dark, harder to fool with a photo"
 COLOUR_TEXT = "Colour camera"
+MISSING_TEXT = "No camera found"
 
 
 def camera_index(spec: str | None) -> int | None:
@@ -75,13 +76,22 @@ def preferred_source(devices: list[VideoDevice], configured: str) -> str:
     return ir[0].spec
 
 
+def camera_missing(spec: str | None, devices: list[VideoDevice]) -> bool:
+    """True when ``spec`` names a camera that is not among ``devices`` (not connected)."""
+    idx = camera_index(spec)
+    return idx is not None and not any(d.index == idx for d in devices)
+
+
 def camera_kind_text(spec: str | None, devices: list[VideoDevice]) -> str:
-    """:data:`IR_TEXT` or :data:`COLOUR_TEXT` for a camera spec; "" for a file or folder."""
+    """:data:`IR_TEXT` or :data:`COLOUR_TEXT` for a camera spec, :data:`MISSING_TEXT` for a
+    camera that is not connected; "" for a file or folder."""
     idx = camera_index(spec)
     if idx is None:
         return ""
     dev = next((d for d in devices if d.index == idx), None)
-    return IR_TEXT if dev is not None and dev.is_ir else COLOUR_TEXT
+    if dev is None:
+        return MISSING_TEXT
+    return IR_TEXT if dev.is_ir else COLOUR_TEXT
 
 
 class CameraKindLabel(QLabel):

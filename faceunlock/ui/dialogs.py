@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -230,8 +232,9 @@ class RecognitionTestDialog(QDialog):
 class RecalibrateDialog(QDialog):
     """Choose another security level for the enrolled anchors and save the new threshold.
 
-    "Check with the camera" first runs the recognition-test worker for about ``live_seconds``
-    (or ``live_max_frames`` frames, whichever comes first) and adds each frame's distance to
+    "Check with the camera" first runs the recognition-test worker for up to ``live_seconds``
+    (or ``live_max_frames`` frames, or until a video file or image folder ends, whichever comes
+    first; the result says how long it really took) and adds each frame's distance to
     the anchors to the user's genuine distances. The threshold of each level still comes from
     the model's FAR table (the user's own data never loosens it); the expected false-reject
     rates, the warnings and the plot are recomputed from the new distances. Nothing is
@@ -267,11 +270,12 @@ class RecalibrateDialog(QDialog):
         self.live: list[float] = []
         self.live_frames = 0
         self.live_started: float | None = None
+        self.live_last: float | None = None  # when the last frame of the check came
         self.worker_thread: WorkerThread | None = None
         lay = QVBoxLayout(self)
         self.panel = CalibrationPanel()
         lay.addWidget(self.panel)
-        self.live_button = QPushButton(f"&Check with the camera (about {live_seconds:g} s)")
+        self.live_button = QPushButton(f"&Check with the camera (up to {live_seconds:g} s)")
         self.live_button.setObjectName("live_check")
         self.live_button.clicked.connect(self.start_live)
         lay.addWidget(self.live_button)
@@ -316,7 +320,7 @@ class RecalibrateDialog(QDialog):
         t = self.template
         if t is None or self.worker_thread is not None:
             return
-        self.live, self.live_frames, self.live_started = [], 0, None
+        self.live, self.live_frames, self.live_started, self.live_last = [], 0, None, None
         self.error.setText("")
         cfg, spec = self.cfg, self.source_spec
         ch, m = self.panel.choice, self.matcher
@@ -346,6 +350,7 @@ class RecalibrateDialog(QDialog):
         now = time.monotonic()
         if self.live_started is None:
             self.live_started = now
+        self.live_last = now
         self.live_frames += 1
         if pkt.distance is not None and math.isfinite(pkt.distance):
             self.live.append(float(pkt.distance))
@@ -364,6 +369,9 @@ class RecalibrateDialog(QDialog):
         self.live_button.setEnabled(self.template is not None)
         self.live_button.setText("&Check again")
         self.save_button.setEnabled(True)
+        # the check is over: its preview goes, so the dialog shrinks back to fit the screen
+        self.preview.setVisible(False)
+        QTimer.singleShot(0, self.fit_contents)
         t = self.template
         if t is None or self.table is None:
             return
@@ -377,10 +385,32 @@ class RecalibrateDialog(QDialog):
         genuine = np.concatenate([self.anchor_genuine, live])
         self.panel.set_data(self.table, len(t), genuine, self.panel.level, matcher=self.matcher)
         self.live_status.setText(
-            f"Measured {live.size} frames with your face (typical score "
-            f"{float(np.median(live)):.3f}). The rates above now include them; choose a level "
-            "and press Save."
+            f"Measured {live.size} frames with your face in {self.live_duration():.0f} s "
+            f"(typical score {float(np.median(live)):.3f}). The rates above now include them; "
+            "choose a level and press Save."
         )
+
+    def fit_contents(self) -> None:
+        """Resize to the height the contents need at the current width: the wrapped labels
+        need more lines than a top-level window's minimum size counts, and a dialog short of
+        them overlaps the plot with its caption."""
+        lay = self.layout()
+        if lay is None:
+            return
+        self.adjustSize()
+        w = self.width()
+        h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
+        self.resize(w, max(h, lay.totalMinimumSize().height()))
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.fit_contents)
+
+    def live_duration(self) -> float:
+        """Seconds from the first to the last frame of the last check (0 before one)."""
+        if self.live_started is None or self.live_last is None:
+            return 0.0
+        return self.live_last - self.live_started
 
     def stop_live(self) -> None:
         if self.worker_thread is not None:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
@@ -68,6 +68,11 @@ WATCHER_STATES = {
     "paused": "paused",
     "error": "error",
 }
+#: the menu is never wider than this (a long status line is elided; its full text is the
+#: status entry's tooltip)
+MENU_MAX_WIDTH = 480
+#: the icon's tooltip keeps at most this many characters of the status
+TOOLTIP_MAX_CHARS = 160
 _FALLBACK_COLOURS = {
     "watching": "#2a6fdb",
     "authenticating": "#7b3fd0",
@@ -143,6 +148,8 @@ class TrayIcon(QSystemTrayIcon):
         self._resume_timer.setSingleShot(True)
         self._resume_timer.timeout.connect(self.resume)
         self.menu = QMenu()
+        self.menu.setMaximumWidth(MENU_MAX_WIDTH)
+        self.menu.setToolTipsVisible(True)
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.setContextMenu(self.menu)
         if controller is not None:
@@ -159,7 +166,10 @@ class TrayIcon(QSystemTrayIcon):
         self.state = state
         self.detail = detail
         self.setIcon(state_icon(state))
-        self.setToolTip(f"FaceUnlock: {self.status_text()}")
+        status = self.status_text()
+        if len(status) > TOOLTIP_MAX_CHARS:
+            status = status[: TOOLTIP_MAX_CHARS - 1].rstrip() + "…"
+        self.setToolTip(f"FaceUnlock: {status}")
         self.stateChanged.emit(state)
 
     def status_text(self) -> str:
@@ -261,10 +271,16 @@ class TrayIcon(QSystemTrayIcon):
     def rebuild_menu(self) -> None:
         m = self.menu
         m.clear()
-        status = m.addAction(self.status_text())
+        full = self.status_text()
+        # the entry's own margins, the check/icon column and the frame take about 80 px
+        room = MENU_MAX_WIDTH - 80
+        short = m.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, room)
+        status = m.addAction(short.replace("&", "&&"))
         assert status is not None
         status.setEnabled(False)
         status.setObjectName("status")
+        if short != full:
+            status.setToolTip(full)
         m.addSeparator()
         enrolled = self.store.exists(self.user)
         self._add(m, "&Test recognition…", lambda: self.dialog_factory("test"), enrolled)

@@ -110,6 +110,14 @@ class DistancePlot(QWidget):
         self.setMinimumSize(QSize(360, 190))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
+    def sizeHint(self) -> QSize:
+        # without a hint a layout short of room squeezes the plot below its minimum height,
+        # and the caption under it is drawn over the axis labels
+        return QSize(360, 190)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(360, 190)
+
     def set_data(
         self,
         genuine: np.ndarray,

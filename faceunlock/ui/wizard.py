@@ -62,6 +62,7 @@ PAGE_WELCOME, PAGE_CAMERA, PAGE_CAPTURE, PAGE_CALIBRATE, PAGE_ENABLE, PAGE_FINIS
 #: an empty value runs the command as is, for tests with ``--root``)
 PKEXEC_ENV = "FACEUNLOCK_PKEXEC"
 OTHER_SOURCE = "__other__"
+OTHER_FOLDER = "__folder__"
 
 
 def _error_style(label: QLabel) -> None:
@@ -201,21 +202,28 @@ class CameraPage(QWizardPage):
         cfg_spec = self.wiz.cfg.camera.source
         for label, spec in source_items(devices, cfg_spec, self.wiz.initial_spec):
             self.combo.addItem(label, spec)
-        self.combo.addItem("Video file or image folder…", OTHER_SOURCE)
+        self.combo.addItem("Video file…", OTHER_SOURCE)
+        self.combo.addItem("Folder of images…", OTHER_FOLDER)
         want = self.wiz.initial_spec or preferred_source(devices, cfg_spec)
         i = self.combo.findData(want)
         self.combo.setCurrentIndex(max(i, 0))
         self.combo.blockSignals(False)
 
     def _activated(self, index: int) -> None:
-        if self.combo.itemData(index) != OTHER_SOURCE:
+        kind = self.combo.itemData(index)
+        if kind == OTHER_SOURCE:
+            path, _ = QFileDialog.getOpenFileName(
+                self,
+                "Choose a video file",
+                str(Path.home()),
+                "Videos (*.mp4 *.avi *.mkv *.webm *.gif);;All files (*)",
+            )
+        elif kind == OTHER_FOLDER:
+            path = QFileDialog.getExistingDirectory(
+                self, "Choose a folder of face pictures", str(Path.home())
+            )
+        else:
             return
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Choose a video file",
-            str(Path.home()),
-            "Videos (*.mp4 *.avi *.mkv *.webm *.gif);;All files (*)",
-        )
         if path:
             self.add_source(path)
         else:
@@ -225,18 +233,35 @@ class CameraPage(QWizardPage):
         """Add (or select) a source spec in the combo."""
         i = self.combo.findData(spec)
         if i < 0:
-            i = self.combo.count() - 1
+            i = self.combo.findData(OTHER_SOURCE)
             self.combo.insertItem(i, spec, spec)
         self.combo.setCurrentIndex(i)
 
     def spec(self) -> str | None:
         data = self.combo.currentData()
-        return None if data in (None, OTHER_SOURCE) else str(data)
+        return None if data in (None, OTHER_SOURCE, OTHER_FOLDER) else str(data)
+
+    def missing_camera(self) -> bool:
+        """The chosen source is a camera that is not connected."""
+        from faceunlock.ui.camera_choice import camera_missing
+
+        return camera_missing(self.spec(), self.camera_kind.devices)
+
+    def isComplete(self) -> bool:
+        return self.spec() is not None and not self.missing_camera()
 
     def _restart(self) -> None:
         self.stop()
+        self.completeChanged.emit()
         spec = self.spec()
         if spec is None or self.wiz.currentId() != PAGE_CAMERA:
+            return
+        if self.missing_camera():
+            _error_style(self.indicator)
+            self.indicator.setText(
+                "No camera found. Connect a camera, or choose a video file or a folder of "
+                "pictures above."
+            )
             return
         self.indicator.setText("Starting the camera…")
         self.wiz.source_spec = spec
@@ -279,7 +304,7 @@ class CameraPage(QWizardPage):
     def validatePage(self) -> bool:
         self.stop()
         spec = self.spec()
-        if spec is None:
+        if spec is None or self.missing_camera():
             return False
         self.wiz.source_spec = spec
         return True

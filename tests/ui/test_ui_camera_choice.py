@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PyQt6.QtWidgets import QDialog
+from PyQt6.QtWidgets import QDialog, QFileDialog, QWizard
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config, config_set, load_config
@@ -16,6 +16,7 @@ from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui.camera_choice import (
     COLOUR_TEXT,
     IR_TEXT,
+    MISSING_TEXT,
     camera_index,
     camera_kind_text,
     listed_spec,
@@ -66,7 +67,8 @@ def test_items_preference_and_kind() -> None:
     assert camera_index("clip.mp4") is None and camera_index(None) is None
     assert camera_kind_text("2", devs) == IR_TEXT
     assert camera_kind_text("/dev/video0", devs) == COLOUR_TEXT
-    assert camera_kind_text("5", devs) == COLOUR_TEXT  # a camera we know nothing about
+    assert camera_kind_text("5", devs) == MISSING_TEXT  # not connected
+    assert camera_kind_text("0", []) == MISSING_TEXT
     assert camera_kind_text("clip.mp4", devs) == ""
 
 
@@ -80,7 +82,8 @@ def test_wizard_prefers_and_labels_the_ir_camera(
     assert labels == [
         "Integrated Camera: Integrated C (/dev/video0)",
         "Integrated Camera: Integrated I (/dev/video2) (infrared)",
-        "Video file or image folder…",
+        "Video file…",
+        "Folder of images…",
     ]
     assert page.spec() == "2"
     assert page.camera_kind.text() == IR_TEXT
@@ -135,3 +138,43 @@ def test_settings_camera_picker(qtbot: QtBot, laptop: Path, cfg: Config, tmp_pat
     assert d2.camera_kind.text() == "" and d2.camera_kind.isHidden()
     d2.accept()
     assert load_config(path).camera.source == str(tmp_path)
+
+
+def test_wizard_without_a_camera_says_so_and_offers_a_folder(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: TemplateStore,
+    cfg: Config, female_folder: Path,
+) -> None:
+    """Issue 15 item 8: with no camera, the configured "0" was labelled "Colour camera" and
+    Next led to an error page; the one file dialog could not choose a folder."""
+    from faceunlock.ui import wizard as wz
+
+    root = tmp_path / "no-cameras"
+    root.mkdir()
+    monkeypatch.setenv("FACEUNLOCK_VIDEO4LINUX", str(root))
+    w = EnrolWizard(store, cfg, user="alice")
+    qtbot.addWidget(w)
+    w.show()
+    w.next()
+    assert w.currentId() == wz.PAGE_CAMERA
+    page = w.camera_page
+    next_button = w.button(QWizard.WizardButton.NextButton)
+    assert page.spec() == "0"
+    assert page.camera_kind.text() == MISSING_TEXT
+    assert not page.isComplete() and not next_button.isEnabled()
+    assert "No camera found" in page.indicator.text()
+    assert "folder" in page.indicator.text()
+    asked: list[str] = []
+
+    def pick_folder(*_a: object, **_k: object) -> str:
+        asked.append("folder")
+        return str(female_folder)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick_folder)
+    i = page.combo.findText("Folder of images…")
+    page.combo.setCurrentIndex(i)
+    page.combo.activated.emit(i)
+    assert asked == ["folder"]
+    assert page.spec() == str(female_folder)
+    assert page.camera_kind.isHidden()
+    assert page.isComplete() and next_button.isEnabled()
+    w.reject()

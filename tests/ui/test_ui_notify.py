@@ -99,7 +99,9 @@ def test_watcher_that_cannot_start_is_notified(
         (note,) = notify_bus.notifications()
         assert note["summary"] == "Face unlock stopped"
         assert note["body"] == (
-            "No lock-screen service to watch: nothing on this bus. Your password still works."
+            "There is no lock-screen service to watch in this session. Face unlock of the lock "
+            "screen needs GNOME Shell, the MATE screensaver, KDE, Xfce or systemd-logind. Your "
+            "password still works."
         )
         assert note["hints"]["urgency"] == 2
         assert tray.state == "error"

@@ -304,3 +304,44 @@ def test_second_launch_asks_running_instance_and_exits(
         running.close()
     # with nobody listening, no one answers
     assert not gui_app.notify_running(name, timeout_ms=200)
+
+
+def test_long_status_keeps_the_menu_narrow_and_words_plain(
+    qtbot: QtBot, store: TemplateStore, cfg: Config
+) -> None:
+    """A watcher that cannot find a lock-screen service (its error carries the D-Bus details,
+    ``[Errno 2]`` included): the menu stays within 480 px, and the status line, the tooltip and
+    the balloon say what it means in plain words."""
+    from faceunlock.errors import WatcherError, plain_message
+    from faceunlock.unlock.notify import watcher_stopped_notice
+
+    _enrolled(store, cfg)
+    raw = WatcherError(
+        "no lock-screen service to watch: cannot connect to the session bus: [Errno 2] No such "
+        "file or directory: '/run/user/1000/bus'; neither org.gnome.ScreenSaver nor "
+        "org.mate.ScreenSaver nor org.freedesktop.ScreenSaver has an owner on the session bus; "
+        "logind: cannot connect to the system bus: [Errno 2] No such file or directory. Face "
+        "unlock of the lock screen needs a desktop session with GNOME Shell, a MATE screensaver, "
+        "a freedesktop ScreenSaver (KDE, Xfce, ...) or systemd-logind"
+    )
+    got: list[Notice] = []
+    t = TrayIcon(store, cfg, USER, notifier=Notifier(fallback=got.append))
+    try:
+        message = plain_message(raw)
+        t.set_state("error", message)
+        t.menu.aboutToShow.emit()
+        t.menu.popup(t.menu.pos())
+        qtbot.waitExposed(t.menu)
+        assert t.menu.width() <= 480
+        assert t.menu.sizeHint().width() <= 480
+        status = t.menu.actions()[0]
+        assert status.text().endswith("…")
+        assert status.toolTip() == t.status_text()
+        for text in (status.toolTip(), t.toolTip()):
+            assert "Errno" not in text and "bus" not in text
+        assert "no lock-screen service" in t.toolTip()
+        notice = watcher_stopped_notice(message)
+        assert "Errno" not in notice.body and "/run/user" not in notice.body
+    finally:
+        t.menu.hide()
+        t.deleteLater()
