@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from clip_material import FAST_CAPTURE, FEMALE, MALE
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QWidget, QWizard
+from PyQt6.QtWidgets import QMessageBox, QPushButton, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config, config_set, load_config, save_config
@@ -163,12 +163,22 @@ def test_cancel_mid_capture_saves_nothing(
     thread = page.worker_thread
     assert thread is not None
     w.button(QWizard.WizardButton.CancelButton).click()
+    _discard_if_asked(w)
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
     assert not thread.is_running()
     assert thread.worker.source is not None and not thread.worker.source.is_open
     assert not store.exists(USER)
     assert not store.directory.exists() or not any(store.directory.iterdir())
     assert path.read_bytes() == before  # the chosen camera is saved at Finish only
+
+
+def _discard_if_asked(w: EnrolWizard) -> None:
+    """Answer Cancel's question (asked once anchors were captured) with Discard."""
+    box = w.discard_box
+    if box is not None:
+        discard = box.findChild(QPushButton, "discard")
+        assert discard is not None
+        discard.click()
 
 
 def _to_capture(qtbot: QtBot, w: EnrolWizard) -> wz.CapturePage:
@@ -214,6 +224,7 @@ def test_paced_capture_from_clip_asks_for_and_spreads_the_poses(
     ]
     assert "3 anchors (centre 1, left 1, right 1)" in page.feedback.text()
     w.reject()
+    _discard_if_asked(w)
 
 
 @pytest.mark.slow
@@ -235,6 +246,7 @@ def test_clip_without_a_turn_is_refused_naming_it(
     assert not page.isComplete()
     assert not w.button(QWizard.WizardButton.NextButton).isEnabled()
     w.reject()
+    _discard_if_asked(w)
     assert not store.exists(USER)
 
 
@@ -266,3 +278,52 @@ def test_finish_keeps_what_another_enrolment_saved_meanwhile(
     assert w.result() == QWizard.DialogCode.Accepted
     t = store.load(USER)
     assert sorted(t.labels()) == ["default", "hat"] and len(t) == 6
+
+
+@pytest.mark.slow
+def test_cancel_after_the_capture_asks_keep_keeps_discard_discards(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, female_folder: Path
+) -> None:
+    """Cancel once anchors were captured asks first: Keep goes on where the user was (the
+    anchors and the page kept), Discard closes and saves nothing."""
+    config = Path(os.environ["FACEUNLOCK_CONFIG"])
+    before = config.read_bytes()
+    w = _wizard(qtbot, store, cfg, str(female_folder))
+    _capture_to_end(qtbot, w)
+    captured = list(w.captures)
+    assert len(captured) == 3
+    cancel = w.button(QWizard.WizardButton.CancelButton)
+
+    cancel.click()
+    box = w.discard_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert "3 pictures of your face" in box.text()
+    keep = box.findChild(QPushButton, "keep")
+    assert keep is not None and box.defaultButton() is keep  # Return keeps them
+    keep.click()
+    assert w.discard_box is None and w.isVisible()
+    assert w.currentId() == wz.PAGE_CALIBRATE
+    assert w.captures == captured
+    assert w.button(QWizard.WizardButton.NextButton).isEnabled()
+
+    # Esc (closing the window) asks the same; Discard closes and forgets them
+    qtbot.keyClick(w, Qt.Key.Key_Escape)
+    box = w.discard_box
+    assert isinstance(box, QMessageBox) and w.isVisible()
+    discard = box.findChild(QPushButton, "discard")
+    assert discard is not None
+    discard.click()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
+    assert w.captures == [] and w.template is None
+    assert not store.exists(USER)
+    assert not store.directory.exists() or not any(store.directory.iterdir())
+    assert config.read_bytes() == before
+
+
+def test_cancel_before_any_capture_closes_without_asking(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    w = _wizard(qtbot, store, cfg, str(tmp_path / "none.mp4"))
+    w.button(QWizard.WizardButton.CancelButton).click()
+    assert w.discard_box is None
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
