@@ -65,6 +65,61 @@ def test_page_order_puts_enable_between_calibrate_and_finish(
     assert isinstance(w.page(wz.PAGE_ENABLE), EnablePage)
 
 
+def test_the_raw_pam_change_is_behind_details(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    w, page = _page(qtbot, store, cfg, _fake_root(tmp_path), [])
+    assert "login screen" in page.plain.text() and "pam" not in page.plain.text().lower()
+    assert page.plain.isVisibleTo(page)
+    assert not page.changes.isVisibleTo(page) and not page.summary.isVisibleTo(page)
+    page.details_button.click()
+    assert page.changes.isVisibleTo(page) and "pam_exec.so" in page.changes.toPlainText()
+
+
+@pytest.mark.parametrize(
+    ("level", "source", "warned"),
+    [("off", "clip", True), ("passive", "clip", False), ("active", "clip", False)],
+)
+def test_a_colour_camera_without_the_photo_check_is_warned_about(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path,
+    level: str, source: str, warned: bool,
+) -> None:
+    """A video (what a colour camera sees) with liveness.level off: the page says plainly that
+    a photo or a phone picture can unlock; with the check on it says it is on. Each level is
+    explained, Active as not built yet."""
+    cfg = config_set(cfg, "liveness.level", level)
+    w = EnrolWizard(store, cfg, user=USER, source_spec=str(tmp_path / f"{source}.mp4"),
+                    system_root=str(_fake_root(tmp_path)), elevate=[])
+    qtbot.addWidget(w)
+    page = w.enable_page
+    page.initializePage()
+    text = page.liveness_warning.text()
+    assert page.colour_camera()
+    assert ("a photo or a phone picture of you can unlock this computer" in text) is warned
+    assert ("The photo check is on" in text) is not warned
+    levels = page.liveness_levels.text()
+    for name in ("Off", "Passive", "Active"):
+        assert f"<b>{name}</b>" in levels
+    assert "not built yet" in levels and "exactly what Passive does" in levels
+    assert "liveness.level" in levels
+
+
+def test_an_infrared_camera_is_not_called_easy_to_fool(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    from faceunlock.engine.sources import VideoDevice
+
+    w = EnrolWizard(store, cfg, user=USER, source_spec="4",
+                    system_root=str(_fake_root(tmp_path)), elevate=[])
+    qtbot.addWidget(w)
+    kind = w.camera_page.camera_kind
+    kind.devices = [VideoDevice(index=4, name="IR Camera", is_ir=True)]
+    page = w.enable_page
+    page.initializePage()
+    assert not page.colour_camera()
+    assert "infrared camera is much harder to fool" in page.liveness_warning.text()
+
+
 def test_privilege_prefix_is_pkexec_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(wz.PKEXEC_ENV, raising=False)
     assert default_elevate() == ["pkexec"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from clip_material import FAST_CAPTURE, FEMALE, MALE
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QMessageBox, QPushButton, QWidget, QWizard
+from PyQt6.QtWidgets import QLabel, QMessageBox, QPushButton, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config, config_set, load_config, save_config
@@ -51,6 +51,21 @@ def _capture_to_end(qtbot: QtBot, w: EnrolWizard) -> None:
     assert w.button(QWizard.WizardButton.NextButton).isEnabled()
     _next(qtbot, w)
     assert w.currentId() == wz.PAGE_CALIBRATE
+
+
+def test_welcome_page_speaks_plainly(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    w = _wizard(qtbot, store, cfg, str(tmp_path / "none.mp4"))
+    page = w.currentPage()
+    assert isinstance(page, wz.WelcomePage)
+    text = page.findChild(QLabel, "welcome_text")
+    assert text is not None
+    words = text.text()
+    assert "3 measurements of your face" in words and "encrypted" in words
+    for jargon in ("128 numbers", "descriptor", "AES", "GCM"):
+        assert jargon not in words
+    assert "AES-256-GCM" in text.toolTip()  # the detail is there for who looks for it
 
 
 def test_page_order_and_keyboard_navigation(
@@ -113,13 +128,21 @@ def test_capture_calibrate_finish_saves_template(
     assert isinstance(cal_page, wz.CalibratePage)
     assert cal_page.error.text() == ""
     assert cal_page.panel.level == "balanced"
-    assert "Threshold: -" in cal_page.panel.threshold_label.text()
+    # the levels are described in words; the raw threshold is only under Details
+    assert not cal_page.panel.threshold_label.isVisibleTo(cal_page)
+    assert cal_page.description.text().startswith("Balanced: The usual choice")
+    assert not cal_page.details.isVisibleTo(cal_page)
+    cal_page.details_button.click()
+    assert cal_page.details.isVisibleTo(cal_page)
+    assert "Threshold -" in cal_page.details.text()
     bal = cal_page.panel.choice
     # cohort-normalised scale (strangers ~0, the owner well below)
     assert bal is not None and bal.scoring == "asnorm" and -8.0 < bal.threshold < -2.0
     cal_page.panel.radios["secure"].click()
     sec = cal_page.panel.choice
     assert sec is not None and sec.level == "secure" and sec.threshold < bal.threshold
+    assert cal_page.description.text().startswith("Secure: Hardest for anyone else")
+    assert f"Threshold {sec.threshold:.3f}" in cal_page.details.text()
     assert cal_page.panel.plot.threshold == pytest.approx(sec.threshold)
     assert not store.exists(USER)  # nothing written before Finish
     path = Path(os.environ["FACEUNLOCK_CONFIG"])
@@ -130,7 +153,10 @@ def test_capture_calibrate_finish_saves_template(
     assert w.currentId() == wz.PAGE_FINISH
     finish = w.currentPage()
     assert isinstance(finish, wz.FinishPage)
-    assert f"use this camera from now on: {female_folder}" in finish.summary.text()
+    summary = finish.summary.text()
+    assert f"use this camera from now on: {female_folder}" in summary
+    assert "3 pictures for alice" in summary and "Security level: Secure" in summary
+    assert "threshold" not in summary.lower() and "anchor" not in summary
     # another program changes an unrelated key meanwhile: Finish re-reads the file
     save_config(config_set(load_config(path), "auth.max_failures", "7"), path)
     assert path.read_bytes() != before

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWizardPage
 
 from faceunlock.engine import service
-from faceunlock.ui.widgets import CalibrationPanel
-from faceunlock.ui.wizard.common import error_style
+from faceunlock.ui.widgets import LEVEL_NAMES, CalibrationPanel
+from faceunlock.ui.wizard.common import details_button, error_style
 from faceunlock.ui.workers import plain_message
 
 if TYPE_CHECKING:
     from faceunlock.ui.wizard.wizard import EnrolWizard
+
+#: what each security level means to a person (shown under the levels)
+LEVEL_DESCRIPTIONS = {
+    "convenient": "Recognises you most easily, also in poor light or at an angle. Suits a "
+    "computer at home that only you and people you trust can reach.",
+    "balanced": "The usual choice: quick for you, and someone else gets in only very rarely.",
+    "secure": "Hardest for anyone else, a relative who looks like you included; you may have to "
+    "look at the camera again a little more often. Suits a laptop you carry or use at work.",
+}
 
 
 class CalibratePage(QWizardPage):
@@ -24,7 +34,24 @@ class CalibratePage(QWizardPage):
         self.setTitle("Security level")
         lay = QVBoxLayout(self)
         self.panel = CalibrationPanel()
+        # the raw threshold is a detail (below), not a line for everybody
+        self.panel.threshold_label.hide()
         lay.addWidget(self.panel)
+        self.description = QLabel()
+        self.description.setObjectName("level_description")
+        self.description.setWordWrap(True)
+        # under the levels, before the plot
+        panel_lay = self.panel.layout()
+        assert isinstance(panel_lay, QVBoxLayout)
+        panel_lay.insertWidget(panel_lay.indexOf(self.panel.threshold_label), self.description)
+        self.details = QLabel()
+        self.details.setObjectName("level_details")
+        self.details.setWordWrap(True)
+        self.details_button = details_button(self.details)
+        self.details_button.setObjectName("details_button")
+        lay.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignLeft)
+        lay.addWidget(self.details)
+        self.panel.levelChanged.connect(lambda _lv: self._describe())
         self.error = QLabel()
         error_style(self.error)
         lay.addWidget(self.error)
@@ -37,6 +64,7 @@ class CalibratePage(QWizardPage):
             assert t is not None
             m, table, genuine = service.calibration_inputs(t, self.wiz.pipe_factory())
             self.panel.set_data(table, len(t), genuine, t.security_level, matcher=m)
+            self._describe()
         except Exception as e:
             self.error.setText(plain_message(e))
         self.completeChanged.emit()
@@ -49,3 +77,23 @@ class CalibratePage(QWizardPage):
         return self.wiz.choice is not None
 
 
+
+    def _describe(self) -> None:
+        """The checked level in words, and its threshold under Details."""
+        level = self.panel.level
+        self.description.setText(f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}")
+        ch = self.panel.choice
+        if ch is None:
+            self.details.setText("")
+            return
+        scale = (
+            "the distance between two faces (smaller = more alike)"
+            if ch.scoring == "raw"
+            else "a difference score, measured against other people's faces (smaller = more "
+            "alike)"
+        )
+        self.details.setText(
+            f"Threshold {ch.threshold:.3f}, on {scale}: a face below it counts as you. "
+            "The rates above are estimates from the model's tests and from the pictures "
+            "just taken."
+        )

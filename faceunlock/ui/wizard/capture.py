@@ -45,7 +45,7 @@ class CapturePage(QWizardPage):
         lay.addWidget(self.preview, 1)
         self.progress = QProgressBar()
         self.progress.setObjectName("progress")
-        self.progress.setFormat("anchor %v of %m")
+        self.progress.setFormat("picture %v of %m")
         lay.addWidget(self.progress)
         # progress per pose, like a ring that fills: one label per pose asked for
         self.pose_row = QHBoxLayout()
@@ -170,7 +170,7 @@ class CapturePage(QWizardPage):
             if not self.feedback.styleSheet():
                 self.feedback.setText(
                     f"The video ended after {len(self.captures)} of {self.progress.maximum()} "
-                    "anchors. Press Start again, or go Back and pick another source."
+                    "pictures. Press Start again, or go Back and pick another source."
                 )
             self.retry.setVisible(True)
 

@@ -18,10 +18,11 @@ from PyQt6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
     QWizardPage,
 )
 
-from faceunlock.ui.wizard.common import error_style, plain_style
+from faceunlock.ui.wizard.common import details_button, error_style, plain_style
 
 if TYPE_CHECKING:
     from faceunlock.ui.wizard.wizard import EnrolWizard
@@ -62,26 +63,40 @@ class EnablePage(QWizardPage):
         )
         watcher_note.setWordWrap(True)
         lay.addWidget(watcher_note)
+        lay.addWidget(self._liveness_box())
         box = QGroupBox(
             "Also use my face at the login screen and for sudo (needs administrator rights)"
         )
         box.setObjectName("system_box")
         bl = QVBoxLayout(box)
+        self.plain = QLabel(
+            "Optional. Your face can also be accepted at the login screen (before you log "
+            "in), by sudo in a terminal, and in the administrator password dialogs. This "
+            "changes a system setting, so the button asks for the administrator password."
+        )
+        self.plain.setObjectName("system_plain")
+        self.plain.setWordWrap(True)
+        bl.addWidget(self.plain)
+        # the exact change, for those who want to check it: behind Details
+        details = QWidget()
+        dl = QVBoxLayout(details)
+        dl.setContentsMargins(0, 0, 0, 0)
         self.summary = QLabel()
         self.summary.setObjectName("system_summary")
         self.summary.setWordWrap(True)
-        bl.addWidget(self.summary)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dl.addWidget(self.summary)
         self.changes = QPlainTextEdit()
         self.changes.setObjectName("system_changes")
         self.changes.setReadOnly(True)
         self.changes.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.changes.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        bl.addWidget(self.changes)
-        self.undo = QLabel()
-        self.undo.setObjectName("system_undo")
-        self.undo.setWordWrap(True)
-        self.undo.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bl.addWidget(self.undo)
+        dl.addWidget(self.changes)
+        self.details = details
+        self.details_button = details_button(details, "Details: the exact change")
+        self.details_button.setObjectName("system_details")
+        bl.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignLeft)
+        bl.addWidget(details)
         row = QHBoxLayout()
         self.run_button = QPushButton("Turn on for the &login screen and sudo…")
         self.run_button.setObjectName("system_enable")
@@ -94,16 +109,89 @@ class EnablePage(QWizardPage):
         self.outcome.setWordWrap(True)
         self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         bl.addWidget(self.outcome)
+        self.undo = QLabel()
+        self.undo.setObjectName("system_undo")
+        self.undo.setWordWrap(True)
+        self.undo.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bl.addWidget(self.undo)
         lay.addWidget(box)
         lay.addStretch(1)
         self.process: QProcess | None = None
         self.succeeded = False
 
+    def _liveness_box(self) -> QGroupBox:
+        """What stops a photo of the user: the warning for a colour camera with the check
+        off, and each ``liveness.level`` in plain words (under Details)."""
+        box = QGroupBox("Photos and phone screens")
+        box.setObjectName("liveness_box")
+        bl = QVBoxLayout(box)
+        self.liveness_warning = QLabel()
+        self.liveness_warning.setObjectName("liveness_warning")
+        self.liveness_warning.setWordWrap(True)
+        self.liveness_warning.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        bl.addWidget(self.liveness_warning)
+        self.liveness_levels = QLabel(
+            "<p><b>Off</b>: no check. With a colour camera, anyone who holds up a photo or a "
+            "phone picture of you can unlock.</p>"
+            "<p><b>Passive</b>: before it unlocks, FaceUnlock looks for signs of a photo or a "
+            "screen (the frame of a phone, glare on glass, a face that never moves). It stops "
+            "most photos and phone screens, and asks nothing of you; a very good print or a "
+            "mask can still get through.</p>"
+            "<p><b>Active</b>: not built yet. It is accepted and does exactly what Passive does "
+            "(a challenge, such as turning your head when asked, is planned).</p>"
+            "<p>Change it with: <code>faceunlock config set liveness.level passive</code></p>"
+        )
+        self.liveness_levels.setObjectName("liveness_levels")
+        self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
+        self.liveness_levels.setWordWrap(True)
+        self.liveness_levels.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        levels_button = details_button(self.liveness_levels, "What the photo check levels do")
+        levels_button.setObjectName("liveness_details")
+        bl.addWidget(levels_button, 0, Qt.AlignmentFlag.AlignLeft)
+        bl.addWidget(self.liveness_levels)
+        return box
+
+    def colour_camera(self) -> bool:
+        """The chosen source is not an infrared camera (a colour camera, a video or pictures:
+        all show what a photo or a phone screen shows)."""
+        from faceunlock.ui.camera_choice import camera_index
+
+        idx = camera_index(self.wiz.source_spec or self.wiz.cfg.camera.source)
+        devices = self.wiz.camera_page.camera_kind.devices
+        return not any(d.index == idx and d.is_ir for d in devices)
+
+    def _show_liveness(self) -> None:
+        level = self.wiz.cfg.liveness.level
+        colour = self.colour_camera()
+        if level == "off" and colour:
+            self.liveness_warning.setStyleSheet("color: #b00000; font-weight: bold;")
+            text = (
+                "Warning: the photo check is off. With a colour camera like this one, a photo "
+                "or a phone picture of you can unlock this computer. Turn the check on "
+                "(Passive, see below) if other people can reach it."
+            )
+        elif level == "off":
+            self.liveness_warning.setStyleSheet("")
+            text = (
+                "The photo check is off. Your infrared camera is much harder to fool with a "
+                "photo or a phone screen; turning the check on (Passive) adds a second layer."
+            )
+        else:
+            self.liveness_warning.setStyleSheet("")
+            text = (
+                f"The photo check is on ({level.capitalize()}): a photo or a phone screen held "
+                "up to the camera is refused in most cases, though no check is perfect."
+            )
+        self.liveness_warning.setText(text)
+
     def initializePage(self) -> None:
         from faceunlock.unlock import system
 
+        self._show_liveness()
         pv = system.enable_preview(self.wiz.system_root)
-        self.summary.setText("Optional. The button below changes system files. " + pv.summary)
+        self.summary.setText(pv.summary)
         self.changes.setPlainText("\n".join(pv.lines))
         rows = min(max(len(pv.lines), 1), 7)
         self.changes.setFixedHeight(
@@ -112,8 +200,8 @@ class EnablePage(QWizardPage):
             + self.changes.horizontalScrollBar().sizeHint().height()  # type: ignore[union-attr]
         )
         self.undo.setText(
-            f"To undo it later, run: {pv.undo}. The login screen uses a root-only copy of "
-            "your face data: after Finish, run `faceunlock system-copy` once."
+            f"You can turn it off again later with: {pv.undo}. The login screen keeps its own "
+            "copy of your face data: after Finish, run `faceunlock system-copy` once."
         )
         if self.process is None and not self.succeeded:
             plain_style(self.outcome)
@@ -121,6 +209,8 @@ class EnablePage(QWizardPage):
                 error_style(self.outcome)
                 self.outcome.setText(f"Not available yet: {pv.problem}.")
             elif not pv.automatic:
+                # the change is made by hand: show it
+                self.details_button.setChecked(True)
                 self.outcome.setText("Make the change by hand as shown above.")
             else:
                 self.outcome.setText("")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWizardPage
 
+from faceunlock.ui.widgets import LEVEL_NAMES
 from faceunlock.ui.wizard.common import error_style
 from faceunlock.ui.workers import plain_message
 
@@ -20,6 +21,7 @@ class FinishPage(QWizardPage):
         self.setTitle("Ready")
         lay = QVBoxLayout(self)
         self.summary = QLabel()
+        self.summary.setObjectName("finish_summary")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
         self.error = QLabel()
@@ -37,12 +39,14 @@ class FinishPage(QWizardPage):
         camera_text = (
             "" if camera is None else f" Face unlock will use this camera from now on: {camera}."
         )
+        new = len(self.wiz.new_anchors)
+        total = f", {len(t)} with the earlier ones" if len(t) > new else ""
         self.summary.setText(
-            f"{len(t)} anchors for {t.user} (appearance “{self.wiz.label}” added), security "
-            f"level {ch.level} (threshold {ch.threshold:.3f}). Unlocking the locked session "
-            f"with your face: {'on' if watcher else 'off'}.{camera_text}\n\nPress Finish to "
-            f"save your encrypted template to {self.wiz.store.path(t.user)}. Then try it with "
-            "“Test recognition…” in the tray menu."
+            f"Your face: {new} pictures for {t.user}, as the appearance “{self.wiz.label}”"
+            f"{total}. Security level: {LEVEL_NAMES.get(ch.level, ch.level)}. Unlocking the "
+            f"locked session with your face: {'on' if watcher else 'off'}.{camera_text}\n\n"
+            f"Press Finish to save your face data (encrypted) to {self.wiz.store.path(t.user)}. "
+            "Then try it with “Test recognition…” in the tray menu."
         )
 
     def validatePage(self) -> bool:

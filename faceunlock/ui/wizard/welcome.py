@@ -24,14 +24,21 @@ class WelcomePage(QWizardPage):
         text = QLabel(
             f"<p>FaceUnlock will learn your face (user <b>{wiz.user}</b>) so you can unlock "
             "this computer by looking at the camera. Your password always keeps working.</p>"
-            f"<p><b>What is stored:</b> {wiz.anchors} face descriptors (lists of 128 numbers) "
-            "instead of photos, small 64×64 face thumbnails for this window, and the "
-            "chosen threshold.</p>"
+            f"<p><b>What is stored:</b> {wiz.anchors} measurements of your face (numbers "
+            "worked out from the pictures, not the pictures themselves), small face thumbnails "
+            "to show in this window, and the security level you choose.</p>"
             f"<p><b>Where:</b> {path}</p>"
-            "<p><b>How it is protected:</b> encrypted with AES-256-GCM; the key is kept in "
-            "your login keyring. The file is readable by you only.</p>"
-            "<p><b>Nothing leaves this machine.</b> No network is used.</p>"
+            "<p><b>How it is protected:</b> the file is encrypted, and the key is kept in "
+            "your login keyring. Only you can read it.</p>"
+            "<p><b>Nothing leaves this computer.</b> No network is used.</p>"
             "<p>Nothing is saved until you press Finish at the end.</p>"
+        )
+        text.setObjectName("welcome_text")
+        # the technical detail, for those who look for it
+        text.setToolTip(
+            "Each measurement is a face descriptor of 128 numbers; the thumbnails are 64×64 "
+            "pixels. The file is encrypted with AES-256-GCM, under a key kept in your login "
+            "keyring."
         )
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
