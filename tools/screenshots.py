@@ -5,7 +5,8 @@ scaling (``QT_SCALE_FACTOR=2``) as ``wizard-2-camera@2x.png`` and ``tray-menu@2x
     python tools/screenshots.py [--out docs/screenshots]
 
 Needs Debian's xvfb and ../shared/datasets/clips (the woman's webcam clip is the camera). The
-wizard is driven page by page as a user would; each page is grabbed once it is complete.
+wizard is driven page by page as a user would; each page is grabbed once it is complete, and
+Cancel's question after the capture as ``wizard-3-cancel.png`` (answered Keep).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 COMMON = r"""
 import os, sys, time
 from pathlib import Path
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QPushButton, QToolButton
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 from faceunlock.ui.dialogs import RecalibrateDialog
@@ -74,6 +75,17 @@ for i, name in enumerate(names):
     else:
         pump(wait, page.isComplete)
     w.grab().save(str(out / f"wizard-{name}.png"))
+    if name == "3-capture":  # Cancel now would lose the pictures: it asks first
+        w.reject()
+        pump(0.5)
+        w.discard_box.grab().save(str(out / "wizard-3-cancel.png"))  # its own window
+        w.discard_box.findChild(QPushButton, "keep").click()
+        pump(0.3)
+    if name == "5-enable":  # what the photo check levels mean, opened
+        page.findChild(QToolButton, "liveness_details").click()
+        pump(0.3)
+        w.grab().save(str(out / "wizard-5-enable-details.png"))
+        page.findChild(QToolButton, "liveness_details").click()
     if i < len(names) - 1:
         w.next()
         pump(0.5)

@@ -62,7 +62,7 @@ def test_welcome_page_speaks_plainly(
     text = page.findChild(QLabel, "welcome_text")
     assert text is not None
     words = text.text()
-    assert "3 measurements of your face" in words and "encrypted" in words
+    assert "up to 3 measurements of your face" in words and "encrypted" in words
     for jargon in ("128 numbers", "descriptor", "AES", "GCM"):
         assert jargon not in words
     assert "AES-256-GCM" in text.toolTip()  # the detail is there for who looks for it

@@ -40,10 +40,11 @@ class CalibratePage(QWizardPage):
         self.description = QLabel()
         self.description.setObjectName("level_description")
         self.description.setWordWrap(True)
-        # under the levels, before the plot
+        # right under the levels
         panel_lay = self.panel.layout()
         assert isinstance(panel_lay, QVBoxLayout)
-        panel_lay.insertWidget(panel_lay.indexOf(self.panel.threshold_label), self.description)
+        last_level = list(self.panel.radios.values())[-1]
+        panel_lay.insertWidget(panel_lay.indexOf(last_level) + 1, self.description)
         self.details = QLabel()
         self.details.setObjectName("level_details")
         self.details.setWordWrap(True)

@@ -128,6 +128,7 @@ class EnablePage(QWizardPage):
         self.liveness_warning = QLabel()
         self.liveness_warning.setObjectName("liveness_warning")
         self.liveness_warning.setWordWrap(True)
+        self.liveness_warning.setTextFormat(Qt.TextFormat.RichText)
         self.liveness_warning.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
         )
@@ -141,7 +142,6 @@ class EnablePage(QWizardPage):
             "mask can still get through.</p>"
             "<p><b>Active</b>: not built yet. It is accepted and does exactly what Passive does "
             "(a challenge, such as turning your head when asked, is planned).</p>"
-            "<p>Change it with: <code>faceunlock config set liveness.level passive</code></p>"
         )
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
@@ -166,11 +166,12 @@ class EnablePage(QWizardPage):
         level = self.wiz.cfg.liveness.level
         colour = self.colour_camera()
         if level == "off" and colour:
-            self.liveness_warning.setStyleSheet("color: #b00000; font-weight: bold;")
+            self.liveness_warning.setStyleSheet("color: #b00000;")
             text = (
-                "Warning: the photo check is off. With a colour camera like this one, a photo "
-                "or a phone picture of you can unlock this computer. Turn the check on "
-                "(Passive, see below) if other people can reach it."
+                "<b>Warning: the photo check is off. With a colour camera like this one, a "
+                "photo or a phone picture of you can unlock this computer.</b> If other people "
+                "can reach it, turn the check on with this command:<br>"
+                "<code>faceunlock config set liveness.level passive</code>"
             )
         elif level == "off":
             self.liveness_warning.setStyleSheet("")
@@ -203,6 +204,8 @@ class EnablePage(QWizardPage):
             f"You can turn it off again later with: {pv.undo}. The login screen keeps its own "
             "copy of your face data: after Finish, run `faceunlock system-copy` once."
         )
+        # how to undo matters once it can be done
+        self.undo.setVisible(pv.problem is None or self.succeeded)
         if self.process is None and not self.succeeded:
             plain_style(self.outcome)
             if pv.problem is not None:

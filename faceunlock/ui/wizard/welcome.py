@@ -24,7 +24,7 @@ class WelcomePage(QWizardPage):
         text = QLabel(
             f"<p>FaceUnlock will learn your face (user <b>{wiz.user}</b>) so you can unlock "
             "this computer by looking at the camera. Your password always keeps working.</p>"
-            f"<p><b>What is stored:</b> {wiz.anchors} measurements of your face (numbers "
+            f"<p><b>What is stored:</b> up to {wiz.anchors} measurements of your face (numbers "
             "worked out from the pictures, not the pictures themselves), small face thumbnails "
             "to show in this window, and the security level you choose.</p>"
             f"<p><b>Where:</b> {path}</p>"
