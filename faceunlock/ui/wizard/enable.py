@@ -177,7 +177,8 @@ class EnablePage(QWizardPage):
             self.liveness_warning.setStyleSheet("")
             text = (
                 "The photo check is off. Your infrared camera is much harder to fool with a "
-                "photo or a phone screen; turning the check on (Passive) adds a second layer."
+                "photo or a phone screen; turning the check on adds a second layer:<br>"
+                "<code>faceunlock config set liveness.level passive</code>"
             )
         else:
             self.liveness_warning.setStyleSheet("")
