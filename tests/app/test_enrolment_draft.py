@@ -140,3 +140,22 @@ def test_the_draft_imports_no_qt() -> None:
     code = ("import sys, faceunlock.app.enrolment_draft; "
             "sys.exit(1 if any(m.startswith('PyQt6') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_adding_an_appearance_keeps_the_old_anchors(
+    woman: tuple[Pipeline, list[Capture]], tmp_path: Path
+) -> None:
+    pipe, captures = woman
+    store, cfg, config_path = _setup(tmp_path)
+    first = EnrolmentDraft(store, USER, cfg, config_path=config_path)
+    _calibrated(first, pipe, captures)
+    first.save()
+    old = store.path(USER).read_bytes()
+    second = EnrolmentDraft(store, USER, cfg, label="glasses", config_path=config_path)
+    assert second.adding()
+    _calibrated(second, pipe, captures[:2])
+    assert store.path(USER).read_bytes() == old  # still nothing written before Finish
+    second.save()
+    t = store.load(USER)
+    assert len(t) == 5
+    assert sorted(a.label for a in t.anchors) == ["default"] * 3 + ["glasses"] * 2
