@@ -113,7 +113,7 @@ def test_live_frames_pass_and_attacks_do_not(clip: tuple[list, list]) -> None:
 
 
 def test_liveness_level_config() -> None:
-    assert Config().liveness.level == "off"  # see README "Liveness": targets not all met
+    assert Config().liveness.level == "off"  # see docs/liveness.md: targets not all met
     assert config_set(Config(), "liveness.level", "passive").liveness.level == "passive"
     with pytest.raises(ConfigError, match=r"liveness\.level"):
         config_set(Config(), "liveness.level", "strict")

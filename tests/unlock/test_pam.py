@@ -929,7 +929,7 @@ def test_pam_environment_never_reaches_the_root_helper(
 
 #: where PAM lines are given to people (the pam-auth-update profile is not: its `end` is
 #: pam-auth-update's notation, turned into a jump when it writes common-auth)
-DOCS = ("README.md", "packaging/README.md", "packaging/pam/README.md")
+DOCS = ("README.md", "docs/*.md", "packaging/README.md", "packaging/pam/README.md")
 _LINE = re.compile(r"^\s*auth\s+(\[[^\]]*\]|\w+)\s+(\S+)(.*)$")
 _SPAN = re.compile(r"`{1,2}(\[[^`\]]*=[^`\]]*\]|sufficient|required|requisite|optional)`{1,2}")
 
@@ -937,7 +937,7 @@ _SPAN = re.compile(r"`{1,2}(\[[^`\]]*=[^`\]]*\]|sufficient|required|requisite|op
 def documented_pam() -> tuple[set[str], list[list[str]]]:
     """Every control field the docs offer for the face line (inline, or in a one-line example)
     and every multi-line ``auth`` stack they show (fenced blocks)."""
-    texts = [(REPO / d).read_text() for d in DOCS]
+    texts = [p.read_text() for d in DOCS for p in sorted(REPO.glob(d))]
     texts.append(ph.__doc__ or "")
     from faceunlock.unlock import system
 
