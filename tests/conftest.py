@@ -41,7 +41,7 @@ def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     detect from 50 px, up to 160) with those keys changed, saved in ``tmp_path`` and made the
     current config ($FACEUNLOCK_CONFIG)."""
 
-    from clip_material import clip_config as config_for_clips
+    from tests.fakes.clip_material import clip_config as config_for_clips
 
     def make(overrides: Mapping[str, str]) -> Config:
         c = config_for_clips(**overrides)
@@ -98,7 +98,7 @@ def lfw_devtest_images(lfw: Path, n: int) -> list[Path]:
 @pytest.fixture()
 def notify_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A private session bus with dbusmock's notification daemon and a locked screen-saver
-    stand-in, set as $DBUS_SESSION_BUS_ADDRESS (tests/unlock/notify_daemon.py)."""
-    from notify_daemon import notify_bus_session
+    stand-in, set as $DBUS_SESSION_BUS_ADDRESS (tests/fakes/notify_daemon.py)."""
+    from tests.fakes.notify_daemon import notify_bus_session
 
     yield from notify_bus_session(monkeypatch)

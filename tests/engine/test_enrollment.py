@@ -116,9 +116,8 @@ def test_pose_plan_and_instructions(lfw_dir: Path, pipe: Pipeline) -> None:
 
 @pytest.fixture(scope="module")
 def clip_pipe() -> Pipeline:
-    from clip_material import clip_config
-
     from faceunlock.engine import service
+    from tests.fakes.clip_material import clip_config
 
     return service.pipeline_for(clip_config())
 

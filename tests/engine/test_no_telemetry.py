@@ -16,7 +16,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from clip_material import FEMALE, clip_frames
+
+from tests.fakes.clip_material import FEMALE, clip_frames
 
 REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"

@@ -27,13 +27,14 @@ from faceunlock.paths import models_dir, user_data_dir
 
 secretstorage = pytest.importorskip("secretstorage")
 keyring = pytest.importorskip("keyring")
-from clip_material import FEMALE, clip_config, clip_frames, png_folder  # noqa: E402
 from keyring.backends import SecretService  # noqa: E402
 from test_keyring_secret_service import (  # noqa: E402
     SecretServiceEnv,
     _lookup,
     secret_service,
 )
+
+from tests.fakes.clip_material import FEMALE, clip_config, clip_frames, png_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"

@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import logind_mock
 import pytest
-from clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder  # tests/unlock
 
 from faceunlock.config import save_config
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
+from tests.fakes import logind_mock
+from tests.fakes.clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder
 
 VENV_SCRIPT = Path(sys.executable).parent / "faceunlock-auth"  #: pip's console script
 REPO = Path(__file__).resolve().parents[2]
@@ -1000,7 +1000,7 @@ def test_pam_lines_in_the_docs_work_in_a_hand_written_file(
 @pytest.fixture(scope="module")
 def attack_dirs(pam_ready: None, clips_dir: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> dict[str, Path]:
-    from attack_material import attacks
+    from tests.fakes.attack_material import attacks
 
     return attacks(tmp_path_factory.mktemp("pam-attacks"), clips_dir)
 
