@@ -9,6 +9,7 @@ import pytest
 
 from faceunlock.config import Config, save_config
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from tests.fakes.faces import FACES, ParitySample
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared"))
@@ -57,6 +58,31 @@ def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def store(tmp_path: Path) -> TemplateStore:
     """A throw-away template store with a random static key (no keyring)."""
     return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The committed test faces (tests/data/faces), present in every clone: 250x250 crops of
+    one face each (``woman-*.jpg``, ``man-*.jpg``; faces of 95-115 px) and ``pair-00.jpg``,
+    a whole 480x270 frame with both people."""
+    assert (FACES / "woman-09.jpg").is_file(), f"{FACES} is incomplete"
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def face_sample(faces_dir: Path) -> list[Path]:
+    """Every committed one-face image, the woman's first, then the man's (name order)."""
+    return sorted(faces_dir.glob("woman-*.jpg")) + sorted(faces_dir.glob("man-*.jpg"))
+
+
+@pytest.fixture(scope="session", params=["faces", "lfw"])
+def parity_sample(request: pytest.FixtureRequest, faces_dir: Path) -> ParitySample:
+    """The dlib-parity tests run on the committed faces on every clone, and on LFW where
+    ../shared has it (skipped otherwise)."""
+    if request.param == "faces":
+        one = sorted(faces_dir.glob("woman-*.jpg")) + sorted(faces_dir.glob("man-*.jpg"))
+        return ParitySample("faces", [*one, faces_dir / "pair-00.jpg"])
+    return ParitySample("lfw", request.getfixturevalue("lfw_devtest_sample"))
 
 
 @pytest.fixture(scope="session")
