@@ -174,11 +174,15 @@ def _check_bounds(
         raise ConfigError(_range_message(key, spec, value, lo_text, hi_text))
 
 
+def _choices(spec: Key) -> str:
+    return ", ".join('""' if c == "" else str(c) for c in spec.choices)
+
+
 def _check_static(key: str, spec: Key, value: Value) -> None:
     if spec.nonempty and isinstance(value, str) and not value.strip():
         raise ConfigError(f"{key}: must not be empty")
     if spec.choices and value not in spec.choices:
-        allowed = ", ".join(str(c) for c in spec.choices)
+        allowed = _choices(spec)
         if isinstance(value, str):
             raise ConfigError(f"{key}: {value!r} is not one of {allowed}")
         raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
@@ -231,7 +235,7 @@ def _validate_section(
 def _allowed(spec: Key) -> str:
     """The values a key accepts, in words (``config --help``)."""
     if spec.choices:
-        return ", ".join(str(c) for c in spec.choices)
+        return _choices(spec)
     if spec.kind is bool:
         return "true, false"
     if spec.kind is str:
