@@ -148,12 +148,15 @@ def first_window(
 def make_tray(
     store: TemplateStore, cfg: Config, user: str, *, config_path: str | None = None
 ) -> TrayIcon:
-    """The tray icon with its lock-screen watcher (started when the icon is shown)."""
+    """The tray icon with its lock-screen watcher (started when the icon is shown), following
+    the config file (``config_path``, default the user's)."""
+    from faceunlock.ui.config_watch import ConfigWatcher
     from faceunlock.ui.tray import TrayIcon
     from faceunlock.ui.watch import WatcherController
 
     controller = WatcherController(store, cfg, user)
-    tray = TrayIcon(store, cfg, user, config_path=config_path, controller=controller)
+    tray = TrayIcon(store, cfg, user, config_path=config_path, controller=controller,
+                    config_watcher=ConfigWatcher(config_path))
     controller.setParent(tray)
     return tray
 

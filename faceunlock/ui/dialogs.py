@@ -190,6 +190,7 @@ class RecognitionTestDialog(QDialog):
         _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
         self.packets = 0
         self.worker_thread: WorkerThread | None = None
+        self.source_spec = source_spec if source_spec is not None else cfg.camera.source
         pipe_factory = pipe_factory or (lambda: service.pipeline_for(cfg))
         try:
             pipe = pipe_factory()
@@ -198,7 +199,7 @@ class RecognitionTestDialog(QDialog):
             self.error.setText(plain_message(e))
             return
         thr = t.threshold if t.threshold is not None else pipe.threshold
-        spec = source_spec if source_spec is not None else cfg.camera.source
+        spec = self.source_spec
         worker = AuthTestWorker(
             lambda: service.source_for(cfg, spec, **service.LIVE), pipe_factory,
             service.matcher(t, pipe), thr,
