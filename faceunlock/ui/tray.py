@@ -445,6 +445,18 @@ class TrayIcon(QSystemTrayIcon):
         w.activateWindow()
         return w
 
+    def show_window(self) -> str:
+        """Bring this app's window to the front (a second launch asks): the newest open
+        window, else Settings. Its title ("" when none was shown)."""
+        open_ = [w for w in self.windows if w.isVisible()]
+        w = open_[-1] if open_ else self.dialog_factory("settings")
+        if not isinstance(w, QWidget):
+            return ""
+        w.showNormal()
+        w.raise_()
+        w.activateWindow()
+        return w.windowTitle()
+
     def _settings_saved(self, cfg: Config) -> None:
         old = self.cfg
         self.cfg = cfg

@@ -289,21 +289,30 @@ def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cf
 
 
 def test_second_launch_asks_running_instance_and_exits(
-    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, tmp_path: Path
 ) -> None:
+    """A real second launch (another process) finds this process's instance, which brings a
+    window to the front and answers with its title; the launch prints it and exits 0."""
+    import os
+    import subprocess
+    import sys
+
     name = f"faceunlock-test-{time.monotonic_ns()}"
-    monkeypatch.setenv("FACEUNLOCK_INSTANCE", name)
     running = gui_app.SingleInstance(name)
+    running.raise_handler = lambda: "Some window"
     assert running.listen()
+    env = {**os.environ, "FACEUNLOCK_INSTANCE": name, "QT_QPA_PLATFORM": "offscreen"}
+    out = tmp_path / "out.txt"
     try:
-        with qtbot.waitSignal(running.raiseRequested, timeout=5_000):
-            t0 = time.monotonic()
-            assert gui_app.main([]) == 0
-            assert time.monotonic() - t0 < 3.0
+        with qtbot.waitSignal(running.raiseRequested, timeout=60_000), out.open("w") as fo:
+            proc = subprocess.Popen([sys.executable, "-m", "faceunlock"], env=env, stdout=fo,
+                                    stderr=subprocess.STDOUT)
+        assert proc.wait(60) == 0, out.read_text()
     finally:
         running.close()
+    assert "already running: its window “Some window” is now in front" in out.read_text()
     # with nobody listening, no one answers
-    assert not gui_app.notify_running(name, timeout_ms=200)
+    assert gui_app.notify_running(name, timeout_ms=200) is None
 
 
 def test_long_status_keeps_the_menu_narrow_and_words_plain(
