@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QSize, QTimer
 from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -27,12 +27,20 @@ from PyQt6.QtWidgets import (
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
+from faceunlock.engine.auth import AuthParams, AuthResult
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
-from faceunlock.errors import FaceUnlockError
+from faceunlock.errors import AuthStatus, FaceUnlockError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
 from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel
-from faceunlock.ui.workers import AuthTestWorker, FramePacket, WorkerThread, plain_message
+from faceunlock.ui.workers import (
+    AttemptSetup,
+    AttemptWorker,
+    AuthTestWorker,
+    FramePacket,
+    WorkerThread,
+    plain_message,
+)
 
 
 def _error_label() -> QLabel:
@@ -164,8 +172,48 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
+#: an attempt's outcome in words: (verdict, colour, what it means)
+TEST_VERDICTS: dict[AuthStatus, tuple[str, str, str]] = {
+    AuthStatus.OK: (
+        "Recognised — this would unlock", "#1e7e34",
+        "FaceUnlock saw your face and knew it: at the lock screen this attempt would unlock.",
+    ),
+    AuthStatus.NO_MATCH: (
+        "Not recognised", "#c02020",
+        "A face was seen, but it was not close enough to yours: this would not unlock, and at "
+        "the lock screen you would type your password. Face the camera in good light and try "
+        "again; if it keeps failing, add an appearance (glasses, a beard) or choose a more "
+        "convenient security level.",
+    ),
+    AuthStatus.TIMEOUT: (
+        "No face seen", "#b06000",
+        "No face was found in time. Sit in front of the camera with your face well lit, and "
+        "try again.",
+    ),
+    AuthStatus.TOO_DARK: (
+        "No face seen", "#b06000",
+        "The picture was too dark to see a face. Turn on a light or face a window, then try "
+        "again.",
+    ),
+    AuthStatus.PRESENTATION_ATTACK: (
+        "Not recognised", "#c02020",
+        "The face matched yours, but it looked like a photo or a screen (the photo check), so "
+        "this would not unlock.",
+    ),
+}
+
+
+def auth_params(cfg: Config) -> AuthParams:
+    """The attempt parameters of ``cfg`` (those of the lock screen)."""
+    a = cfg.auth
+    return AuthParams(timeout=a.timeout, k=a.k, n=a.n, dark_level=a.dark_level,
+                      dark_fraction=a.dark_fraction)
+
+
 class RecognitionTestDialog(QDialog):
-    """Live recognition test: per frame distance, threshold and decision."""
+    """Test recognition: one attempt as at the lock screen (the same timeout, k-of-n frames and
+    photo check; not counted as a failed try), with the camera's picture and the face box,
+    then the result in plain words (:data:`TEST_VERDICTS`) and "Try again"."""
 
     def __init__(
         self,
@@ -179,54 +227,122 @@ class RecognitionTestDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock: test recognition")
+        self.store, self.cfg, self.user = store, cfg, user
+        self.source_spec = source_spec if source_spec is not None else cfg.camera.source
+        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+            lambda: service.pipeline_for(cfg)
+        )
         lay = QVBoxLayout(self)
+        intro = QLabel("Look at the camera as you would to unlock: this is one try, as at the "
+                       "lock screen.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         self.preview = PreviewLabel()
+        self.preview.setMinimumSize(QSize(400, 300))
         lay.addWidget(self.preview, 1)
-        self.result_label = QLabel("Starting the camera…")
+        self.result_label = QLabel()
         self.result_label.setObjectName("result")
+        font = self.result_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.result_label.setFont(font)
         lay.addWidget(self.result_label)
+        self.explanation = QLabel()
+        self.explanation.setObjectName("explanation")
+        self.explanation.setWordWrap(True)
+        lay.addWidget(self.explanation)
         self.error = _error_label()
         lay.addWidget(self.error)
-        _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
+        self.buttons = _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
+        self.try_again = QPushButton("&Try again")
+        self.try_again.setObjectName("try_again")
+        self.try_again.clicked.connect(self.start)
+        self.buttons.addButton(self.try_again, QDialogButtonBox.ButtonRole.ActionRole)
         self.packets = 0
+        self.attempts = 0
+        self.outcome: AuthResult | None = None
         self.worker_thread: WorkerThread | None = None
-        self.source_spec = source_spec if source_spec is not None else cfg.camera.source
-        pipe_factory = pipe_factory or (lambda: service.pipeline_for(cfg))
-        try:
-            pipe = pipe_factory()
-            t = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-        except Exception as e:
-            self.error.setText(plain_message(e))
+        if not store.exists(user):
+            self.error.setText(plain_message(TemplateNotFoundError(user, store.path(user))))
+            self.try_again.setEnabled(False)
             return
-        thr = t.threshold if t.threshold is not None else pipe.threshold
-        spec = self.source_spec
-        worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec, **service.LIVE), pipe_factory,
-            service.matcher(t, pipe), thr,
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.worker_thread is not None
+
+    def _setup(self, pipe: Any) -> AttemptSetup:
+        """In the worker thread: the template and the attempt, as the lock screen makes them."""
+        t = service.load_template(self.store, self.user, pipe)
+        thr = t.threshold if t.threshold is not None else float(pipe.threshold)
+        return (service.matcher(t, pipe), float(thr), auth_params(self.cfg),
+                service.liveness_for(self.cfg, pipe))
+
+    def start(self) -> None:
+        """Start one attempt (non-blocking; nothing while one runs)."""
+        if self.worker_thread is not None:
+            return
+        self.outcome = None
+        self.packets = 0  # frames shown in this attempt
+        self.attempts += 1
+        self.error.setText("")
+        self._show_verdict("Looking for your face…", "", "Starting the camera…")
+        cfg, spec = self.cfg, self.source_spec
+        worker = AttemptWorker(
+            lambda: service.source_for(cfg, spec, **service.LIVE), self.pipe_factory,
+            self._setup,
         )
         worker.frame.connect(self._frame)
-        worker.error.connect(self.error.setText)
+        worker.result.connect(self._result)
+        worker.error.connect(self._error)
+        worker.finished.connect(self._finished)
         self.worker_thread = WorkerThread(worker)
+        self.try_again.setEnabled(False)
         self.worker_thread.start()
 
+    def _show_verdict(self, verdict: str, colour: str, explanation: str) -> None:
+        self.result_label.setText(verdict)
+        self.result_label.setStyleSheet(f"color: {colour};" if colour else "")
+        self.explanation.setText(explanation)
+
     def _frame(self, pkt: FramePacket) -> None:
+        if self.worker_thread is None:
+            return
         self.packets += 1
         self.preview.show_frame(pkt.image, pkt.boxes, good=bool(pkt.match))
-        if pkt.dark:
-            text = "Too dark"
-        elif pkt.distance is None or not math.isfinite(pkt.distance):
-            text = "No face"
-        else:
-            verdict = "recognised" if pkt.match else "not recognised"
-            text = (
-                f"distance {pkt.distance:.3f} (threshold {pkt.threshold:.3f}): {verdict}, "
-                f"{pkt.ms:.0f} ms"
-            )
-        self.result_label.setText(text)
+        if self.outcome is None:
+            self.explanation.setText("Too dark to see a face…" if pkt.dark else
+                                     "Look at the camera…")
+
+    def _result(self, res: AuthResult) -> None:
+        self.outcome = res
+        verdict, colour, words = TEST_VERDICTS.get(
+            res.status, (res.message or "Not recognised", "#c02020", "")
+        )
+        self._show_verdict(verdict, colour, words)
+        best = res.best_distance
+        self.explanation.setToolTip(
+            f"{len(res.frames)} frames in {res.elapsed:.1f} s; closest score "
+            + (f"{best:.3f}" if math.isfinite(best) else "none (no face)")
+            + f", accepted at {res.threshold:.3f} or less"
+        )
+
+    def _error(self, message: str) -> None:
+        self._show_verdict("The test could not run", "#c02020", "")
+        self.error.setText(message)
+
+    def _finished(self) -> None:
+        self.stop()  # the worker has returned: this only joins its thread
+        self.try_again.setEnabled(True)
+
+    def stop(self) -> None:
+        if self.worker_thread is not None:
+            thread, self.worker_thread = self.worker_thread, None
+            thread.stop()
 
     def done(self, r: int) -> None:
-        if self.worker_thread is not None:
-            self.worker_thread.stop()
+        self.stop()
         super().done(r)
 
 

@@ -273,10 +273,16 @@ def test_test_dialog_reports_distances(
     _enrolled(store, cfg)
     d = RecognitionTestDialog(store, cfg, USER, source_spec=str(female_folder))
     qtbot.addWidget(d)
-    qtbot.waitUntil(lambda: "distance" in d.result_label.text(), timeout=60_000)
-    assert "not recognised" in d.result_label.text()  # random anchors are not her
+    qtbot.waitUntil(lambda: d.outcome is not None, timeout=60_000)
+    assert d.result_label.text() == "Not recognised"  # random anchors are not her
+    qtbot.waitUntil(lambda: not d.running, timeout=10_000)
+    # closed during the next attempt: its camera stops and its thread ends
+    d.start()
+    thread = d.worker_thread
+    assert thread is not None
+    qtbot.waitUntil(lambda: d.packets > 0 and d.outcome is None, timeout=60_000)
     d.reject()
-    assert d.worker_thread is not None and not d.worker_thread.is_running()
+    assert not thread.is_running() and not d.running
 
 
 def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cfg: Config) -> None:
