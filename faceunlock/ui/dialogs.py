@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QSize, QTimer
+from PyQt6.QtCore import QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -17,8 +17,13 @@ from PyQt6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -30,9 +35,9 @@ from faceunlock.engine import service
 from faceunlock.engine.auth import AuthParams, AuthResult
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
-from faceunlock.errors import AuthStatus, FaceUnlockError, TemplateNotFoundError
+from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
-from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel
+from faceunlock.ui.widgets import LEVEL_NAMES, CalibrationPanel, PreviewLabel, level_description
 from faceunlock.ui.workers import (
     AttemptSetup,
     AttemptWorker,
@@ -64,6 +69,10 @@ def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
 
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
+    Each security level is described in the wizard's words (:data:`LEVEL_DESCRIPTIONS`).
+    Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
+    all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
+    True when the button that does it was pressed; tests answer it); ``faceDataChanged`` then tells the tray. These act at once, not at OK.
 
     ``cfg``: the running config, whose values the fields show (its ``camera.source`` may be
     a ``--camera`` override of this run). OK writes only the fields the user changed, onto
@@ -72,11 +81,23 @@ class SettingsDialog(QDialog):
     ``config`` is then the running config: the file's, with this run's camera kept unless
     the camera field was changed."""
 
+    faceDataChanged = pyqtSignal()
+
     def __init__(
-        self, cfg: Config, config_path: str | Path | None = None, parent: QWidget | None = None
+        self,
+        cfg: Config,
+        config_path: str | Path | None = None,
+        parent: QWidget | None = None,
+        *,
+        store: TemplateStore | None = None,
+        user: str | None = None,
+        ask: Callable[[str, str, str], bool] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock settings")
+        self.store = store
+        self.user = user
+        self.ask = ask or self._ask
         self.config = cfg
         self.config_path = config_path
         lay = QVBoxLayout(self)
@@ -102,6 +123,11 @@ class SettingsDialog(QDialog):
         self.level = QComboBox()
         self.level.addItems(SECURITY_LEVELS)
         self.level.setCurrentText(cfg.auth.security_level)
+        self.level_description = QLabel()
+        self.level_description.setObjectName("level_description")
+        self.level_description.setWordWrap(True)
+        self.level.currentTextChanged.connect(self._describe_level)
+        self._describe_level(self.level.currentText())
         self.timeout = QLineEdit(f"{cfg.auth.timeout:g}")
         self.watcher = QCheckBox("Unlock the lock screen with my face")
         self.watcher.setChecked(cfg.watcher.enabled)
@@ -111,16 +137,167 @@ class SettingsDialog(QDialog):
         form.addRow("", self.camera_kind)
         self.camera_kind.set_spec(self.source_spec())
         form.addRow("&Security level:", self.level)
+        form.addRow("", self.level_description)
         form.addRow("&Timeout (seconds):", self.timeout)
         form.addRow("", self.watcher)
         form.addRow("", self.snapshots)
         lay.addLayout(form)
+        self.face_box = self._face_section()
+        lay.addWidget(self.face_box)
+        self.face_box.setVisible(store is not None and user is not None)
         self.error = _error_label()
         lay.addWidget(self.error)
         self.buttons = _add_buttons(
             self, lay, QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         self.shown = self.values()  # what the fields showed: only changes are written
+        self.refresh_appearances()
+
+    # ---- the security level
+
+    def _describe_level(self, level: str) -> None:
+        self.level_description.setText(level_description(level) if level in LEVEL_NAMES else "")
+
+    # ---- your face: the appearances, remove one, delete all
+
+    def _face_section(self) -> QGroupBox:
+        box = QGroupBox("Your face")
+        v = QVBoxLayout(box)
+        self.appearances = QListWidget()
+        self.appearances.setObjectName("appearances")
+        self.appearances.setMaximumHeight(110)
+        self.appearances.currentRowChanged.connect(lambda _r: self._update_face_buttons())
+        v.addWidget(self.appearances)
+        self.face_status = QLabel()
+        self.face_status.setObjectName("face_status")
+        self.face_status.setWordWrap(True)
+        v.addWidget(self.face_status)
+        row = QHBoxLayout()
+        self.remove_button = QPushButton("&Remove appearance…")
+        self.remove_button.setObjectName("remove_appearance")
+        self.remove_button.clicked.connect(self.remove_appearance)
+        self.delete_button = QPushButton("&Delete all face data…")
+        self.delete_button.setObjectName("delete_face_data")
+        self.delete_button.clicked.connect(self.delete_face_data)
+        row.addWidget(self.remove_button)
+        row.addWidget(self.delete_button)
+        row.addStretch(1)
+        v.addLayout(row)
+        return box
+
+    def _ask(self, title: str, text: str, button: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Cancel, self)
+        yes = box.addButton(button, QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is yes
+
+    def labels(self) -> list[tuple[str, int]]:
+        """(appearance name, pictures) of each appearance listed."""
+        out = []
+        for i in range(self.appearances.count()):
+            item = self.appearances.item(i)
+            assert item is not None
+            out.append((str(item.data(Qt.ItemDataRole.UserRole)),
+                        int(item.data(Qt.ItemDataRole.UserRole + 1))))
+        return out
+
+    def refresh_appearances(self) -> None:
+        """List the template's appearances (none when there is no template)."""
+        self.appearances.clear()
+        self.face_status.setText("")
+        if self.store is None or self.user is None:
+            return
+        if not self.store.exists(self.user):
+            self.face_status.setText("No face data: face unlock is off until you enrol "
+                                     "(FaceUnlock menu → Enrol…).")
+            self._update_face_buttons()
+            return
+        try:
+            t = self.store.load(self.user)
+        except FaceUnlockError as e:
+            self.face_status.setText(plain_message(e))
+            self._update_face_buttons()
+            return
+        for label in t.labels():
+            anchors = t.anchors_for(label)
+            day = min(a.created for a in anchors)[:10]
+            item = QListWidgetItem(f"{label} — {len(anchors)} pictures, added {day}")
+            item.setData(Qt.ItemDataRole.UserRole, label)
+            item.setData(Qt.ItemDataRole.UserRole + 1, len(anchors))
+            self.appearances.addItem(item)
+        self.appearances.setCurrentRow(0)
+        self._update_face_buttons()
+
+    def _update_face_buttons(self) -> None:
+        n = self.appearances.count()
+        self.remove_button.setEnabled(n > 1 and self.appearances.currentRow() >= 0)
+        self.remove_button.setToolTip(
+            "" if n != 1 else "Your only appearance: use “Delete all face data…” instead"
+        )
+        self.delete_button.setEnabled(
+            self.store is not None and self.user is not None and self.store.exists(self.user)
+        )
+
+    def remove_appearance(self) -> bool:
+        """Remove the selected appearance after asking; the threshold is chosen again for the
+        anchors that are left, at the template's level. True when it was removed."""
+        row = self.appearances.currentRow()
+        if self.store is None or self.user is None or row < 0 or self.appearances.count() < 2:
+            return False
+        label, count = self.labels()[row]
+        if not self.ask(
+            "FaceUnlock: Remove appearance?",
+            f"Remove the appearance “{label}” ({count} pictures)? FaceUnlock will no longer "
+            "use these pictures to recognise you. This cannot be undone.",
+            "Remove",
+        ):
+            return False
+        store, user, cfg = self.store, self.user, self.config
+
+        def remove(t: Template | None) -> Template:
+            if t is None:
+                raise TemplateNotFoundError(user, store.path(user))
+            t.remove_label(label)
+            if not t.anchors:
+                raise InputError("that would remove every picture: delete all face data "
+                                 "instead")
+            if len(t.anchors) >= 2:
+                service.calibrate_template(t, service.pipeline_for(cfg), t.security_level)
+            return t
+
+        try:
+            store.update(user, remove)
+        except FaceUnlockError as e:
+            self.face_status.setText("Not removed: " + plain_message(e))
+            return False
+        self.refresh_appearances()
+        self.face_status.setText(f"Removed “{label}”.")
+        self.faceDataChanged.emit()
+        return True
+
+    def delete_face_data(self) -> bool:
+        """Delete the template, its backup and its key after asking. True when deleted."""
+        if self.store is None or self.user is None or not self.store.exists(self.user):
+            return False
+        if not self.ask(
+            "FaceUnlock: Delete all face data?",
+            "Delete all your face data (every appearance) from this computer? Face unlock "
+            "stops until you enrol again; your password keeps working. This cannot be undone.",
+            "Delete",
+        ):
+            return False
+        try:
+            self.store.delete(self.user, remove_key=True)
+        except FaceUnlockError as e:
+            self.face_status.setText("Not deleted: " + plain_message(e))
+            return False
+        self.refresh_appearances()
+        self.face_status.setText("All your face data was deleted. Face unlock is off until "
+                                 "you enrol again (FaceUnlock menu → Enrol…).")
+        self.faceDataChanged.emit()
+        return True
 
     def source_spec(self) -> str:
         """The chosen camera's spec, or the text typed in the source box."""

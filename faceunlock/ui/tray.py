@@ -417,8 +417,10 @@ class TrayIcon(QSystemTrayIcon):
             wiz.accepted.connect(lambda: self._settings_saved(wiz.cfg))
             w = wiz
         elif name == "settings":
-            d = dialogs.SettingsDialog(self.cfg, self.config_path)
+            d = dialogs.SettingsDialog(self.cfg, self.config_path, store=self.store,
+                                       user=self.user)
             d.accepted.connect(lambda: self._settings_saved(d.config))
+            d.faceDataChanged.connect(self._face_data_changed)
             w = d
         elif name == "config_problem":
             from faceunlock.ui.config_watch import FIX_HINT
@@ -456,6 +458,15 @@ class TrayIcon(QSystemTrayIcon):
         w.raise_()
         w.activateWindow()
         return w.windowTitle()
+
+    def _face_data_changed(self) -> None:
+        """An appearance was removed or all face data deleted (Settings): without a template
+        the watcher stops (nothing to recognise) and the menu offers Enrol."""
+        if not self.store.exists(self.user):
+            self.stop_watcher()
+            if not self.paused:
+                self.set_state("idle")
+        self.rebuild_menu()
 
     def _settings_saved(self, cfg: Config) -> None:
         old = self.cfg

@@ -27,6 +27,19 @@ LEVEL_NAMES = {
     "balanced": "Balanced",
     "secure": "Secure",
 }
+#: what each security level means to a person (the wizard's Security level page and Settings)
+LEVEL_DESCRIPTIONS = {
+    "convenient": "Recognises you most easily, also in poor light or at an angle. Suits a "
+    "computer at home that only you and people you trust can reach.",
+    "balanced": "The usual choice: quick for you, and someone else gets in only very rarely.",
+    "secure": "Hardest for anyone else, a relative who looks like you included; you may have to "
+    "look at the camera again a little more often. Suits a laptop you carry or use at work.",
+}
+
+
+def level_description(level: str) -> str:
+    """``"Balanced: The usual choice: ..."``: a level's name and what it means."""
+    return f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}"
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:

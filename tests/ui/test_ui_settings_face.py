@@ -1,0 +1,164 @@
+"""Settings: the security levels described as in the wizard; "Your face" lists the
+appearances, removes one and deletes all the face data, each only after its question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from faceunlock.config import Config
+from faceunlock.engine import service
+from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from faceunlock.ui.dialogs import SettingsDialog
+from faceunlock.ui.tray import TrayIcon
+from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, level_description
+from faceunlock.ui.wizard import calibrate
+
+USER = "alice"
+
+
+def _two_appearances(store: TemplateStore, cfg: Config) -> Template:
+    """3 anchors "default" and 2 "glasses" of one made-up face (real encoder's sha)."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=128).astype(np.float32) * 0.1
+    t = Template(user=USER, model_sha256=service.pipeline_for(cfg).encoder.sha256)
+    for label, n in (("default", 3), ("glasses", 2)):
+        t.add_anchors(
+            Anchor.new(base + rng.normal(size=128).astype(np.float32) * 0.02,
+                       np.zeros((64, 64, 3), np.uint8), label=label)
+            for _ in range(n)
+        )
+    t.threshold = 0.46
+    store.save(t)
+    return t
+
+
+class Answers:
+    """Answers Settings' questions: ``yes`` for each, noting what was asked."""
+
+    def __init__(self, yes: bool) -> None:
+        self.yes = yes
+        self.asked: list[tuple[str, str, str]] = []
+
+    def __call__(self, title: str, text: str, button: str) -> bool:
+        self.asked.append((title, text, button))
+        return self.yes
+
+
+def test_levels_carry_the_wizards_descriptions(qtbot: QtBot, cfg: Config) -> None:
+    d = SettingsDialog(cfg)
+    qtbot.addWidget(d)
+    assert not d.face_box.isVisibleTo(d)  # no store given: no face section
+    for level in ("convenient", "balanced", "secure"):
+        d.level.setCurrentText(level)
+        assert d.level_description.text() == level_description(level)
+        assert LEVEL_DESCRIPTIONS[level] in d.level_description.text()
+    # the wizard's Security level page takes the very same words
+    assert calibrate.level_description is level_description
+
+
+def test_remove_an_appearance_only_after_yes(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    _two_appearances(store, cfg)
+    no = Answers(False)
+    d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER, ask=no)
+    qtbot.addWidget(d)
+    assert d.face_box.isVisibleTo(d)
+    assert d.labels() == [("default", 3), ("glasses", 2)]
+    d.appearances.setCurrentRow(1)
+    assert d.remove_button.isEnabled()
+    assert not d.remove_appearance()
+    assert "“glasses” (2 pictures)" in no.asked[0][1] and no.asked[0][2] == "Remove"
+    assert len(store.load(USER)) == 5  # No: nothing removed
+
+    yes = Answers(True)
+    d.ask = yes
+    with qtbot.waitSignal(d.faceDataChanged, timeout=30_000):
+        assert d.remove_appearance()
+    t = store.load(USER)
+    assert t.labels() == ["default"] and len(t) == 3
+    assert t.threshold != 0.46 and t.calibration  # chosen again for what is left
+    assert d.labels() == [("default", 3)]
+    assert "Removed “glasses”" in d.face_status.text()
+    # the only appearance left cannot be removed: that is "Delete all face data"
+    assert not d.remove_button.isEnabled()
+    assert not d.remove_appearance()
+    assert len(yes.asked) == 1
+
+
+def test_delete_all_face_data_only_after_yes(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    _two_appearances(store, cfg)
+    d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER, ask=Answers(False))
+    qtbot.addWidget(d)
+    assert not d.delete_face_data()
+    assert store.exists(USER)
+    yes = Answers(True)
+    d.ask = yes
+    assert d.delete_face_data()
+    assert "password keeps working" in yes.asked[0][1] and yes.asked[0][2] == "Delete"
+    assert not store.exists(USER) and not store.backup_path(USER).exists()
+    assert d.labels() == []
+    assert "deleted" in d.face_status.text()
+    assert not d.delete_button.isEnabled()
+
+
+def test_the_question_is_a_real_message_box(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    """The default question: Cancel (the default button) keeps the data, its Delete button
+    deletes it."""
+    _two_appearances(store, cfg)
+    d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER)
+    qtbot.addWidget(d)
+    d.show()
+
+    def answer(text: str | None) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, lambda: answer(text))
+            return
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+        if text is None:
+            box.button(QMessageBox.StandardButton.Cancel).click()
+        else:
+            next(b for b in box.buttons() if b.text() == text).click()
+
+    QTimer.singleShot(50, lambda: answer(None))
+    assert not d.delete_face_data()
+    assert store.exists(USER)
+    QTimer.singleShot(50, lambda: answer("Delete"))
+    assert d.delete_face_data()
+    assert not store.exists(USER)
+
+
+def test_the_tray_follows_a_deletion(
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+) -> None:
+    _two_appearances(store, cfg)
+    t = TrayIcon(store, cfg, USER, config_path=tmp_path / "c.toml")
+    try:
+        t.menu.aboutToShow.emit()
+        assert "&Add appearance…" in t.action_texts()
+        next(a for a in t.menu.actions() if a.text() == "&Settings…").trigger()
+        (d,) = t.windows
+        assert isinstance(d, SettingsDialog)
+        qtbot.addWidget(d)
+        assert d.labels() == [("default", 3), ("glasses", 2)]
+        d.ask = Answers(True)
+        assert d.delete_face_data()
+        assert t.status_text() == "Not enrolled"
+        assert t.state == "idle"
+        assert "&Enrol…" in t.action_texts()
+        assert "&Test recognition…" in t.action_texts()
+        test = next(a for a in t.menu.actions() if a.text() == "&Test recognition…")
+        assert not test.isEnabled()
+    finally:
+        t.hide()
+        t.deleteLater()
