@@ -37,6 +37,7 @@ from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
+from faceunlock.ui.password import confirm_password
 from faceunlock.ui.widgets import LEVEL_NAMES, CalibrationPanel, PreviewLabel, level_description
 from faceunlock.ui.workers import (
     AttemptSetup,
@@ -72,7 +73,10 @@ class SettingsDialog(QDialog):
     Each security level is described in the wizard's words (:data:`LEVEL_DESCRIPTIONS`).
     Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
     all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
-    True when the button that does it was pressed; tests answer it); ``faceDataChanged`` then tells the tray. These act at once, not at OK.
+    True when the button that does it was pressed; tests answer it); deleting then asks for
+    the user's password (``confirm(user, reason)``, default
+    :func:`~faceunlock.ui.password.confirm_password`). ``faceDataChanged`` then tells the
+    tray. These act at once, not at OK.
 
     ``cfg``: the running config, whose values the fields show (its ``camera.source`` may be
     a ``--camera`` override of this run). OK writes only the fields the user changed, onto
@@ -92,12 +96,16 @@ class SettingsDialog(QDialog):
         store: TemplateStore | None = None,
         user: str | None = None,
         ask: Callable[[str, str, str], bool] | None = None,
+        confirm: Callable[[str, str], bool] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock settings")
         self.store = store
         self.user = user
         self.ask = ask or self._ask
+        self.confirm = confirm or (
+            lambda user, reason: confirm_password(user, reason, parent=self)
+        )
         self.config = cfg
         self.config_path = config_path
         lay = QVBoxLayout(self)
@@ -286,7 +294,7 @@ class SettingsDialog(QDialog):
             "Delete all your face data (every appearance) from this computer? Face unlock "
             "stops until you enrol again; your password keeps working. This cannot be undone.",
             "Delete",
-        ):
+        ) or not self.confirm(self.user, "Deleting your face data cannot be undone."):
             return False
         try:
             self.store.delete(self.user, remove_key=True)

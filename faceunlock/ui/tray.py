@@ -38,6 +38,7 @@ from faceunlock import __version__
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.paths import repo_root
+from faceunlock.ui.password import confirm_password
 from faceunlock.unlock.notify import (
     CRITICAL,
     Notice,
@@ -143,6 +144,8 @@ class TrayIcon(QSystemTrayIcon):
         self.config_path = config_path
         self.debug = debug if debug is not None else os.environ.get("FACEUNLOCK_DEBUG") == "1"
         self.dialog_factory = dialog_factory or self._open_dialog
+        #: asks for the user's password before "Replace my face…" (True: go ahead)
+        self.confirm_password: Callable[[str, str], bool] = confirm_password
         self.state = "idle"
         self.detail = ""  # the watcher's words for the current state
         self.controller = controller
@@ -403,13 +406,15 @@ class TrayIcon(QSystemTrayIcon):
         elif name == "recalibrate":
             w = dialogs.RecalibrateDialog(self.store, self.cfg, self.user)
         elif name in ("enrol", "replace"):
-            if name == "replace" and QMessageBox.question(
+            if name == "replace" and (QMessageBox.question(
                 None,
                 "Replace my face",
                 "Start over with a new enrolment? When you press Finish, all your current "
                 "face data (every appearance) is replaced by the new pictures. Until then "
                 "nothing changes.",
-            ) != QMessageBox.StandardButton.Yes:
+            ) != QMessageBox.StandardButton.Yes or not self.confirm_password(
+                self.user, "Replacing your face starts a new enrolment."
+            )):
                 return None
             wiz = EnrolWizard(self.store, self.cfg, user=self.user, config_path=self.config_path,
                               replace=name == "replace")

@@ -3,17 +3,20 @@ appearances, removes one and deletes all the face data, each only after its ques
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PyQt6.QtCore import QTimer
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from PyQt6.QtWidgets import QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config
 from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.ui.dialogs import SettingsDialog
+from faceunlock.ui.password import PasswordDialog, confirm_password, password_helper
 from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, level_description
 from faceunlock.ui.wizard import calibrate
@@ -91,16 +94,28 @@ def test_remove_an_appearance_only_after_yes(
     assert len(yes.asked) == 1
 
 
-def test_delete_all_face_data_only_after_yes(
+def test_delete_all_face_data_only_after_yes_and_the_password(
     qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
 ) -> None:
     _two_appearances(store, cfg)
-    d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER, ask=Answers(False))
+    passwords: list[tuple[str, str]] = []
+    right = [False]
+
+    def confirm(user: str, reason: str) -> bool:
+        passwords.append((user, reason))
+        return right[0]
+
+    d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER, ask=Answers(False),
+                       confirm=confirm)
     qtbot.addWidget(d)
     assert not d.delete_face_data()
-    assert store.exists(USER)
+    assert store.exists(USER) and passwords == []  # No: not even the password is asked
     yes = Answers(True)
     d.ask = yes
+    assert not d.delete_face_data()  # the password was not given
+    assert store.exists(USER) and passwords == [(USER, "Deleting your face data cannot be "
+                                                       "undone.")]
+    right[0] = True
     assert d.delete_face_data()
     assert "password keeps working" in yes.asked[0][1] and yes.asked[0][2] == "Delete"
     assert not store.exists(USER) and not store.backup_path(USER).exists()
@@ -109,33 +124,56 @@ def test_delete_all_face_data_only_after_yes(
     assert not d.delete_button.isEnabled()
 
 
-def test_the_question_is_a_real_message_box(
+def test_the_question_and_the_password_are_real_dialogs(
     qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
 ) -> None:
-    """The default question: Cancel (the default button) keeps the data, its Delete button
-    deletes it."""
+    """The default question: Cancel (the default button) keeps the data. Its Delete button
+    leads to the password dialog, which PAM's helper checks: a wrong password is refused,
+    Cancel there keeps the data too."""
+    if password_helper() is None:
+        pytest.skip("pam_unix's unix_chkpwd is not installed")
     _two_appearances(store, cfg)
     d = SettingsDialog(cfg, tmp_path / "c.toml", store=store, user=USER)
+    # the face data is alice's; the password asked is the one of the user running the test
+    d.confirm = lambda _user, reason: confirm_password(service.current_user(), reason,
+                                                       parent=d)
     qtbot.addWidget(d)
     d.show()
+    seen: dict[str, str] = {}
 
-    def answer(text: str | None) -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(50, lambda: answer(text))
+    def modal(kind: type, then: Callable[[QWidget], None]) -> None:
+        w = QApplication.activeModalWidget()
+        if not isinstance(w, kind):
+            QTimer.singleShot(50, lambda: modal(kind, then))
             return
-        assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
-        if text is None:
-            box.button(QMessageBox.StandardButton.Cancel).click()
-        else:
-            next(b for b in box.buttons() if b.text() == text).click()
+        then(w)
 
-    QTimer.singleShot(50, lambda: answer(None))
+    def cancel_question(box: QWidget) -> None:
+        assert isinstance(box, QMessageBox)
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Cancel).click()
+
+    def delete_then_wrong_password(box: QWidget) -> None:
+        assert isinstance(box, QMessageBox)
+        next(b for b in box.buttons() if b.text() == "Delete").click()
+        QTimer.singleShot(50, lambda: modal(PasswordDialog, wrong_password))
+
+    def wrong_password(pd: QWidget) -> None:
+        assert isinstance(pd, PasswordDialog)
+        pd.field.setText("certainly not the password")
+        pd.accept()
+        seen["message"] = pd.message.text()
+        seen["visible"] = str(pd.isVisible())
+        pd.reject()
+
+    QTimer.singleShot(50, lambda: modal(QMessageBox, cancel_question))
     assert not d.delete_face_data()
     assert store.exists(USER)
-    QTimer.singleShot(50, lambda: answer("Delete"))
-    assert d.delete_face_data()
-    assert not store.exists(USER)
+    QTimer.singleShot(50, lambda: modal(QMessageBox, delete_then_wrong_password))
+    assert not d.delete_face_data()
+    assert store.exists(USER)
+    assert seen == {"message": f"That is not the password of {service.current_user()}. "
+                               "Try again.", "visible": "True"}
 
 
 def test_the_tray_follows_a_deletion(
@@ -152,6 +190,7 @@ def test_the_tray_follows_a_deletion(
         qtbot.addWidget(d)
         assert d.labels() == [("default", 3), ("glasses", 2)]
         d.ask = Answers(True)
+        d.confirm = lambda _user, _reason: True  # the password (see the test above)
         assert d.delete_face_data()
         assert t.status_text() == "Not enrolled"
         assert t.state == "idle"
