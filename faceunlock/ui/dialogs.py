@@ -427,10 +427,9 @@ class RecognitionTestDialog(QDialog):
         lay.addWidget(self.preview, 1)
         self.result_label = QLabel()
         self.result_label.setObjectName("result")
-        font = self.result_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        font.setBold(True)
-        self.result_label.setFont(font)
+        self.result_label.setWordWrap(True)
+        # the size in the style sheet too: a style sheet (the colour) resets a set font
+        self._result_pt = max(self.font().pointSizeF(), 9.0) * 1.4
         lay.addWidget(self.result_label)
         self.explanation = QLabel()
         self.explanation.setObjectName("explanation")
@@ -488,8 +487,30 @@ class RecognitionTestDialog(QDialog):
 
     def _show_verdict(self, verdict: str, colour: str, explanation: str) -> None:
         self.result_label.setText(verdict)
-        self.result_label.setStyleSheet(f"color: {colour};" if colour else "")
+        self.result_label.setStyleSheet(
+            f"font-weight: bold; font-size: {self._result_pt:.1f}pt;"
+            + (f" color: {colour};" if colour else "")
+        )
         self.explanation.setText(explanation)
+        QTimer.singleShot(0, self.fit_contents)
+
+    def fit_contents(self) -> None:
+        """Grow to the height the wrapped words need at the current width (a top-level
+        window's minimum counts one line per label, and the picture would cover the
+        result)."""
+        lay = self.layout()
+        if lay is None:
+            return
+        lay.activate()
+        w = self.width()
+        need = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
+        need = max(need, lay.totalMinimumSize().height())
+        if self.height() < need:
+            self.resize(w, need)
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.fit_contents)
 
     def _frame(self, pkt: FramePacket) -> None:
         if self.worker_thread is None:
