@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -38,7 +38,7 @@ from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
 from faceunlock.ui.password import confirm_password
-from faceunlock.ui.widgets import LEVEL_NAMES, CalibrationPanel, PreviewLabel, level_description
+from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, CalibrationPanel, PreviewLabel
 from faceunlock.ui.workers import (
     AttemptSetup,
     AttemptWorker,
@@ -164,7 +164,8 @@ class SettingsDialog(QDialog):
     # ---- the security level
 
     def _describe_level(self, level: str) -> None:
-        self.level_description.setText(level_description(level) if level in LEVEL_NAMES else "")
+        """The wizard's words for ``level`` (the box names the level already)."""
+        self.level_description.setText(LEVEL_DESCRIPTIONS.get(level, ""))
 
     # ---- your face: the appearances, remove one, delete all
 
@@ -173,7 +174,7 @@ class SettingsDialog(QDialog):
         v = QVBoxLayout(box)
         self.appearances = QListWidget()
         self.appearances.setObjectName("appearances")
-        self.appearances.setMaximumHeight(110)
+        self.appearances.setMaximumHeight(84)  # about three rows
         self.appearances.currentRowChanged.connect(lambda _r: self._update_face_buttons())
         v.addWidget(self.appearances)
         self.face_status = QLabel()
@@ -501,6 +502,7 @@ class RecognitionTestDialog(QDialog):
         lay = self.layout()
         if lay is None:
             return
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
         lay.activate()
         w = self.width()
         need = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
@@ -597,6 +599,8 @@ class RecalibrateDialog(QDialog):
         self.worker_thread: WorkerThread | None = None
         lay = QVBoxLayout(self)
         self.panel = CalibrationPanel()
+        # the raw threshold is a programmer's number: the plot marks it (as in the wizard)
+        self.panel.threshold_label.hide()
         lay.addWidget(self.panel)
         self.live_button = QPushButton(f"&Check with the camera (up to {live_seconds:g} s)")
         self.live_button.setObjectName("live_check")
@@ -708,9 +712,8 @@ class RecalibrateDialog(QDialog):
         genuine = np.concatenate([self.anchor_genuine, live])
         self.panel.set_data(self.table, len(t), genuine, self.panel.level, matcher=self.matcher)
         self.live_status.setText(
-            f"Measured {live.size} frames with your face in {self.live_duration():.0f} s "
-            f"(typical score {float(np.median(live)):.3f}). The rates above now include them; "
-            "choose a level and press Save."
+            f"Measured {live.size} frames with your face in {self.live_duration():.0f} s. The "
+            "rates above now include them; choose a level and press Save."
         )
 
     def fit_contents(self) -> None:
@@ -720,10 +723,18 @@ class RecalibrateDialog(QDialog):
         lay = self.layout()
         if lay is None:
             return
+        # the nested layouts (the levels panel's) first take in the texts just set
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
         self.adjustSize()
-        w = self.width()
-        h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
-        self.resize(w, max(h, lay.totalMinimumSize().height()))
+        for _ in range(3):  # the wrapped labels' heights follow the width they get: settle
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+            lay.activate()
+            w = self.width()
+            h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
+            h = max(h, lay.totalMinimumSize().height())
+            if h == self.height():
+                break
+            self.resize(w, h)
 
     def showEvent(self, event: QShowEvent | None) -> None:
         super().showEvent(event)

@@ -285,7 +285,8 @@ class DistancePlot(QWidget):
 
 
 class CalibrationPanel(QWidget):
-    """Security-level radio buttons (expected FAR per attempt, measured FRR) and the plot.
+    """Security-level radio buttons (expected FAR per attempt, measured FRR), the checked
+    level in words (``description``, :func:`level_description`) and the plot.
 
     ``set_data`` takes the model's FAR table, the anchor count and the user's genuine
     distances; ``choice`` is the ThresholdChoice of the checked level."""
@@ -311,6 +312,11 @@ class CalibrationPanel(QWidget):
             self.radios[level] = rb
             lay.addWidget(rb)
             rb.toggled.connect(self._toggled)
+        # the checked level in words, right under the levels (the wizard's and Recalibrate's)
+        self.description = QLabel()
+        self.description.setObjectName("level_description")
+        self.description.setWordWrap(True)
+        lay.addWidget(self.description)
         population = QLabel(
             "These rates were measured on photos of public figures. Between relatives or "
             "people who look alike, another person gets in about 10 times more often: choose "
@@ -392,6 +398,7 @@ class CalibrationPanel(QWidget):
             self.levelChanged.emit(self.level)
 
     def _refresh(self) -> None:
+        self.description.setText(level_description(self.level))
         ch = self.choice
         if ch is None:
             return

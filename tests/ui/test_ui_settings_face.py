@@ -18,8 +18,7 @@ from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.ui.dialogs import SettingsDialog
 from faceunlock.ui.password import PasswordDialog, confirm_password, password_helper
 from faceunlock.ui.tray import TrayIcon
-from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, level_description
-from faceunlock.ui.wizard import calibrate
+from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, CalibrationPanel, level_description
 
 USER = "alice"
 
@@ -53,15 +52,19 @@ class Answers:
 
 
 def test_levels_carry_the_wizards_descriptions(qtbot: QtBot, cfg: Config) -> None:
+    """Settings, the wizard's Security level page and Recalibrate describe each level in the
+    same words (the two last share the levels panel)."""
     d = SettingsDialog(cfg)
     qtbot.addWidget(d)
     assert not d.face_box.isVisibleTo(d)  # no store given: no face section
+    panel = CalibrationPanel()
+    qtbot.addWidget(panel)
     for level in ("convenient", "balanced", "secure"):
         d.level.setCurrentText(level)
-        assert d.level_description.text() == level_description(level)
-        assert LEVEL_DESCRIPTIONS[level] in d.level_description.text()
-    # the wizard's Security level page takes the very same words
-    assert calibrate.level_description is level_description
+        assert d.level_description.text() == LEVEL_DESCRIPTIONS[level]
+        panel.set_level(level)
+        assert panel.description.text() == level_description(level)
+        assert panel.description.text().endswith(d.level_description.text())
 
 
 def test_remove_an_appearance_only_after_yes(

@@ -8,7 +8,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWizardPage
 
 from faceunlock.engine import service
-from faceunlock.ui.widgets import CalibrationPanel, level_description
+from faceunlock.ui.widgets import CalibrationPanel
 from faceunlock.ui.wizard.common import details_button, error_style
 from faceunlock.ui.workers import plain_message
 
@@ -27,14 +27,7 @@ class CalibratePage(QWizardPage):
         # the raw threshold is a detail (below), not a line for everybody
         self.panel.threshold_label.hide()
         lay.addWidget(self.panel)
-        self.description = QLabel()
-        self.description.setObjectName("level_description")
-        self.description.setWordWrap(True)
-        # right under the levels
-        panel_lay = self.panel.layout()
-        assert isinstance(panel_lay, QVBoxLayout)
-        last_level = list(self.panel.radios.values())[-1]
-        panel_lay.insertWidget(panel_lay.indexOf(last_level) + 1, self.description)
+        self.description = self.panel.description  # right under the levels
         self.details = QLabel()
         self.details.setObjectName("level_details")
         self.details.setWordWrap(True)
@@ -68,9 +61,7 @@ class CalibratePage(QWizardPage):
         return self.wiz.choice is not None
 
     def _describe(self) -> None:
-        """The checked level in words, and its threshold under Details."""
-        level = self.panel.level
-        self.description.setText(level_description(level))
+        """The checked level's threshold under Details (the panel describes the level)."""
         ch = self.panel.choice
         if ch is None:
             self.details.setText("")
