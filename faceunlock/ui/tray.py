@@ -233,8 +233,12 @@ class TrayIcon(QSystemTrayIcon):
         ):
             cfg = config_set(file_cfg, "camera.source", self.cfg.camera.source)
         self._file_cfg = file_cfg
+        was_broken = self.config_problem is not None
         self.config_problem = None
-        self._settings_saved(cfg)
+        if cfg != self.cfg:
+            self._settings_saved(cfg)
+        elif was_broken:  # fixed back to the settings in use: the watcher's state again
+            self.set_state(self.state, self.detail)
 
     def on_config_broken(self, message: str) -> None:
         """The config file has become broken: the error state, in words naming the file and

@@ -110,6 +110,29 @@ def test_a_broken_config_is_the_error_state_until_it_is_fixed(
     assert "What is wrong with the settings…" not in watched_tray.action_texts()
 
 
+def test_a_file_fixed_back_to_the_same_settings_keeps_the_watchers_state(
+    qtbot: QtBot, watched_tray: TrayIcon, tmp_path: Path
+) -> None:
+    """A change that leaves the settings as they were (a comment; the file broken, then put
+    back) does not reset what the watcher is doing."""
+    path = tmp_path / "config.toml"
+    good = path.read_text()
+    watched_tray.set_state("authenticating", "")
+    assert watched_tray.config_watcher is not None
+    n = watched_tray.config_watcher.reloads
+    replace_file(path, "# my settings\n" + good)
+    qtbot.waitUntil(lambda: watched_tray.config_watcher is not None
+                    and watched_tray.config_watcher.reloads > n, timeout=10_000)
+    assert watched_tray.state == "authenticating"
+    replace_file(path, good + "\n[[broken\n")
+    qtbot.waitUntil(lambda: watched_tray.shown_state == "error", timeout=10_000)
+    assert watched_tray.state == "authenticating"  # the watcher's, under the error
+    replace_file(path, good)
+    qtbot.waitUntil(lambda: watched_tray.config_problem is None, timeout=10_000)
+    assert watched_tray.shown_state == "authenticating"
+    assert "problem" not in watched_tray.toolTip()
+
+
 def test_a_camera_of_this_run_is_kept_until_the_file_changes_the_camera(
     qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
 ) -> None:
