@@ -425,13 +425,13 @@ def _store() -> Any:
 
 
 def _user(args: argparse.Namespace) -> str:
-    from faceunlock.engine.service import current_user
+    from faceunlock.app.service import current_user
 
     return getattr(args, "user", None) or current_user()
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     cfg = _cfg()
     user = _user(args)
@@ -497,7 +497,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from faceunlock.engine.service import appearances
+    from faceunlock.app.service import appearances
 
     store = _store()
     user = _user(args)
@@ -529,8 +529,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from faceunlock.app.service import calibrate_template
     from faceunlock.engine.pipeline import get_pipeline
-    from faceunlock.engine.service import calibrate_template
 
     store = _store()
     user = _user(args)
@@ -574,7 +574,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     cfg = _cfg()
     store, user = _store(), _user(args)
@@ -597,7 +597,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_auth(args: argparse.Namespace, per_frame: bool = False) -> int:
     """One attempt; with ``per_frame`` (the `test` verb) every frame is printed too."""
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     def show(fr: Any) -> None:
         if args.json:
@@ -632,8 +632,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     import signal
 
+    from faceunlock.app import service
     from faceunlock.config import load_config
-    from faceunlock.engine import service
     from faceunlock.errors import TemplateNotFoundError, plain_message
     from faceunlock.unlock.lockstate import detect_backend
     from faceunlock.unlock.notify import (

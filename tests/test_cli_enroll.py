@@ -12,8 +12,8 @@ import pytest
 from clip_material import FEMALE, MALE, clip_frames, png_folder
 
 from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 from faceunlock.errors import AuthStatus

@@ -16,9 +16,9 @@ import pytest
 from bad_images import png  # tests/unlock: shared test material
 
 from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.cli import build_parser, main
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.templates import (
     Anchor,
     KeyringKeyProvider,

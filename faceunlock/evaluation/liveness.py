@@ -144,7 +144,7 @@ def score_sets(live: Path | None, attack: Path | None, cfg: Config | None = None
                level: str | None = None, pipe: Pipeline | None = None) -> ScoredSets:
     """Judge every presentation under ``live`` and ``attack`` at ``level`` (default the
     config's ``liveness.level``), with the config's detector settings."""
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     cfg = cfg or Config()
     lvl = level or cfg.liveness.level

@@ -24,9 +24,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from faceunlock.app import service
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import FaceUnlockError

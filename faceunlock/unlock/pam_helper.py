@@ -20,7 +20,7 @@ Order of work (cheap first, so a user without a template pays ~50 ms, not a mode
 6. only then OpenCV/onnxruntime are imported: a camera held by a FaceUnlock process (the
    user's own watcher), or a missing or inaccessible camera node -> CAMERA_ERROR at once,
    before any model is loaded; otherwise one attempt with
-   :func:`faceunlock.engine.service.authenticate_user`, the failure counter kept in
+   :func:`faceunlock.app.service.authenticate_user`, the failure counter kept in
    ``<system-dir>/state/`` (counted before the first face, forgiven on success). The system
    folder, ``state/`` and the files in them must be root's and not writable by others, and are
    never reached through a symlink (:func:`check_system_dir`, :func:`state_dir`), else
@@ -455,7 +455,7 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
 
     onnxruntime.set_default_logger_severity(3)  # errors only (stdout is /dev/null anyway)
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.sources import CameraSource, probe_camera
     from faceunlock.engine.templates import SystemTemplateStore
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from clip_material import FEMALE, clip_config, clip_frames
 
+from faceunlock.app import service
 from faceunlock.config import Config, ConfigError, config_set
 from faceunlock.engine import liveness as L
-from faceunlock.engine import service
 from faceunlock.errors import InputError, ModelError
 from faceunlock.paths import models_dir
 

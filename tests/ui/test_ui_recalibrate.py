@@ -13,9 +13,9 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
+from faceunlock.app import service
 from faceunlock.config import Config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.sources import make_source
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz

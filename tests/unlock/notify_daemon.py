@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from jeepney import DBusAddress
 
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -14,8 +14,8 @@ from attack_material import attacks
 from clip_material import EnrolledClips
 
 from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.errors import AuthStatus
 from faceunlock.paths import user_state_dir
 

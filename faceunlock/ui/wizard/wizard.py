@@ -21,10 +21,10 @@ from typing import Any
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QAbstractButton, QMessageBox, QWidget, QWizard, QWizardPage
 
+from faceunlock.app import service
 from faceunlock.app.enrolment_draft import EnrolmentDraft
 from faceunlock.config import Config, load_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.enrollment import Capture, EnrolParams
 from faceunlock.engine.sources import FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
