@@ -264,8 +264,8 @@ def _check_output_file(out: Path, option: str = "--out") -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from faceunlock.engine.modelfile import atomic_write_bytes
     from faceunlock.engine.pipeline import get_pipeline
+    from faceunlock.fileio import atomic_write_bytes
 
     _check_output_file(Path(args.out))
     if args.list:

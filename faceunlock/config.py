@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.errors import ConfigError
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import config_path
 
 SCHEMA_VERSION = 1

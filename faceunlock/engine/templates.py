@@ -94,12 +94,6 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceunlock.engine.modelfile import (
-    atomic_write_bytes,
-    fsync_dir,
-    temp_files,
-    write_temp_file,
-)
 from faceunlock.errors import (
     InputError,
     KeyringUnavailableError,
@@ -112,6 +106,7 @@ from faceunlock.errors import (
     TemplateUnsafeError,
     TemplateWriteError,
 )
+from faceunlock.fileio import atomic_write_bytes, fsync_dir, temp_files, write_temp_file
 from faceunlock.paths import system_data_dir, user_data_dir
 
 log = logging.getLogger(__name__)
