@@ -104,7 +104,6 @@ if (
 # the imports below come after the re-exec above, on purpose (hence the file-wide E402)
 import argparse
 import contextlib
-import glob
 import signal
 import socket
 import stat
@@ -124,6 +123,7 @@ from faceunlock.errors import (
     InsecurePathError,
     TemplateError,
 )
+from faceunlock.unlock.hardware import DEFAULT_LID_GLOB, lid_closed
 
 if TYPE_CHECKING:
     from faceunlock.config import Config
@@ -132,7 +132,6 @@ if TYPE_CHECKING:
 PROG = "faceunlock-auth"
 DEFAULT_CONFIG = Path("/etc/faceunlock/config.toml")
 DEFAULT_SYSTEM_DIR = Path("/var/lib/faceunlock")
-DEFAULT_LID_GLOB = "/proc/acpi/button/lid/*/state"
 #: the system bus (never from the environment; ``--system-bus`` in /etc/pam.d, for tests)
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 #: seconds the watchdog thread waits after the SIGALRM deadline before it kills the process
@@ -273,19 +272,6 @@ def session_origin(req: Request, opts: Options) -> Origin:
         )
     except Exception as e:  # never let a bug here open the camera for a remote session
         return Origin(True, f"session check failed ({type(e).__name__}: {e})")
-
-
-def lid_closed(pattern: str = DEFAULT_LID_GLOB) -> str | None:
-    """The lid state file that says ``closed``, or None (no lid, open, unreadable)."""
-    for path in sorted(glob.glob(pattern)):
-        try:
-            with open(path, encoding="ascii", errors="replace") as f:
-                text = f.read(256)
-        except OSError:
-            continue
-        if "closed" in text.lower():
-            return path
-    return None
 
 
 def check_config_trust(path: Path) -> None:
