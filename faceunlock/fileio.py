@@ -8,11 +8,16 @@ instead of rename (the template store) and for sweeping what a killed writer lef
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+from faceunlock.errors import InputError
 
 #: every temp file of :func:`write_temp_file` is ``.<name>.<random>.faceunlock-tmp``
 TEMP_SUFFIX = ".faceunlock-tmp"
@@ -76,6 +81,50 @@ def temp_files(directory: Path, name: str | None = None, legacy_age: float = 600
             except OSError:
                 continue
     return sorted(out)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, atomically like :func:`atomic_write_bytes`
+    but without holding the content in memory: the temp file beside ``path`` is fsynced and
+    renamed into place when the block ends, and removed when it raises."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=TEMP_SUFFIX, dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(p.parent)
+
+
+def check_output_file(out: Path, option: str = "--out") -> None:
+    """InputError, before any work is done, when ``out`` cannot be written as a file: it is a
+    folder, or the folder it goes in (created if missing) takes no new files (read-only,
+    no permission, /proc). Leaves nothing behind. ``option`` names it in the message."""
+    if out.is_dir():
+        raise InputError(
+            f"{option} {out}: is a folder; give a file name, e.g. {out / 'embeddings.npz'}"
+        )
+    folder = out.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {out}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(
+            f"{option} {out}: no file can be written in {folder} ({e.strerror or e})"
+        ) from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644) -> None:

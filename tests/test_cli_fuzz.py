@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from bad_images import huge_headers  # tests/unlock: shared test material
 
-from faceunlock.cli import IMAGE_EXTS
 from faceunlock.config import KEYS, Config, to_toml
+from faceunlock.engine.batch import IMAGE_EXTS
 from faceunlock.engine.templates import (
     MAX_FILE_SIZE,
     Anchor,

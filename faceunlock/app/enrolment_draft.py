@@ -18,7 +18,7 @@ import numpy as np
 from faceunlock.app import service
 from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine.enrollment import Capture
+from faceunlock.engine.enrolment import Capture
 from faceunlock.engine.pipeline import Pipeline
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 

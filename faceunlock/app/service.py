@@ -25,7 +25,7 @@ from faceunlock.engine.auth import (
     authenticate,
     save_snapshot,
 )
-from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.enrolment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.liveness import Liveness, LivenessParams, get_liveness
 from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
@@ -34,6 +34,7 @@ from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_l
 from faceunlock.errors import (
     AuthStatus,
     EnrolmentError,
+    FaceUnlockError,
     InputError,
     ModelError,
     NotOwnerError,
@@ -302,7 +303,7 @@ def lookalike_check(
 
 def enrol_params(cfg: Config, anchors: int | None = None, **overrides: Any) -> EnrolParams:
     """The enrolment parameters of ``cfg`` (a guided, paced capture; see
-    :class:`~faceunlock.engine.enrollment.EnrolParams`), with ``overrides``."""
+    :class:`~faceunlock.engine.enrolment.EnrolParams`), with ``overrides``."""
     n = anchors if anchors is not None else cfg.enrol.anchors
     return EnrolParams(**{"anchors": n, "min_face": min(80.0, cfg.detector.min_face),
                           **overrides})
@@ -658,3 +659,37 @@ def appearances(template: Template) -> list[dict[str, Any]]:
         {"id": a.id, "label": a.label, "created": a.created, "quality": a.quality}
         for a in template.anchors
     ]
+
+
+def remove_anchors(
+    store: TemplateStore,
+    user: str,
+    id_or_label: str,
+    pipeline: Callable[[], Pipeline] = get_pipeline,
+) -> tuple[int, Template]:
+    """Remove the anchor ``id_or_label`` names, or every anchor of that label, from ``user``'s
+    template under the store's lock, and re-choose its threshold (two anchors or more; the
+    pipeline comes from ``pipeline``). Returns how many went and the saved template. Refuses
+    (InputError) a name that matches nothing and removing the last anchor."""
+    removed: list[Anchor] = []
+
+    def remove(t: Template | None) -> Template:
+        if t is None:
+            raise TemplateNotFoundError(user, store.path(user))
+        try:
+            removed.extend([t.remove_anchor(id_or_label)])
+        except (KeyError, FaceUnlockError):
+            removed.extend(t.remove_label(id_or_label))
+        if not removed:
+            raise InputError(
+                f"no anchor or label {id_or_label!r} in {user}'s template "
+                "(see `faceunlock list`)"
+            )
+        if not t.anchors:
+            raise InputError("that would remove every anchor; use `faceunlock clear` instead")
+        if len(t.anchors) >= 2:
+            calibrate_template(t, pipeline(), t.security_level)
+        return t
+
+    t = store.update(user, remove)  # under the store's lock: re-read, change, save
+    return len(removed), t

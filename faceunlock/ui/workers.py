@@ -20,7 +20,7 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from faceunlock.engine.auth import score_frame
 from faceunlock.engine.cohort import Matcher
-from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.enrolment import Capture, EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame, FrameSource
 from faceunlock.errors import plain_message

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceunlock.engine.enrollment import (
+from faceunlock.engine.enrolment import (
     INSTRUCTIONS,
     POSES,
     EnrolmentSession,

@@ -232,7 +232,7 @@ def test_build_template_refuses_anchors_of_another_person(
 ) -> None:
     """The last line of defence at Finish: captures that do not match the owner are refused
     as a whole, whatever the capture page let through."""
-    from faceunlock.engine.enrollment import Capture
+    from faceunlock.engine.enrolment import Capture
     from faceunlock.errors import NotOwnerError
 
     pipe = service.pipeline_for(cfg)

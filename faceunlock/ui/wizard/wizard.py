@@ -25,7 +25,7 @@ from faceunlock.app import service
 from faceunlock.app.enrolment_draft import EnrolmentDraft
 from faceunlock.config import Config, load_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine.enrollment import Capture, EnrolParams
+from faceunlock.engine.enrolment import Capture, EnrolParams
 from faceunlock.engine.sources import FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.errors import FaceUnlockError
