@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from faceunlock.config import Config
@@ -175,9 +175,21 @@ def options_from(cls: type[Opts], ns: argparse.Namespace) -> Opts:
     return cls(**kwargs)
 
 
+@dataclass(frozen=True)
+class Runner(Generic[Opts]):
+    """A verb's handler and the type of its options: called with the parsed namespace, it
+    builds the options (:func:`options_from`) and runs the handler on them."""
+
+    handler: Callable[[Opts], int]
+    options: type[Opts]
+
+    def __call__(self, ns: argparse.Namespace) -> int:
+        return self.handler(options_from(self.options, ns))
+
+
 def bind(p: argparse.ArgumentParser, handler: Callable[[Opts], int], options: type[Opts]) -> None:
     """Run ``handler`` with the verb's typed ``options`` when ``p``'s verb is chosen."""
-    p.set_defaults(**{RUN: lambda ns: handler(options_from(options, ns))})
+    p.set_defaults(**{RUN: Runner(handler, options)})
 
 
 # ------------------------------------------------------------------ the user's data

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QTimer
@@ -28,6 +27,7 @@ from faceunlock.app import service
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine.cohort import Matcher
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import FaceUnlockError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
@@ -174,7 +174,7 @@ class RecognitionTestDialog(QDialog):
         user: str,
         *,
         source_spec: str | None = None,
-        pipe_factory: Callable[[], Any] | None = None,
+        pipe_factory: Callable[[], FacePipeline] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -248,7 +248,7 @@ class RecalibrateDialog(QDialog):
         user: str,
         *,
         source_spec: str | None = None,
-        pipe_factory: Callable[[], Any] | None = None,
+        pipe_factory: Callable[[], FacePipeline] | None = None,
         live_seconds: float = 10.0,
         live_max_frames: int | None = None,
         parent: QWidget | None = None,
@@ -258,7 +258,7 @@ class RecalibrateDialog(QDialog):
         self.store = store
         self.cfg = cfg
         self.template: Template | None = None
-        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+        self.pipe_factory: Callable[[], FacePipeline] = pipe_factory or (
             lambda: service.pipeline_for(cfg)
         )
         self.source_spec = source_spec if source_spec is not None else cfg.camera.source
