@@ -22,7 +22,7 @@ from faceunlock.cli.common import (
     user_arg,
     user_or_current,
 )
-from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
+from faceunlock.errors import AuthStatus, InputError
 
 if TYPE_CHECKING:
     from faceunlock.config import ConfigFile
@@ -265,20 +265,7 @@ class WatchArgs:
 
 
 def watch(a: WatchArgs) -> int:
-    import signal
-
-    from faceunlock.app import service
-    from faceunlock.config import load_config
-    from faceunlock.errors import plain_message
-    from faceunlock.unlock.lockstate import detect_backend
-    from faceunlock.unlock.notify import (
-        FileRateLimiter,
-        Notifier,
-        error_icon,
-        notice_for,
-        watcher_stopped_notice,
-    )
-    from faceunlock.unlock.watcher import AuthAttempt, Watcher
+    from faceunlock.unlock.watch import desktop_notifier, watch
 
     cfg = common.config()
     user = user_or_current(a.user)
@@ -289,12 +276,6 @@ def watch(a: WatchArgs) -> int:
             file=sys.stderr,
         )
         return int(AuthStatus.DISABLED)
-    store = common.store()
-    if not store.exists(user):
-        raise TemplateNotFoundError(user, store.path(user))
-
-    # the tray's desktop notifications; the repeat limit survives systemd's restarts
-    notifier = None if a.no_notify else Notifier(icon=error_icon(), limiter=FileRateLimiter())
 
     def show(ev: WatcherEvent) -> None:
         if a.json:
@@ -302,25 +283,9 @@ def watch(a: WatchArgs) -> int:
         else:
             print(f"{ev.state.value}: {ev.detail}")
         sys.stdout.flush()
-        notice = notice_for(ev.status, ev.detail)
-        if notifier is not None and notice is not None:
-            notifier.notify(notice)
 
-    try:
-        service.pipeline_for(cfg)  # load the models now, not at the first lock
-        with detect_backend(a.backend or cfg.watcher.backend) as backend:
-            watcher = Watcher(
-                backend, AuthAttempt(store, user, load_config, a.source), on_event=show
-            )
-            old = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
-            try:
-                watcher.run(once=a.once)
-            finally:
-                signal.signal(signal.SIGTERM, old)
-    except FaceUnlockError as e:  # could not start, or stopped on an error
-        if notifier is not None:
-            notifier.notify(watcher_stopped_notice(plain_message(e)))
-        raise
+    watch(common.store(), user, cfg, a.backend or cfg.watcher.backend, a.source, once=a.once,
+          on_event=show, notifier=None if a.no_notify else desktop_notifier)
     return 0
 
 
