@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,43 +105,11 @@ class EvalLfwArgs:
 
 
 def eval_lfw(a: EvalLfwArgs) -> int:
-    from faceunlock.engine.batch import embed_paths
     from faceunlock.engine.pipeline import get_pipeline
     from faceunlock.evaluation import lfw
 
     pipe = get_pipeline(a.engine.settings())
-    images = Path(a.images)
-    if not images.is_dir():
-        raise InputError(f"--images {images}: not a directory")
-    test = lfw.read_pairs(a.pairs)
-    fit = lfw.read_pairs(a.fit_pairs) if a.fit_pairs else None
-    wanted = test.images() + (
-        [x for x in fit.images() if x not in set(test.images())] if fit else []
-    )
-    t0 = time.perf_counter()
-    _found, emb, _, fallback = embed_paths(
-        [images / r for r in wanted],
-        pipe,
-        select="center",
-        fallback_center=True,
-        label="eval lfw",
-    )
-    elapsed = time.perf_counter() - t0
-    table = dict(zip(wanted, emb, strict=True))
-    test_d = lfw.pair_distances(test, table)
-    fit_d = lfw.pair_distances(fit, table) if fit else None
-    res = lfw.evaluate(test, test_d, fit, fit_d, default_threshold=pipe.threshold)
-    test_set = set(test.images())
-    idx = [i for i, w in enumerate(wanted) if w in test_set]
-    res.update(
-        images=len(test_set),
-        no_face=int(fallback[idx].sum()),
-        no_face_fallback="central box",
-        flip_average=pipe.settings.flip_average,
-        zoom=pipe.settings.zoom,
-        seconds=round(elapsed, 1),
-        model_sha256=pipe.encoder.sha256,
-    )
+    res = lfw.run(pipe, Path(a.images), a.pairs, a.fit_pairs)
     if a.json:
         print_json(res)
     else:
