@@ -27,7 +27,7 @@ def train(a: TrainArgs) -> int:
     # imported here, not at module level: training needs torch, which the CLI must not
     # load for every other verb (import-linter: only training imports torch)
     try:
-        from faceunlock.training import trainer
+        import faceunlock.training.trainer as trainer
     except ImportError as e:
         if e.name not in ("torch", "onnx"):
             raise
@@ -50,7 +50,7 @@ class ExportArgs:
 
 def export(a: ExportArgs) -> int:
     try:
-        from faceunlock.training import export as ex
+        import faceunlock.training.export as ex
     except ImportError as e:
         if e.name not in ("torch", "onnx"):
             raise
