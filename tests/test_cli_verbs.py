@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-from clip_material import FEMALE
 
 from faceunlock.cli import build_parser, main
 from faceunlock.cli.common import RUN, Runner, options_from
 from faceunlock.config import Config
 from faceunlock.engine.templates import TemplateStore
+from tests.fakes.clip_material import FEMALE
 
 
 def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
