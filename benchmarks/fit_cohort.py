@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceunlock.cli import embed_paths
+from faceunlock.engine.batch import embed_paths
 from faceunlock.engine.calibration import FarTable, fit_far_table
 from faceunlock.engine.cohort import COHORT_FILES, ENCODER_KEY, Cohort, pairwise_distances
 from faceunlock.engine.modelfile import write_sidecar

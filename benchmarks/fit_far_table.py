@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceunlock.cli import embed_paths
+from faceunlock.engine.batch import embed_paths
 from faceunlock.engine.calibration import fit_far_table
 from faceunlock.engine.modelfile import sidecar_path, write_sidecar
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings

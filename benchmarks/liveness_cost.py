@@ -45,7 +45,7 @@ def template(pipe: Any, frames: list[np.ndarray], cfg: Any) -> tuple[Any, float]
     """(matcher, threshold) of a template enrolled from ``frames`` (as service.enrol does)."""
     import tempfile
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 
@@ -61,7 +61,7 @@ def template(pipe: Any, frames: list[np.ndarray], cfg: Any) -> tuple[Any, float]
 
 def attempts(pipe: Any, m: Any, thr: float, frames: list[np.ndarray], cfg: Any,
              level: str) -> dict[str, Any]:
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.auth import AuthParams, authenticate
     from faceunlock.engine.sources import Frame
     from faceunlock.errors import AuthStatus
@@ -124,7 +124,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     cm = _clip_material()
     cfg = cm.clip_config()

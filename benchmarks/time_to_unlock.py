@@ -96,7 +96,7 @@ def _enrol_child(root: str, key: bytes) -> None:
     enrolled from the first half of the clip into a user store (static ``key``) and into a
     system store (for faceunlock-auth); the second half written as the probe folder."""
     _test_helpers_on_path()
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import StaticKeyProvider, SystemTemplateStore, TemplateStore
     from tests.fakes.clip_material import clip_frames, png_folder
@@ -205,7 +205,7 @@ def shell_runs(a: argparse.Namespace) -> dict[str, Any]:
     from jeepney.bus_messages import message_bus
     from jeepney.io.blocking import open_dbus_connection
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.unlock.lockstate import detect_backend
     from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
 
@@ -334,7 +334,7 @@ def main() -> int:
     if not (CLIPS / FEMALE).is_file():
         sys.exit(f"{CLIPS / FEMALE} not found (../shared)")
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.unlock.lockstate import LogindBackend, ScreenSaverBackend
     from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.errors import ConfigError
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import config_path
 
 SCHEMA_VERSION = 1

@@ -270,16 +270,16 @@ def test_progress_bar_leaves_no_stale_characters(monkeypatch: pytest.MonkeyPatch
     completely: the terminal showed `36.5/s/s`."""
     import io
 
-    from faceunlock import cli
+    from faceunlock.engine import batch
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     clock = iter([0.0, 0.01, 100.0, 200.0, 300.0])  # fast first, then slow: shorter rates
-    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(batch.time, "monotonic", lambda: next(clock))
     out = Tty()
-    assert list(cli._progress(list(range(17)), "embed", out)) == list(range(17))
+    assert list(batch.progress(list(range(17)), "embed", out)) == list(range(17))
     draws = out.getvalue().rstrip("\n").split("\r")[1:]
     assert len(draws) == 3
     assert draws[0].endswith("100.0/s") and draws[1].rstrip().endswith("0.1/s")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 from faceunlock.errors import AuthStatus
@@ -35,7 +35,7 @@ def owner(
     fem = clip_frames(clips_dir / FEMALE)
     service.enrol(store, USER, cfg, ImageFolderSource(png_folder(tmp_path / "f", fem[:12])),
                   params=service.enrol_params(cfg, guided=False))
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: store)
     return store
 
 

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import pytest
 
-from faceunlock.cli import IMAGE_EXTS
 from faceunlock.config import KEYS, Config, to_toml
+from faceunlock.engine.batch import IMAGE_EXTS
 from faceunlock.engine.templates import (
     MAX_FILE_SIZE,
     Anchor,

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.cli import build_parser, main
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.templates import (
     Anchor,
     KeyringKeyProvider,
@@ -189,7 +188,7 @@ def test_dev_null_is_not_a_camera(capsys: pytest.CaptureFixture[str]) -> None:
 def static_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TemplateStore:
     """The CLI's store, with keys in memory instead of the keyring (a real key provider)."""
     store = TemplateStore(tmp_path / "templates", StaticKeyProvider({}))
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: store)
     return store
 
 
@@ -256,7 +255,7 @@ def test_enrol_checks_the_keyring_first(
     from keyring.backends import fail
 
     store = TemplateStore(tmp_path / "t", KeyringKeyProvider(backend=fail.Keyring()))
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: store)
     rc, err = _enrol(capsys, no_frames, "--user", "erin")
     assert rc == KeyringUnavailableError.status and "no usable keyring" in err
 

@@ -300,7 +300,7 @@ def test_toml_text_is_stable() -> None:
 
 
 def test_model_precision_reaches_the_pipeline() -> None:
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.paths import models_dir
 
     assert service.pipeline_settings(Config()).precision == "auto"

@@ -179,7 +179,7 @@ def test_a_section_field_must_be_declared_with_key() -> None:
 
 def test_the_engine_takes_its_defaults_from_the_declarations() -> None:
     from faceunlock.engine.auth import AuthParams
-    from faceunlock.engine.enrollment import EnrolParams
+    from faceunlock.engine.enrolment import EnrolParams
     from faceunlock.engine.quality import DEFAULT_DARK_FRACTION, DEFAULT_DARK_LEVEL
 
     auth = C.AuthConfig()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from faceunlock.app import service
 from faceunlock.config import Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
-from faceunlock.engine.enrollment import Capture
-from faceunlock.engine.pipeline import Pipeline
+from faceunlock.engine.enrolment import Capture
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 
 
@@ -72,7 +72,7 @@ class EnrolmentDraft:
         """Forget the captures, the template and the choice (nothing was written)."""
         self.set_captures([])
 
-    def build_template(self, pipe: Pipeline) -> Template:
+    def build_template(self, pipe: FacePipeline) -> Template:
         """The template to save: the existing one plus the new anchors (unless replace).
         Adding re-checks that every new anchor matches the owner (NotOwnerError)."""
         if not self.captures:

@@ -37,10 +37,10 @@ import numpy as np
 from faceunlock.config import AuthConfig
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
-from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame
 from faceunlock.errors import AuthStatus, InputError
+from faceunlock.fileio import atomic_write_bytes
 
 
 class Observer(Protocol):

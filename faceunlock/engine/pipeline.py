@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -30,6 +30,8 @@ Box = tuple[float, float, float, float]
 Select = Literal["all", "largest", "center"]
 
 CHIP_SIZE = 150
+#: length of the descriptors of the bundled encoders (dlib's model)
+EMBEDDING_DIM = 128
 CHIP_PADDING = 0.25
 #: side of the fallback box, as a fraction of the shorter image side (LFW protocol)
 CENTER_BOX_FRACTION = 0.44
@@ -369,6 +371,35 @@ class Pipeline:
             self.times.landmarks = self.times.align = self.times.embed = 0.0
             return []
         return self.observe_boxes(image, [d.box for d in dets], [d.score for d in dets])
+
+
+class FacePipeline(Protocol):
+    """What the front ends, the services and the evaluation use of a pipeline: the type of
+    every ``pipe`` argument outside this module (:class:`Pipeline` is the implementation).
+
+    observe: image (H, W, 3) uint8 RGB or (H, W) grey -> faces, see :meth:`Pipeline.observe`.
+    """
+
+    @property
+    def settings(self) -> PipelineSettings: ...
+
+    @property
+    def times(self) -> StageTimes: ...
+
+    @property
+    def encoder(self) -> FaceEncoder: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    def reset_tracking(self) -> None: ...
+
+    def detect(self, image: np.ndarray, track: bool = False) -> list[Detection]: ...
+
+    def observe(
+        self, image: np.ndarray, select: Select = "all", fallback_center: bool = False,
+        track: bool = False,
+    ) -> list[FaceObservation]: ...
 
 
 @functools.lru_cache(maxsize=4)

@@ -94,12 +94,6 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceunlock.engine.modelfile import (
-    atomic_write_bytes,
-    fsync_dir,
-    temp_files,
-    write_temp_file,
-)
 from faceunlock.errors import (
     InputError,
     KeyringUnavailableError,
@@ -112,6 +106,7 @@ from faceunlock.errors import (
     TemplateUnsafeError,
     TemplateWriteError,
 )
+from faceunlock.fileio import atomic_write_bytes, fsync_dir, temp_files, write_temp_file
 from faceunlock.paths import system_data_dir, user_data_dir
 
 log = logging.getLogger(__name__)
@@ -1115,23 +1110,22 @@ class SystemTemplateStore(TemplateStore):
 
 
 def install_system_copy(
-    user: str,
-    user_store: TemplateStore,
+    template: Template,
     system_store: SystemTemplateStore,
     *,
     require_root: bool = True,
 ) -> Path:
-    """Copy ``user``'s template from ``user_store`` (decrypted with the user's key) into
-    ``system_store`` (re-encrypted with the system key). Must run as root unless
-    ``require_root=False`` (tests). Returns the system file's path.
+    """Save ``template`` (decrypted: loaded from the user's store, or a
+    :meth:`Template.to_payload` the user's process handed over) into ``system_store``,
+    re-encrypted with the system key. Must run as root unless ``require_root=False`` (tests).
+    Returns the system file's path.
 
-    Note: a root process usually cannot reach the user's Secret Service (it lives on the
-    user's session bus); a privileged helper may instead receive :meth:`Template.to_payload`
-    bytes from the user's process and call ``system_store.save`` itself.
+    A root process usually cannot reach the user's Secret Service (it lives on the user's
+    session bus): ``faceunlock system-copy`` (:mod:`faceunlock.unlock.system_copy`) therefore
+    loads the template as the user and passes its payload to the root side, which calls this.
     """
     if require_root and os.geteuid() != 0:
         raise RootRequiredError("installing the system copy of a face template")
-    t = user_store.load(user)
-    t.source = None
-    t.from_backup = False
-    return system_store.save(t)
+    template.source = None
+    template.from_backup = False
+    return system_store.save(template)

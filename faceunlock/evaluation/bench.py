@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from faceunlock.engine.imageio import read_image
-from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+from faceunlock.engine.pipeline import FacePipeline, Pipeline, PipelineSettings
 from faceunlock.errors import InputError
 from faceunlock.paths import shared_dir
 
@@ -62,7 +62,7 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024.0, 1)
 
 
-def time_pipeline(pipe: Pipeline, frame: np.ndarray, repeats: int,
+def time_pipeline(pipe: FacePipeline, frame: np.ndarray, repeats: int,
                   track: bool = False) -> dict[str, Any]:
     """Per-stage times over ``repeats`` frames. ``track``: consecutive frames of a stream
     (the detector searches around the last face; a full scan every ``full_scan_every``)."""
@@ -188,7 +188,7 @@ def time_dlib(frame: np.ndarray, repeats: int) -> dict[str, Any] | None:
 
 
 def time_normalisation(
-    pipe: Pipeline, frame: np.ndarray, repeats: int, anchors: int = 20
+    pipe: FacePipeline, frame: np.ndarray, repeats: int, anchors: int = 20
 ) -> dict[str, float] | None:
     """ms to score one frame's face against a template of ``anchors`` anchors, by raw
     distance and cohort-normalised (the matcher of the unlock path); None without a cohort."""
@@ -217,7 +217,7 @@ def time_normalisation(
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def time_liveness(pipe: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, float] | None:
+def time_liveness(pipe: FacePipeline, frame: np.ndarray, repeats: int) -> dict[str, float] | None:
     """ms of the passive liveness stage on the frame's face: each model per crop, and the
     judge of one attempt (two matched frames: the frame and a copy with sensor noise, as the
     unlock path runs it once, when an attempt would accept); None without a face or models."""

@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceunlock.errors import InputError
 from faceunlock.evaluation import metrics
+
+if TYPE_CHECKING:
+    from faceunlock.engine.pipeline import FacePipeline
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,47 @@ def evaluate(
         out["accuracy"] = metrics.accuracy(test_dist, test.same, thr)
     out.update(summarise(test_dist, test.same))
     return out
+
+
+def run(
+    pipe: FacePipeline, images: Path, pairs: str | Path, fit_pairs: str | Path | None = None
+) -> dict[str, Any]:
+    """``faceunlock eval lfw``: embed every image the pairs name (under ``images``; the
+    central box where no face is found, the LFW protocol) and :func:`evaluate`; the result
+    also holds the image count, the fallbacks, the settings, the time and the model."""
+    import time
+
+    from faceunlock.engine.batch import embed_paths
+
+    if not images.is_dir():
+        raise InputError(f"--images {images}: not a directory")
+    test = read_pairs(pairs)
+    fit = read_pairs(fit_pairs) if fit_pairs else None
+    wanted = test.images() + (
+        [x for x in fit.images() if x not in set(test.images())] if fit else []
+    )
+    t0 = time.perf_counter()
+    _found, emb, _, fallback = embed_paths(
+        [images / r for r in wanted],
+        pipe,
+        select="center",
+        fallback_center=True,
+        label="eval lfw",
+    )
+    elapsed = time.perf_counter() - t0
+    table = dict(zip(wanted, emb, strict=True))
+    test_d = pair_distances(test, table)
+    fit_d = pair_distances(fit, table) if fit else None
+    res = evaluate(test, test_d, fit, fit_d, default_threshold=pipe.threshold)
+    test_set = set(test.images())
+    idx = [i for i, w in enumerate(wanted) if w in test_set]
+    res.update(
+        images=len(test_set),
+        no_face=int(fallback[idx].sum()),
+        no_face_fallback="central box",
+        flip_average=pipe.settings.flip_average,
+        zoom=pipe.settings.zoom,
+        seconds=round(elapsed, 1),
+        model_sha256=pipe.encoder.sha256,
+    )
+    return res

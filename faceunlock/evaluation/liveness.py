@@ -29,7 +29,7 @@ import numpy as np
 from faceunlock.config import Config
 from faceunlock.engine.imageio import read_image
 from faceunlock.engine.liveness import Liveness, LivenessParams, Verdict
-from faceunlock.engine.pipeline import Pipeline
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
@@ -123,7 +123,7 @@ def follow(obs: Sequence[Any], last: Any) -> Any:
     return max(obs, key=lambda o: (overlap(o.box), o.size)).box
 
 
-def judge_presentation(pipe: Pipeline, stage: Liveness | None, pres: Presentation,
+def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
                        k: int) -> Scored:
     """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
     pipe.reset_tracking()
@@ -141,10 +141,10 @@ def judge_presentation(pipe: Pipeline, stage: Liveness | None, pres: Presentatio
 
 
 def score_sets(live: Path | None, attack: Path | None, cfg: Config | None = None,
-               level: str | None = None, pipe: Pipeline | None = None) -> ScoredSets:
+               level: str | None = None, pipe: FacePipeline | None = None) -> ScoredSets:
     """Judge every presentation under ``live`` and ``attack`` at ``level`` (default the
     config's ``liveness.level``), with the config's detector settings."""
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     cfg = cfg or Config()
     lvl = level or cfg.liveness.level

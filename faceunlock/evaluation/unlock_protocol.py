@@ -58,7 +58,7 @@ def frr_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> dict[st
 
 
 def run(root: Path, k: int, settings: PipelineSettings, min_images: int = 0) -> dict[str, Any]:
-    from faceunlock.cli import embed_paths
+    from faceunlock.engine.batch import embed_paths
 
     if k < 1:
         raise InputError("--anchors must be at least 1")

@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceunlock.engine.modelfile import atomic_write_bytes, sha256_file, sidecar_path, write_sidecar
+from faceunlock.engine.modelfile import sha256_file, sidecar_path, write_sidecar
 from faceunlock.errors import InputError, ModelError
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir, shared_dir
 
 OPSET = 13

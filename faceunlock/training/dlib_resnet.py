@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceunlock.engine.modelfile import atomic_write_bytes, sha256_file, write_sidecar
+from faceunlock.engine.modelfile import sha256_file, write_sidecar
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir
 from faceunlock.training.dlib_format import DlibFormatError, DlibReader
 

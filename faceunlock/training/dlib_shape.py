@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from faceunlock.engine.modelfile import atomic_write_bytes, write_sidecar
+from faceunlock.engine.modelfile import write_sidecar
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.training.dlib_format import DlibFormatError, DlibReader
 
 FORMAT_VERSION = 1

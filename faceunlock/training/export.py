@@ -40,14 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceunlock.engine.modelfile import (
-    atomic_write_bytes,
-    load_sidecar,
-    sha256_file,
-    sidecar_path,
-    write_sidecar,
-)
+from faceunlock.engine.modelfile import load_sidecar, sha256_file, sidecar_path, write_sidecar
 from faceunlock.errors import FaceUnlockError, InputError, ModelError
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir
 from faceunlock.training import dlib_resnet
 

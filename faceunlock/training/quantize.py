@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from faceunlock.engine.modelfile import atomic_write_bytes, load_sidecar, sha256_file, write_sidecar
+from faceunlock.engine.modelfile import load_sidecar, sha256_file, write_sidecar
+from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir, shared_dir
 
 DEFAULT_OUT = "encoder-int8.onnx"

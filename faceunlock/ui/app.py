@@ -28,8 +28,8 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtNetwork import QLocalServer, QLocalSocket
 from PyQt6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
+from faceunlock.app import service
 from faceunlock.config import Config, config_set, load_config
-from faceunlock.engine import service
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError
 from faceunlock.ui import display

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, pyqtSignal
@@ -29,11 +28,12 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from faceunlock.app import service
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.auth import AuthParams, AuthResult
 from faceunlock.engine.cohort import Matcher
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
@@ -408,14 +408,14 @@ class RecognitionTestDialog(QDialog):
         user: str,
         *,
         source_spec: str | None = None,
-        pipe_factory: Callable[[], Any] | None = None,
+        pipe_factory: Callable[[], FacePipeline] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock: test recognition")
         self.store, self.cfg, self.user = store, cfg, user
         self.source_spec = source_spec if source_spec is not None else cfg.camera.source
-        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+        self.pipe_factory: Callable[[], FacePipeline] = pipe_factory or (
             lambda: service.pipeline_for(cfg)
         )
         lay = QVBoxLayout(self)
@@ -457,7 +457,7 @@ class RecognitionTestDialog(QDialog):
     def running(self) -> bool:
         return self.worker_thread is not None
 
-    def _setup(self, pipe: Any) -> AttemptSetup:
+    def _setup(self, pipe: FacePipeline) -> AttemptSetup:
         """In the worker thread: the template and the attempt, as the lock screen makes them."""
         t = service.load_template(self.store, self.user, pipe)
         thr = t.threshold if t.threshold is not None else float(pipe.threshold)
@@ -573,7 +573,7 @@ class RecalibrateDialog(QDialog):
         user: str,
         *,
         source_spec: str | None = None,
-        pipe_factory: Callable[[], Any] | None = None,
+        pipe_factory: Callable[[], FacePipeline] | None = None,
         live_seconds: float = 10.0,
         live_max_frames: int | None = None,
         parent: QWidget | None = None,
@@ -583,7 +583,7 @@ class RecalibrateDialog(QDialog):
         self.store = store
         self.cfg = cfg
         self.template: Template | None = None
-        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+        self.pipe_factory: Callable[[], FacePipeline] = pipe_factory or (
             lambda: service.pipeline_for(cfg)
         )
         self.source_spec = source_spec if source_spec is not None else cfg.camera.source

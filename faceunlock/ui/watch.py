@@ -124,7 +124,7 @@ class WatcherController(QObject):
         return detect_backend(self.cfg.watcher.backend)
 
     def _default_attempt(self) -> RunAttempt:
-        from faceunlock.engine import service
+        from faceunlock.app import service
         from faceunlock.unlock.watcher import AuthAttempt
 
         service.pipeline_for(self.cfg)  # load the models now, not at the first lock

@@ -18,8 +18,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from faceunlock.app import service
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.cohort import Matcher
 
 LEVEL_NAMES = {

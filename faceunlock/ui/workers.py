@@ -21,7 +21,8 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 from faceunlock.config import AuthConfig
 from faceunlock.engine.auth import AuthParams, FrameResult, authenticate, score_frame
 from faceunlock.engine.cohort import Matcher
-from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.enrolment import Capture, EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.engine.quality import is_dark
 from faceunlock.engine.sources import Frame, FrameSource
 from faceunlock.errors import plain_message
@@ -80,7 +81,7 @@ class CameraWorker(QObject):
     def __init__(
         self,
         source_factory: Callable[[], FrameSource],
-        pipe_factory: Callable[[], Any],
+        pipe_factory: Callable[[], FacePipeline],
         *,
         min_interval: float = 0.0,
         dark_level: int = AuthConfig.dark_level,
@@ -134,7 +135,7 @@ class CameraWorker(QObject):
         finally:
             self.finished.emit()
 
-    def prepare(self, pipe: Any) -> None:
+    def prepare(self, pipe: FacePipeline) -> None:
         """Called in the worker thread once the pipeline is loaded, before the source opens."""
 
     def done(self) -> bool:
@@ -144,7 +145,7 @@ class CameraWorker(QObject):
     def is_dark(self, image: np.ndarray) -> bool:
         return bool(is_dark(image, dark_level=self.dark_level, dark_fraction=self.dark_fraction))
 
-    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+    def process(self, pipe: FacePipeline, fr: Frame) -> FramePacket:
         if self.is_dark(fr.image):
             return FramePacket(fr.image, fr.index, dark=True)
         obs = pipe.observe(fr.image, select="all", track=True)
@@ -166,23 +167,23 @@ class EnrolWorker(CameraWorker):
     def __init__(
         self,
         source_factory: Callable[[], FrameSource],
-        pipe_factory: Callable[[], Any],
+        pipe_factory: Callable[[], FacePipeline],
         params: EnrolParams,
         *,
         min_interval: float = 0.0,
-        owner_check: Callable[[Any], tuple[Matcher, float]] | None = None,
+        owner_check: Callable[[FacePipeline], tuple[Matcher, float]] | None = None,
     ) -> None:
         super().__init__(source_factory, pipe_factory, min_interval=min_interval)
         self.params = params
         self.owner_check = owner_check
         self.session: EnrolmentSession | None = None
 
-    def prepare(self, pipe: Any) -> None:
+    def prepare(self, pipe: FacePipeline) -> None:
         self.session = EnrolmentSession(pipe, self.params)
         if self.owner_check is not None:
             self.session.owner, self.session.owner_threshold = self.owner_check(pipe)
 
-    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+    def process(self, pipe: FacePipeline, fr: Frame) -> FramePacket:
         assert self.session is not None
         fb = self.session.offer(fr)
         boxes = [_box4(fb.box)] if fb.box is not None else []
@@ -204,7 +205,7 @@ class AuthTestWorker(CameraWorker):
     def __init__(
         self,
         source_factory: Callable[[], FrameSource],
-        pipe_factory: Callable[[], Any],
+        pipe_factory: Callable[[], FacePipeline],
         anchors: np.ndarray | Matcher,
         threshold: float,
         *,
@@ -216,7 +217,7 @@ class AuthTestWorker(CameraWorker):
         self.anchors = anchors if isinstance(anchors, Matcher) else np.asarray(anchors, np.float32)
         self.threshold = float(threshold)
 
-    def process(self, pipe: Any, fr: Frame) -> FramePacket:
+    def process(self, pipe: FacePipeline, fr: Frame) -> FramePacket:
         if self.is_dark(fr.image):
             return FramePacket(fr.image, fr.index, dark=True, threshold=self.threshold)
         faces, dist = score_frame(pipe, fr.image, self.anchors)

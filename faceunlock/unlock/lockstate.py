@@ -73,7 +73,7 @@ from jeepney import (
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
 
 from faceunlock.errors import WatcherError
-from faceunlock.unlock.pam_helper import DEFAULT_LID_GLOB, lid_closed
+from faceunlock.unlock.hardware import DEFAULT_LID_GLOB, lid_closed
 
 log = logging.getLogger(__name__)
 

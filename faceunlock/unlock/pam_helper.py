@@ -20,7 +20,7 @@ Order of work (cheap first, so a user without a template pays ~50 ms, not a mode
 6. only then OpenCV/onnxruntime are imported: a camera held by a FaceUnlock process (the
    user's own watcher), or a missing or inaccessible camera node -> CAMERA_ERROR at once,
    before any model is loaded; otherwise one attempt with
-   :func:`faceunlock.engine.service.authenticate_user`, the failure counter kept in
+   :func:`faceunlock.app.service.authenticate_user`, the failure counter kept in
    ``<system-dir>/state/`` (counted before the first face, forgiven on success). The system
    folder, ``state/`` and the files in them must be root's and not writable by others, and are
    never reached through a symlink (:func:`check_system_dir`, :func:`state_dir`), else
@@ -104,7 +104,6 @@ if (
 # the imports below come after the re-exec above, on purpose (hence the file-wide E402)
 import argparse
 import contextlib
-import glob
 import signal
 import socket
 import stat
@@ -124,6 +123,7 @@ from faceunlock.errors import (
     InsecurePathError,
     TemplateError,
 )
+from faceunlock.unlock.hardware import DEFAULT_LID_GLOB, lid_closed
 
 if TYPE_CHECKING:
     from faceunlock.config import Config
@@ -132,7 +132,6 @@ if TYPE_CHECKING:
 PROG = "faceunlock-auth"
 DEFAULT_CONFIG = Path("/etc/faceunlock/config.toml")
 DEFAULT_SYSTEM_DIR = Path("/var/lib/faceunlock")
-DEFAULT_LID_GLOB = "/proc/acpi/button/lid/*/state"
 #: the system bus (never from the environment; ``--system-bus`` in /etc/pam.d, for tests)
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 #: seconds the watchdog thread waits after the SIGALRM deadline before it kills the process
@@ -273,19 +272,6 @@ def session_origin(req: Request, opts: Options) -> Origin:
         )
     except Exception as e:  # never let a bug here open the camera for a remote session
         return Origin(True, f"session check failed ({type(e).__name__}: {e})")
-
-
-def lid_closed(pattern: str = DEFAULT_LID_GLOB) -> str | None:
-    """The lid state file that says ``closed``, or None (no lid, open, unreadable)."""
-    for path in sorted(glob.glob(pattern)):
-        try:
-            with open(path, encoding="ascii", errors="replace") as f:
-                text = f.read(256)
-        except OSError:
-            continue
-        if "closed" in text.lower():
-            return path
-    return None
 
 
 def check_config_trust(path: Path) -> None:
@@ -455,7 +441,7 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
 
     onnxruntime.set_default_logger_severity(3)  # errors only (stdout is /dev/null anyway)
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.sources import CameraSource, probe_camera
     from faceunlock.engine.templates import SystemTemplateStore
 

@@ -310,7 +310,7 @@ class Watcher:
 
 class AuthAttempt:
     """A :data:`RunAttempt` doing one real attempt with
-    :func:`faceunlock.engine.service.authenticate_user`: a fresh frame source each time (the
+    :func:`faceunlock.app.service.authenticate_user`: a fresh frame source each time (the
     camera is open only during the attempt). ``cfg``: a config, or a function returning one
     (re-read at every attempt, so ``faceunlock disable`` applies at the next lock).
     ``message`` / ``result``: the last attempt's message and result."""
@@ -340,7 +340,7 @@ class AuthAttempt:
         return self.cfg() if callable(self.cfg) else self.cfg
 
     def __call__(self, should_stop: Callable[[], bool]) -> AuthStatus:
-        from faceunlock.engine import service
+        from faceunlock.app import service
 
         self.result = None
         try:

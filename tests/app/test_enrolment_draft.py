@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from faceunlock.app import service
 from faceunlock.app.enrolment_draft import EnrolmentDraft
 from faceunlock.config import Config, load_config, save_config
-from faceunlock.engine import service
-from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams
+from faceunlock.engine.enrolment import Capture, EnrolmentSession, EnrolParams
 from faceunlock.engine.pipeline import Pipeline
 from faceunlock.engine.sources import VideoFileSource
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore

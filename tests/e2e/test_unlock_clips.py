@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from faceunlock.app import service
 from faceunlock.config import Config, config_set
-from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus

@@ -1,5 +1,5 @@
 """Every attempt that compared a face counts towards the lock-out, whatever ends it
-(:func:`faceunlock.engine.service.authenticate_user`): the failure is on disk before the first
+(:func:`faceunlock.app.service.authenticate_user`): the failure is on disk before the first
 frame and forgiven on success; an attempt that saw no face is taken back. Real models, the
 ../shared webcam clips as image-folder cameras; the interruption is a real KeyboardInterrupt
 (what Ctrl-C raises) from inside the frame source."""
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceunlock.engine import service
+from faceunlock.app import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.errors import AuthStatus
 from tests.fakes.clip_material import EnrolledClips, watcher_config

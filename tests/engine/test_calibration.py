@@ -113,8 +113,8 @@ def test_frr_upper_bound_matches_clopper_pearson() -> None:
 def test_heldout_scores_skip_the_anchors_own_pose() -> None:
     """Anchors taken a moment apart in one pose are near-duplicates: each anchor is scored
     against the other poses only, and a single-pose template has no held-out score."""
+    from faceunlock.app.service import heldout_scores
     from faceunlock.engine.cohort import Matcher
-    from faceunlock.engine.service import heldout_scores
 
     a = np.array([[0.0, 0.0], [0.01, 0.0], [1.0, 0.0], [1.0, 0.02]], np.float32)
     m = Matcher(a)

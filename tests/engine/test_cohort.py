@@ -146,7 +146,7 @@ def _template(anchors: np.ndarray, **calibration: object):
 def test_old_templates_keep_raw_scoring(rng: np.random.Generator) -> None:
     """A template calibrated before cohort normalisation (no ``scoring`` key) is still
     scored by raw distance, so its stored threshold keeps its meaning."""
-    from faceunlock.engine import service
+    from faceunlock.app import service
 
     t = _template(rng.normal(0, 0.1, (3, 128)))
     assert service.scoring_of(t) == coh.RAW
@@ -155,8 +155,8 @@ def test_old_templates_keep_raw_scoring(rng: np.random.Generator) -> None:
 
 
 def test_lookalike_check_warns_on_a_twin(rng: np.random.Generator) -> None:
+    from faceunlock.app import service
     from faceunlock.engine import calibration as cal
-    from faceunlock.engine import service
 
     user = rng.normal(0, 0.3, 32)
     others = rng.normal(0, 0.3, (200, 32))

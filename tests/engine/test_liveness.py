@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceunlock.app import service
 from faceunlock.config import Config, ConfigError, config_set
 from faceunlock.engine import liveness as L
-from faceunlock.engine import service
 from faceunlock.errors import InputError, ModelError
 from faceunlock.paths import models_dir
 from tests.fakes.clip_material import FEMALE, clip_config, clip_frames

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"
 USER = "alice"
 KEYRING_ERROR = 22  # AuthStatus.KEYRING_ERROR (spelt out: the tests also run against old code)
-TEMP_SUFFIX = ".faceunlock-tmp"  # faceunlock.engine.modelfile.TEMP_SUFFIX
+TEMP_SUFFIX = ".faceunlock-tmp"  # faceunlock.fileio.TEMP_SUFFIX
 
 
 def _encoder_sha(precision: str) -> str:

@@ -414,7 +414,7 @@ def test_system_copy(tmp_path: Path, key: bytes) -> None:
     t = make_template()
     user_store.save(t)
     sys_store = SystemTemplateStore(tmp_path / "var-lib-faceunlock")
-    p = install_system_copy("alice", user_store, sys_store, require_root=False)
+    p = install_system_copy(user_store.load("alice"), sys_store, require_root=False)
     assert p == tmp_path / "var-lib-faceunlock" / "alice.tpl"
     assert stat.S_IMODE(p.stat().st_mode) == 0o600
     assert stat.S_IMODE(p.parent.stat().st_mode) == 0o700
@@ -429,7 +429,7 @@ def test_system_copy(tmp_path: Path, key: bytes) -> None:
         TemplateStore(sys_store.directory, StaticKeyProvider(key)).load("alice")
     assert keyfile.read_bytes() != key
     # a second install keeps one backup of the previous system copy
-    install_system_copy("alice", user_store, sys_store, require_root=False)
+    install_system_copy(user_store.load("alice"), sys_store, require_root=False)
     assert sys_store.backup_path("alice").is_file()
 
 
@@ -438,9 +438,10 @@ def test_system_copy_requires_root(
 ) -> None:
     user_store = TemplateStore(tmp_path / "user", StaticKeyProvider(key))
     user_store.save(make_template())
+    t = user_store.load("alice")
     monkeypatch.setattr(tpl.os, "geteuid", lambda: 1000)
     with pytest.raises(RootRequiredError, match="root"):
-        install_system_copy("alice", user_store, SystemTemplateStore(tmp_path / "sys"))
+        install_system_copy(t, SystemTemplateStore(tmp_path / "sys"))
     assert not (tmp_path / "sys").exists()
 
 

@@ -53,7 +53,7 @@ class EnrolledClips:
     clip; ``genuine``: her second half and ``impostor``: 8 frames of the man, as PNG folders."""
 
     def __init__(self, root: Path, clips: Path, user: str = "alice") -> None:
-        from faceunlock.engine import service
+        from faceunlock.app import service
         from faceunlock.engine.sources import ImageFolderSource
         from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from jeepney import DBusAddress
 
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from tests.fakes import fake_screensaver as fs
 

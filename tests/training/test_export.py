@@ -168,16 +168,11 @@ def test_cli_export_calibrated_and_eval(ckpt, lfw_dir, tmp_path, capsys):
 
 
 def test_cli_without_torch(monkeypatch, capsys):
-    import importlib
+    import sys
 
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name.startswith("faceunlock.training"):
-            raise ModuleNotFoundError("No module named 'torch'", name="torch")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    for name in ("faceunlock.training.trainer", "faceunlock.training.export"):
+        monkeypatch.delitem(sys.modules, name, raising=False)  # imported afresh by the verb
     for argv in (["train", "--config", "x.toml"], ["export", "x.pt", "--out", "d"]):
         assert cli.main(argv) != 0
         assert "pip install -e '.[train]'" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -13,12 +13,7 @@ from faceunlock import cli
 def test_no_arguments_launches_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
     fake = SimpleNamespace(main=lambda argv: calls.append(argv) or 0)
-    real = importlib.import_module
-
-    def imp(name: str, *a: object) -> object:
-        return fake if name == "faceunlock.ui.app" else real(name, *a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(importlib, "import_module", imp)
+    monkeypatch.setitem(sys.modules, "faceunlock.ui.app", fake)
     assert cli.main([]) == 0
     assert calls == [[]]
 
@@ -26,14 +21,7 @@ def test_no_arguments_launches_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_no_arguments_without_pyqt6_explains(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = importlib.import_module
-
-    def imp(name: str, *a: object) -> object:
-        if name == "faceunlock.ui.app":
-            raise ImportError("No module named 'PyQt6'")
-        return real(name, *a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(importlib, "import_module", imp)
+    monkeypatch.setitem(sys.modules, "faceunlock.ui.app", None)  # its import fails
     assert cli.main([]) == 1
     err = capsys.readouterr().err
     assert "PyQt6" in err and "faceunlock --help" in err

@@ -12,8 +12,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
+from faceunlock.app import service
 from faceunlock.config import Config, load_config
-from faceunlock.engine import service
 from faceunlock.engine.sources import make_source
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz

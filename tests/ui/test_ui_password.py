@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config
-from faceunlock.engine import service
+from faceunlock.app import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.ui.password import (
     PasswordDialog,

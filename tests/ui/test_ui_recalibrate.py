@@ -12,9 +12,9 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
+from faceunlock.app import service
 from faceunlock.config import Config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
 from faceunlock.engine.sources import make_source
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
@@ -232,7 +232,7 @@ def test_build_template_refuses_anchors_of_another_person(
 ) -> None:
     """The last line of defence at Finish: captures that do not match the owner are refused
     as a whole, whatever the capture page let through."""
-    from faceunlock.engine.enrollment import Capture
+    from faceunlock.engine.enrolment import Capture
     from faceunlock.errors import NotOwnerError
 
     pipe = service.pipeline_for(cfg)

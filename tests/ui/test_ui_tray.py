@@ -11,8 +11,8 @@ import pytest
 from PyQt6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
+from faceunlock.app import service
 from faceunlock.config import Config, load_config
-from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.errors import AuthStatus, CameraBusyError
 from faceunlock.ui import app as gui_app

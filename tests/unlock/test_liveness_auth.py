@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from faceunlock import cli
+from faceunlock.app import service
 from faceunlock.config import Config
-from faceunlock.engine import service
 from faceunlock.errors import AuthStatus
 from faceunlock.paths import user_state_dir
 from tests.fakes.attack_material import attacks
@@ -36,7 +36,7 @@ def attack_dirs(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def _auth(owner: EnrolledClips, source: Path, monkeypatch: pytest.MonkeyPatch,
           capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
-    monkeypatch.setattr(cli, "_store", lambda: owner.store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: owner.store)
     rc = cli.main(["auth", "--user", "alice", "--source", str(source), "--json"])
     out = capsys.readouterr().out.strip().splitlines()
     return rc, json.loads(out[-1])

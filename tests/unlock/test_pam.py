@@ -314,7 +314,7 @@ def enrolled(
 ) -> dict[str, Path]:
     """The woman enrolled (first half of her clip) into a system store; PNG folders of the
     probes. Returns paths: var (the system dir), female (second half), male (10 frames)."""
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import SystemTemplateStore
 

@@ -74,7 +74,9 @@ def test_system_copy_root_side_imports_nothing_from_the_callers_folder(
     # the user's side of system-copy, as uid 1000: the template is read before the uid is
     # faked (the store refuses a template owned by another uid, and root owns this one)
     loaded = store.load("alice")
-    monkeypatch.setattr(cli, "_store", lambda: SimpleNamespace(load=lambda user: loaded))
+    monkeypatch.setattr(
+        "faceunlock.cli.common._store", lambda: SimpleNamespace(load=lambda user: loaded)
+    )
     monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     rc = cli.main(["system-copy", "--user", "alice"])
     assert sorted(p.name for p in marks.iterdir()) == ["argv"]  # nothing planted was imported

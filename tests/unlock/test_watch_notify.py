@@ -79,7 +79,7 @@ def enrolled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TemplateStore:
     """alice enrolled in a static-key store the CLI uses; a config file of defaults."""
     store = TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
     enrol_random(store, Config(), USER)
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: store)
     monkeypatch.setenv("FACEUNLOCK_CONFIG", str(save_config(Config(), tmp_path / "c.toml")))
     return store
 

@@ -522,7 +522,7 @@ def test_watch_cli_once_json(
     buses.start("freedesktop")
     monkeypatch.setenv("FACEUNLOCK_CONFIG", str(save_config(watcher_config(), tmp_path / "c.toml")))
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", buses.session.address)
-    monkeypatch.setattr(cli, "_store", lambda: enrolled.store)
+    monkeypatch.setattr("faceunlock.cli.common._store", lambda: enrolled.store)
     addr = buses.session.address
 
     def driver() -> None:  # lock once the watcher listens; password-unlock if it hangs

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWizardPage
 
-from faceunlock.engine import service
+from faceunlock.app import service
 from faceunlock.ui.widgets import CalibrationPanel
 from faceunlock.ui.wizard.common import details_button, error_style
 from faceunlock.ui.workers import plain_message

@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (
     QWizardPage,
 )
 
-from faceunlock.engine.enrollment import Capture, EnrolmentSession
+from faceunlock.engine.enrolment import Capture, EnrolmentSession
 from faceunlock.ui.widgets import PreviewLabel, to_pixmap
 from faceunlock.ui.wizard.common import error_style
 from faceunlock.ui.workers import EnrolWorker, FramePacket, WorkerThread

@@ -21,11 +21,13 @@ from typing import Any
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QAbstractButton, QMessageBox, QWidget, QWizard, QWizardPage
 
+from faceunlock.app import service
 from faceunlock.app.enrolment_draft import EnrolmentDraft
 from faceunlock.config import Config, load_config
 from faceunlock.engine import calibration as cal
-from faceunlock.engine import service
-from faceunlock.engine.enrollment import Capture, EnrolParams
+from faceunlock.engine.cohort import Matcher
+from faceunlock.engine.enrolment import Capture, EnrolParams
+from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.engine.sources import FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.errors import FaceUnlockError
@@ -77,7 +79,7 @@ class EnrolWizard(QWizard):
         anchors: int | None = None,
         label: str = "default",
         replace: bool = False,
-        pipe_factory: Callable[[], Any] | None = None,
+        pipe_factory: Callable[[], FacePipeline] | None = None,
         min_interval: float = 0.0,
         config_path: str | Path | None = None,
         elevate: Sequence[str] | None = None,
@@ -103,7 +105,9 @@ class EnrolWizard(QWizard):
         self.source_spec: str | None = source_spec
         self.anchors = anchors if anchors is not None else cfg.enrol.anchors
         self.replace = replace
-        self.pipe_factory: Callable[[], Any] = pipe_factory or (lambda: service.pipeline_for(cfg))
+        self.pipe_factory: Callable[[], FacePipeline] = pipe_factory or (
+            lambda: service.pipeline_for(cfg)
+        )
         self.min_interval = min_interval
         #: the open "discard the captured anchors?" question of Cancel (None: none open)
         self.discard_box: QMessageBox | None = None
@@ -191,12 +195,12 @@ class EnrolWizard(QWizard):
         """True when the capture adds an appearance to the owner's existing template."""
         return self.draft.adding()
 
-    def owner_check(self, spec: str) -> Callable[[Any], tuple[Any, float]]:
+    def owner_check(self, spec: str) -> Callable[[FacePipeline], tuple[Matcher, float]]:
         """For the capture worker: verify the owner live, then the template's Matcher and
         threshold (every new anchor must match them)."""
         build = self.source_factory(spec, preview=False, loop=False)
 
-        def check(pipe: Any) -> tuple[Any, float]:
+        def check(pipe: FacePipeline) -> tuple[Matcher, float]:
             service.verify_owner(self.store, self.user, self.cfg, build(), pipe)
             t = self.store.load(self.user, expected_model_sha256=pipe.encoder.sha256)
             return service.matcher(t, pipe), service.owner_threshold(t, pipe)

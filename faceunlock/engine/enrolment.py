@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 from faceunlock.config import AuthConfig, EnrolConfig
-from faceunlock.engine.pipeline import FaceObservation
+from faceunlock.engine.cohort import Matcher
+from faceunlock.engine.pipeline import FaceObservation, FacePipeline
 from faceunlock.engine.quality import is_dark, region_brightness, sharpness
 from faceunlock.engine.sources import Frame
 from faceunlock.errors import InputError
@@ -232,15 +233,17 @@ class Feedback:
 
 @dataclass
 class EnrolmentSession:
-    """Feed frames with :meth:`offer` until :attr:`done` (or :attr:`failure`). ``pipe`` is a
-    Pipeline; ``owner``/``owner_threshold``: the existing template's Matcher and threshold
-    when adding an appearance (every anchor must match them)."""
+    """Feed frames with :meth:`offer` until :attr:`done` (or :attr:`failure`). ``pipe``: the
+    pipeline that describes them (None: a session that only shows its pose plan,
+    :meth:`pose_progress`, before capture starts); ``owner``/``owner_threshold``: the existing
+    template's Matcher and threshold when adding an appearance (every anchor must match
+    them)."""
 
-    pipe: Any
+    pipe: FacePipeline | None
     params: EnrolParams = field(default_factory=EnrolParams)
     captures: list[Capture] = field(default_factory=list)
     frontal_pitch: float | None = None
-    owner: Any = None
+    owner: Matcher | None = None
     owner_threshold: float | None = None
     skipped: list[str] = field(default_factory=list)
     failure: str = ""  # why the capture failed (nothing is to be saved); "" while it has not
@@ -388,6 +391,8 @@ class EnrolmentSession:
             return timed
         if is_dark(image, dark_level=p.dark_level, dark_fraction=p.dark_fraction):
             return self._fb(False, "dark", "It is too dark: turn on a light in front of you")
+        if self.pipe is None:
+            raise ValueError("EnrolmentSession.offer needs a pipeline")
         obs: list[FaceObservation] = self.pipe.observe(image, select="all")
         if not obs:
             return self._fb(False, "no_face", "No face found: look at the camera")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceunlock.engine.enrollment import (
+from faceunlock.engine.enrolment import (
     INSTRUCTIONS,
     POSES,
     EnrolmentSession,
@@ -120,7 +120,7 @@ def test_pose_plan_and_instructions(faces_dir: Path, pipe: Pipeline) -> None:
 
 @pytest.fixture(scope="module")
 def clip_pipe() -> Pipeline:
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from tests.fakes.clip_material import clip_config
 
     return service.pipeline_for(clip_config())
@@ -203,7 +203,7 @@ def test_clip_without_the_pose_fails_and_names_it(clip_pipe: Pipeline, clips_dir
 def test_owner_check_refuses_another_face(
     clip_pipe: Pipeline, clips_dir: Path, woman: tuple[EnrolmentSession, list[Feedback]],
 ) -> None:
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.cohort import Matcher
 
     owner = Matcher(woman[0].embeddings(), service.cohort(clip_pipe))
@@ -222,7 +222,7 @@ def test_calibration_of_a_guided_capture_is_held_out(
     """The anchors of the woman's guided capture, calibrated: each is scored against the
     other poses (never its near-duplicates), and the few samples are said to be few."""
 
-    from faceunlock.engine import service
+    from faceunlock.app import service
     from faceunlock.engine.templates import Anchor, Template
 
     s = woman[0]

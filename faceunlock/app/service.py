@@ -25,15 +25,22 @@ from faceunlock.engine.auth import (
     authenticate,
     save_snapshot,
 )
-from faceunlock.engine.enrollment import EnrolmentSession, EnrolParams, Feedback
+from faceunlock.engine.enrolment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.liveness import Liveness, LivenessParams, get_liveness
 from faceunlock.engine.modelfile import load_sidecar
-from faceunlock.engine.pipeline import MODEL_FILES, Pipeline, PipelineSettings, get_pipeline
+from faceunlock.engine.pipeline import (
+    MODEL_FILES,
+    FacePipeline,
+    Pipeline,
+    PipelineSettings,
+    get_pipeline,
+)
 from faceunlock.engine.sources import Frame, FrameSource, make_source
 from faceunlock.engine.templates import Anchor, Template, TemplateStore, check_label, check_user
 from faceunlock.errors import (
     AuthStatus,
     EnrolmentError,
+    FaceUnlockError,
     InputError,
     ModelError,
     NotOwnerError,
@@ -87,7 +94,7 @@ def source_for(cfg: Config, spec: str | None = None, **settings: Any) -> FrameSo
 _COHORTS: dict[tuple[str, str], coh.Cohort | None] = {}
 
 
-def cohort(pipe: Pipeline) -> coh.Cohort | None:
+def cohort(pipe: FacePipeline) -> coh.Cohort | None:
     """The score-normalisation cohort shipped for the pipeline's encoder (loaded once per
     process), or None when the encoder has none (then scores are raw distances)."""
     key = (str(pipe.encoder.path), pipe.encoder.sha256)
@@ -103,7 +110,7 @@ def scoring_of(template: Template) -> str:
     return s if s in (coh.RAW, coh.ASNORM) else coh.RAW
 
 
-def matcher(template: Template, pipe: Pipeline) -> coh.Matcher:
+def matcher(template: Template, pipe: FacePipeline) -> coh.Matcher:
     """The template's anchors, scored the way its threshold was calibrated."""
     if scoring_of(template) == coh.ASNORM:
         c = cohort(pipe)
@@ -118,7 +125,7 @@ def matcher(template: Template, pipe: Pipeline) -> coh.Matcher:
     return coh.Matcher(template.embeddings())
 
 
-def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
+def far_table(pipe: FacePipeline, scoring: str | None = None) -> cal.FarTable:
     """The FAR table of ``scoring`` (default: ``asnorm`` where a cohort is shipped): raw
     distances from the encoder's sidecar, normalised scores from the cohort's."""
     if scoring is None:
@@ -136,7 +143,7 @@ def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
     return cal.FarTable.from_json(meta["far_table"])
 
 
-def installed_precision(pipe: Pipeline, encoder_sha256: str) -> str | None:
+def installed_precision(pipe: FacePipeline, encoder_sha256: str) -> str | None:
     """The ``model.precision`` (``"fp32"``, ``"int8"``) whose encoder, in the models folder
     of ``pipe``, has the sha256 ``encoder_sha256``; None when none has."""
     mdir = pipe.encoder.path.parent
@@ -150,7 +157,7 @@ def installed_precision(pipe: Pipeline, encoder_sha256: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _naming_the_model(pipe: Pipeline) -> Iterator[None]:
+def _naming_the_model(pipe: FacePipeline) -> Iterator[None]:
     """A TemplateModelMismatchError raised inside says which installed model made the
     template, when one did (so ``model.precision`` can be set back instead of re-enrolling)."""
     try:
@@ -164,7 +171,7 @@ def _naming_the_model(pipe: Pipeline) -> Iterator[None]:
         ) from None
 
 
-def load_template(store: TemplateStore, user: str, pipe: Pipeline) -> Template:
+def load_template(store: TemplateStore, user: str, pipe: FacePipeline) -> Template:
     """``user``'s template for the encoder of ``pipe`` (see :func:`_naming_the_model`)."""
     with _naming_the_model(pipe):
         return store.load(user, expected_model_sha256=pipe.encoder.sha256)
@@ -193,7 +200,7 @@ class EnrolOutcome:
 
 
 def calibrate_template(
-    template: Template, pipe: Pipeline, level: str, live: np.ndarray | None = None
+    template: Template, pipe: FacePipeline, level: str, live: np.ndarray | None = None
 ) -> cal.ThresholdChoice:
     """Choose and store the threshold for ``level``, on cohort-normalised scores where the
     encoder has a cohort (raw distances otherwise). Genuine scores: each anchor against the
@@ -210,7 +217,7 @@ def calibrate_template(
 
 
 def calibration_inputs(
-    template: Template, pipe: Pipeline
+    template: Template, pipe: FacePipeline
 ) -> tuple[coh.Matcher, cal.FarTable, np.ndarray]:
     """What calibrating ``template`` starts from: its anchors scored the way a new calibration
     scores them (cohort-normalised where the encoder has a cohort), the FAR table of that
@@ -302,13 +309,13 @@ def lookalike_check(
 
 def enrol_params(cfg: Config, anchors: int | None = None, **overrides: Any) -> EnrolParams:
     """The enrolment parameters of ``cfg`` (a guided, paced capture; see
-    :class:`~faceunlock.engine.enrollment.EnrolParams`), with ``overrides``."""
+    :class:`~faceunlock.engine.enrolment.EnrolParams`), with ``overrides``."""
     n = anchors if anchors is not None else cfg.enrol.anchors
     return EnrolParams(**{"anchors": n, "min_face": min(80.0, cfg.detector.min_face),
                           **overrides})
 
 
-def owner_threshold(template: Template, pipe: Pipeline) -> float:
+def owner_threshold(template: Template, pipe: FacePipeline) -> float:
     return float(template.threshold if template.threshold is not None else pipe.threshold)
 
 
@@ -317,7 +324,7 @@ def verify_owner(
     user: str,
     cfg: Config,
     source: FrameSource,
-    pipe: Pipeline | None = None,
+    pipe: FacePipeline | None = None,
     **kwargs: Any,
 ) -> AuthResult:
     """A live check that the person at the camera is ``user``, the enrolled owner: one
@@ -334,7 +341,7 @@ def verify_owner(
     return res
 
 
-def check_appearance(template: Template, pipe: Pipeline, embeddings: np.ndarray) -> None:
+def check_appearance(template: Template, pipe: FacePipeline, embeddings: np.ndarray) -> None:
     """Every new anchor must match ``template`` (the owner's, before the addition) at its
     current threshold and scoring; else NotOwnerError and the whole appearance is refused."""
     e = np.asarray(embeddings, np.float32)
@@ -407,7 +414,7 @@ def enrol(
     *,
     label: str = "default",
     anchors: int | None = None,
-    pipe: Pipeline | None = None,
+    pipe: FacePipeline | None = None,
     on_feedback: Callable[[Feedback], None] | None = None,
     replace: bool = False,
     max_seconds: float = 120.0,
@@ -495,7 +502,7 @@ def enrol(
     return EnrolOutcome(template, got, feedback, choice, session)
 
 
-def live_embeddings(pipe: Pipeline, source: FrameSource, seconds: float = 3.0) -> np.ndarray:
+def live_embeddings(pipe: FacePipeline, source: FrameSource, seconds: float = 3.0) -> np.ndarray:
     """The embedding of the largest face in each frame of a capture, ``(N, 128)``."""
     embs = []
     with source:
@@ -507,7 +514,7 @@ def live_embeddings(pipe: Pipeline, source: FrameSource, seconds: float = 3.0) -
 
 
 def live_scores(
-    pipe: Pipeline, anchors: np.ndarray | coh.Matcher, source: FrameSource, seconds: float = 3.0
+    pipe: FacePipeline, anchors: np.ndarray | coh.Matcher, source: FrameSource, seconds: float = 3.0
 ) -> np.ndarray:
     """Scores of the largest face in each frame of a capture against ``anchors`` (a
     :class:`~faceunlock.engine.cohort.Matcher`, or bare anchors: raw distances)."""
@@ -552,7 +559,7 @@ def calibrate(
     return chosen[-1]
 
 
-def liveness_for(cfg: Config, pipe: Pipeline, level: str | None = None) -> Liveness | None:
+def liveness_for(cfg: Config, pipe: FacePipeline, level: str | None = None) -> Liveness | None:
     """The liveness stage of ``liveness.level`` (or ``level``) for ``pipe``'s models
     directory, loaded once per process; None when the level is ``off``."""
     lvl = level or cfg.liveness.level
@@ -580,7 +587,7 @@ def authenticate_user(
     source: FrameSource,
     *,
     timeout: float | None = None,
-    pipe: Pipeline | None = None,
+    pipe: FacePipeline | None = None,
     on_frame: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     state_dir: Path | None = None,
@@ -658,3 +665,37 @@ def appearances(template: Template) -> list[dict[str, Any]]:
         {"id": a.id, "label": a.label, "created": a.created, "quality": a.quality}
         for a in template.anchors
     ]
+
+
+def remove_anchors(
+    store: TemplateStore,
+    user: str,
+    id_or_label: str,
+    pipeline: Callable[[], FacePipeline] = get_pipeline,
+) -> tuple[int, Template]:
+    """Remove the anchor ``id_or_label`` names, or every anchor of that label, from ``user``'s
+    template under the store's lock, and re-choose its threshold (two anchors or more; the
+    pipeline comes from ``pipeline``). Returns how many went and the saved template. Refuses
+    (InputError) a name that matches nothing and removing the last anchor."""
+    removed: list[Anchor] = []
+
+    def remove(t: Template | None) -> Template:
+        if t is None:
+            raise TemplateNotFoundError(user, store.path(user))
+        try:
+            removed.extend([t.remove_anchor(id_or_label)])
+        except (KeyError, FaceUnlockError):
+            removed.extend(t.remove_label(id_or_label))
+        if not removed:
+            raise InputError(
+                f"no anchor or label {id_or_label!r} in {user}'s template "
+                "(see `faceunlock list`)"
+            )
+        if not t.anchors:
+            raise InputError("that would remove every anchor; use `faceunlock clear` instead")
+        if len(t.anchors) >= 2:
+            calibrate_template(t, pipeline(), t.security_level)
+        return t
+
+    t = store.update(user, remove)  # under the store's lock: re-read, change, save
+    return len(removed), t
