@@ -339,7 +339,7 @@ def cheap_checks(req: Request, cfg: Config, opts: Options) -> Decision | None:
 def faceunlock_holders(device: str) -> list[str]:
     """``"comm pid N"`` of FaceUnlock processes (the user's watcher, a running ``faceunlock
     test``) holding the camera node open."""
-    from faceunlock.engine.sources import processes_using
+    from faceunlock.engine.v4l2 import processes_using
 
     out = []
     for pid, comm in processes_using(device):
@@ -456,8 +456,9 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
     onnxruntime.set_default_logger_severity(3)  # errors only (stdout is /dev/null anyway)
 
     from faceunlock.engine import service
-    from faceunlock.engine.sources import CameraSource, probe_camera
+    from faceunlock.engine.sources import CameraSource
     from faceunlock.engine.templates import SystemTemplateStore
+    from faceunlock.engine.v4l2 import probe_camera
 
     store = SystemTemplateStore(opts.system_dir)
     source = service.source_for(cfg)
