@@ -1,7 +1,7 @@
 """Face encoder: aligned 150x150 RGB chips in, 128-D descriptors out (onnxruntime).
 
 The model (``models/encoder.onnx``, converted from dlib's CC0 face recognition ResNet by
-:mod:`faceunlock.training.dlib_resnet`) does all preprocessing inside the graph: it takes
+:mod:`faceunlock.training.dlib.resnet`) does all preprocessing inside the graph: it takes
 ``uint8`` NHWC RGB chips as produced by the aligner (150x150, padding 0.25) and returns
 descriptors that are **not** L2-normalised; compare them with Euclidean distance against
 :attr:`FaceEncoder.threshold` (0.6 for dlib's model).

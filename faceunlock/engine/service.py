@@ -67,7 +67,7 @@ def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:
 #: how a video file or image folder plays where it stands in for a camera (enrolment, the
 #: wizard, ``auth``/``test``/``calibrate``): in real time at its own frame rate, dropping
 #: frames the consumer is too slow for, as a live camera does (a camera ignores these)
-LIVE = {"realtime": True, "drop_late": True}
+LIVE: dict[str, Any] = {"realtime": True, "drop_late": True}
 
 
 def source_for(cfg: Config, spec: str | None = None, **settings: Any) -> FrameSource:

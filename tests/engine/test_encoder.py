@@ -16,7 +16,7 @@ from faceunlock.paths import models_dir
 def model_path() -> Path:
     p = models_dir() / "encoder.onnx"
     if not p.is_file():
-        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib_resnet`")
+        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib.resnet`")
     return p
 
 
