@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from faceunlock import MAX_IMAGE_PIXELS
-from faceunlock.engine.imageio import decode_image, read_image_bytes
+from faceunlock.engine.imageio import IMAGE_SUFFIXES, decode_image, list_images, read_image_bytes
 from faceunlock.engine.quality import is_uniform
 from faceunlock.engine.v4l2 import (
     IR_NAME,
@@ -85,9 +85,6 @@ __all__ = [
 ]
 
 ROTATIONS = (0, 90, 180, 270)
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-)
 _ROTATE_CODES = {
     90: cv2.ROTATE_90_CLOCKWISE,
     180: cv2.ROTATE_180,
@@ -563,21 +560,6 @@ class VideoFileSource(FrameSource):
 # --------------------------------------------------------------------------------------------
 # Image folder
 # --------------------------------------------------------------------------------------------
-
-
-def _natural_key(p: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order (``2.png`` before ``10.png``)."""
-    folder = Path(folder)
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    ]
-    return sorted(files, key=_natural_key)
 
 
 class ImageFolderSource(FrameSource):
