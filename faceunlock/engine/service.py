@@ -131,7 +131,10 @@ def far_table(pipe: Pipeline, scoring: str | None = None) -> cal.FarTable:
     meta = load_sidecar(pipe.encoder.path)
     if "far_table" not in meta:
         raise ModelError(
-            pipe.encoder.path, "sidecar has no far_table; run benchmarks/fit_far_table.py"
+            pipe.encoder.path,
+            "its sidecar (the .json file beside it) has no FAR table, so the security levels "
+            "cannot be set: the shipped model files are missing or corrupt; reinstall "
+            "FaceUnlock",
         )
     return cal.FarTable.from_json(meta["far_table"])
 
