@@ -40,8 +40,8 @@ diagnostic line on stderr (skipped when stderr is the same pipe as stdout, which
 pam_exec's ``stdout`` option wires it: the greeter would show it), and one syslog line
 (LOG_AUTH) per attempt.
 
-Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors`` are
-imported before step 6. No Qt, no torch.
+Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors``/
+``faceunlock.paths`` are imported before step 6. No Qt, no torch.
 """
 
 # ruff: noqa: E402
@@ -124,6 +124,7 @@ from faceunlock.errors import (
     InsecurePathError,
     TemplateError,
 )
+from faceunlock.paths import system_data_dir
 
 if TYPE_CHECKING:
     from faceunlock.config import Config
@@ -131,7 +132,7 @@ if TYPE_CHECKING:
 
 PROG = "faceunlock-auth"
 DEFAULT_CONFIG = Path("/etc/faceunlock/config.toml")
-DEFAULT_SYSTEM_DIR = Path("/var/lib/faceunlock")
+DEFAULT_SYSTEM_DIR = system_data_dir()
 DEFAULT_LID_GLOB = "/proc/acpi/button/lid/*/state"
 #: the system bus (never from the environment; ``--system-bus`` in /etc/pam.d, for tests)
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
