@@ -410,7 +410,7 @@ class EnrolConfig(Section):
 @dataclass(frozen=True)
 class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
-    (MiniFASNet and the deny cues on the matched frames; see README "Liveness") or
+    (MiniFASNet and the deny cues on the matched frames; see docs/liveness.md) or
     ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
 
     SECTION = "liveness"
