@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     prebuilt = args.prebuilt_chips if args.prebuilt_chips.is_file() else None
 
     from faceunlock.paths import models_dir
-    from faceunlock.training.dlib_resnet import build_module
+    from faceunlock.training.dlib.resnet import build_module
 
     evaluator = PairEval(args.lfw, args.cache_dir, prebuilt, flip=not args.no_flip_eval)
     if args.train_from_prebuilt and prebuilt is not None:

@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from faceunlock.training.augment import AugmentConfig
     from faceunlock.training.backbones import MobileFaceNetLite
     from faceunlock.training.data import ChipDataset
-    from faceunlock.training.dlib_resnet import build_module
+    from faceunlock.training.dlib.resnet import build_module
     from faceunlock.training.trainer import TrainConfig, Trainer, resolve_device
 
     t_start = time.perf_counter()
@@ -216,7 +216,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from faceunlock.paths import models_dir
     from faceunlock.training.backbones import MobileFaceNetLite
-    from faceunlock.training.dlib_resnet import build_module
+    from faceunlock.training.dlib.resnet import build_module
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from finetune_greyscale import PairEval

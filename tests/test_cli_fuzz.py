@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from faceunlock.config import KEYS, Config, to_toml
-from faceunlock.engine.batch import IMAGE_EXTS
+from faceunlock.engine.imageio import IMAGE_SUFFIXES as IMAGE_EXTS
 from faceunlock.engine.templates import (
     MAX_FILE_SIZE,
     Anchor,

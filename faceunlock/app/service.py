@@ -74,7 +74,7 @@ def pipeline_for(cfg: Config, models: str | None = None) -> Pipeline:
 #: how a video file or image folder plays where it stands in for a camera (enrolment, the
 #: wizard, ``auth``/``test``/``calibrate``): in real time at its own frame rate, dropping
 #: frames the consumer is too slow for, as a live camera does (a camera ignores these)
-LIVE = {"realtime": True, "drop_late": True}
+LIVE: dict[str, Any] = {"realtime": True, "drop_late": True}
 
 
 def source_for(cfg: Config, spec: str | None = None, **settings: Any) -> FrameSource:
@@ -138,7 +138,10 @@ def far_table(pipe: FacePipeline, scoring: str | None = None) -> cal.FarTable:
     meta = load_sidecar(pipe.encoder.path)
     if "far_table" not in meta:
         raise ModelError(
-            pipe.encoder.path, "sidecar has no far_table; run benchmarks/fit_far_table.py"
+            pipe.encoder.path,
+            "its sidecar (the .json file beside it) has no FAR table, so the security levels "
+            "cannot be set: the shipped model files are missing or corrupt; reinstall "
+            "FaceUnlock",
         )
     return cal.FarTable.from_json(meta["far_table"])
 

@@ -5,7 +5,7 @@ size=150, padding=0.25)``).
 Coordinates: ``x`` is the column and ``y`` the row, pixel centres on integers. Landmarks are
 the five points of :mod:`faceunlock.engine.landmarks`, float (5, 2) (x, y).
 
-Geometry (``../shared/notes/dlib-models.md``, "Face-chip alignment"):
+Geometry (``docs/model-formats.md``, "Face-chip alignment"):
 
 1. chip template points are ``size * (padding + T_i) / (1 + 2 * padding)`` with T dlib's
    5-point unit template;

@@ -21,6 +21,7 @@ from typing import BinaryIO, TextIO, TypeVar
 
 import numpy as np
 
+from faceunlock.engine import imageio
 from faceunlock.engine.imageio import read_image
 from faceunlock.engine.pipeline import EMBEDDING_DIM, FacePipeline, Select
 from faceunlock.errors import ImageReadError, InputError
@@ -28,17 +29,16 @@ from faceunlock.fileio import atomic_open
 
 T = TypeVar("T")
 
-#: the file name suffixes (lower case) taken as images when a folder is listed
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 #: results :func:`write_embeddings` holds before it appends them to its spool files
 CHUNK = 256
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under ``root``, recursively, sorted."""
+    """Image files under ``root`` and its sub-folders (:func:`imageio.list_images`, recursive),
+    or InputError when ``root`` is not a folder."""
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return imageio.list_images(root, recursive=True)
 
 
 def read_list(list_file: Path, root: Path | None) -> tuple[list[str], list[Path]]:

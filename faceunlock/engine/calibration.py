@@ -183,32 +183,6 @@ class FarTable:
         slope = (ys[j] - ys[i]) / (xs[j] - xs[i])
         return float(ys[i] + slope * (lf - xs[i]))
 
-    def far_at(self, threshold: float) -> float:
-        """Estimated per-comparison FAR at a distance threshold (inverse of threshold_for)."""
-        xs = np.log10([e.far for e in self.entries])[::-1]
-        ys = np.asarray([e.threshold for e in self.entries])[::-1]
-        if ys[0] <= threshold <= ys[-1] and len(ys) > 1:
-            return float(10 ** np.interp(threshold, ys, xs))
-        if self.tail_fit and self.tail_fit[1] > 0 and threshold < ys[0]:
-            a, b = self.tail_fit
-            return float(10 ** (a + b * threshold))
-        if threshold > ys[-1]:
-            return (
-                float(10 ** xs[-1])
-                if len(ys) == 1
-                else min(
-                    1.0,
-                    float(
-                        10
-                        ** (
-                            xs[-1]
-                            + (threshold - ys[-1]) * (xs[-1] - xs[-2]) / max(ys[-1] - ys[-2], 1e-9)
-                        )
-                    ),
-                )
-            )
-        return float(10 ** xs[0])
-
 
 def fit_far_table(
     impostor: np.ndarray,
@@ -424,14 +398,3 @@ def frr_upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
         else:
             hi = mid
     return hi
-
-
-def frr_at_threshold(genuine: np.ndarray, threshold: float, k: int = 1, n: int = 1) -> float:
-    """Per-attempt FRR estimate for k-of-n frames, frames assumed independent (optimistic)."""
-    g = np.asarray(genuine, np.float64)
-    if g.size == 0:
-        return float("nan")
-    p = float(np.mean(g <= threshold))  # per-frame accept
-    # P(at least k of n accepted)
-    acc = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
-    return 1.0 - acc

@@ -1,6 +1,6 @@
 """Face detector: dlib's CNN (MMOD) face detector on onnxruntime, no dlib needed.
 
-The ONNX model (``models/detector.onnx``, made by :mod:`faceunlock.training.dlib_mmod`) is
+The ONNX model (``models/detector.onnx``, made by :mod:`faceunlock.training.dlib.mmod`) is
 only the convolution stack. This module reproduces the rest of dlib's
 ``cnn_face_detection_model_v1``:
 
@@ -40,7 +40,7 @@ a size step or a stride now and then (IoU ~0.8 on average) while being as accura
 the truth.
 
 The ONNX graph zero-pads the 45-channel layers to 48 and computes the final 9x9 conv as a
-depthwise conv plus a channel sum (see :mod:`faceunlock.training.dlib_mmod`): onnxruntime
+depthwise conv plus a channel sum (see :mod:`faceunlock.training.dlib.mmod`): onnxruntime
 then uses its blocked convolutions throughout, ~2x faster than the plain graph.
 """
 

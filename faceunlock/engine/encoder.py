@@ -1,7 +1,7 @@
 """Face encoder: aligned 150x150 RGB chips in, 128-D descriptors out (onnxruntime).
 
 The model (``models/encoder.onnx``, converted from dlib's CC0 face recognition ResNet by
-:mod:`faceunlock.training.dlib_resnet`) does all preprocessing inside the graph: it takes
+:mod:`faceunlock.training.dlib.resnet`) does all preprocessing inside the graph: it takes
 ``uint8`` NHWC RGB chips as produced by the aligner (150x150, padding 0.25) and returns
 descriptors that are **not** L2-normalised; compare them with Euclidean distance against
 :attr:`FaceEncoder.threshold` (0.6 for dlib's model).
@@ -9,7 +9,6 @@ descriptors that are **not** L2-normalised; compare them with Euclidean distance
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -112,21 +111,3 @@ class FaceEncoder(LazyOnnxModel):
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "not loaded"
         return f"FaceEncoder({str(self.path)!r}, threads={self.threads}, {state})"
-
-
-_CACHE: dict[Path, FaceEncoder] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def get_encoder(path: str | Path | None = None) -> FaceEncoder:
-    """The per-process shared encoder for ``path`` (default ``models/encoder.onnx``).
-
-    One instance, hence one onnxruntime session, per model path and process; it is still
-    loaded lazily.
-    """
-    key = resolve_model(path, DEFAULT_MODEL).resolve()
-    with _CACHE_LOCK:
-        enc = _CACHE.get(key)
-        if enc is None:
-            enc = _CACHE[key] = FaceEncoder(key)
-        return enc

@@ -15,6 +15,7 @@ import os
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,6 +25,38 @@ from faceunlock.errors import ImageReadError, InputError
 
 #: the largest image file read at all (a 40 MP 16-bit RGB TIFF is 240 MB)
 MAX_IMAGE_FILE_BYTES = 256 << 20
+
+#: the file suffixes (lower case) taken for images wherever a folder of them is read: image
+#: folders as a camera, datasets, galleries, liveness material
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+)
+
+
+def _natural_key(p: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`, any case) in ``folder``, hidden ones left out,
+    in natural order (``2.png`` before ``10.png``, case-insensitive).
+
+    With ``recursive`` the files of every sub-folder (not hidden) are included too, each
+    folder's files in natural order, folders in natural order of their relative paths.
+    OSError when ``folder`` cannot be listed.
+    """
+    folder = Path(folder)
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    ]
+    out = sorted(files, key=_natural_key)
+    if recursive:
+        subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        for d in sorted(subdirs, key=_natural_key):
+            out.extend(list_images(d, recursive=True))
+    return out
 
 
 # ------------------------------------------------------------------------- header parsing

@@ -2,7 +2,7 @@
 ensemble of regression trees), bit-exact with ``dlib.shape_predictor`` on the same box.
 
 The model is ``models/landmarks5.npz``, converted from dlib's CC0
-``shape_predictor_5_face_landmarks.dat`` by :mod:`faceunlock.training.dlib_shape` (which
+``shape_predictor_5_face_landmarks.dat`` by :mod:`faceunlock.training.dlib.shape` (which
 documents the array layout). The five points, in order: right-eye outer corner, right-eye
 inner corner, left-eye outer corner, left-eye inner corner, nose base ("right" is the
 subject's right, i.e. the left side of an unmirrored image).
@@ -19,7 +19,7 @@ The predictor maps its unit square onto the corners: normalised ``(u, v)`` goes 
 itself only takes integer rectangles, so integer boxes reproduce dlib bit for bit. To mimic
 dlib on a ``drectangle``, round each coordinate with ``floor(v + 0.5)`` first.
 
-What makes it bit-exact (see ``../shared/notes/dlib-models.md``): grey = (r+g+b)//3; the
+What makes it bit-exact (see ``docs/model-formats.md``): grey = (r+g+b)//3; the
 shape-to-shape similarity is fitted in float64 and cast to a float32 2x2 matrix applied as
 ``a00*dx + a01*dy`` (no fused multiply-add) plus the anchor point in float32; the box mapping
 in closed form in float64; rounding to pixels by ``floor(x + 0.5)`` with out-of-image pixels

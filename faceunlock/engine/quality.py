@@ -8,7 +8,6 @@ right and bottom edges exclusive; they are clipped to the image.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -19,19 +18,6 @@ from faceunlock.errors import InputError
 #: the too-dark gate's defaults: the auth.dark_level and auth.dark_fraction config keys'
 DEFAULT_DARK_LEVEL = AuthConfig.dark_level
 DEFAULT_DARK_FRACTION = AuthConfig.dark_fraction
-
-
-class BrightnessStats(TypedDict):
-    """Grey-level statistics of an image (all on the 0–255 scale except ``dark_fraction``)."""
-
-    mean: float
-    std: float
-    min: float
-    max: float
-    p05: float
-    median: float
-    p95: float
-    dark_fraction: float  # fraction (0–1) of pixels below ``dark_level``
 
 
 def to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -63,37 +49,6 @@ def _check_dark_params(dark_level: int, dark_fraction: float) -> None:
         raise InputError(f"dark_level: must be between 0 and 255, got {dark_level}")
     if not 0.0 < dark_fraction <= 1.0:
         raise InputError(f"dark_fraction: must be in (0, 1], got {dark_fraction}")
-
-
-def brightness_stats(image: np.ndarray, *, dark_level: int = DEFAULT_DARK_LEVEL) -> BrightnessStats:
-    """Grey-level statistics of ``image`` computed from its 256-bin histogram.
-
-    ``dark_fraction`` is the fraction of pixels whose grey level is strictly below
-    ``dark_level``; percentiles are the lowest grey level reaching that share of pixels.
-    """
-    _check_dark_params(dark_level, 1.0)
-    gray = to_gray(image)
-    hist = _histogram(gray)
-    total = int(hist.sum())
-    levels = np.arange(256, dtype=np.float64)
-    mean = float((hist * levels).sum() / total)
-    var = float((hist * (levels - mean) ** 2).sum() / total)
-    cum = np.cumsum(hist)
-    nonzero = np.flatnonzero(hist)
-
-    def pct(q: float) -> float:
-        return float(np.searchsorted(cum, q * total, side="left"))
-
-    return BrightnessStats(
-        mean=mean,
-        std=var**0.5,
-        min=float(nonzero[0]),
-        max=float(nonzero[-1]),
-        p05=pct(0.05),
-        median=pct(0.5),
-        p95=pct(0.95),
-        dark_fraction=float(hist[:dark_level].sum() / total),
-    )
 
 
 def is_dark(

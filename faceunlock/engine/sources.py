@@ -11,9 +11,8 @@ Usage::
         for frame in src:
             ...
 
-:func:`list_video_devices` lists the V4L2 capture devices with their names (from sysfs) and
-flags the infrared ones; :func:`looks_infrared` / :func:`probe_infrared` tell an IR stream by
-its frames.
+Finding cameras and diagnosing them (V4L2, sysfs, ``/proc``) is :mod:`faceunlock.engine.v4l2`;
+its public names are re-exported here for existing importers.
 
 Errors are :class:`~faceunlock.errors.CameraError` subclasses: ``CameraNotFoundError``,
 ``CameraBusyError``, ``CameraPermissionError``, ``NoUsableFramesError`` and, for files and
@@ -24,16 +23,11 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import errno
-import fcntl
-import grp
-import inspect
 import math
 import os
 import re
-import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,25 +37,54 @@ import cv2
 import numpy as np
 
 from faceunlock import MAX_IMAGE_PIXELS
-from faceunlock.engine.imageio import decode_image, read_image_bytes
+from faceunlock.engine.imageio import IMAGE_SUFFIXES, decode_image, list_images, read_image_bytes
 from faceunlock.engine.quality import is_uniform
+from faceunlock.engine.v4l2 import (
+    IR_NAME,
+    VideoDevice,
+    camera_error_from_oserror,
+    device_path,
+    diagnose_camera,
+    is_ir_name,
+    list_video_devices,
+    probe_camera,
+    processes_using,
+    v4l2_can_capture,
+)
 from faceunlock.errors import (
-    CameraBusyError,
     CameraError,
-    CameraNotFoundError,
-    CameraPermissionError,
     ImageReadError,
     InputError,
-    NotACameraError,
     NoUsableFramesError,
     SourceError,
 )
-from faceunlock.paths import video4linux_dir
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "IR_NAME",
+    "ROTATIONS",
+    "CameraSource",
+    "Frame",
+    "FrameSource",
+    "ImageFolderSource",
+    "VideoDevice",
+    "VideoFileSource",
+    "camera_error_from_oserror",
+    "device_path",
+    "is_ir_name",
+    "is_near_grey",
+    "list_images",
+    "list_video_devices",
+    "make_source",
+    "normalize_frame",
+    "open_source",
+    "probe_camera",
+    "processes_using",
+    "rotate",
+    "v4l2_can_capture",
+]
 
 ROTATIONS = (0, 90, 180, 270)
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-)
 _ROTATE_CODES = {
     90: cv2.ROTATE_90_CLOCKWISE,
     180: cv2.ROTATE_180,
@@ -297,272 +320,6 @@ class FrameSource(abc.ABC):
         return f"{type(self).__name__}({self.name!r}, {state})"
 
 
-# --------------------------------------------------------------------------------------------
-# Camera
-# --------------------------------------------------------------------------------------------
-
-
-def device_path(device: int | str) -> str:
-    """``0`` / ``"0"`` -> ``"/dev/video0"``; a path is returned unchanged."""
-    if isinstance(device, bool):
-        raise InputError(f"camera device: expected an index or /dev/videoN, got {device!r}")
-    if isinstance(device, int):
-        if device < 0:
-            raise InputError(f"camera device: index must be ≥ 0, got {device}")
-        return f"/dev/video{device}"
-    text = device.strip()
-    if text.isdigit():
-        return f"/dev/video{int(text)}"
-    return text
-
-
-def processes_using(path: str | Path, *, exclude_self: bool = True) -> list[tuple[int, str]]:
-    """``(pid, command name)`` of processes holding ``path`` open, found through /proc/*/fd.
-
-    Like ``fuser``: only processes whose fd tables we may read are seen (all of the user's own).
-    Returns an empty list where /proc is unavailable.
-    """
-    try:
-        target = os.path.realpath(path)
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    me = os.getpid()
-    found: list[tuple[int, str]] = []
-    for pid in pids:
-        if exclude_self and pid == me:
-            continue
-        fd_dir = f"/proc/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if link == target:
-                try:
-                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-                        comm = f.read().strip()
-                except OSError:
-                    comm = "?"
-                found.append((pid, comm))
-                break
-    return found
-
-
-def _holders_text(holders: list[tuple[int, str]]) -> str:
-    return ", ".join(f"{comm} pid {pid}" for pid, comm in holders)
-
-
-def _device_group(path: str) -> str:
-    try:
-        return grp.getgrgid(os.stat(path).st_gid).gr_name
-    except (OSError, KeyError):
-        return "video"
-
-
-def camera_error_from_oserror(device: str, err: OSError) -> CameraError:
-    """Map an OSError from opening/reading a camera node to the specific CameraError.
-
-    ENOENT/ENODEV/ENXIO -> not found; EBUSY -> busy (naming the holders when visible);
-    EACCES/EPERM -> permission denied; anything else -> a generic CameraError.
-    """
-    code = err.errno
-    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
-        return CameraNotFoundError(device)
-    if code == errno.EBUSY:
-        return CameraBusyError(device, _holders_text(processes_using(device)))
-    if code in (errno.EACCES, errno.EPERM):
-        return CameraPermissionError(device, _device_group(device))
-    reason = err.strerror or str(err)
-    return CameraError(f"camera {device} cannot be opened: {reason}")
-
-
-def probe_camera(device: int | str) -> str:
-    """Check that the camera node exists, can be opened and is a V4L2 capture device; return
-    its path.
-
-    Raises CameraNotFoundError, CameraPermissionError, CameraBusyError (when the driver
-    refuses a second open with EBUSY) or NotACameraError (``/dev/null``, a file, a V4L2
-    metadata node). On systems without device nodes (non-Linux) it only returns the path.
-    """
-    path = device_path(device)
-    if not path.startswith("/dev/") or not os.path.isdir("/dev"):
-        return path
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise CameraNotFoundError(path) from None
-    except OSError as e:
-        raise camera_error_from_oserror(path, e) from e
-    if not stat.S_ISCHR(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a character device"
-        raise NotACameraError(path, kind)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    except OSError as e:
-        raise camera_error_from_oserror(path, e) from e
-    try:
-        captures = _query_capture(fd)
-    except OSError:
-        raise NotACameraError(path, "a character device that answers no V4L2 query") from None
-    finally:
-        os.close(fd)
-    if not captures:
-        raise NotACameraError(path, "a V4L2 device without video capture (a metadata node?)")
-    return path
-
-
-# --------------------------------------------------------------------------------------------
-# Device discovery and IR detection
-# --------------------------------------------------------------------------------------------
-
-#: a camera name that says infrared: "IR Camera", "Integrated IR Camera", "...Infrared",
-#: "Windows Hello" modules, and the 31-character sysfs truncation "Integrated Camera:
-#: Integrated I" of ThinkPads' IR node (its colour twin ends in "Integrated C")
-IR_NAME = re.compile(
-    r"(?<![a-z0-9])ir(?![a-z0-9])|infra-?red|infrarot|\bhello\b|: integrated i$", re.IGNORECASE
-)
-_VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
-_V4L2_CAP_VIDEO_CAPTURE = 0x00000001
-_V4L2_CAP_VIDEO_CAPTURE_MPLANE = 0x00001000
-_V4L2_CAP_DEVICE_CAPS = 0x80000000
-
-
-@dataclass(frozen=True)
-class VideoDevice:
-    """One V4L2 capture node. ``index``: N of ``/dev/videoN``; ``name``: the driver's name
-    for it (sysfs ``name``, at most 31 characters); ``is_ir``: the name says infrared."""
-
-    index: int
-    name: str
-    is_ir: bool
-
-    @property
-    def path(self) -> str:
-        return f"/dev/video{self.index}"
-
-    @property
-    def spec(self) -> str:
-        """The ``camera.source`` value that selects it."""
-        return str(self.index)
-
-    @property
-    def label(self) -> str:
-        """``"Integrated IR Camera (/dev/video2) (infrared)"``: for a device picker."""
-        return f"{self.name or f'Camera {self.index}'} ({self.path})" + (
-            " (infrared)" if self.is_ir else ""
-        )
-
-
-def is_ir_name(name: str) -> bool:
-    """True when a V4L2 device name says infrared (see :data:`IR_NAME`)."""
-    return IR_NAME.search(name.strip()) is not None
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-
-
-def _query_capture(fd: int) -> bool:
-    """``VIDIOC_QUERYCAP`` on an open node: whether it captures video. OSError (ENOTTY,
-    EINVAL) when it is not a V4L2 device."""
-    buf = bytearray(104)
-    fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
-    caps, device_caps = int.from_bytes(buf[84:88], "little"), int.from_bytes(buf[88:92], "little")
-    if caps & _V4L2_CAP_DEVICE_CAPS:
-        caps = device_caps
-    return bool(caps & (_V4L2_CAP_VIDEO_CAPTURE | _V4L2_CAP_VIDEO_CAPTURE_MPLANE))
-
-
-def v4l2_can_capture(path: str | Path) -> bool | None:
-    """Whether the node at ``path`` captures video (``VIDIOC_QUERYCAP``); None when that
-    cannot be asked (no such node, busy, no permission, not a V4L2 device)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        return _query_capture(fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def list_video_devices(
-    sysfs_root: str | Path | None = None, *, dev_root: str | Path | None = None
-) -> list[VideoDevice]:
-    """The V4L2 capture devices, by index, each with its name and whether it is infrared.
-
-    sysfs_root: the ``video4linux`` class folder (default
-    :func:`~faceunlock.paths.video4linux_dir`, ``/sys/class/video4linux``); each ``videoN``
-    folder in it gives ``name`` and ``index``. Nodes with ``index`` other than 0 are a
-    device's extra nodes (UVC metadata) and are left out. dev_root: where the ``videoN``
-    nodes are, asked with ``VIDIOC_QUERYCAP`` whether they capture video (default ``/dev``
-    when ``sysfs_root`` is the real one, else no node is asked); a node that cannot be asked
-    is kept. A missing folder gives an empty list.
-    """
-    root = Path(sysfs_root) if sysfs_root is not None else video4linux_dir()
-    if dev_root is None and root == Path("/sys/class/video4linux"):
-        dev_root = "/dev"
-    try:
-        entries = list(root.iterdir())
-    except OSError:
-        return []
-    found: list[VideoDevice] = []
-    for entry in entries:
-        m = re.fullmatch(r"video(\d+)", entry.name)
-        if m is None:
-            continue
-        node_index = _read_text(entry / "index")
-        if node_index is not None and node_index.isdigit() and int(node_index) != 0:
-            continue
-        if dev_root is not None and v4l2_can_capture(Path(dev_root) / entry.name) is False:
-            continue
-        name = _read_text(entry / "name") or ""
-        found.append(VideoDevice(int(m.group(1)), name, is_ir_name(name)))
-    return sorted(found, key=lambda d: d.index)
-
-
-def looks_infrared(frames: Iterable[np.ndarray], *, tolerance: int = 4) -> bool:
-    """True when every raw frame is greyscale: one channel, or three (any order) equal
-    within ``tolerance`` on 99 % of the pixels, as IR cameras deliver. frames: uint8/uint16
-    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). No frame: False."""
-    seen = False
-    for raw in frames:
-        seen = True
-        img = _to_u8(np.asarray(raw))
-        if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
-            continue
-        if img.ndim != 3 or img.shape[2] not in (3, 4):
-            raise InputError(f"frame: expected an (H, W[, C]) image, got {img.shape}")
-        if not is_near_grey(img[:, :, :3], tolerance=tolerance):
-            return False
-    return seen
-
-
-def probe_infrared(spec: str | int, frames: int = 5, **settings: Any) -> bool:
-    """Open ``spec`` (see :func:`make_source`), read up to ``frames`` frames and tell
-    whether they are all IR (greyscale; :attr:`Frame.is_ir`). CameraError when it cannot be
-    opened; False when it delivers no frame."""
-    if frames < 1:
-        raise InputError(f"frames: must be at least 1, got {frames}")
-    with make_source(spec, detect_ir=True, **settings) as src:
-        flags = []
-        for f in src:
-            flags.append(f.is_ir)
-            if len(flags) >= frames:
-                break
-    return bool(flags) and all(flags)
-
-
 def _v4l2_api() -> int:
     api = getattr(cv2, "CAP_V4L2", None)
     if api is None:
@@ -588,7 +345,7 @@ class CameraSource(FrameSource):
         device: int | str = 0,
         width: int = 640,
         height: int = 480,
-        fps: int = 30,
+        fps: float = 30,
         rotation: int = 0,
         *,
         fourcc: str | None = None,
@@ -638,15 +395,7 @@ class CameraSource(FrameSource):
 
     def _diagnose(self, what: str) -> CameraError:
         """The most specific error for a camera that exists but fails to open or deliver."""
-        if os.path.isabs(self.path):
-            if not os.path.exists(self.path):
-                return CameraNotFoundError(self.path)
-            if not os.access(self.path, os.R_OK | os.W_OK):
-                return CameraPermissionError(self.path, _device_group(self.path))
-            holders = processes_using(self.path)
-            if holders:
-                return CameraBusyError(self.path, _holders_text(holders))
-        return CameraError(f"camera {self.path}: {what}")
+        return diagnose_camera(self.path, what)
 
     def _read_raw(self) -> np.ndarray | None:
         assert self._cap is not None
@@ -813,21 +562,6 @@ class VideoFileSource(FrameSource):
 # --------------------------------------------------------------------------------------------
 
 
-def _natural_key(p: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order (``2.png`` before ``10.png``)."""
-    folder = Path(folder)
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    ]
-    return sorted(files, key=_natural_key)
-
-
 class ImageFolderSource(FrameSource):
     """The image files of a folder, one frame each, in natural sort order.
 
@@ -908,54 +642,61 @@ class ImageFolderSource(FrameSource):
 # --------------------------------------------------------------------------------------------
 
 
-def _settings_for(cls: type[FrameSource]) -> set[str]:
-    params = inspect.signature(cls.__init__).parameters
-    return {n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
-
-
-_SOURCE_CLASSES: tuple[type[FrameSource], ...] = (CameraSource, VideoFileSource, ImageFolderSource)
-
-
-def make_source(spec: str | int, **settings: Any) -> FrameSource:
+def make_source(
+    spec: str | int,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    fps: float | None = None,
+    rotation: int = 0,
+    fourcc: str | None = None,
+    loop: bool = False,
+    realtime: bool = False,
+    drop_late: bool = False,
+    detect_ir: bool = True,
+    max_bad_frames: int | None = None,
+) -> FrameSource:
     """Build (without opening) the source named by ``spec``.
 
     ``"0"`` / ``0`` / ``"/dev/video0"`` (anything under /dev/) -> :class:`CameraSource`;
     an existing folder -> :class:`ImageFolderSource`; an existing file -> :class:`VideoFileSource`.
-    ``settings`` (width, height, fps, rotation, loop, realtime, ...) are passed to the chosen
-    class; those it does not take are ignored, so one set of camera settings fits every kind.
-    Names no source takes raise InputError; a spec that matches nothing raises SourceError.
+    One set of settings fits every kind; each kind takes the ones that apply to it and ignores
+    the rest: a camera ``width``, ``height``, ``fps`` (requests; None: 640, 480, 30) and
+    ``fourcc``; a video file ``loop``, ``realtime`` and ``drop_late``; an image folder ``fps``
+    (its timeline; None: 25), ``loop`` and ``realtime``; all of them ``rotation``,
+    ``detect_ir`` and ``max_bad_frames`` (None: the kind's default). A misspelt keyword is a
+    TypeError; a spec that matches nothing raises SourceError.
     """
-    known = set().union(*(_settings_for(c) for c in _SOURCE_CLASSES)) - {"path", "device"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise InputError(
-            f"unknown source setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-
-    def pick(cls: type[FrameSource]) -> dict[str, Any]:
-        accepted = _settings_for(cls)
-        return {k: v for k, v in settings.items() if k in accepted}
-
     no_match = "expected a camera index like 0, /dev/videoN, a video file or an image folder"
+    common: dict[str, Any] = {"rotation": rotation, "detect_ir": detect_ir}
+    if max_bad_frames is not None:
+        common["max_bad_frames"] = max_bad_frames
+
+    def camera(device: int | str) -> CameraSource:
+        requests: dict[str, Any] = {"width": width, "height": height, "fps": fps}
+        given = {k: v for k, v in requests.items() if v is not None}
+        return CameraSource(device, fourcc=fourcc, **given, **common)
+
     if isinstance(spec, bool) or not isinstance(spec, int | str):
         raise InputError(f"source: expected a string or camera index, got {spec!r}")
     if isinstance(spec, int):
-        return CameraSource(spec, **pick(CameraSource))
+        return camera(spec)
     text = spec.strip()
     if not text:
         raise SourceError("''", f"empty source ({no_match})")
     p = Path(text).expanduser()
     if text.isdigit():
-        return CameraSource(int(text), **pick(CameraSource))
+        return camera(int(text))
     if text.startswith("/dev/"):
-        return CameraSource(text, **pick(CameraSource))
+        return camera(text)
     if p.is_dir():
-        return ImageFolderSource(p, **pick(ImageFolderSource))
+        return ImageFolderSource(p, loop=loop, fps=fps, realtime=realtime, **common)
     if p.is_file():
-        return VideoFileSource(p, **pick(VideoFileSource))
+        return VideoFileSource(p, loop=loop, realtime=realtime, drop_late=drop_late, **common)
     raise SourceError(text, f"no camera, video file or image folder by that name ({no_match})")
 
 
 def open_source(spec: str | int, **settings: Any) -> FrameSource:
-    """:func:`make_source` and open it; use as ``with open_source("0") as src: ...``."""
+    """:func:`make_source` (same keywords) and open it; use as
+    ``with open_source("0") as src: ...``."""
     return make_source(spec, **settings).open()

@@ -27,12 +27,10 @@ from typing import Any
 import numpy as np
 
 from faceunlock.config import Config
-from faceunlock.engine.imageio import read_image
+from faceunlock.engine.imageio import IMAGE_SUFFIXES, read_image
 from faceunlock.engine.liveness import Liveness, LivenessParams, Verdict
 from faceunlock.engine.pipeline import FacePipeline
 from faceunlock.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)

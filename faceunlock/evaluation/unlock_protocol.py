@@ -21,11 +21,10 @@ import numpy as np
 
 from faceunlock.engine import calibration as cal
 from faceunlock.engine.cohort import ASNORM, RAW, Matcher, cohort_for
+from faceunlock.engine.imageio import IMAGE_SUFFIXES
 from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings
 from faceunlock.errors import InputError
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def gallery(root: Path, min_images: int) -> dict[str, list[Path]]:
@@ -33,7 +32,7 @@ def gallery(root: Path, min_images: int) -> dict[str, list[Path]]:
         raise InputError(f"--gallery {root}: not a directory")
     out = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        imgs = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        imgs = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if len(imgs) >= min_images:
             out[d.name] = imgs
     if len(out) < 2:

@@ -1,5 +1,5 @@
 """Small encoders to train from scratch, with the same interface as
-:class:`~faceunlock.training.dlib_resnet.DlibFaceResNet`: ``uint8`` (N, 150, 150, 3) RGB
+:class:`~faceunlock.training.dlib.resnet.DlibFaceResNet`: ``uint8`` (N, 150, 150, 3) RGB
 chips (NHWC) in, ``float32`` (N, 128) descriptors out, so the trainer, the evaluation code and
 the ONNX export treat them alike.
 
@@ -73,7 +73,9 @@ class MobileFaceNetLite(nn.Module):
         self.expand = _conv_bn(cin, 2 * cin, 1, 1)
         self.gdconv = _conv_bn(2 * cin, 2 * cin, spatial, 1, groups=2 * cin, act=False)
         # the kernel covers the whole map: no padding
-        self.gdconv[0].padding = (0, 0)
+        gdconv = self.gdconv[0]
+        assert isinstance(gdconv, nn.Conv2d)
+        gdconv.padding = (0, 0)
         self.fc = nn.Linear(2 * cin, embedding_size, bias=False)
         self.bn = nn.BatchNorm1d(embedding_size)
 

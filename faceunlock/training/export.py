@@ -9,7 +9,7 @@ Usage::
 
 * ``encoder.onnx``: the fine-tuned network with exactly the runtime model's interface (uint8
   NHWC RGB 150x150 chips in, float32 (N, 128) out, dynamic batch, opset 17), written through
-  :func:`faceunlock.training.dlib_resnet.export_onnx_bytes`, so exporting the same checkpoint
+  :func:`faceunlock.training.dlib.resnet.export_onnx_bytes`, so exporting the same checkpoint
   twice gives byte-identical files;
 * ``encoder.onnx.json``: its sidecar in the runtime's format (input spec, metric,
   ``default_threshold``, and optionally ``far_table`` and ``threshold_fit``);
@@ -44,7 +44,7 @@ from faceunlock.engine.modelfile import load_sidecar, sha256_file, sidecar_path,
 from faceunlock.errors import FaceUnlockError, InputError, ModelError
 from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir
-from faceunlock.training import dlib_resnet
+from faceunlock.training.dlib import resnet as dlib_resnet
 
 ENCODER_NAME = "encoder.onnx"
 #: runtime files copied unchanged from the source models directory

@@ -145,7 +145,7 @@ def detector_inputs(src: Path, lfw_root: Path, n_images: int) -> list[dict[str, 
     store: list[dict[str, np.ndarray]] = []
     for det in (pipe.coarse, pipe.tracker):
         det.load()
-        det._session = _Recorder(det._session, store)  # type: ignore[assignment]
+        det._session = _Recorder(det._session, store)
     rng = np.random.default_rng(0)
     people = read_people(lfw_root / "peopleDevTrain.txt")[:n_images]
     for i, (name, _count) in enumerate(people):

@@ -1,4 +1,4 @@
-"""Fine-tune the encoder (dlib's ResNet, see :mod:`faceunlock.training.dlib_resnet`) with a
+"""Fine-tune the encoder (dlib's ResNet, see :mod:`faceunlock.training.dlib.resnet`) with a
 metric-learning loss, from a TOML config.
 
 Usage::
@@ -355,7 +355,7 @@ class Trainer:
         self.dataset = dataset if dataset is not None else build_dataset(cfg.data, pipeline)
         if model is None:
             from faceunlock.paths import models_dir
-            from faceunlock.training.dlib_resnet import build_module
+            from faceunlock.training.dlib.resnet import build_module
 
             model = build_module(cfg.model.dat or models_dir() / "encoder.onnx")
         self.model = model.to(self.device).train()

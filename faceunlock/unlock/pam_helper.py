@@ -40,8 +40,8 @@ diagnostic line on stderr (skipped when stderr is the same pipe as stdout, which
 pam_exec's ``stdout`` option wires it: the greeter would show it), and one syslog line
 (LOG_AUTH) per attempt.
 
-Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors`` are
-imported before step 6. No Qt, no torch.
+Only the standard library, jeepney and ``faceunlock.config``/``faceunlock.errors``/
+``faceunlock.paths`` are imported before step 6. No Qt, no torch.
 """
 
 # ruff: noqa: E402
@@ -123,6 +123,7 @@ from faceunlock.errors import (
     InsecurePathError,
     TemplateError,
 )
+from faceunlock.paths import system_data_dir
 from faceunlock.unlock.hardware import DEFAULT_LID_GLOB, lid_closed
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ if TYPE_CHECKING:
 
 PROG = "faceunlock-auth"
 DEFAULT_CONFIG = Path("/etc/faceunlock/config.toml")
-DEFAULT_SYSTEM_DIR = Path("/var/lib/faceunlock")
+DEFAULT_SYSTEM_DIR = system_data_dir()
 #: the system bus (never from the environment; ``--system-bus`` in /etc/pam.d, for tests)
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 #: seconds the watchdog thread waits after the SIGALRM deadline before it kills the process
@@ -325,7 +326,7 @@ def cheap_checks(req: Request, cfg: Config, opts: Options) -> Decision | None:
 def faceunlock_holders(device: str) -> list[str]:
     """``"comm pid N"`` of FaceUnlock processes (the user's watcher, a running ``faceunlock
     test``) holding the camera node open."""
-    from faceunlock.engine.sources import processes_using
+    from faceunlock.engine.v4l2 import processes_using
 
     out = []
     for pid, comm in processes_using(device):
@@ -442,8 +443,9 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
     onnxruntime.set_default_logger_severity(3)  # errors only (stdout is /dev/null anyway)
 
     from faceunlock.app import service
-    from faceunlock.engine.sources import CameraSource, probe_camera
+    from faceunlock.engine.sources import CameraSource
     from faceunlock.engine.templates import SystemTemplateStore
+    from faceunlock.engine.v4l2 import probe_camera
 
     store = SystemTemplateStore(opts.system_dir)
     source = service.source_for(cfg)

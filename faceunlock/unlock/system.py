@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from faceunlock.errors import InputError, RootRequiredError
-from faceunlock.paths import repo_root
+from faceunlock.paths import SYSTEM_DATA_DIR, repo_root
 
 HELPER = "/usr/local/bin/faceunlock-auth"
 PROFILE = "/usr/share/pam-configs/faceunlock"
 COMMON_AUTH = "/etc/pam.d/common-auth"
-SYSTEM_DIR = "/var/lib/faceunlock"
+SYSTEM_DIR = str(SYSTEM_DATA_DIR)
 USER_UNIT = "/usr/lib/systemd/user/faceunlock-watch.service"
-MANIFEST = "/var/lib/faceunlock/install-manifest.json"
+MANIFEST = f"{SYSTEM_DIR}/install-manifest.json"
 PAM_AUTH_UPDATE_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 #: the line for distributions without pam-auth-update (first ``auth`` line of each service)
 PAM_LINE = f"auth  sufficient  pam_exec.so quiet stdout {HELPER}"

@@ -26,7 +26,7 @@ from tests.fakes.faces import ParitySample
 def model_path() -> Path:
     p = models_dir() / "detector.onnx"
     if not p.is_file():
-        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib_mmod`")
+        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib.mmod`")
     return p
 
 

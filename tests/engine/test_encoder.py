@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceunlock.engine.encoder import FaceEncoder, get_encoder
+from faceunlock.engine.encoder import FaceEncoder
 from faceunlock.engine.modelfile import load_sidecar, write_sidecar
 from faceunlock.errors import InputError, ModelError
 from faceunlock.paths import models_dir
@@ -17,7 +17,7 @@ from tests.fakes.faces import ParitySample
 def model_path() -> Path:
     p = models_dir() / "encoder.onnx"
     if not p.is_file():
-        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib_resnet`")
+        pytest.skip(f"{p} missing: run `python -m faceunlock.training.dlib.resnet`")
     return p
 
 
@@ -204,11 +204,8 @@ def test_lazy_loading(tmp_path: Path) -> None:
     assert not enc.loaded
 
 
-def test_default_path_and_cache(model_path: Path) -> None:
+def test_default_path(model_path: Path) -> None:
     enc = FaceEncoder()
-    assert enc.path == models_dir() / "encoder.onnx"
+    assert enc.path == models_dir() / "encoder.onnx" == model_path
     assert not enc.loaded
-    a = get_encoder()
-    assert get_encoder() is a
-    assert get_encoder(model_path) is a
-    assert a.embed(_random_chips(1)).shape == (1, 128)
+    assert enc.embed(_random_chips(1)).shape == (1, 128)

@@ -87,3 +87,18 @@ def test_file_size_is_bounded(tmp_path: Path) -> None:
         f.truncate(MAX_IMAGE_FILE_BYTES + 1)  # sparse: no disk used
     with pytest.raises(ImageReadError, match="MiB limit"):
         read_image(p)
+
+
+def test_list_images_natural_order_hidden_and_recursive(tmp_path: Path) -> None:
+    from faceunlock.engine.imageio import IMAGE_SUFFIXES, list_images
+
+    assert {".png", ".jpg", ".pgm", ".tiff"} <= IMAGE_SUFFIXES
+    for name in ("10.png", "2.PNG", "1.jpg", ".hidden.png", "notes.txt", "b/3.png", "b/c/1.pgm",
+                 "a/9.png", ".cache/1.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()  # a folder with an image suffix is not an image
+    top = ["1.jpg", "2.PNG", "10.png"]
+    assert [p.name for p in list_images(tmp_path)] == top
+    deep = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert deep == [*top, "a/9.png", "b/3.png", "b/c/1.pgm"]

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from faceunlock.engine.quality import (
-    brightness_stats,
     crop,
     is_dark,
     is_uniform,
@@ -18,25 +17,6 @@ from faceunlock.errors import InputError
 
 def _grey_rgb(level: int, h: int = 40, w: int = 60) -> np.ndarray:
     return np.full((h, w, 3), level, np.uint8)
-
-
-def test_brightness_stats_of_a_ramp() -> None:
-    ramp = np.tile(np.arange(256, dtype=np.uint8), (10, 1))  # every level 10 times
-    s = brightness_stats(ramp, dark_level=40)
-    assert s["mean"] == pytest.approx(127.5)
-    assert s["std"] == pytest.approx(np.arange(256).std())
-    assert (s["min"], s["max"]) == (0.0, 255.0)
-    assert s["median"] == pytest.approx(127, abs=1)
-    assert s["p05"] == pytest.approx(12, abs=1)
-    assert s["p95"] == pytest.approx(242, abs=1)
-    assert s["dark_fraction"] == pytest.approx(40 / 256)
-
-
-def test_brightness_stats_rgb_uses_luma() -> None:
-    img = np.zeros((4, 4, 3), np.uint8)
-    img[..., 1] = 255  # pure green -> luma ~150
-    s = brightness_stats(img)
-    assert 140 <= s["mean"] <= 160
 
 
 def test_is_dark_threshold_behaviour() -> None:

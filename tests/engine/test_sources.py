@@ -18,13 +18,11 @@ from faceunlock.engine.sources import (
     Frame,
     ImageFolderSource,
     VideoFileSource,
-    camera_error_from_oserror,
-    device_path,
     make_source,
     normalize_frame,
     open_source,
-    processes_using,
 )
+from faceunlock.engine.v4l2 import camera_error_from_oserror, device_path, processes_using
 from faceunlock.errors import (
     AuthStatus,
     CameraBusyError,
@@ -243,10 +241,33 @@ def test_open_source_errors(tmp_path: Path) -> None:
     assert "nothing-here.mp4" in str(ei.value)
     with pytest.raises(SourceError, match="empty source"):
         open_source("  ")
-    with pytest.raises(InputError, match="unknown source setting"):
-        make_source("0", widht=640)
+    with pytest.raises(TypeError, match="widht"):
+        make_source("0", widht=640)  # type: ignore[call-arg]
     with pytest.raises(InputError, match="expected a string"):
         make_source(True)
+
+
+
+def test_a_misspelt_source_keyword_is_a_type_error(tmp_path: Path, clips_dir: Path) -> None:
+    folder = _write_pngs(tmp_path / "seq", {"a.png": np.zeros((8, 8, 3), np.uint8)})
+    for spec in ("0", str(folder), str(clips_dir / FEMALE)):
+        with pytest.raises(TypeError, match="realtme"):
+            make_source(spec, realtme=True)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="lop"):
+            open_source(spec, lop=True)
+    # a keyword another kind takes is ignored by a kind without it
+    vid = make_source(str(clips_dir / FEMALE), fps=12, fourcc="MJPG", width=320)
+    assert isinstance(vid, VideoFileSource)
+    cam = make_source("0", loop=True, drop_late=True, max_bad_frames=5)
+    assert isinstance(cam, CameraSource) and cam.max_bad_frames == 5
+    assert (cam.width, cam.height, cam.requested_fps) == (640, 480, 30)  # the camera defaults
+
+
+def test_v4l2_names_are_still_importable_from_sources() -> None:
+    from faceunlock.engine import sources, v4l2
+
+    for name in ("VideoDevice", "list_video_devices", "probe_camera", "processes_using"):
+        assert getattr(sources, name) is getattr(v4l2, name)
 
 
 # ------------------------------------------------------------------------- cameras

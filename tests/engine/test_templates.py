@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceunlock.engine import templates as tpl
 from faceunlock.engine.templates import (
     Anchor,
     KeyFileKeyProvider,
@@ -439,7 +438,7 @@ def test_system_copy_requires_root(
     user_store = TemplateStore(tmp_path / "user", StaticKeyProvider(key))
     user_store.save(make_template())
     t = user_store.load("alice")
-    monkeypatch.setattr(tpl.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(RootRequiredError, match="root"):
         install_system_copy(t, SystemTemplateStore(tmp_path / "sys"))
     assert not (tmp_path / "sys").exists()

@@ -1,27 +1,17 @@
-"""V4L2 device discovery from a fake sysfs tree, and IR detection by name and by frames
-(a real colour frame of the woman's clip against the same frame made grey)."""
+"""V4L2 device discovery from a fake sysfs tree, and IR detection by name."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-from faceunlock.engine.sources import (
+from faceunlock.engine.v4l2 import (
     VideoDevice,
-    VideoFileSource,
     is_ir_name,
     list_video_devices,
-    looks_infrared,
-    probe_infrared,
     v4l2_can_capture,
 )
-from faceunlock.errors import InputError
-
-FEMALE = "head-pose-face-detection-female.gif"
 
 
 def _node(root: Path, node: str, name: str | None, index: int | None = 0) -> None:
@@ -104,41 +94,3 @@ def test_nodes_that_cannot_be_asked_are_kept(sysfs: Path, tmp_path: Path) -> Non
 )
 def test_ir_names(name: str, ir: bool) -> None:
     assert is_ir_name(name) is ir
-
-
-@pytest.fixture(scope="module")
-def colour_frame(faces_dir: Path) -> np.ndarray:
-    """A colour webcam frame (the two-person clip's first, tests/data/faces), BGR uint8
-    (H, W, 3), as OpenCV decodes it."""
-    img = cv2.imread(str(faces_dir / "pair-00.jpg"))
-    assert img is not None
-    return np.asarray(img)
-
-
-def test_frames_tell_ir_from_colour(colour_frame: np.ndarray) -> None:
-    grey = cv2.cvtColor(colour_frame, cv2.COLOR_BGR2GRAY)
-    grey3 = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    assert not looks_infrared([colour_frame])
-    assert looks_infrared([grey])  # (H, W): a greyscale stream
-    assert looks_infrared([grey3, grey[:, :, None]])  # three equal channels, one channel
-    assert looks_infrared([(grey.astype(np.uint16) << 8)])  # 16-bit IR
-    assert not looks_infrared([grey3, colour_frame])  # every frame must be grey
-    assert not looks_infrared([])
-    with pytest.raises(InputError):
-        looks_infrared([np.zeros((4, 4, 2), np.uint8)])
-
-
-def test_probe_reads_the_source(colour_frame: np.ndarray, clips_dir: Path, tmp_path: Path) -> None:
-    assert probe_infrared(str(clips_dir / FEMALE)) is False
-    folder = tmp_path / "ir"
-    folder.mkdir()
-    with VideoFileSource(clips_dir / FEMALE) as src:
-        for f in src:
-            if f.index >= 3:
-                break
-            grey = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY)
-            cv2.imwrite(str(folder / f"{f.index}.png"), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
-    assert sorted(os.listdir(folder)) == ["0.png", "1.png", "2.png"]
-    assert probe_infrared(str(folder), frames=10) is True
-    with pytest.raises(InputError):
-        probe_infrared(str(folder), frames=0)

@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from faceunlock.engine.modelfile import sha256_file  # noqa: E402
 from faceunlock.paths import models_dir  # noqa: E402
-from faceunlock.training.dlib_mmod import (  # noqa: E402
+from faceunlock.training.dlib.mmod import (  # noqa: E402
     build_torch,
     convert,
     default_dat_path,

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 frm = pytest.importorskip("face_recognition_models")
 
-from faceunlock.training import dlib_resnet  # noqa: E402
+from faceunlock.training.dlib import resnet as dlib_resnet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_conversion_is_deterministic_and_matches_torch(dat_path: Path, tmp_path:
 
 
 def test_truncated_dat_is_rejected(dat_path: Path, tmp_path: Path) -> None:
-    from faceunlock.training.dlib_format import DlibFormatError
+    from faceunlock.training.dlib.format import DlibFormatError
 
     bad = tmp_path / "bad.dat"
     bad.write_bytes(dat_path.read_bytes()[:1_000_000])

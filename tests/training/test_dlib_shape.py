@@ -8,8 +8,8 @@ import pytest
 
 from faceunlock.engine.modelfile import load_model_bytes, sidecar_path
 from faceunlock.paths import models_dir
-from faceunlock.training import dlib_shape
-from faceunlock.training.dlib_format import DlibFormatError
+from faceunlock.training.dlib import shape as dlib_shape
+from faceunlock.training.dlib.format import DlibFormatError
 
 
 @pytest.fixture(scope="module")

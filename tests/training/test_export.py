@@ -17,8 +17,8 @@ from faceunlock.engine.imageio import read_image  # noqa: E402
 from faceunlock.engine.modelfile import REQUIRED_KEYS, sha256_file  # noqa: E402
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from faceunlock.errors import InputError, ModelError  # noqa: E402
-from faceunlock.training import dlib_resnet  # noqa: E402
 from faceunlock.training import export as ex  # noqa: E402
+from faceunlock.training.dlib import resnet as dlib_resnet  # noqa: E402
 from faceunlock.training.trainer import TrainConfig  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

@@ -12,8 +12,8 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from faceunlock.config import Config
 from faceunlock.app import service
+from faceunlock.config import Config
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
 from faceunlock.ui.password import (
     PasswordDialog,

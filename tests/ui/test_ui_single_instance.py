@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceunlock.engine import service
+from faceunlock.app import service
 from faceunlock.engine.templates import Anchor, StaticKeyProvider, Template, TemplateStore
 from faceunlock.paths import user_data_dir
 

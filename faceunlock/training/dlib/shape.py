@@ -24,7 +24,7 @@ Splits are stored in dlib's breadth-first order: node ``i`` has children ``2i+1`
 when the test is true) and ``2i+2``; leaf ``j`` is node ``S + j``. The archive is written
 with fixed member order and timestamps, so converting twice gives identical bytes.
 
-Run as ``python -m faceunlock.training.dlib_shape [DAT] [OUT]``.
+Run as ``python -m faceunlock.training.dlib.shape [DAT] [OUT]``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ import numpy as np
 
 from faceunlock.engine.modelfile import write_sidecar
 from faceunlock.fileio import atomic_write_bytes
-from faceunlock.training.dlib_format import DlibFormatError, DlibReader
+from faceunlock.training.dlib.format import DlibFormatError, DlibReader
 
 FORMAT_VERSION = 1
+#: the sidecar's ``format`` note, naming this converter by the path it had when the shipped
+#: model was made; the sidecar is reproduced byte for byte, so the note stays as it was
+FORMAT_NOTE = f"landmarks5 npz v{FORMAT_VERSION} (see faceunlock/training/dlib_shape.py)"
 POINT_NAMES = (
     "right-eye outer corner",
     "right-eye inner corner",
@@ -222,7 +225,7 @@ def convert(dat_path: Path, out_path: Path) -> Path:
     meta: dict[str, Any] = {
         "source": SOURCE,
         "licence": "CC0-1.0",
-        "format": f"landmarks5 npz v{FORMAT_VERSION} (see faceunlock/training/dlib_shape.py)",
+        "format": FORMAT_NOTE,
         "input": {
             "description": "RGB uint8 image (H, W, 3) and a face box (left, top, right, bottom) "
             "as dlib.rectangle corners; pixels are read as grey = (r+g+b)//3",
