@@ -13,7 +13,7 @@ import re
 from PyQt6.QtWidgets import QLabel, QWidget
 
 from faceunlock.config import CameraConfig
-from faceunlock.engine.sources import VideoDevice, list_video_devices
+from faceunlock.engine.v4l2 import VideoDevice, list_video_devices
 
 IR_TEXT = "Infrared camera: better in the dark, harder to fool with a photo"
 COLOUR_TEXT = "Colour camera"
