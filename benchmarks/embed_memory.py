@@ -23,13 +23,15 @@ import numpy as np
 
 from faceunlock.paths import shared_dir
 
-#: the child: run the CLI, then report its own peak RSS (KiB on Linux) on the last stderr line
+#: a small process that runs the CLI as its child and reports the child's peak RSS (KiB on
+#: Linux) on the last stderr line (ru_maxrss survives exec: the CLI's own RUSAGE_SELF would
+#: include the size of whatever process started it)
 CHILD = (
-    "import resource, sys\n"
-    "from faceunlock.cli import main\n"
-    "rc = main(sys.argv[1:])\n"
-    "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(rc)\n"
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run([sys.executable, '-m', 'faceunlock', *sys.argv[1:]])\n"
+    "print('maxrss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+    " file=sys.stderr)\n"
+    "sys.exit(r.returncode)\n"
 )
 
 

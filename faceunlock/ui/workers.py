@@ -234,7 +234,7 @@ class _BoxRecorder:
     """The pipeline, noting the face boxes of the frame it last observed (authentication
     reports distances, not boxes)."""
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: FacePipeline) -> None:
         self.pipe = pipe
         self.boxes: list[Box] = []
 
@@ -267,7 +267,7 @@ class AttemptWorker(CameraWorker):
     def __init__(
         self,
         source_factory: Callable[[], FrameSource],
-        pipe_factory: Callable[[], Any],
+        pipe_factory: Callable[[], FacePipeline],
         setup: Callable[[Any], AttemptSetup],
     ) -> None:
         super().__init__(source_factory, pipe_factory)

@@ -15,13 +15,14 @@ import pytest
 
 from faceunlock.engine.batch import ImageResult, list_images, write_embeddings
 
-#: the child: run the CLI, then print its own peak RSS (KiB) as the last line on stderr
+#: a small process that runs the CLI as its child, then prints the child's peak RSS (KiB) as
+#: the last line on stderr. Not the CLI's own RUSAGE_SELF: Linux keeps ru_maxrss across
+#: exec, so a process started from this (large) pytest process would report pytest's size
 CHILD = (
-    "import resource, sys\n"
-    "from faceunlock.cli import main\n"
-    "rc = main(sys.argv[1:])\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(rc)\n"
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run([sys.executable, '-m', 'faceunlock', *sys.argv[1:]])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(r.returncode)\n"
 )
 PEAK_RSS_LIMIT_MB = 600
 
