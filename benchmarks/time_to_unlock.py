@@ -5,7 +5,7 @@ and against a real GNOME Shell lock screen.
                                         [--liveness LEVEL] [--out benchmarks/results]
     python benchmarks/time_to_unlock.py --backend gnome-shell [--logind mock|real] [--runs 5]
 
-``--backend gnome-shell``: a real headless GNOME Shell 43 (tests/unlock/real_shell.py: Debian's
+``--backend gnome-shell``: a real headless GNOME Shell 43 (tests/fakes/real_shell.py: Debian's
 ``gnome-shell`` and ``gjs``, root, logind from dbusmock or the real systemd-logind); the
 watcher runs in this process on the backend ``faceunlock watch`` picks there (``auto``: the
 shell's ``org.gnome.Shell.ScreenShield``, unlocking through logind). Each run calls
@@ -14,7 +14,7 @@ with a face (``on_frame``), the shell's own ``ActiveChanged(false)`` (received b
 connection; ``GetActive`` is then checked false) and the watcher's confirmed ``unlocked``
 event. Writes ``time_to_unlock_gnome_shell_<logind>.json``.
 
-Setup: a private ``dbus-daemon`` and a stand-in screen locker (``tests/unlock/
+Setup: a private ``dbus-daemon`` and a stand-in screen locker (``tests/fakes/
 fake_screensaver.py``; a second bus as the "system bus" for ``--backend logind``); alice is
 enrolled from the first half of the female webcam clip (../shared/datasets/clips, static
 key, temp dir); the watcher's attempts read the second half as an image folder (its first
@@ -61,16 +61,17 @@ SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSa
 
 
 def _test_helpers_on_path() -> None:
-    """tests/unlock holds the D-Bus stand-ins and the clip material the tests use."""
-    path = str(REPO / "tests" / "unlock")
+    """tests/fakes holds the D-Bus stand-ins and the clip material the tests use; it is
+    imported as the package ``tests.fakes`` from the repository root."""
+    path = str(REPO)
     if path not in sys.path:
         sys.path.insert(0, path)
 
 
 def standins() -> ModuleType:
-    """The D-Bus stand-ins the tests use (tests/unlock/fake_screensaver.py)."""
+    """The D-Bus stand-ins the tests use (tests/fakes/fake_screensaver.py)."""
     _test_helpers_on_path()
-    import fake_screensaver
+    from tests.fakes import fake_screensaver
 
     return fake_screensaver
 
@@ -95,11 +96,10 @@ def _enrol_child(root: str, key: bytes) -> None:
     enrolled from the first half of the clip into a user store (static ``key``) and into a
     system store (for faceunlock-auth); the second half written as the probe folder."""
     _test_helpers_on_path()
-    from clip_material import clip_frames, png_folder
-
     from faceunlock.engine import service
     from faceunlock.engine.sources import ImageFolderSource
     from faceunlock.engine.templates import StaticKeyProvider, SystemTemplateStore, TemplateStore
+    from tests.fakes.clip_material import clip_frames, png_folder
 
     base = Path(root)
     cfg = bench_config()
@@ -115,7 +115,7 @@ def _enrol_child(root: str, key: bytes) -> None:
 def bench_config() -> Any:
     """The clips' detector sizes (their faces are 57-70 px), as the tests use them."""
     _test_helpers_on_path()
-    from clip_material import clip_config
+    from tests.fakes.clip_material import clip_config
 
     return clip_config(**({"liveness.level": LIVENESS} if LIVENESS else {}))
 
@@ -210,7 +210,7 @@ def shell_runs(a: argparse.Namespace) -> dict[str, Any]:
     from faceunlock.unlock.watcher import AuthAttempt, Watcher, WatcherEvent, WatcherState
 
     _test_helpers_on_path()
-    import real_shell
+    from tests.fakes import real_shell
 
     reason = real_shell.missing(real_logind=a.logind == "real")
     if reason:

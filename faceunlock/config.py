@@ -8,15 +8,21 @@ The file (``faceunlock.paths.config_path()``) looks like::
     source = "0"        # device index, /dev/videoN, a video file or an image folder
     ...
 
-Every key has one default, defined here and nowhere else. Sections validate themselves on
-construction, so an invalid :class:`Config` cannot exist; every problem raises
+Every key is declared once, with :func:`key` in its section's dataclass: its default (whose
+type is the key's type), its help line and the values it accepts. Validation, ``config get``
+and ``set``, ``config --help``, the "unknown key" errors and the TOML writer all read that
+declaration, and so do the engine's parameter classes for their defaults. Sections validate
+themselves on construction, so an invalid :class:`Config` cannot exist; every problem raises
 :class:`~faceunlock.errors.ConfigError` with a message naming the key and the allowed values.
+
+The same machinery (:func:`key`, :class:`Section`, :class:`Schema`) declares and reads the
+training configuration of :mod:`faceunlock.training.trainer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import json
 import math
 import os
 import re
@@ -25,7 +31,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from faceunlock.engine.modelfile import atomic_write_bytes
 from faceunlock.errors import ConfigError
@@ -41,13 +47,25 @@ PRECISIONS = ("auto", "int8", "fp32")
 LIVENESS_LEVELS = ("off", "passive", "active")
 
 Value = bool | int | float | str
+T = TypeVar("T", bool, int, float, str)
+
+_KINDS: dict[type, str] = {bool: "bool", int: "integer", float: "number", str: "text"}
+
+
+# --------------------------------------------------------------------------------------------
+# Declaring keys
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Rule:
-    """What one key accepts. ``lo_key``/``hi_key`` name a key of the same section as a bound."""
+class Key:
+    """The declaration of one key: its type (that of its default), default, meaning and the
+    values it accepts. ``lo_key``/``hi_key`` name a key of the same section as a bound (within
+    ``lo``..``hi``); a bound left None is open."""
 
     kind: type
+    default: Value
+    help: str
     lo: float | None = None
     hi: float | None = None
     choices: tuple[Value, ...] = ()
@@ -56,57 +74,57 @@ class _Rule:
     nonempty: bool = False
 
 
-_RULES: dict[str, _Rule] = {
-    "camera.source": _Rule(str, nonempty=True),
-    "camera.width": _Rule(int, 32, 8192),
-    "camera.height": _Rule(int, 32, 8192),
-    "camera.fps": _Rule(int, 1, 240),
-    "camera.rotation": _Rule(int, choices=ROTATIONS),
-    "detector.min_face": _Rule(int, 20, 4096, hi_key="max_face"),
-    "detector.max_face": _Rule(int, 20, 4096, lo_key="min_face"),
-    "model.precision": _Rule(str, choices=PRECISIONS),
-    "auth.timeout": _Rule(float, 0.5, 30.0),
-    "auth.k": _Rule(int, 1, 10, hi_key="n"),
-    "auth.n": _Rule(int, 1, 10, lo_key="k"),
-    "auth.security_level": _Rule(str, choices=SECURITY_LEVELS),
-    "auth.max_failures": _Rule(int, 1, 100),
-    "auth.lockout_seconds": _Rule(int, 0, 86400),
-    "auth.dark_level": _Rule(int, 0, 255),
-    "auth.dark_fraction": _Rule(float, 0.05, 1.0),
-    "auth.snapshots": _Rule(bool),
-    "enrol.anchors": _Rule(int, 3, 50),
-    "liveness.level": _Rule(str, choices=LIVENESS_LEVELS),
-    "watcher.enabled": _Rule(bool),
-    "watcher.backend": _Rule(str, choices=WATCHER_BACKENDS),
-    "general.disabled": _Rule(bool),
-}
+def key(
+    default: T,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[Value, ...] = (),
+    lo_key: str | None = None,
+    hi_key: str | None = None,
+    nonempty: bool = False,
+) -> T:
+    """A section field: ``timeout: float = key(3.0, "seconds ...", lo=0.5, hi=30.0)``.
 
-#: one line per key for `faceunlock config --help` (what it means to a user)
-_HELP: dict[str, str] = {
-    "camera.source": "camera index, /dev/videoN, a video file or an image folder",
-    "camera.width": "capture width in pixels",
-    "camera.height": "capture height in pixels",
-    "camera.fps": "frames per second asked of the camera",
-    "camera.rotation": "clockwise degrees the image is turned (a sideways camera)",
-    "detector.min_face": "smallest face looked for, in pixels (face box height)",
-    "detector.max_face": "largest face looked for, in pixels",
-    "model.precision": "face encoder: auto (int8 when installed), int8 or fp32; re-enrol after "
-    "a change",
-    "auth.timeout": "seconds one unlock attempt looks for your face",
-    "auth.k": "matching frames needed to unlock ...",
-    "auth.n": "... among the last n frames",
-    "auth.security_level": "how strict the match is: convenient, balanced or secure",
-    "auth.max_failures": "failed attempts in a row before face unlock pauses",
-    "auth.lockout_seconds": "how long it pauses (the password always works)",
-    "auth.dark_level": "grey level below which a pixel counts as dark",
-    "auth.dark_fraction": "share of dark pixels that makes a frame too dark to use",
-    "auth.snapshots": "keep a picture of each failed attempt",
-    "enrol.anchors": "face samples taken at enrolment",
-    "liveness.level": "photo and screen checks: off, passive or active (= passive for now)",
-    "watcher.enabled": "unlock the lock screen when your face is seen",
-    "watcher.backend": "lock-screen service: auto, logind, freedesktop, gnome or mate",
-    "general.disabled": "turn face unlock off everywhere",
-}
+    The class attribute keeps the default (``AuthConfig.timeout == 3.0``), so code outside
+    the config reads its defaults from here instead of repeating them."""
+    spec = Key(type(default), default, help, lo, hi, choices, lo_key, hi_key, nonempty)
+    return field(default=default, metadata={"key": spec})
+
+
+class Section:
+    """Mixin of a section dataclass whose fields are all :func:`key` s: it validates (and
+    normalises, int to float) itself on construction. ``SECTION`` is its table's name."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        values = {name: getattr(self, name) for name in keys_of(type(self))}
+        clean = _validate_section(type(self), values)
+        for name, v in clean.items():
+            if v is not values[name]:
+                object.__setattr__(self, name, v)
+
+
+_KEYS_OF: dict[type, dict[str, Key]] = {}
+
+
+def keys_of(cls: type[Section]) -> dict[str, Key]:
+    """``{field name: Key}`` of a section class, in declaration order."""
+    if cls in _KEYS_OF:
+        return _KEYS_OF[cls]
+    out: dict[str, Key] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        spec = f.metadata.get("key")
+        if not isinstance(spec, Key):
+            raise TypeError(f"{cls.__name__}.{f.name}: declare it with faceunlock.config.key()")
+        if f.type not in (spec.kind.__name__, spec.kind):
+            raise TypeError(f"{cls.__name__}.{f.name}: annotated {f.type}, but its default "
+                            f"{spec.default!r} is a {spec.kind.__name__}")
+        out[f.name] = spec
+    _KEYS_OF[cls] = out
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,30 +132,21 @@ _HELP: dict[str, str] = {
 # --------------------------------------------------------------------------------------------
 
 
-def value_range(key: str) -> tuple[type, float, float]:
-    """``(int or float, lo, hi)``: the static range a numeric key accepts (for command-line
-    options that override it, e.g. ``auth --timeout`` and ``auth.timeout``)."""
-    rule = _RULES.get(key)
-    if rule is None or rule.kind not in (int, float) or rule.lo is None or rule.hi is None:
-        raise KeyError(f"{key!r} is not a numeric key with a range")
-    return rule.kind, rule.lo, rule.hi
-
-
 def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def _check_type(key: str, rule: _Rule, value: object) -> Value:
+def _check_type(key: str, spec: Key, value: object) -> Value:
     """Return ``value`` normalised to the key's type, or raise ConfigError."""
-    if rule.kind is bool:
+    if spec.kind is bool:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: must be true or false, got {value!r}")
-    if rule.kind is int:
+    if spec.kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: must be an integer, got {value!r}")
-    if rule.kind is float:
+    if spec.kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: must be a finite number, got {value!r}")
@@ -148,77 +157,186 @@ def _check_type(key: str, rule: _Rule, value: object) -> Value:
     raise ConfigError(f"{key}: must be a string, got {value!r}")
 
 
-def _check_static(key: str, rule: _Rule, value: Value) -> None:
-    if rule.nonempty and isinstance(value, str) and not value.strip():
+def _range_message(key: str, spec: Key, value: Value, lo: str | None, hi: str | None) -> str:
+    what = "an integer" if spec.kind is int else "a number"
+    if lo is not None and hi is not None:
+        return f"{key}: must be {what} between {lo} and {hi}, got {value!r}"
+    bound = f">= {lo}" if lo is not None else f"<= {hi}"
+    return f"{key}: must be {what} {bound}, got {value!r}"
+
+
+def _check_bounds(
+    key: str, spec: Key, value: Value, lo: float | None, hi: float | None,
+    lo_text: str | None, hi_text: str | None,
+) -> None:
+    assert isinstance(value, int | float)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(_range_message(key, spec, value, lo_text, hi_text))
+
+
+def _choices(spec: Key) -> str:
+    return ", ".join('""' if c == "" else str(c) for c in spec.choices)
+
+
+def _check_static(key: str, spec: Key, value: Value) -> None:
+    if spec.nonempty and isinstance(value, str) and not value.strip():
         raise ConfigError(f"{key}: must not be empty")
-    if rule.choices and value not in rule.choices:
-        allowed = ", ".join(str(c) for c in rule.choices)
+    if spec.choices and value not in spec.choices:
+        allowed = _choices(spec)
         if isinstance(value, str):
             raise ConfigError(f"{key}: {value!r} is not one of {allowed}")
         raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
-    if rule.lo is not None and rule.hi is not None:
-        assert isinstance(value, int | float)
-        if not rule.lo <= value <= rule.hi:
-            raise ConfigError(_range_message(key, rule, value, _fmt(rule.lo), _fmt(rule.hi)))
+    if spec.lo is not None or spec.hi is not None:
+        lo_text = None if spec.lo is None else _fmt(spec.lo)
+        hi_text = None if spec.hi is None else _fmt(spec.hi)
+        _check_bounds(key, spec, value, spec.lo, spec.hi, lo_text, hi_text)
 
 
-def _range_message(key: str, rule: _Rule, value: Value, lo: str, hi: str) -> str:
-    what = "an integer" if rule.kind is int else "a number"
-    return f"{key}: must be {what} between {lo} and {hi}, got {value!r}"
-
-
-def _check_dynamic(key: str, rule: _Rule, value: Value, values: Mapping[str, Value]) -> None:
-    if rule.lo_key is None and rule.hi_key is None:
+def _check_linked(key: str, spec: Key, value: Value, values: Mapping[str, Value]) -> None:
+    """The bounds set by other keys of the section (``k <= n``)."""
+    if spec.lo_key is None and spec.hi_key is None:
         return
-    assert isinstance(value, int | float) and rule.lo is not None and rule.hi is not None
-    lo, lo_text = rule.lo, _fmt(rule.lo)
-    hi, hi_text = rule.hi, _fmt(rule.hi)
-    if rule.lo_key is not None:
-        other = values[rule.lo_key]
+    lo, hi = spec.lo, spec.hi
+    lo_text = None if lo is None else _fmt(lo)
+    hi_text = None if hi is None else _fmt(hi)
+    if spec.lo_key is not None:
+        other = values[spec.lo_key]
         assert isinstance(other, int | float)
-        lo, lo_text = other, f"{rule.lo_key} ({other})"
-    if rule.hi_key is not None:
-        other = values[rule.hi_key]
+        lo, lo_text = other, f"{spec.lo_key} ({other})"
+    if spec.hi_key is not None:
+        other = values[spec.hi_key]
         assert isinstance(other, int | float)
-        hi, hi_text = other, f"{rule.hi_key} ({other})"
-    if not lo <= value <= hi:
-        raise ConfigError(_range_message(key, rule, value, lo_text, hi_text))
+        hi, hi_text = other, f"{spec.hi_key} ({other})"
+    _check_bounds(key, spec, value, lo, hi, lo_text, hi_text)
 
 
 def _validate_section(
-    section: str, values: Mapping[str, object], first: str | None = None
+    cls: type[Section], values: Mapping[str, object], first: str | None = None
 ) -> dict[str, Value]:
     """Type-check and range-check one section's values; return them normalised.
 
     ``first`` (a key of this section) is checked first, so a cross-key conflict blames it.
     """
+    specs = keys_of(cls)
     order = list(values)
     if first is not None and first in values:
         order.remove(first)
         order.insert(0, first)
     out: dict[str, Value] = {}
     for name in order:
-        key = f"{section}.{name}"
-        rule = _RULES[key]
-        out[name] = _check_type(key, rule, values[name])
-        _check_static(key, rule, out[name])
+        key = f"{cls.SECTION}.{name}"
+        out[name] = _check_type(key, specs[name], values[name])
+        _check_static(key, specs[name], out[name])
     for name in order:
-        key = f"{section}.{name}"
-        _check_dynamic(key, _RULES[key], out[name], out)
+        _check_linked(f"{cls.SECTION}.{name}", specs[name], out[name], out)
     return {name: out[name] for name in values}
 
 
-class _Section:
-    """Mixin: a frozen dataclass section that validates (and normalises) itself."""
+def _allowed(spec: Key) -> str:
+    """The values a key accepts, in words (``config --help``)."""
+    if spec.choices:
+        return _choices(spec)
+    if spec.kind is bool:
+        return "true, false"
+    if spec.kind is str:
+        return "any text" + (", not empty" if spec.nonempty else "")
+    lo = None if spec.lo is None else _fmt(spec.lo)
+    hi = None if spec.hi is None else _fmt(spec.hi)
+    if spec.lo_key:
+        lo = f"{spec.lo_key} (>= {lo})" if lo is not None else spec.lo_key
+    if spec.hi_key:
+        hi = f"{spec.hi_key} (<= {hi})" if hi is not None else spec.hi_key
+    if lo is not None and hi is not None:
+        return f"{lo} to {hi}"
+    if lo is not None or hi is not None:
+        return f">= {lo}" if lo is not None else f"<= {hi}"
+    return "any " + _KINDS[spec.kind]
 
-    SECTION = ""
 
-    def __post_init__(self) -> None:
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-        clean = _validate_section(self.SECTION, values)
-        for name, v in clean.items():
-            if v is not values[name]:
-                object.__setattr__(self, name, v)
+# --------------------------------------------------------------------------------------------
+# A schema: the sections of a root dataclass
+# --------------------------------------------------------------------------------------------
+
+
+class Schema:
+    """The sections of ``root``: its fields whose ``default_factory`` is a :class:`Section`
+    (the field named as the section's ``SECTION``), and their keys, ``"section.name"``.
+    ``extra`` names top-level keys that are not in a section (``schema_version``)."""
+
+    def __init__(self, root: type, extra: tuple[str, ...] = ()) -> None:
+        self.sections: dict[str, type[Section]] = {}
+        for f in dataclasses.fields(root):
+            factory = f.default_factory
+            if isinstance(factory, type) and issubclass(factory, Section):
+                if f.name != factory.SECTION:
+                    raise TypeError(f"{root.__name__}.{f.name}: {factory.__name__}.SECTION "
+                                    f"is {factory.SECTION!r}")
+                self.sections[f.name] = factory
+        self.keys: dict[str, Key] = {
+            f"{s}.{n}": spec for s, cls in self.sections.items() for n, spec in keys_of(cls).items()
+        }
+        self.extra = extra
+
+    def unknown(self, name: str, what: str = "key") -> str:
+        """The message for an unknown key (or section): the nearest name, else them all."""
+        import difflib
+
+        candidates = list(self.sections) if what == "section" else [*self.extra, *self.keys]
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        if not close:
+            leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
+            close = leaf[:1]
+        if close:
+            return f"unknown {what} {name!r} (did you mean {close[0]!r}?)"
+        names = list(self.sections) if what == "section" else list(self.keys)
+        return f"unknown {what} {name!r}; the {what}s are {', '.join(names)}"
+
+    def resolve(self, key: str) -> tuple[str, str]:
+        """``"auth.timeout"`` -> ``("auth", "timeout")``, an extra key -> ``("", key)``;
+        ConfigError for a section or an unknown key."""
+        key = key.strip()
+        if key in self.extra:
+            return "", key
+        if key in self.sections:
+            keys = ", ".join(k for k in self.keys if k.startswith(key + "."))
+            raise ConfigError(f"{key!r} is a section, not a key; its keys are {keys}")
+        if key not in self.keys:
+            raise ConfigError(self.unknown(key))
+        section, name = key.split(".", 1)
+        return section, name
+
+    def section_table(self, sname: str, table: object) -> tuple[type[Section], Mapping[str, Any]]:
+        """The class of section ``sname`` and its table; ConfigError when ``sname`` is no
+        section or ``table`` not a table."""
+        if sname not in self.sections:
+            if isinstance(table, Mapping):
+                raise ConfigError(self.unknown(sname, "section"))
+            raise ConfigError(self.unknown(sname))
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{sname}: must be a table ([{sname}]), got {table!r}")
+        return self.sections[sname], table
+
+    def sections_from_dict(self, data: Mapping[str, Any]) -> dict[str, Section]:
+        """The sections of parsed TOML (the ``extra`` keys skipped); missing keys take their
+        defaults; ConfigError for unknown sections or keys and for bad values."""
+        out: dict[str, Section] = {}
+        for sname, table in data.items():
+            if sname in self.extra:
+                continue
+            cls, table = self.section_table(sname, table)
+            specs = keys_of(cls)
+            for k in table:
+                if k not in specs:
+                    raise ConfigError(self.unknown(f"{sname}.{k}"))
+            out[sname] = cls(**{n: table.get(n, spec.default) for n, spec in specs.items()})
+        return out
+
+    def describe(self) -> list[dict[str, str]]:
+        """Every key with its type, default, allowed values and meaning, in file order."""
+        return [{"key": k, "type": _KINDS[spec.kind],
+                 "default": json.dumps(spec.default, ensure_ascii=False),
+                 "allowed": _allowed(spec), "help": spec.help}
+                for k, spec in self.keys.items()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,84 +345,95 @@ class _Section:
 
 
 @dataclass(frozen=True)
-class CameraConfig(_Section):
+class CameraConfig(Section):
     """[camera] where frames come from and in which mode."""
 
     SECTION = "camera"
-    source: str = "0"  # device index, /dev/videoN, a video file or an image folder
-    width: int = 640
-    height: int = 480
-    fps: int = 30
-    rotation: int = 0  # clockwise degrees: 0, 90, 180, 270
+    source: str = key("0", "camera index, /dev/videoN, a video file or an image folder",
+                      nonempty=True)
+    width: int = key(640, "capture width in pixels", lo=32, hi=8192)
+    height: int = key(480, "capture height in pixels", lo=32, hi=8192)
+    fps: int = key(30, "frames per second asked of the camera", lo=1, hi=240)
+    rotation: int = key(0, "clockwise degrees the image is turned (a sideways camera)",
+                        choices=ROTATIONS)
 
 
 @dataclass(frozen=True)
-class DetectorConfig(_Section):
+class DetectorConfig(Section):
     """[detector] face size limits in pixels (face box height)."""
 
     SECTION = "detector"
-    min_face: int = 100
-    max_face: int = 400
+    min_face: int = key(100, "smallest face looked for, in pixels (face box height)",
+                        lo=20, hi=4096, hi_key="max_face")
+    max_face: int = key(400, "largest face looked for, in pixels",
+                        lo=20, hi=4096, lo_key="min_face")
 
 
 @dataclass(frozen=True)
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """[model] which encoder runs: ``auto`` (the int8 one when installed), ``int8`` or ``fp32``
     (dlib's exact descriptors). Templates are tied to the encoder: re-enrol after a change."""
 
     SECTION = "model"
-    precision: str = "auto"
+    precision: str = key("auto", "face encoder: auto (int8 when installed), int8 or fp32; "
+                         "re-enrol after a change", choices=PRECISIONS)
 
 
 @dataclass(frozen=True)
-class AuthConfig(_Section):
+class AuthConfig(Section):
     """[auth] the unlock decision: timeout, k-of-n voting, security level, lockout."""
 
     SECTION = "auth"
-    timeout: float = 3.0  # seconds, 0.5–30
-    k: int = 2  # matching frames needed ...
-    n: int = 3  # ... among the last n (k ≤ n ≤ 10)
-    security_level: str = "balanced"  # convenient, balanced, secure
-    max_failures: int = 5
-    lockout_seconds: int = 60
-    dark_level: int = 40  # grey level below which a pixel counts as dark
-    dark_fraction: float = 0.95  # a frame with this share of dark pixels is skipped
-    snapshots: bool = False
+    timeout: float = key(3.0, "seconds one unlock attempt looks for your face", lo=0.5, hi=30.0)
+    k: int = key(2, "matching frames needed to unlock ...", lo=1, hi=10, hi_key="n")
+    n: int = key(3, "... among the last n frames", lo=1, hi=10, lo_key="k")
+    security_level: str = key("balanced", "how strict the match is: convenient, balanced or "
+                              "secure", choices=SECURITY_LEVELS)
+    max_failures: int = key(5, "failed attempts in a row before face unlock pauses",
+                            lo=1, hi=100)
+    lockout_seconds: int = key(60, "how long it pauses (the password always works)",
+                               lo=0, hi=86400)
+    dark_level: int = key(40, "grey level below which a pixel counts as dark", lo=0, hi=255)
+    dark_fraction: float = key(0.95, "share of dark pixels that makes a frame too dark to use",
+                               lo=0.05, hi=1.0)
+    snapshots: bool = key(False, "keep a picture of each failed attempt")
 
 
 @dataclass(frozen=True)
-class EnrolConfig(_Section):
+class EnrolConfig(Section):
     """[enrol] enrolment."""
 
     SECTION = "enrol"
-    anchors: int = 10  # 3–50
+    anchors: int = key(10, "face samples taken at enrolment", lo=3, hi=50)
 
 
 @dataclass(frozen=True)
-class LivenessConfig(_Section):
+class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
-    (MiniFASNet and the deny cues on the matched frames; see README "Liveness") or
+    (MiniFASNet and the deny cues on the matched frames; see docs/liveness.md) or
     ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
 
     SECTION = "liveness"
-    level: str = "off"  # off, passive, active (= passive until the challenge exists)
+    level: str = key("off", "photo and screen checks: off, passive or active (= passive for "
+                     "now)", choices=LIVENESS_LEVELS)
 
 
 @dataclass(frozen=True)
-class WatcherConfig(_Section):
+class WatcherConfig(Section):
     """[watcher] lock-screen watcher."""
 
     SECTION = "watcher"
-    enabled: bool = True
-    backend: str = "auto"  # auto, logind, freedesktop, gnome, mate
+    enabled: bool = key(True, "unlock the lock screen when your face is seen")
+    backend: str = key("auto", "lock-screen service: auto, logind, freedesktop, gnome or mate",
+                       choices=WATCHER_BACKENDS)
 
 
 @dataclass(frozen=True)
-class GeneralConfig(_Section):
+class GeneralConfig(Section):
     """[general] global switches."""
 
     SECTION = "general"
-    disabled: bool = False
+    disabled: bool = key(False, "turn face unlock off everywhere")
 
 
 @dataclass(frozen=True)
@@ -325,18 +454,8 @@ class Config:
         _check_schema_version(self.schema_version)
 
 
-_SECTIONS: dict[str, type[_Section]] = {
-    "camera": CameraConfig,
-    "detector": DetectorConfig,
-    "model": ModelConfig,
-    "auth": AuthConfig,
-    "enrol": EnrolConfig,
-    "liveness": LivenessConfig,
-    "watcher": WatcherConfig,
-    "general": GeneralConfig,
-}
-
-KEYS: tuple[str, ...] = ("schema_version", *_RULES)
+SCHEMA = Schema(Config, extra=("schema_version",))
+KEYS: tuple[str, ...] = ("schema_version", *SCHEMA.keys)
 
 
 def _check_schema_version(v: object) -> None:
@@ -354,60 +473,31 @@ def _check_schema_version(v: object) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _unknown(key: str, candidates: tuple[str, ...] | list[str] = KEYS, what: str = "key") -> str:
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    if not close:
-        leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
-        close = leaf[:1]
-    if close:
-        return f"unknown {what} {key!r} (did you mean {close[0]!r}?)"
-    names = [c for c in candidates if c != "schema_version"]
-    return f"unknown {what} {key!r}; the {what}s are {', '.join(names)}"
+def value_range(key: str) -> tuple[type, float, float]:
+    """``(int or float, lo, hi)``: the static range a numeric key accepts (for command-line
+    options that override it, e.g. ``auth --timeout`` and ``auth.timeout``)."""
+    spec = SCHEMA.keys.get(key)
+    if spec is None or spec.kind not in (int, float) or spec.lo is None or spec.hi is None:
+        raise KeyError(f"{key!r} is not a numeric key with a range")
+    return spec.kind, spec.lo, spec.hi
 
 
 def describe_keys() -> list[dict[str, str]]:
     """Every settable key with its type, default, allowed values and meaning, in file order
     (``faceunlock config --help``)."""
-    defaults = Config()
-    out = []
-    for key, rule in _RULES.items():
-        if rule.choices:
-            allowed = ", ".join(str(c) for c in rule.choices)
-        elif rule.kind is bool:
-            allowed = "true, false"
-        elif rule.lo is not None and rule.hi is not None:
-            lo = rule.lo_key or _fmt(rule.lo)
-            hi = rule.hi_key or _fmt(rule.hi)
-            if rule.lo_key:
-                lo = f"{rule.lo_key.split('.')[-1]} (>= {_fmt(rule.lo)})"
-            if rule.hi_key:
-                hi = f"{rule.hi_key.split('.')[-1]} (<= {_fmt(rule.hi)})"
-            allowed = f"{lo} to {hi}"
-        else:
-            allowed = "any text" + (", not empty" if rule.nonempty else "")
-        kind = {bool: "bool", int: "integer", float: "number", str: "text"}[rule.kind]
-        out.append({"key": key, "type": kind, "default": _toml_value(config_get(defaults, key)),
-                    "allowed": allowed, "help": _HELP.get(key, "")})
-    return out
+    return SCHEMA.describe()
 
 
-def _resolve(key: str) -> tuple[str, str]:
-    """``"auth.timeout"`` -> ``("auth", "timeout")``; raises ConfigError for unknown keys."""
-    key = key.strip()
-    if key == "schema_version":
-        return "", key
-    if key in _SECTIONS:
-        keys = ", ".join(k for k in _RULES if k.startswith(key + "."))
-        raise ConfigError(f"{key!r} is a section, not a key; its keys are {keys}")
-    if key not in _RULES:
-        raise ConfigError(_unknown(key))
-    section, name = key.split(".", 1)
+def _settable(key: str) -> tuple[str, str]:
+    section, name = SCHEMA.resolve(key)
+    if not section:
+        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
     return section, name
 
 
 def config_get(cfg: Config, key: str) -> Value:
     """The value of a dotted key, e.g. ``config_get(cfg, "auth.timeout") -> 3.0``."""
-    section, name = _resolve(key)
+    section, name = SCHEMA.resolve(key)
     if not section:
         return cfg.schema_version
     value: Value = getattr(getattr(cfg, section), name)
@@ -425,22 +515,20 @@ _FALSE = {"false", "no", "off", "0"}
 
 def parse_value(key: str, text: str) -> Value:
     """Parse the string ``text`` to the type of ``key`` (no range checks)."""
-    section, _ = _resolve(key)
-    if not section:
-        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
-    rule = _RULES[key.strip()]
+    _settable(key)
+    spec = SCHEMA.keys[key.strip()]
     t = text.strip()
-    if rule.kind is bool:
+    if spec.kind is bool:
         if t.lower() in _TRUE:
             return True
         if t.lower() in _FALSE:
             return False
         raise ConfigError(f"{key}: must be true or false, got {text!r}")
-    if rule.kind is int:
+    if spec.kind is int:
         if re.fullmatch(r"[+-]?\d+", t):
             return int(t)
         raise ConfigError(f"{key}: must be an integer, got {text!r}")
-    if rule.kind is float:
+    if spec.kind is float:
         try:
             f = float(t)
         except ValueError:
@@ -457,15 +545,14 @@ def config_set(cfg: Config, key: str, value: str | Value) -> Config:
     ``config_set(cfg, "auth.timeout", "2.5")``. Raises ConfigError naming the key when the key
     is unknown or the value is invalid (a cross-key conflict such as k > n blames ``key``).
     """
-    section, name = _resolve(key)
-    if not section:
-        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
+    section, name = _settable(key)
     parsed = parse_value(key, value) if isinstance(value, str) else value
     current = getattr(cfg, section)
-    values = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+    cls = SCHEMA.sections[section]
+    values = {n: getattr(current, n) for n in keys_of(cls)}
     values[name] = parsed
-    clean = _validate_section(section, values, first=name)
-    new_section: Any = _SECTIONS[section](**clean)
+    clean = _validate_section(cls, values, first=name)
+    new_section: Any = cls(**clean)
     return dataclasses.replace(cfg, **{section: new_section})
 
 
@@ -481,25 +568,7 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     """
     version = data.get("schema_version", SCHEMA_VERSION)
     _check_schema_version(version)
-    sections: dict[str, _Section] = {}
-    for sname, table in data.items():
-        if sname == "schema_version":
-            continue
-        if sname not in _SECTIONS:
-            if isinstance(table, Mapping):
-                raise ConfigError(_unknown(sname, list(_SECTIONS), "section"))
-            raise ConfigError(_unknown(sname))
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{sname}: must be a table ([{sname}]), got {table!r}")
-        cls = _SECTIONS[sname]
-        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        for k in table:
-            if k not in names:
-                raise ConfigError(_unknown(f"{sname}.{k}"))
-        defaults = cls()
-        values = {n: table.get(n, getattr(defaults, n)) for n in names}
-        sections[sname] = cls(**values)
-    return Config(schema_version=version, **sections)  # type: ignore[arg-type]
+    return Config(schema_version=version, **SCHEMA.sections_from_dict(data))  # type: ignore[arg-type]
 
 
 def _read_toml(p: Path) -> dict[str, Any] | None:
@@ -563,12 +632,12 @@ class ConfigFile:
 
 
 def _lenient_section(
-    cls: type[_Section], table: Mapping[str, Any], problems: dict[str, str]
-) -> _Section:
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    defaults = cls()
-    values = {n: table.get(n, getattr(defaults, n)) for n in names}
-    for _ in range(2 * len(names) + 1):
+    cls: type[Section], table: Mapping[str, Any], problems: dict[str, str]
+) -> Section:
+    specs = keys_of(cls)
+    defaults = {n: spec.default for n, spec in specs.items()}
+    values = {n: table.get(n, defaults[n]) for n in specs}
+    for _ in range(2 * len(specs) + 1):
         try:
             return cls(**values)
         except ConfigError as e:
@@ -576,14 +645,13 @@ def _lenient_section(
             name = key.split(".", 1)[-1]
             if name not in values:
                 break
-            if values[name] == getattr(defaults, name):
+            if values[name] == defaults[name]:
                 # its default conflicts with another key (k against n): both take theirs
-                linked = [n for n in names if _RULES[f"{cls.SECTION}.{n}"].lo_key
-                          or _RULES[f"{cls.SECTION}.{n}"].hi_key]
-                values.update({n: getattr(defaults, n) for n in linked})
+                linked = [n for n, spec in specs.items() if spec.lo_key or spec.hi_key]
+                values.update({n: defaults[n] for n in linked})
             problems.setdefault(key, str(e))
-            values[name] = getattr(defaults, name)
-    return defaults
+            values[name] = defaults[name]
+    return cls()
 
 
 def read_config_file(path: str | Path | None = None) -> ConfigFile:
@@ -599,22 +667,19 @@ def read_config_file(path: str | Path | None = None) -> ConfigFile:
         _check_schema_version(version)
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from e
-    sections: dict[str, _Section] = {}
+    sections: dict[str, Section] = {}
     for sname, table in data.items():
         if sname == "schema_version":
             continue
-        if sname not in _SECTIONS:
-            problems[sname] = (_unknown(sname, list(_SECTIONS), "section")
-                               if isinstance(table, Mapping) else _unknown(sname))
+        try:
+            cls, table = SCHEMA.section_table(sname, table)
+        except ConfigError as e:
+            problems[sname] = str(e)
             continue
-        if not isinstance(table, Mapping):
-            problems[sname] = f"{sname}: must be a table ([{sname}]), got {table!r}"
-            continue
-        cls = _SECTIONS[sname]
-        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        specs = keys_of(cls)
         for k in table:
-            if k not in names:
-                problems[f"{sname}.{k}"] = _unknown(f"{sname}.{k}")
+            if k not in specs:
+                problems[f"{sname}.{k}"] = SCHEMA.unknown(f"{sname}.{k}")
         sections[sname] = _lenient_section(cls, table, problems)
     return ConfigFile(p, Config(schema_version=version, **sections), problems, data)  # type: ignore[arg-type]
 
@@ -624,8 +689,10 @@ _HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
 
 def _set_in_text(text: str, section: str, name: str, value: Value) -> str:
     """``text`` with ``name = value`` in its ``[section]`` (the line replaced, or added)."""
+    import tomli_w
+
     lines = text.splitlines(keepends=True)
-    new = f"{name} = {_toml_value(value)}\n"
+    new = tomli_w.dumps({name: value})
     key_line = re.compile(rf"\s*{re.escape(name)}\s*=")
     current: str | None = None
     insert_at: int | None = None
@@ -660,9 +727,7 @@ def set_in_file(key: str, value: str | Value, path: str | Path | None = None) ->
     (ConfigError naming the key otherwise).
     """
     cf = read_config_file(path)
-    section, name = _resolve(key)
-    if not section:
-        raise ConfigError("schema_version: is managed by FaceUnlock and cannot be set")
+    section, name = _settable(key)
     new_cfg = config_set(cf.config, key, value)  # checks the value (bad others: defaults)
     parsed = config_get(new_cfg, key)
     if not cf.problems:
@@ -693,59 +758,30 @@ def set_in_file(key: str, value: str | Value, path: str | Path | None = None) ->
 
 def reset_in_file(key: str, path: str | Path | None = None) -> ConfigFile:
     """:func:`set_in_file` with the key's default."""
-    return set_in_file(key, config_get(Config(), key), path)
+    _settable(key)
+    return set_in_file(key, SCHEMA.keys[key.strip()].default, path)
 
 
 # --------------------------------------------------------------------------------------------
 # TOML out
 # --------------------------------------------------------------------------------------------
 
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
 
-
-def _toml_string(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(v: Value) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        text = repr(v)
-        return text if any(c in text for c in ".eE") else text + ".0"
-    return _toml_string(v)
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """``{"schema_version": 1, "camera": {...}, ...}``: every key, in file order."""
+    out: dict[str, Any] = {"schema_version": cfg.schema_version}
+    for sname, cls in SCHEMA.sections.items():
+        section = getattr(cfg, sname)
+        out[sname] = {n: getattr(section, n) for n in keys_of(cls)}
+    return out
 
 
 def to_toml(cfg: Config) -> str:
     """The config as TOML text (every key written, defaults included)."""
-    lines = [
-        "# FaceUnlock configuration. Edit it, or use `faceunlock config set KEY VALUE`.",
-        f"schema_version = {cfg.schema_version}",
-    ]
-    for sname in _SECTIONS:
-        section = getattr(cfg, sname)
-        lines += ["", f"[{sname}]"]
-        for f in dataclasses.fields(section):
-            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
-    return "\n".join(lines) + "\n"
+    import tomli_w  # only here and in set_in_file: reading the config never imports it
+
+    return ("# FaceUnlock configuration. Edit it, or use `faceunlock config set KEY VALUE`.\n"
+            + tomli_w.dumps(to_dict(cfg)))
 
 
 def save_config(cfg: Config, path: str | Path | None = None) -> Path:

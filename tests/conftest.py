@@ -9,6 +9,7 @@ import pytest
 
 from faceunlock.config import Config, save_config
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from tests.fakes.faces import FACES, ParitySample
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared"))
@@ -41,7 +42,7 @@ def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     detect from 50 px, up to 160) with those keys changed, saved in ``tmp_path`` and made the
     current config ($FACEUNLOCK_CONFIG)."""
 
-    from clip_material import clip_config as config_for_clips
+    from tests.fakes.clip_material import clip_config as config_for_clips
 
     def make(overrides: Mapping[str, str]) -> Config:
         c = config_for_clips(**overrides)
@@ -57,6 +58,31 @@ def clip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def store(tmp_path: Path) -> TemplateStore:
     """A throw-away template store with a random static key (no keyring)."""
     return TemplateStore(tmp_path / "templates", StaticKeyProvider(os.urandom(32)))
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The committed test faces (tests/data/faces), present in every clone: 250x250 crops of
+    one face each (``woman-*.jpg``, ``man-*.jpg``; faces of 95-115 px) and ``pair-00.jpg``,
+    a whole 480x270 frame with both people."""
+    assert (FACES / "woman-09.jpg").is_file(), f"{FACES} is incomplete"
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def face_sample(faces_dir: Path) -> list[Path]:
+    """Every committed one-face image, the woman's first, then the man's (name order)."""
+    return sorted(faces_dir.glob("woman-*.jpg")) + sorted(faces_dir.glob("man-*.jpg"))
+
+
+@pytest.fixture(scope="session", params=["faces", "lfw"])
+def parity_sample(request: pytest.FixtureRequest, faces_dir: Path) -> ParitySample:
+    """The dlib-parity tests run on the committed faces on every clone, and on LFW where
+    ../shared has it (skipped otherwise)."""
+    if request.param == "faces":
+        one = sorted(faces_dir.glob("woman-*.jpg")) + sorted(faces_dir.glob("man-*.jpg"))
+        return ParitySample("faces", [*one, faces_dir / "pair-00.jpg"])
+    return ParitySample("lfw", request.getfixturevalue("lfw_devtest_sample"))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +124,7 @@ def lfw_devtest_images(lfw: Path, n: int) -> list[Path]:
 @pytest.fixture()
 def notify_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A private session bus with dbusmock's notification daemon and a locked screen-saver
-    stand-in, set as $DBUS_SESSION_BUS_ADDRESS (tests/unlock/notify_daemon.py)."""
-    from notify_daemon import notify_bus_session
+    stand-in, set as $DBUS_SESSION_BUS_ADDRESS (tests/fakes/notify_daemon.py)."""
+    from tests.fakes.notify_daemon import notify_bus_session
 
     yield from notify_bus_session(monkeypatch)

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-from clip_material import FEMALE, MALE, clip_frames, png_folder
 
 from faceunlock import cli
 from faceunlock.config import Config
@@ -17,6 +16,7 @@ from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 from faceunlock.errors import AuthStatus
+from tests.fakes.clip_material import FEMALE, MALE, clip_frames, png_folder
 
 USER = "alice"
 pytestmark = pytest.mark.slow

@@ -25,7 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bad_images import huge_headers  # tests/unlock: shared test material
 
 from faceunlock.cli import IMAGE_EXTS
 from faceunlock.config import KEYS, Config, to_toml
@@ -37,6 +36,7 @@ from faceunlock.engine.templates import (
     TemplateStore,
 )
 from faceunlock.errors import AuthStatus
+from tests.fakes.bad_images import huge_headers
 
 SEED = int(os.environ.get("FACEUNLOCK_FUZZ_SEED", "1100"))
 CLI = Path(sys.executable).parent / "faceunlock"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_images import png  # tests/unlock: shared test material
 
 from faceunlock import cli
 from faceunlock.cli import build_parser, main
@@ -33,6 +32,7 @@ from faceunlock.errors import (
     TemplateKeyError,
     TemplateModelMismatchError,
 )
+from tests.fakes.bad_images import png
 
 CLI = Path(sys.executable).parent / "faceunlock"
 
@@ -304,7 +304,7 @@ def test_dim_enrolment_says_too_dark(
 ) -> None:
     """The woman's clip at a third of its brightness (face ~50 grey levels): before, every
     frame said "Hold still for a moment" (low contrast reads as blur) and the exit was 4."""
-    from clip_material import FEMALE, clip_frames, png_folder
+    from tests.fakes.clip_material import FEMALE, clip_frames, png_folder
 
     clip_config({})
     dim = [(f.astype(np.float32) * 0.35).astype(np.uint8) for f in clip_frames(clips_dir / FEMALE)]

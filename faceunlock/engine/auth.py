@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from faceunlock.config import AuthConfig
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
 from faceunlock.engine.modelfile import atomic_write_bytes
@@ -53,11 +54,13 @@ class Observer(Protocol):
 
 @dataclass(frozen=True)
 class AuthParams:
-    timeout: float = 3.0
-    k: int = 2
-    n: int = 3
-    dark_level: int = 40
-    dark_fraction: float = 0.95
+    """The attempt's rules; the defaults are the [auth] config keys' (one default each)."""
+
+    timeout: float = AuthConfig.timeout
+    k: int = AuthConfig.k
+    n: int = AuthConfig.n
+    dark_level: int = AuthConfig.dark_level
+    dark_fraction: float = AuthConfig.dark_fraction
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.n:

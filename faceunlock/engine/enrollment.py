@@ -38,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from faceunlock.config import AuthConfig, EnrolConfig
 from faceunlock.engine.pipeline import FaceObservation
 from faceunlock.engine.quality import is_dark, region_brightness, sharpness
 from faceunlock.engine.sources import Frame
@@ -71,7 +72,10 @@ FAILED_CODES = frozenset({"missing_pose", "not_owner"})
 
 @dataclass(frozen=True)
 class EnrolParams:
-    anchors: int = 10
+    """How a capture runs. ``anchors``, ``dark_level`` and ``dark_fraction`` default to the
+    enrol.anchors, auth.dark_level and auth.dark_fraction config keys."""
+
+    anchors: int = EnrolConfig.anchors
     min_face: float = 80.0  # px, box side
     min_sharpness: float = 25.0  # variance of the Laplacian on the 75x75 face chip
     min_brightness: float = 50.0  # mean grey level of the face region
@@ -87,8 +91,8 @@ class EnrolParams:
     min_anchor_gap: float = 0.4  # seconds between anchors (frame timestamps)
     pose_timeout: float = 15.0  # a required pose not seen for this long fails the capture
     optional_timeout: float = 5.0  # an optional pose not seen for this long is skipped
-    dark_level: int = 40
-    dark_fraction: float = 0.95
+    dark_level: int = AuthConfig.dark_level
+    dark_fraction: float = AuthConfig.dark_fraction
 
     def __post_init__(self) -> None:
         if not 1 <= self.anchors <= 50:

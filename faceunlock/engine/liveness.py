@@ -1,6 +1,6 @@
 """Passive liveness: is the face that matched a live face, or a photo or a screen?
 
-Layers (each measured on its own, see README "Liveness")
+Layers (each measured on its own, see docs/liveness.md)
     * **Passive model**: MiniFASNet V2 (crop 2.7x the face box) and V1SE (4.0x), converted by
       :mod:`faceunlock.training.convert_minifasnet`. The live score of a crop is the mean of
       the two models' real-class probabilities; an attempt's score is the mean over its

@@ -69,7 +69,7 @@ class PipelineSettings:
     downscale: float | None = None
     upsample: int = 0
     flip_average: bool = True
-    #: test-time zoom of the chip about its centre before encoding (1.0 = off); see README
+    #: test-time zoom of the chip about its centre before encoding (1.0 = off); see docs/accuracy.md
     zoom: float = 1.05
     threads: int | None = None
     models: str | None = None
@@ -368,7 +368,7 @@ class Pipeline:
         With ``zoom`` != 1 each chip is first magnified about its centre (bilinear, edge
         pixels replicated); with ``flip_average`` the embedding is averaged with that of the
         mirrored chip (one batched encoder call). Both were chosen by 10-fold accuracy on LFW
-        DevTrain (see README, "Accuracy").
+        DevTrain (see docs/accuracy.md).
         """
         chips = zoom_chips(chips, self.settings.zoom)
         if not self.settings.flip_average:

@@ -13,10 +13,12 @@ from typing import TypedDict
 import cv2
 import numpy as np
 
+from faceunlock.config import AuthConfig
 from faceunlock.errors import InputError
 
-DEFAULT_DARK_LEVEL = 40
-DEFAULT_DARK_FRACTION = 0.95
+#: the too-dark gate's defaults: the auth.dark_level and auth.dark_fraction config keys'
+DEFAULT_DARK_LEVEL = AuthConfig.dark_level
+DEFAULT_DARK_FRACTION = AuthConfig.dark_fraction
 
 
 class BrightnessStats(TypedDict):

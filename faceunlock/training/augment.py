@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from faceunlock.config import Section, key
+
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -111,16 +113,18 @@ def ir_like(chips: torch.Tensor, p: float = 1.0, blur_sigma: float = 0.8,
 
 
 @dataclass
-class AugmentConfig:
-    """Probabilities and strengths of :class:`Augmenter`; set a probability to 0 to disable."""
+class AugmentConfig(Section):
+    """[augment] probabilities and strengths of :class:`Augmenter`; set a probability to 0 to
+    disable."""
 
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.25
-    contrast: float = 0.25
-    saturation: float = 0.25
-    ir_p: float = 0.2
-    blur_sigma: float = 0.8
+    SECTION = "augment"
+    flip_p: float = key(0.5, "probability of the mirror image", lo=0.0, hi=1.0)
+    jitter_p: float = key(0.8, "probability of the colour jitter", lo=0.0, hi=1.0)
+    brightness: float = key(0.25, "brightness factor drawn from 1 +- this", lo=0.0, hi=1.0)
+    contrast: float = key(0.25, "contrast factor drawn from 1 +- this", lo=0.0, hi=1.0)
+    saturation: float = key(0.25, "saturation factor drawn from 1 +- this", lo=0.0, hi=1.0)
+    ir_p: float = key(0.2, "probability of the infrared-like greyscale", lo=0.0, hi=1.0)
+    blur_sigma: float = key(0.8, "blur of the infrared-like chips, pixels (0: none)", lo=0.0)
 
 
 class Augmenter:

@@ -20,7 +20,7 @@ What it does:
 
 The output is deterministic for a given onnxruntime version and calibration set (a test
 checks two runs give the same bytes). On CPUs with AVX-512 VNNI or AVX-VNNI the int8
-encoder runs about 2.2x faster than fp32 (``faceunlock bench``; figures in the README).
+encoder runs about 2.2x faster than fp32 (``faceunlock bench``; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

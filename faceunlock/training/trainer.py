@@ -5,21 +5,11 @@ Usage::
 
     python -m faceunlock.training.trainer CONFIG.toml [--resume] [--epochs N]
 
-Config sections (every key optional; defaults in the dataclasses below)::
-
-    [data]    kind = "lfw_people" | "folder", people_file, image_root, root, cache, min_images
-    [model]   dat (dlib .dat or an encoder .onnx; default: the runtime's models/encoder.onnx),
-              freeze_blocks
-    [loss]    kind = "triplet" | "contrastive" | "arcface", margin, distance =
-              "euclidean" | "squared_euclidean" | "cosine", miner = "batch_hard" |
-              "semi_hard" | "batch_all" | "none" (default: batch_hard for triplet), scale
-    [sampler] p, k, batches_per_epoch (0: identities // p)
-    [optim]   kind = "adam" | "sgd", lr, weight_decay, momentum, epochs, grad_clip,
-              templates_lr (arcface templates; 0: same as lr)
-    [augment] the fields of :class:`~faceunlock.training.augment.AugmentConfig`
-    [eval]    pairs (an LFW pairs file), image_root, cache, fit_pairs, flip_average,
-              normalize, batch_size, baseline
-    [run]     out_dir, seed, device = "cpu" | "cuda" | "auto", threads, log_every
+Config sections: ``[data]``, ``[model]``, ``[loss]``, ``[sampler]``, ``[optim]``,
+``[augment]``, ``[eval]``, ``[run]``. Every key is optional and declared once, with
+:func:`faceunlock.config.key`, in the section dataclasses below (type, default, allowed values,
+help); ``python -m faceunlock.training.trainer --help`` lists them all, and a bad key or value
+gets the same messages as the app's config.
 
 Determinism: torch is seeded from ``run.seed``; batches come from
 :class:`~faceunlock.training.data.PKSampler` seeded with (seed, epoch) and augmentations from
@@ -42,7 +32,7 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceunlock.errors import InputError
+from faceunlock.config import Schema, Section, key
+from faceunlock.errors import ConfigError, InputError
 from faceunlock.training.augment import AugmentConfig, Augmenter
 from faceunlock.training.data import ChipDataset, FolderDataset, LfwPeopleDataset, PKSampler
 from faceunlock.training.distances import (
@@ -69,75 +60,89 @@ from faceunlock.training.miners import BatchAllMiner, BatchHardMiner, Miner, Sem
 
 
 @dataclass
-class DataConfig:
-    kind: str = "lfw_people"
-    people_file: str = ""
-    image_root: str = ""
-    root: str = ""
-    cache: str = ""
-    min_images: int = 2
+class DataConfig(Section):
+    SECTION = "data"
+    kind: str = key("lfw_people", "lfw_people (a people file and its images) or folder (one "
+                    "folder of images per identity)", choices=("lfw_people", "folder"))
+    people_file: str = key("", "lfw_people: the LFW people file (name and image count per line)")
+    image_root: str = key("", "lfw_people: the folder of the images (NAME/NAME_0001.jpg)")
+    root: str = key("", "folder: one subfolder per identity")
+    cache: str = key("", "an .npz file keeping the aligned chips between runs (empty: none)")
+    min_images: int = key(2, "identities with fewer images are left out", lo=1)
 
 
 @dataclass
-class ModelConfig:
-    dat: str = ""
-    #: freeze the stem and the first N residual blocks (0: train everything)
-    freeze_blocks: int = 0
+class TrainModelConfig(Section):
+    SECTION = "model"
+    dat: str = key("", "the starting weights: dlib .dat or an encoder .onnx (empty: the "
+                   "runtime's models/encoder.onnx)")
+    freeze_blocks: int = key(0, "freeze the stem and the first N residual blocks (0: train "
+                             "everything)", lo=0)
 
 
 @dataclass
-class LossConfig:
-    kind: str = "triplet"
-    margin: float = 0.2
-    distance: str = "euclidean"
-    #: "" = batch_hard for the triplet loss, none otherwise
-    miner: str = ""
-    scale: float = 64.0
+class LossConfig(Section):
+    SECTION = "loss"
+    kind: str = key("triplet", "the metric-learning loss",
+                    choices=("triplet", "contrastive", "arcface"))
+    margin: float = key(0.2, "the loss margin", lo=0.0)
+    distance: str = key("euclidean", "distance of the triplet and contrastive losses",
+                        choices=("euclidean", "squared_euclidean", "cosine"))
+    miner: str = key("", "triplet mining (empty: batch_hard for the triplet loss, none "
+                     "otherwise)", choices=("", "batch_hard", "semi_hard", "batch_all", "none"))
+    scale: float = key(64.0, "arcface: the logit scale", lo=0.0)
 
 
 @dataclass
-class SamplerConfig:
-    p: int = 16
-    k: int = 4
-    batches_per_epoch: int = 0
+class SamplerConfig(Section):
+    SECTION = "sampler"
+    p: int = key(16, "identities per batch", lo=1)
+    k: int = key(4, "images per identity in a batch", lo=1)
+    batches_per_epoch: int = key(0, "batches per epoch (0: identities // p)", lo=0)
 
 
 @dataclass
-class OptimConfig:
-    kind: str = "adam"
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    epochs: int = 10
-    grad_clip: float = 0.0
-    templates_lr: float = 0.0
+class OptimConfig(Section):
+    SECTION = "optim"
+    kind: str = key("adam", "optimiser: adam (AdamW) or sgd", choices=("adam", "sgd"))
+    lr: float = key(1e-5, "learning rate", lo=0.0)
+    weight_decay: float = key(0.0, "weight decay", lo=0.0)
+    momentum: float = key(0.9, "sgd: momentum", lo=0.0)
+    epochs: int = key(10, "epochs in all (a resumed run continues to this)", lo=0)
+    grad_clip: float = key(0.0, "clip the gradient norm to this (0: no clipping)", lo=0.0)
+    templates_lr: float = key(0.0, "arcface: learning rate of the class templates (0: lr)",
+                              lo=0.0)
 
 
 @dataclass
-class EvalConfig:
-    pairs: str = ""
-    image_root: str = ""
-    cache: str = ""
-    fit_pairs: str = ""
-    flip_average: bool = True
-    normalize: bool = False
-    batch_size: int = 64
-    baseline: bool = True
+class EvalConfig(Section):
+    SECTION = "eval"
+    pairs: str = key("", "an LFW pairs file evaluated after every epoch (empty: no eval)")
+    image_root: str = key("", "the folder of the pair images")
+    cache: str = key("", "an .npz file keeping the pair chips between runs (empty: none)")
+    fit_pairs: str = key("", "a pairs file the threshold is fitted on (empty: the test pairs)")
+    flip_average: bool = key(True, "average each embedding with its mirror image's")
+    normalize: bool = key(False, "scale embeddings to unit length before the distances")
+    batch_size: int = key(64, "chips per forward pass", lo=1)
+    baseline: bool = key(True, "evaluate once before the first epoch")
 
 
 @dataclass
-class RunConfig:
-    out_dir: str = "runs/train"
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    log_every: int = 10
+class RunConfig(Section):
+    SECTION = "run"
+    out_dir: str = key("runs/train", "checkpoints, metrics.jsonl and config.json go here",
+                       nonempty=True)
+    seed: int = key(0, "seed of torch, the batches and the augmentations", lo=0)
+    device: str = key("auto", "cpu, cuda (or cuda:N), or auto (cuda when available)",
+                      nonempty=True)
+    threads: int = key(0, "torch CPU threads (0: torch's default)", lo=0)
+    log_every: int = key(10, "a log line every this many batches", lo=0)
 
 
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: TrainModelConfig = field(default_factory=TrainModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -146,53 +151,57 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        cfg = cls()
-        for section, values in raw.items():
-            if section not in {f.name for f in dataclasses.fields(cls)}:
-                raise InputError(f"config: unknown section [{section}]")
-            if not isinstance(values, dict):
-                raise InputError(f"config: [{section}] must be a table")
-            target = getattr(cfg, section)
-            known = {f.name: f for f in dataclasses.fields(target)}
-            for key, value in values.items():
-                if key not in known:
-                    raise InputError(f"config: unknown key {section}.{key}")
-                default = getattr(target, key)
-                if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, str) != isinstance(value, str)) or (
-                    isinstance(default, int) and not isinstance(value, int)):
-                    raise InputError(f"config: {section}.{key} has the wrong type "
-                                     f"({type(value).__name__})")
-                if isinstance(default, float) and isinstance(value, int):
-                    value = float(value)
-                setattr(target, key, value)
-        return cfg
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
+        """The config of parsed TOML; missing keys take their defaults. InputError for an
+        unknown section or key, a wrong type or a value out of range (the messages of
+        :mod:`faceunlock.config`)."""
+        try:
+            return cls(**TRAIN_SCHEMA.sections_from_dict(raw))  # type: ignore[arg-type]
+        except ConfigError as e:
+            raise InputError(f"config: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+TRAIN_SCHEMA = Schema(TrainConfig)
+#: the keys naming a file or folder: relative ones are relative to the config file
+PATH_KEYS = ("data.people_file", "data.image_root", "data.root", "data.cache", "model.dat",
+             "eval.pairs", "eval.image_root", "eval.cache", "eval.fit_pairs", "run.out_dir")
+
+
 def load_config(path: str | Path) -> TrainConfig:
+    """Read a training config. InputError naming the file when it cannot be read, is not
+    TOML, or has an unknown key or a bad value."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text())
     except OSError as e:
         raise InputError(f"config {p}: cannot be read ({e.strerror})") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"config {p}: {e}") from e
-    cfg = TrainConfig.from_dict(raw)
+    try:
+        cfg = TrainConfig(**TRAIN_SCHEMA.sections_from_dict(raw))  # type: ignore[arg-type]
+    except ConfigError as e:
+        raise InputError(f"config {p}: {e}") from e
     # relative paths in the config are relative to the config file
     base = p.resolve().parent
-    for section, key in (("data", "people_file"), ("data", "image_root"), ("data", "root"),
-                         ("data", "cache"), ("model", "dat"), ("eval", "pairs"),
-                         ("eval", "image_root"), ("eval", "cache"), ("eval", "fit_pairs"),
-                         ("run", "out_dir")):
+    for k in PATH_KEYS:
+        section, name = k.split(".")
         target = getattr(cfg, section)
-        value = getattr(target, key)
+        value = getattr(target, name)
         if value and not Path(value).is_absolute():
-            setattr(target, key, str(base / value))
+            setattr(target, name, str(base / value))
     return cfg
+
+
+def describe_keys() -> str:
+    """Every key of the training config, for ``--help``."""
+    lines = ["config keys (TYPE, default; allowed values):"]
+    for d in TRAIN_SCHEMA.describe():
+        lines.append(f"  {d['key']:<24} {d['type']}, default {d['default']}; {d['allowed']}")
+        lines.append(f"  {'':<24} {d['help']}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,7 +517,9 @@ def _eval_line(ev: dict[str, Any] | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Fine-tune the face encoder.")
+    ap = argparse.ArgumentParser(description="Fine-tune the face encoder.",
+                                 epilog=describe_keys(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path, help="TOML config")
     ap.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
     ap.add_argument("--epochs", type=int, default=None, help="override optim.epochs")

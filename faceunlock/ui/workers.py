@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
+from faceunlock.config import AuthConfig
 from faceunlock.engine.auth import score_frame
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
@@ -82,8 +83,8 @@ class CameraWorker(QObject):
         pipe_factory: Callable[[], Any],
         *,
         min_interval: float = 0.0,
-        dark_level: int = 40,
-        dark_fraction: float = 0.95,
+        dark_level: int = AuthConfig.dark_level,
+        dark_fraction: float = AuthConfig.dark_fraction,
     ) -> None:
         super().__init__()
         self.source_factory = source_factory

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from clip_material import FAST_CAPTURE, FEMALE, clip_config
 
 from faceunlock.app.enrolment_draft import EnrolmentDraft
 from faceunlock.config import Config, load_config, save_config
@@ -18,6 +17,7 @@ from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams
 from faceunlock.engine.pipeline import Pipeline
 from faceunlock.engine.sources import VideoFileSource
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from tests.fakes.clip_material import FAST_CAPTURE, FEMALE, clip_config
 
 USER = "alice"
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from clip_material import BOTH, FEMALE, MALE, clip_frames, png_folder
 
 from faceunlock.config import Config, config_set
 from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.errors import AuthStatus
+from tests.fakes.clip_material import BOTH, FEMALE, MALE, clip_frames, png_folder
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from clip_material import EnrolledClips, watcher_config  # tests/unlock
 
 from faceunlock.engine import service
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.errors import AuthStatus
+from tests.fakes.clip_material import EnrolledClips, watcher_config
 
 USER = "alice"
 

@@ -1,4 +1,5 @@
-"""Enrolment quality gates, on real LFW faces through the real pipeline, and the guided capture
+"""Enrolment quality gates, on real faces (tests/data/faces) through the real pipeline, and the
+guided capture
 (required poses measured from the landmarks, pacing on frame timestamps) on the head-pose
 clips: the woman turns left and right, the man only looks straight ahead."""
 
@@ -34,18 +35,19 @@ def pipe() -> Pipeline:
     return Pipeline(PipelineSettings())
 
 
-def _face(lfw: Path, name: str = "AJ_Cook", i: int = 1) -> np.ndarray:
-    return read_image(lfw / "images" / name / f"{name}_{i:04d}.jpg")
+def _face(faces: Path, name: str = "woman-09") -> np.ndarray:
+    """One of the committed 250x250 face images (tests/data/faces)."""
+    return read_image(faces / f"{name}.jpg")
 
 
-def test_gates_give_specific_reasons(lfw_dir: Path, pipe: Pipeline) -> None:
-    face = _face(lfw_dir)
+def test_gates_give_specific_reasons(faces_dir: Path, pipe: Pipeline) -> None:
+    face = _face(faces_dir)
     s = EnrolmentSession(pipe, EnrolParams(anchors=3, guided=False))
     fb = s.offer(np.zeros_like(face))
     assert (fb.accepted, fb.code) == (False, "dark") and "light" in fb.reason
     fb = s.offer(np.full_like(face, 128))
     assert fb.code == "no_face" and "look at the camera" in fb.reason
-    two = np.concatenate([face, _face(lfw_dir, "Abdullah_Gul", 13)], axis=1)
+    two = np.concatenate([face, _face(faces_dir, "man-00")], axis=1)
     assert s.offer(two).code == "several_faces"
     small = cv2.copyMakeBorder(cv2.resize(face, (125, 125)), 60, 60, 60, 60,
                                cv2.BORDER_REPLICATE)
@@ -62,13 +64,15 @@ def test_gates_give_specific_reasons(lfw_dir: Path, pipe: Pipeline) -> None:
     assert cap.thumbnail.shape == (64, 64, 3) and cap.embedding.shape == (128,)
 
 
-def test_session_completes_with_distinct_views(lfw_dir: Path, pipe: Pipeline) -> None:
+def test_session_completes_with_distinct_views(face_sample: list[Path], pipe: Pipeline) -> None:
     s = EnrolmentSession(pipe, EnrolParams(anchors=3, guided=False))
-    feedback = s.run(_face(lfw_dir, "George_W_Bush", i) for i in range(1, 10))
+    woman = [read_image(p) for p in face_sample if p.name.startswith("woman-")]
+    feedback = s.run(woman)  # her four frames: the first turns too far, the others are taken
     assert s.done and len(s.captures) == 3
     assert feedback[-1].done
     assert s.embeddings().shape == (3, 128)
-    assert s.offer(_face(lfw_dir, "George_W_Bush", 20)).code == "done"
+    assert feedback[0].code == "pose"
+    assert s.offer(woman[1]).code == "done"
 
 
 def test_head_pose_and_classification() -> None:
@@ -100,14 +104,14 @@ def test_quotas_spread_the_anchors_over_the_poses() -> None:
     assert sum(EnrolParams(anchors=7).quotas().values()) == 7
 
 
-def test_pose_plan_and_instructions(lfw_dir: Path, pipe: Pipeline) -> None:
+def test_pose_plan_and_instructions(faces_dir: Path, pipe: Pipeline) -> None:
     g = EnrolmentSession(pipe, EnrolParams(anchors=5))
     assert g.pose_plan() == ["frontal", "left", "right", "up", "down"]
     assert g.next_pose() == "frontal" and g.target == 5
     assert [pp.state for pp in g.pose_progress()] == ["current"] + ["waiting"] * 4
     # unguided: the poses are guidance only, any distinct good frame is taken
     s = EnrolmentSession(pipe, EnrolParams(anchors=5, guided=False))
-    fb = s.offer(_face(lfw_dir))
+    fb = s.offer(_face(faces_dir))
     assert fb.accepted and fb.instruction in INSTRUCTIONS.values()
 
 
@@ -116,9 +120,8 @@ def test_pose_plan_and_instructions(lfw_dir: Path, pipe: Pipeline) -> None:
 
 @pytest.fixture(scope="module")
 def clip_pipe() -> Pipeline:
-    from clip_material import clip_config
-
     from faceunlock.engine import service
+    from tests.fakes.clip_material import clip_config
 
     return service.pipeline_for(clip_config())
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bad_images import huge_headers, png  # tests/unlock: shared test material
 
 from faceunlock import MAX_IMAGE_PIXELS
 from faceunlock.engine.imageio import (
@@ -19,6 +18,7 @@ from faceunlock.engine.imageio import (
     read_image,
 )
 from faceunlock.errors import AuthStatus, ImageReadError
+from tests.fakes.bad_images import huge_headers, png
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm", ".pgm",

@@ -37,8 +37,9 @@ from faceunlock.errors import KeyringUnavailableError, TemplateKeyError
 
 secretstorage = pytest.importorskip("secretstorage")
 keyring = pytest.importorskip("keyring")
-import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
 from keyring.backends import SecretService, fail  # noqa: E402
+
+from tests.fakes import fake_screensaver as fs  # noqa: E402
 
 PASSWORD = "faceunlock-test-password"
 BINARIES = ("dbus-daemon", "gnome-keyring-daemon")

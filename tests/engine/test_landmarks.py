@@ -12,9 +12,10 @@ from faceunlock.engine.landmarks import LandmarkPredictor
 from faceunlock.engine.modelfile import sidecar_path, write_sidecar
 from faceunlock.errors import InputError, ModelError
 from faceunlock.paths import models_dir
+from tests.fakes.faces import ParitySample
 
 MODEL = models_dir() / "landmarks5.npz"
-BOX = (67, 84, 174, 191)  # roughly where LFW's 250x250 crops put the face
+BOX = (67, 84, 174, 191)  # roughly where LFW's and tests/data/faces' 250x250 crops put the face
 
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/landmarks5.npz not built")
 
@@ -29,12 +30,13 @@ def predictor() -> LandmarkPredictor:
 
 
 @pytest.fixture(scope="module")
-def dlib_faces(lfw_devtest_sample: list[Path]) -> list[tuple[np.ndarray, list[tuple[int, ...]]]]:
-    """(image, dlib HOG boxes) for the 60 LFW sample images."""
+def dlib_faces(parity_sample: ParitySample) -> list[tuple[np.ndarray, list[tuple[int, ...]]]]:
+    """(image, dlib HOG boxes) for each image of the sample (the committed faces, or the 60
+    LFW images)."""
     dlib = pytest.importorskip("dlib")
     det = dlib.get_frontal_face_detector()
     out = []
-    for path in lfw_devtest_sample:
+    for path in parity_sample.paths:
         img = read_image(path)
         boxes: list[tuple[int, ...]] = [
             (r.left(), r.top(), r.right(), r.bottom()) for r in det(img, 1)
@@ -52,7 +54,8 @@ def _dlib_points(sp: object, img: np.ndarray, box: tuple[int, ...]) -> np.ndarra
 
 @pytest.mark.parity
 def test_matches_dlib_shape_predictor(
-    predictor: LandmarkPredictor, dlib_faces: list[tuple[np.ndarray, list[tuple[int, ...]]]]
+    predictor: LandmarkPredictor, dlib_faces: list[tuple[np.ndarray, list[tuple[int, ...]]]],
+    parity_sample: ParitySample,
 ) -> None:
     dlib = pytest.importorskip("dlib")
     frm = pytest.importorskip("face_recognition_models")
@@ -70,20 +73,19 @@ def test_matches_dlib_shape_predictor(
     worst = max(devs)
     inexact = sum(d > 0 for d in devs)
     print(f"landmark parity: {len(devs)} boxes, max deviation {worst} px, {inexact} inexact")
-    assert len(devs) >= 4 * 50
+    assert len(devs) >= 4 * (50 if parity_sample.kind == "lfw" else len(parity_sample.paths))
     assert worst <= 1.0
     # bit-exact here (0 of 264); allow a stray float-contraction difference on other builds
     assert inexact <= len(devs) // 100
 
 
 @needs_model
-def test_predict_many_equals_predict(
-    predictor: LandmarkPredictor, lfw_devtest_sample: list[Path]
-) -> None:
+def test_predict_many_equals_predict(predictor: LandmarkPredictor, face_sample: list[Path]
+                                     ) -> None:
     boxes = np.array(
         [BOX, (60, 70, 190, 200), (0, 0, 120, 120), (200, 180, 300, 290), (67.4, 84.6, 174, 191)]
     )
-    for path in lfw_devtest_sample[:5]:
+    for path in face_sample[:5]:
         img = read_image(path)
         many = predictor.predict_many(img, boxes)
         assert many.shape == (len(boxes), 5, 2) and many.dtype == np.float32
@@ -94,8 +96,8 @@ def test_predict_many_equals_predict(
 
 
 @needs_model
-def test_points_are_plausible(predictor: LandmarkPredictor, lfw_devtest_sample: list[Path]) -> None:
-    img = read_image(lfw_devtest_sample[0])
+def test_points_are_plausible(predictor: LandmarkPredictor, faces_dir: Path) -> None:
+    img = read_image(faces_dir / "woman-09.jpg")
     pts = predictor.predict(img, BOX)
     # image-left to image-right: right-eye outer, right-eye inner, left-eye inner, left-eye outer
     assert pts[0, 0] > pts[1, 0] > pts[3, 0] > pts[2, 0]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_material import FEMALE, clip_config, clip_frames
 
 from faceunlock.config import Config, ConfigError, config_set
 from faceunlock.engine import liveness as L
 from faceunlock.engine import service
 from faceunlock.errors import InputError, ModelError
 from faceunlock.paths import models_dir
+from tests.fakes.clip_material import FEMALE, clip_config, clip_frames
 
 
 def test_crop_fits_the_image_and_keeps_the_centre_when_it_can() -> None:
@@ -90,7 +90,7 @@ def clip(clips_dir: Path) -> tuple[list[np.ndarray], list[tuple[float, float, fl
 
 
 def test_live_frames_pass_and_attacks_do_not(clip: tuple[list, list]) -> None:
-    from attack_material import attack_kit
+    from tests.fakes.attack_material import attack_kit
 
     frames, boxes = clip
     stage = L.Liveness()
@@ -113,7 +113,7 @@ def test_live_frames_pass_and_attacks_do_not(clip: tuple[list, list]) -> None:
 
 
 def test_liveness_level_config() -> None:
-    assert Config().liveness.level == "off"  # see README "Liveness": targets not all met
+    assert Config().liveness.level == "off"  # see docs/liveness.md: targets not all met
     assert config_set(Config(), "liveness.level", "passive").liveness.level == "passive"
     with pytest.raises(ConfigError, match=r"liveness\.level"):
         config_set(Config(), "liveness.level", "strict")

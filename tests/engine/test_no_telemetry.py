@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
-from clip_material import FEMALE, clip_frames
 
 REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"
@@ -52,17 +50,13 @@ def test_plain_onnxruntime_writes_telemetry(tmp_path: Path) -> None:
     assert any(w.endswith("onnxruntime.db") for w in written), written
 
 
-def test_cli_verify_writes_nothing(tmp_path: Path, clips_dir: Path) -> None:
+def test_cli_verify_writes_nothing(faces_dir: Path, tmp_path: Path) -> None:
     """`faceunlock verify` loads every model (detector, landmarks, encoder; int8 and fp32
     detector sessions) and writes no file: not under HOME or any XDG dir, not in the cwd."""
-    frames = clip_frames(clips_dir / FEMALE)
-    img = tmp_path / "img"
-    img.mkdir()
-    for i in (0, 20):
-        cv2.imwrite(str(img / f"{i}.png"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
     env, dirs = _sandbox(tmp_path / "box")
     r = subprocess.run(
-        [str(FACEUNLOCK), "verify", str(img / "0.png"), str(img / "20.png"), "--json",
+        [str(FACEUNLOCK), "verify", str(faces_dir / "woman-09.jpg"),
+         str(faces_dir / "woman-15.jpg"), "--json",
          "--min-face", "50", "--max-face", "160", "--coarse-first"],
         env=env, cwd=dirs[-1], capture_output=True, text=True, timeout=300,
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from faceunlock.engine.imageio import read_image
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+from tests.fakes.faces import ParitySample
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
@@ -21,7 +20,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def test_descriptors_match_dlib_end_to_end(lfw_devtest_sample: list[Path]) -> None:
+def test_descriptors_match_dlib_end_to_end(parity_sample: ParitySample) -> None:
     dlib = pytest.importorskip("dlib")
     frm = pytest.importorskip("face_recognition_models")
     cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
@@ -29,7 +28,7 @@ def test_descriptors_match_dlib_end_to_end(lfw_devtest_sample: list[Path]) -> No
     rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
     pipe = Pipeline(PipelineSettings(flip_average=False, zoom=1.0, precision="fp32"))
     dists = []
-    for path in lfw_devtest_sample[:50]:
+    for path in parity_sample.paths[:50]:
         img = read_image(path)
         ours = pipe.observe(img, select="all")
         for det in cnn(img, 0):
@@ -39,5 +38,5 @@ def test_descriptors_match_dlib_end_to_end(lfw_devtest_sample: list[Path]) -> No
             match = max(ours, key=lambda o: _iou(o.box, box))
             assert _iou(match.box, box) >= 0.95, path
             dists.append(float(np.linalg.norm(match.embedding - ref)))
-    assert len(dists) >= 50
+    assert len(dists) >= (50 if parity_sample.kind == "lfw" else len(parity_sample.paths) + 1)
     assert max(dists) <= 0.01, f"max {max(dists):.4f}, mean {np.mean(dists):.4f}"

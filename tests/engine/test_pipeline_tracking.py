@@ -12,7 +12,8 @@ from faceunlock.engine.pipeline import Pipeline, PipelineSettings, _iou
 
 
 def _frame(face: np.ndarray, dx: int = 0) -> np.ndarray:
-    """A 640x480 grey frame with the 250x250 LFW image pasted at (80 + dx, 115)."""
+    """A 640x480 grey frame with a 250x250 face image (tests/data/faces) pasted at
+    (80 + dx, 115)."""
     fr = np.full((480, 640, 3), 90, np.uint8)
     fr[115:365, 80 + dx : 330 + dx] = face
     return fr
@@ -23,8 +24,8 @@ def pipe() -> Pipeline:
     return Pipeline(PipelineSettings(full_scan_every=5))
 
 
-def test_tracked_frames_match_the_full_scan(lfw_dir: Path, pipe: Pipeline) -> None:
-    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+def test_tracked_frames_match_the_full_scan(faces_dir: Path, pipe: Pipeline) -> None:
+    face = read_image(faces_dir / "woman-09.jpg")
     fr = _frame(face)
     full = pipe.observe(fr, select="largest")[0]
     pipe.reset_tracking()
@@ -43,8 +44,8 @@ def test_tracked_frames_match_the_full_scan(lfw_dir: Path, pipe: Pipeline) -> No
     assert flags == [True] * 5 + [False, True]
 
 
-def test_lost_face_falls_back_to_full_scan(lfw_dir: Path, pipe: Pipeline) -> None:
-    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+def test_lost_face_falls_back_to_full_scan(faces_dir: Path, pipe: Pipeline) -> None:
+    face = read_image(faces_dir / "woman-09.jpg")
     pipe.reset_tracking()
     pipe.observe(_frame(face), track=True)
     moved = _frame(face, dx=300)  # jumped far outside the tracked region
@@ -53,9 +54,9 @@ def test_lost_face_falls_back_to_full_scan(lfw_dir: Path, pipe: Pipeline) -> Non
     assert obs[0].box[0] > 300
 
 
-def test_new_face_elsewhere_is_found_by_the_periodic_scan(lfw_dir: Path, pipe: Pipeline) -> None:
-    a = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
-    b = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
+def test_new_face_elsewhere_is_found_by_the_periodic_scan(faces_dir: Path, pipe: Pipeline) -> None:
+    a = read_image(faces_dir / "woman-09.jpg")
+    b = read_image(faces_dir / "man-00.jpg")
     pipe.reset_tracking()
     pipe.observe(_frame(a), track=True)
     two = _frame(a)
@@ -70,12 +71,12 @@ def coarse() -> Pipeline:
     return Pipeline(PipelineSettings(coarse_first=True, max_face=400))
 
 
-def test_coarse_first_finds_a_big_face_like_the_full_scan(lfw_dir: Path, coarse: Pipeline
+def test_coarse_first_finds_a_big_face_like_the_full_scan(faces_dir: Path, coarse: Pipeline
                                                          ) -> None:
     import cv2
 
-    face = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
-    big = cv2.resize(face, None, fx=1.6, fy=1.6)  # face ~175 px: found on the halved frame
+    face = read_image(faces_dir / "man-00.jpg")
+    big = cv2.resize(face, None, fx=1.6, fy=1.6)  # face ~180 px: found on the halved frame
     fr = np.full((480, 640, 3), 90, np.uint8)
     fr[40:440, 120:520] = big
     full = Pipeline(PipelineSettings())  # dlib's exact full pyramid
@@ -88,9 +89,9 @@ def test_coarse_first_finds_a_big_face_like_the_full_scan(lfw_dir: Path, coarse:
     assert coarse.coarse.loaded
 
 
-def test_coarse_first_falls_back_for_small_faces(lfw_dir: Path, coarse: Pipeline) -> None:
-    """A ~110 px face is below the coarse pass's 160 px: the full scan finds it, same box."""
-    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+def test_coarse_first_falls_back_for_small_faces(faces_dir: Path, coarse: Pipeline) -> None:
+    """A ~95 px face is below the coarse pass's 160 px: the full scan finds it, same box."""
+    face = read_image(faces_dir / "woman-09.jpg")
     fr = _frame(face)
     ref = Pipeline(PipelineSettings(max_face=400)).observe(fr, select="all")
     got = coarse.observe(fr, select="all")
@@ -98,16 +99,16 @@ def test_coarse_first_falls_back_for_small_faces(lfw_dir: Path, coarse: Pipeline
     assert not coarse.coarse.detect(fr)
 
 
-def test_coarse_first_is_skipped_after_a_small_face(lfw_dir: Path) -> None:
+def test_coarse_first_is_skipped_after_a_small_face(faces_dir: Path) -> None:
     """The coarse pass only pays for big faces: once the pipeline has seen a small face, the
     next first frame goes straight to the full scan, until a big face is seen again."""
     import cv2
 
     pipe = Pipeline(PipelineSettings(coarse_first=True, max_face=400))
-    gul = read_image(lfw_dir / "images" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg")
+    man = read_image(faces_dir / "man-00.jpg")
     big = np.full((480, 640, 3), 90, np.uint8)
-    big[40:440, 120:520] = cv2.resize(gul, None, fx=1.6, fy=1.6)
-    small = _frame(read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg"))
+    big[40:440, 120:520] = cv2.resize(man, None, fx=1.6, fy=1.6)
+    small = _frame(read_image(faces_dir / "woman-09.jpg"))
     searches = []
     for frame in (big, small, big, big):
         pipe.reset_tracking()

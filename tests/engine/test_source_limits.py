@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bad_images import png  # tests/unlock: shared test material
 
 from faceunlock.engine.sources import ImageFolderSource, VideoFileSource, open_source
 from faceunlock.errors import AuthStatus, CameraBusyError, NotACameraError, SourceError
+from tests.fakes.bad_images import png
 
 
 @pytest.mark.parametrize("node", ["/dev/null", "/dev/zero"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,13 +28,14 @@ from faceunlock.paths import models_dir, user_data_dir
 
 secretstorage = pytest.importorskip("secretstorage")
 keyring = pytest.importorskip("keyring")
-from clip_material import FEMALE, clip_config, clip_frames, png_folder  # noqa: E402
 from keyring.backends import SecretService  # noqa: E402
 from test_keyring_secret_service import (  # noqa: E402
     SecretServiceEnv,
     _lookup,
     secret_service,
 )
+
+from tests.fakes.clip_material import FEMALE, clip_config, clip_frames, png_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FACEUNLOCK = REPO / ".venv" / "bin" / "faceunlock"
@@ -149,13 +151,16 @@ def test_broken_templates_exit_template_error(store: TemplateStore, tmp_path: Pa
         p.unlink()
 
 
-def test_template_of_other_model_says_so(store: TemplateStore, clips_dir: Path,
+def test_template_of_other_model_says_so(store: TemplateStore, face_sample: list[Path],
                                          tmp_path: Path) -> None:
     """A template of the fp32 encoder used with the int8 one: exit 20 (was 11, "No face
     enrolled"), naming model.precision; one of no installed model: exit 20, re-enrol."""
     cfg_path = tmp_path / "config.toml"
     save_config(config_set(clip_config(), "model.precision", "int8"), cfg_path)
-    src = png_folder(tmp_path / "frames", clip_frames(clips_dir / FEMALE)[:3])
+    src = tmp_path / "frames"  # an image-folder camera of the woman's committed faces
+    src.mkdir()
+    for p in face_sample[:3]:
+        shutil.copy(p, src / p.name)
     _saved(store, _template(sha=_encoder_sha("fp32")))
     r = _cli("auth", "--source", str(src), "--timeout", "5", FACEUNLOCK_CONFIG=str(cfg_path))
     assert r.returncode == AuthStatus.TEMPLATE_ERROR, (r.returncode, r.stdout, r.stderr)

@@ -107,12 +107,11 @@ def test_ir_names(name: str, ir: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def colour_frame(clips_dir: Path) -> np.ndarray:
-    """The clip's first frame, BGR uint8 (H, W, 3), as OpenCV decodes it."""
-    cap = cv2.VideoCapture(str(clips_dir / FEMALE))
-    ok, img = cap.read()
-    cap.release()
-    assert ok
+def colour_frame(faces_dir: Path) -> np.ndarray:
+    """A colour webcam frame (the two-person clip's first, tests/data/faces), BGR uint8
+    (H, W, 3), as OpenCV decodes it."""
+    img = cv2.imread(str(faces_dir / "pair-00.jpg"))
+    assert img is not None
     return np.asarray(img)
 
 

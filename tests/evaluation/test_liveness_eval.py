@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-from attack_material import attack_kit
 
 from faceunlock import cli
 from faceunlock.config import Config
+from tests.fakes.attack_material import attack_kit
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,17 @@
 """MiniFASNet conversion: the network built from the state-dict keys, onnxruntime matching
-torch within 1e-4 on random and real crops, and byte-identical files on every run (equal to
-the committed models)."""
+torch within 1e-4 on random and real crops, byte-identical files on every run of one machine,
+and the committed models' graph with weights equal to within float32 rounding (torch's
+batch-norm folding rounds differently on CPUs with other vector units, so the committed bytes
+are not reproducible across machines, only the network is)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from faceunlock.engine.modelfile import load_sidecar, sha256_file
+from faceunlock.engine.modelfile import load_sidecar
 from faceunlock.paths import models_dir, shared_dir
 
 torch = pytest.importorskip("torch")
@@ -44,8 +47,25 @@ def test_conversion_is_deterministic_and_reproduces_the_committed_models(
         assert (a / name).read_bytes() == (b / name).read_bytes()
         assert (a / f"{name}.json").read_bytes() == (b / f"{name}.json").read_bytes()
         meta = load_sidecar(a / name)
-        assert meta["sha256"] == sha256_file(models_dir() / name)
+        _assert_same_network(a / name, models_dir() / name)
         assert meta["input"]["crop"]["scale"] == scale and meta["licence"] == "Apache-2.0"
+
+
+def _assert_same_network(made: Path, committed: Path) -> None:
+    """Same nodes, inputs and outputs; initialisers equal within float32 rounding."""
+    from onnx import load, numpy_helper
+
+    m, c = load(str(made)), load(str(committed))
+    assert [n.SerializeToString() for n in m.graph.node] == [
+        n.SerializeToString() for n in c.graph.node
+    ]
+    assert m.graph.input == c.graph.input and m.graph.output == c.graph.output
+    mi = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    ci = {i.name: numpy_helper.to_array(i) for i in c.graph.initializer}
+    assert mi.keys() == ci.keys()
+    for k, v in mi.items():
+        assert v.dtype == ci[k].dtype and v.shape == ci[k].shape, k
+        np.testing.assert_allclose(v, ci[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_state_dict_mismatch_is_a_clear_error(tmp_path: Path) -> None:

@@ -147,5 +147,5 @@ def test_config_errors(tmp_path):
     with pytest.raises(InputError, match="marginn"):
         load_config(bad)
     bad.write_text("[sampler]\np = 2.5\n")
-    with pytest.raises(InputError, match="wrong type"):
+    with pytest.raises(InputError, match=r"sampler\.p: must be an integer, got 2\.5"):
         load_config(bad)

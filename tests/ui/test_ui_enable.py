@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from clip_material import FAST_CAPTURE
 from PyQt6.QtWidgets import QWizard
 from pytestqt.qtbot import QtBot
 
@@ -21,6 +20,7 @@ from faceunlock.ui import wizard as wz
 from faceunlock.ui.app import with_camera
 from faceunlock.ui.wizard import EnablePage, EnrolWizard, default_elevate
 from faceunlock.unlock import system
+from tests.fakes.clip_material import FAST_CAPTURE
 
 USER = "alice"
 PROFILE_SRC = repo_root() / "packaging" / "pam" / "faceunlock"

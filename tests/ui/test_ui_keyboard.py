@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from clip_material import FAST_CAPTURE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -20,6 +19,7 @@ from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
 from faceunlock.ui.dialogs import RecalibrateDialog, SettingsDialog
 from faceunlock.ui.wizard import EnrolWizard
+from tests.fakes.clip_material import FAST_CAPTURE
 
 USER = "alice"
 

@@ -2,7 +2,7 @@
 template on a REAL private session bus (``dbus-daemon``), with the real watcher: a locked
 stand-in screen saver, real authentication attempts on a camera that does not exist.
 
-The bus is the ``notify_bus`` fixture (tests/conftest.py, tests/unlock/notify_daemon.py),
+The bus is the ``notify_bus`` fixture (tests/conftest.py, tests/fakes/notify_daemon.py),
 shared with the ``faceunlock watch`` tests. Skipped when dbus-daemon is missing (Debian:
 ``apt-get install dbus``) or ``/usr/bin/python3`` cannot import dbusmock
 (``apt-get install python3-dbusmock``); ``scripts/setup.sh --dev`` installs both.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notify_daemon import SCREENSAVER, NotifyBus, enrol_random
 from pytestqt.qtbot import QtBot
 
 from faceunlock.config import Config, config_set
@@ -23,6 +22,7 @@ from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.watch import WatcherController
 from faceunlock.unlock.lockstate import LockBackend, ScreenSaverBackend
 from faceunlock.unlock.watcher import AuthAttempt, RunAttempt, WatcherEvent
+from tests.fakes.notify_daemon import SCREENSAVER, NotifyBus, enrol_random
 
 USER = "alice"
 NO_CAMERA = "/dev/video99"

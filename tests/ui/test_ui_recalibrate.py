@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from clip_material import FAST_CAPTURE, MALE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -21,6 +20,7 @@ from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
 from faceunlock.ui.dialogs import RecalibrateDialog
 from faceunlock.ui.wizard import EnrolWizard, WelcomePage
+from tests.fakes.clip_material import FAST_CAPTURE, MALE
 
 USER = "alice"
 

@@ -25,8 +25,8 @@ SCREENSAVER = "org.freedesktop.ScreenSaver"
 USER = "alice"
 
 
-import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
-from clip_material import EnrolledClips, watcher_config  # noqa: E402
+from tests.fakes import fake_screensaver as fs  # noqa: E402
+from tests.fakes.clip_material import EnrolledClips, watcher_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_material import FAST_CAPTURE, FEMALE, MALE
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QMessageBox, QPushButton, QWidget, QWizard
 from pytestqt.qtbot import QtBot
@@ -18,6 +17,7 @@ from faceunlock.engine.templates import TemplateStore
 from faceunlock.ui import wizard as wz
 from faceunlock.ui.wizard import EnrolWizard
 from faceunlock.ui.workers import EnrolWorker
+from tests.fakes.clip_material import FAST_CAPTURE, FEMALE, MALE
 
 USER = "alice"
 

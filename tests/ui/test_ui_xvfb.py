@@ -169,7 +169,7 @@ def test_tray_menu_through_a_real_tray_host(tmp_path: Path, xvfb_display: str) -
     for tool, pkg in (("trayer", "trayer"), ("xdotool", "xdotool")):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian: apt-get install {pkg})")
-    import fake_screensaver as fs  # tests/unlock is on pytest's pythonpath
+    from tests.fakes import fake_screensaver as fs
 
     display = xvfb_display
     bus_root = Path(tempfile.mkdtemp(prefix="fu-tr-"))  # short: unix socket paths max 108 bytes

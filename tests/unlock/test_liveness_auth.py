@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-from attack_material import attacks
-from clip_material import EnrolledClips
 
 from faceunlock import cli
 from faceunlock.config import Config
 from faceunlock.engine import service
 from faceunlock.errors import AuthStatus
 from faceunlock.paths import user_state_dir
+from tests.fakes.attack_material import attacks
+from tests.fakes.clip_material import EnrolledClips
 
 pytestmark = pytest.mark.slow
 

@@ -47,9 +47,9 @@ if (
     )
 
 
-import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
-from clip_material import EnrolledClips, watcher_config  # noqa: E402
-from watcher_run import Run, make_watcher  # noqa: E402
+from tests.fakes import fake_screensaver as fs  # noqa: E402
+from tests.fakes.clip_material import EnrolledClips, watcher_config  # noqa: E402
+from tests.fakes.watcher_run import Run, make_watcher  # noqa: E402
 
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"

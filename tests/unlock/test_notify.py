@@ -34,7 +34,7 @@ from faceunlock.unlock.notify import (
 PASSWORD = "Type your password to unlock."
 
 
-import fake_screensaver as fs  # noqa: E402  (tests/unlock is on pytest's pythonpath)
+from tests.fakes import fake_screensaver as fs  # noqa: E402
 
 
 @pytest.mark.parametrize(

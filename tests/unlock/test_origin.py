@@ -13,12 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import logind_mock
 import pytest
 
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
+from tests.fakes import logind_mock
 
 why = logind_mock.unavailable()
 if why is not None:
@@ -154,9 +154,8 @@ def test_display_manager_before_the_session_is_local(
 def test_decide_refuses_the_camera_for_sudo_in_ssh(
     logind: logind_mock.Logind, tmp_path: Path
 ) -> None:
-    from clip_material import clip_config
-
     from faceunlock.config import save_config
+    from tests.fakes.clip_material import clip_config
 
     logind.add_session("7", remote=True, kind="tty", service="sshd")
     logind.map_pids({os.getpid(): "7"})

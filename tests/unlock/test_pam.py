@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import logind_mock
 import pytest
-from clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder  # tests/unlock
 
 from faceunlock.config import save_config
 from faceunlock.errors import AuthStatus
 from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
+from tests.fakes import logind_mock
+from tests.fakes.clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder
 
 VENV_SCRIPT = Path(sys.executable).parent / "faceunlock-auth"  #: pip's console script
 REPO = Path(__file__).resolve().parents[2]
@@ -929,7 +929,7 @@ def test_pam_environment_never_reaches_the_root_helper(
 
 #: where PAM lines are given to people (the pam-auth-update profile is not: its `end` is
 #: pam-auth-update's notation, turned into a jump when it writes common-auth)
-DOCS = ("README.md", "packaging/README.md", "packaging/pam/README.md")
+DOCS = ("README.md", "docs/*.md", "packaging/README.md", "packaging/pam/README.md")
 _LINE = re.compile(r"^\s*auth\s+(\[[^\]]*\]|\w+)\s+(\S+)(.*)$")
 _SPAN = re.compile(r"`{1,2}(\[[^`\]]*=[^`\]]*\]|sufficient|required|requisite|optional)`{1,2}")
 
@@ -937,7 +937,7 @@ _SPAN = re.compile(r"`{1,2}(\[[^`\]]*=[^`\]]*\]|sufficient|required|requisite|op
 def documented_pam() -> tuple[set[str], list[list[str]]]:
     """Every control field the docs offer for the face line (inline, or in a one-line example)
     and every multi-line ``auth`` stack they show (fenced blocks)."""
-    texts = [(REPO / d).read_text() for d in DOCS]
+    texts = [p.read_text() for d in DOCS for p in sorted(REPO.glob(d))]
     texts.append(ph.__doc__ or "")
     from faceunlock.unlock import system
 
@@ -1000,7 +1000,7 @@ def test_pam_lines_in_the_docs_work_in_a_hand_written_file(
 @pytest.fixture(scope="module")
 def attack_dirs(pam_ready: None, clips_dir: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> dict[str, Path]:
-    from attack_material import attacks
+    from tests.fakes.attack_material import attacks
 
     return attacks(tmp_path_factory.mktemp("pam-attacks"), clips_dir)
 

@@ -2,7 +2,7 @@
 
 GNOME Shell 43 (Debian's ``gnome-shell`` and ``gjs``) runs headless on a private session bus,
 with logind on a private system bus: python-dbusmock's template, and in a second variant the
-real ``/lib/systemd/systemd-logind`` (tests/unlock/real_shell.py has the stack, and
+real ``/lib/systemd/systemd-logind`` (tests/fakes/real_shell.py has the stack, and
 ../shared/notes/real-lockscreen.md the recipe). The watcher is the CLI, run as its own
 process (``python -m faceunlock watch --json``), with alice's template in its data folder,
 the template key in a real Secret Service (gnome-keyring) on that session bus, and its camera
@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import real_shell  # tests/unlock is on pytest's pythonpath
+
+from tests.fakes import real_shell
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +39,9 @@ _REASON = real_shell.missing()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
-import fake_screensaver as fs  # noqa: E402
-from clip_material import EnrolledClips  # noqa: E402
-from watch_cli import Watch, install_user  # noqa: E402
+from tests.fakes import fake_screensaver as fs  # noqa: E402
+from tests.fakes.clip_material import EnrolledClips  # noqa: E402
+from tests.fakes.watch_cli import Watch, install_user  # noqa: E402
 
 #: seconds: generous, the CPU is shared (the shell starts in 2-10 s, an attempt takes 1-5 s);
 #: a start that takes longer is retried once

@@ -1,7 +1,7 @@
 """The real ``faceunlock watch`` against a REAL MATE lock screen (mate-screensaver, headless).
 
 Debian's ``mate-screensaver`` runs under ``Xvfb`` on a private session bus
-(tests/unlock/real_mate.py has the stack). The watcher is the CLI, run as its own process
+(tests/fakes/real_mate.py has the stack). The watcher is the CLI, run as its own process
 (``python -m faceunlock watch --json``, backend ``auto``: it must find ``org.mate.ScreenSaver``
 by itself), with alice's template in its data folder, the template key in a real Secret
 Service (gnome-keyring) on that session bus, and its camera chosen by its config file
@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import real_mate  # tests/unlock is on pytest's pythonpath
+
+from tests.fakes import real_mate
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +36,8 @@ _REASON = real_mate.missing()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
-from clip_material import EnrolledClips  # noqa: E402
-from watch_cli import Watch, install_user  # noqa: E402
+from tests.fakes.clip_material import EnrolledClips  # noqa: E402
+from tests.fakes.watch_cli import Watch, install_user  # noqa: E402
 
 #: seconds: generous, the CPU is shared (an attempt takes 1-5 s, a retry comes 2-30 s later)
 READY = 120.0

@@ -12,15 +12,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import fake_screensaver as fs
 import pytest
-from notify_daemon import NotifyBus, enrol_random
 
 from faceunlock import cli
 from faceunlock.config import Config, save_config
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
 from faceunlock.errors import AuthStatus
 from faceunlock.paths import user_state_dir
+from tests.fakes import fake_screensaver as fs
+from tests.fakes.notify_daemon import NotifyBus, enrol_random
 
 USER = "alice"
 NO_CAMERA = "/dev/video99"

@@ -39,9 +39,9 @@ if shutil.which("dbus-daemon") is None:
     pytest.skip("dbus-daemon not installed (Debian: apt-get install dbus)", allow_module_level=True)
 
 
-import fake_screensaver as fs
-from clip_material import EnrolledClips, watcher_config
-from watcher_run import Run, make_watcher
+from tests.fakes import fake_screensaver as fs
+from tests.fakes.clip_material import EnrolledClips, watcher_config
+from tests.fakes.watcher_run import Run, make_watcher
 
 SS = {"freedesktop": "org.freedesktop.ScreenSaver", "gnome": "org.gnome.ScreenSaver",
       "mate": "org.mate.ScreenSaver"}

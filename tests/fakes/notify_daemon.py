@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import fake_screensaver as fs
 import numpy as np
 import pytest
 from jeepney import DBusAddress
@@ -25,6 +24,7 @@ from jeepney import DBusAddress
 from faceunlock.config import Config
 from faceunlock.engine import service
 from faceunlock.engine.templates import Anchor, Template, TemplateStore
+from tests.fakes import fake_screensaver as fs
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 NOTIFICATIONS = "org.freedesktop.Notifications"

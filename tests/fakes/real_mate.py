@@ -35,9 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fake_screensaver as fs
 import numpy as np
 from jeepney import DBusAddress
+
+from tests.fakes import fake_screensaver as fs
 
 MATE = "org.mate.ScreenSaver"
 MATE_PATH = "/org/mate/ScreenSaver"

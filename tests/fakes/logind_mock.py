@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import fake_screensaver as fs  # tests/unlock
+from tests.fakes import fake_screensaver as fs
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 LOGIND = "org.freedesktop.login1"

@@ -1,14 +1,13 @@
 """A :class:`~faceunlock.unlock.watcher.Watcher` run in a thread with its events recorded, for
-the watcher and logind tests (tests/unlock is on pytest's pythonpath)."""
+the watcher and logind tests."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import fake_screensaver as fs
-
 from faceunlock.unlock.watcher import Watcher, WatcherEvent, WatcherState
+from tests.fakes import fake_screensaver as fs
 
 
 def make_watcher(backend: Any, attempt: Any, **kw: Any) -> Watcher:

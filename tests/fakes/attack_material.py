@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from clip_material import FEMALE, clip_frames, png_folder
+
+from tests.fakes.clip_material import FEMALE, clip_frames, png_folder
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clip_material import EnrolledClips, watcher_config
-
 from faceunlock.config import save_config
+from tests.fakes.clip_material import EnrolledClips, watcher_config
 
 USER = "alice"
 REPO = Path(__file__).resolve().parents[2]

@@ -41,10 +41,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fake_screensaver as fs
 from jeepney import DBusAddress, MessageType, new_method_call
 from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import open_dbus_connection
+
+from tests.fakes import fake_screensaver as fs
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 REAL_LOGIND = "/lib/systemd/systemd-logind"

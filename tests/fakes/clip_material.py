@@ -1,7 +1,7 @@
 """The webcam clips of ../shared/datasets/clips as test material: their frames, frames written
 as PNG folders (an image-folder camera), a config for their small faces, and alice enrolled
 from the first half of the woman's clip. Shared by the watcher, logind, desktop-app,
-end-to-end and PAM tests (tests/unlock is on pytest's pythonpath)."""
+end-to-end and PAM tests."""
 
 from __future__ import annotations
 
