@@ -226,10 +226,7 @@ class Pipeline:
         self.coarse = FaceDetector(
             fast_det, downscale=COARSE_DOWNSCALE, max_face=s.max_face, threads=s.threads,
         )
-        plain = (s.min_face <= 80 and s.max_face is None and s.downscale is None
-                 and s.upsample == 0)
-        self.fallback = FallbackCascade(mdir / "detector.onnx", threads=s.threads,
-                                        full=self.detector if plain else None)
+        self.fallback = FallbackCascade(self.detector, threads=s.threads)
         #: the fallback passes the last :meth:`detect` ran (empty when the search found a face)
         self.fallback_passes: tuple[str, ...] = ()
         self.landmarker = LandmarkPredictor(mdir / "landmarks5.npz")

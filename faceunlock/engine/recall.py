@@ -6,10 +6,12 @@ pipeline's own pass finds nothing, :class:`FallbackCascade` tries, in order, sto
 first pass that finds a face:
 
 1. ``clahe``: the image with local contrast normalised (CLAHE on the L channel of CIE Lab,
-   clip limit 2, 8x8 tiles), the full pyramid: side-lit and low-contrast faces.
+   clip limit 2, 8x8 tiles), searched by the pipeline's own detector (its face sizes and
+   scaling): side-lit and low-contrast faces.
 2. ``clahe+up2``: the same image upsampled 2x (bilinear), searched for faces of 80-170 px
    there, i.e. 40-85 px in the frame: a webcam user 1-1.5 m away, LFW's 150x150 crops
-   (faces ~60 px). In a 640x480 frame this pass costs ~3.5 full scans.
+   (faces ~60 px). In a 640x480 frame this pass costs ~3.5 full scans. Skipped when the
+   pipeline's detector already enlarges the image (faces under 80 px configured).
 
 The order and the passes were chosen by measurement on LFW DevTest proxies (see
 ``benchmarks/detection_recall.py`` and ``docs/detection.md``): CLAHE alone rescues most
@@ -54,14 +56,25 @@ class FallbackCascade:
     one that found the faces, if any did).
     """
 
-    def __init__(self, model_path: str | Path | None = None, *,
-                 threads: int | None = None, full: FaceDetector | None = None) -> None:
-        #: the full-pyramid detector (``full``: one to share, e.g. the pipeline's own when it
-        #: has the default settings)
-        self.full = full if full is not None else FaceDetector(model_path, threads=threads)
-        self.small = FaceDetector(model_path, min_face=WINDOW, max_face=UPSAMPLED_MAX_FACE,
-                                  threads=threads)
+    def __init__(self, primary: FaceDetector, model_path: str | Path | None = None, *,
+                 threads: int | None = None) -> None:
+        #: the pipeline's own detector: the ``clahe`` pass runs it, so the configured face
+        #: sizes and scaling hold there too
+        self.primary = primary
+        #: the upsampled pass's detector (``model_path``: its ONNX file, by default the
+        #: primary's)
+        self.small = FaceDetector(model_path if model_path is not None else primary.path,
+                                  min_face=WINDOW, max_face=UPSAMPLED_MAX_FACE, threads=threads)
         self.last_passes: tuple[str, ...] = ()
+
+    @property
+    def passes(self) -> tuple[str, ...]:
+        """The passes this cascade runs: without ``clahe+up2`` when the primary detector
+        already enlarges the image (``upsample``, or ``downscale`` below 1: faces under 80 px
+        were asked for and are searched already, down to the configured size)."""
+        p = self.primary
+        enlarges = p.upsample > 0 or (p.downscale is not None and p.downscale < 1.0)
+        return PASSES[:1] if enlarges else PASSES
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces found by the first pass that finds any, best score first; [] if none."""
@@ -69,9 +82,9 @@ class FallbackCascade:
         ran: list[str] = []
         dets: list[Detection] = []
         norm = clahe(image)
-        for name in PASSES:
+        for name in self.passes:
             ran.append(name)
-            dets = self.full.detect(norm) if name == "clahe" else self._upsampled(norm)
+            dets = self.primary.detect(norm) if name == "clahe" else self._upsampled(norm)
             if dets:
                 break
         self.last_passes = tuple(ran)
