@@ -132,3 +132,11 @@ def test_clahe_keeps_colour_and_raises_local_contrast() -> None:
     grey_out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(float)
     assert grey_out.std() > 1.5 * grey_in.std()
     assert out[..., 0].mean() > out[..., 2].mean()  # still reddish
+
+
+def test_no_upsampled_pass_when_the_configuration_already_enlarges() -> None:
+    # min_face 50 in the config: the detector enlarges the frame 1.6x (downscale 0.625)
+    p = Pipeline(PipelineSettings(min_face=80, downscale=50 / 80, max_face=160))
+    assert p.detect(np.full((200, 200, 3), 128, np.uint8)) == []
+    assert p.fallback_passes == ("clahe",)
+    assert p.fallback.primary is p.detector  # the configured sizes hold in the CLAHE pass
