@@ -1,5 +1,6 @@
-"""Screenshots of every wizard page, the tray menu and the Recalibrate dialog (after its live
-check), in real X11 windows under Xvfb; and the Camera page and the tray menu at 200 %
+"""Screenshots of every wizard page, the tray menu (also with a long status), the Recalibrate
+dialog (after its live check), the Test dialog (after an attempt) and Settings, in real X11
+windows under Xvfb; and the Camera page and the tray menu at 200 %
 scaling (``QT_SCALE_FACTOR=2``) as ``wizard-2-camera@2x.png`` and ``tray-menu@2x.png``.
 
     python tools/screenshots.py [--out docs/screenshots]
@@ -26,7 +27,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QApplication, QPushButton, QToolButton
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-from faceunlock.ui.dialogs import RecalibrateDialog
+from faceunlock.ui.dialogs import RecalibrateDialog, RecognitionTestDialog, SettingsDialog
 from faceunlock.ui.tray import TrayIcon
 from faceunlock.ui.wizard import EnrolWizard
 
@@ -55,9 +56,13 @@ def pump(seconds, until=None):
             return True
     return False
 
-def grab_tray_menu(path):
-    tray = TrayIcon(store, cfg, "alice")
+def grab_tray_menu(path, detail=None):
+    from faceunlock.unlock.notify import Notifier
+
+    tray = TrayIcon(store, cfg, "alice", notifier=Notifier(fallback=lambda n: None))
     tray.show()
+    if detail is not None:  # the watcher's error: the status line is elided at 480 px
+        tray.set_state("error", detail)
     tray.menu.aboutToShow.emit()
     tray.menu.adjustSize()
     pump(0.5)
@@ -100,6 +105,21 @@ d.start_live()
 pump(120.0, lambda: not d.live_running)
 d.grab().save(str(out / "recalibrate.png"))
 d.reject()
+from faceunlock.errors import WatcherError, plain_message
+grab_tray_menu(out / "tray-menu-long-status.png", plain_message(WatcherError(
+    "no lock-screen service to watch: cannot connect to the session bus: [Errno 2] No such "
+    "file or directory: '/run/user/1000/bus'")))
+t = RecognitionTestDialog(store, cfg, "alice", source_spec=clip)
+t.show()
+pump(90.0, lambda: t.outcome is not None and not t.running)
+pump(0.3)
+t.grab().save(str(out / "test-dialog.png"))
+t.reject()
+s = SettingsDialog(cfg, tmp / "config-1x.toml", store=store, user="alice")
+s.show()
+pump(0.5)
+s.grab().save(str(out / "settings.png"))
+s.reject()
 print("ok", store.exists("alice"))
 """
 

@@ -1,7 +1,8 @@
 """``faceunlock-gui`` (and ``faceunlock`` with no arguments): one instance per user.
 
-A second launch finds the first through a per-user QLocalServer, asks it to raise its
-window, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon,
+A second launch finds the first through a per-user QLocalServer, asks it to show its window
+(the wizard, or the tray's open window, else its Settings), prints which window was brought
+to the front, and exits 0. With no template the enrolment wizard opens; otherwise the tray icon,
 which runs the lock-screen watcher (not during the wizard: it starts once the wizard hands
 over to the tray).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from faceunlock.ui.tray import TrayIcon
 
 RAISE = b"raise\n"
+#: the running instance's answer: ``shown <window title>``, once the window is in front
+SHOWN = b"shown"
 
 
 def check_camera(source: str) -> str:
@@ -78,27 +81,49 @@ def server_name(user: str | None = None) -> str:
     return os.environ.get("FACEUNLOCK_INSTANCE") or f"faceunlock-{user or service.current_user()}"
 
 
-def notify_running(name: str, timeout_ms: int = 1000) -> bool:
-    """True when an instance listens on ``name``; it has then been asked to raise itself."""
+def notify_running(name: str, timeout_ms: int = 1000, reply_ms: int = 5000) -> str | None:
+    """None when no instance listens on ``name``. Otherwise it has been asked to show its
+    window: the title of the window it brought to the front, or ``""`` when it did not say
+    within ``reply_ms`` (an instance still starting, or one that shows none)."""
     sock = QLocalSocket()
     sock.connectToServer(name)
     if not sock.waitForConnected(timeout_ms):
-        return False
+        return None
     sock.write(RAISE)
     sock.flush()
     sock.waitForBytesWritten(timeout_ms)
+    reply = b""
+    while b"\n" not in reply and sock.waitForReadyRead(reply_ms):
+        reply += bytes(sock.readAll().data())
     sock.disconnectFromServer()
-    return True
+    line = reply.split(b"\n", 1)[0]
+    if not line.startswith(SHOWN):
+        return ""
+    return line[len(SHOWN):].decode("utf-8", "replace").strip()
+
+
+def running_message(title: str, camera: str | None = None) -> str:
+    """What a second launch prints (``title``: what :func:`notify_running` returned)."""
+    if title:
+        text = f"FaceUnlock is already running: its window “{title}” is now in front."
+    else:
+        text = "FaceUnlock is already running: use its icon in the panel."
+    if camera is not None:
+        text += " --camera applies to a new start only: quit the running app first."
+    return text
 
 
 class SingleInstance(QObject):
-    """Listens on ``name``; emits ``raiseRequested`` when a second launch knocks."""
+    """Listens on ``name``; when a second launch knocks it emits ``raiseRequested``, calls
+    ``raise_handler`` (which shows a window and returns its title) and answers with that
+    title."""
 
     raiseRequested = pyqtSignal()
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+        self.raise_handler: Callable[[], str] | None = None
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self.server.newConnection.connect(self._connection)
@@ -123,6 +148,9 @@ class SingleInstance(QObject):
     def _read(self, sock: QLocalSocket) -> None:
         if bytes(sock.readAll().data()).startswith(RAISE.strip()):
             self.raiseRequested.emit()
+            title = self.raise_handler() if self.raise_handler is not None else ""
+            sock.write(SHOWN + b" " + title.replace("\n", " ").encode() + b"\n")
+            sock.flush()
 
     def close(self) -> None:
         self.server.close()
@@ -148,23 +176,32 @@ def first_window(
 def make_tray(
     store: TemplateStore, cfg: Config, user: str, *, config_path: str | None = None
 ) -> TrayIcon:
-    """The tray icon with its lock-screen watcher (started when the icon is shown)."""
+    """The tray icon with its lock-screen watcher (started when the icon is shown), following
+    the config file (``config_path``, default the user's)."""
+    from faceunlock.ui.config_watch import ConfigWatcher
     from faceunlock.ui.tray import TrayIcon
     from faceunlock.ui.watch import WatcherController
 
     controller = WatcherController(store, cfg, user)
-    tray = TrayIcon(store, cfg, user, config_path=config_path, controller=controller)
+    tray = TrayIcon(store, cfg, user, config_path=config_path, controller=controller,
+                    config_watcher=ConfigWatcher(config_path))
     controller.setParent(tray)
     return tray
 
 
-def _raise(target: QWidget | QSystemTrayIcon) -> None:
+def _raise(target: QWidget | QSystemTrayIcon) -> str:
+    """Bring ``target``'s window to the front: the wizard itself, or the tray's open window
+    (its Settings when none is open). The window's title ("" when there is none)."""
     if isinstance(target, QWidget):
         target.showNormal()
         target.raise_()
         target.activateWindow()
-    else:
-        target.showMessage("FaceUnlock", "FaceUnlock is already running: use this icon's menu.")
+        return target.windowTitle()
+    show = getattr(target, "show_window", None)
+    if show is not None:
+        return str(show())
+    target.showMessage("FaceUnlock", "FaceUnlock is already running: use this icon's menu.")
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("FaceUnlock")
     app.setDesktopFileName("faceunlock")
     name = server_name()
-    if notify_running(name):
+    shown = notify_running(name)
+    if shown is not None:
+        print(f"faceunlock: {running_message(shown, camera)}")
         return 0
     instance = SingleInstance(name)
     instance.listen()
@@ -205,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         QMessageBox.critical(None, "FaceUnlock", str(e))
         instance.close()
         return int(e.status)
-    instance.raiseRequested.connect(lambda: _raise(target))
+    instance.raise_handler = lambda: _raise(target)
     if isinstance(target, QSystemTrayIcon):
         app.setQuitOnLastWindowClosed(False)
         quit_signal = getattr(target, "quitRequested", None)
@@ -224,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tray = make_tray(store, getattr(target, "cfg", cfg), user)
             tray.quitRequested.connect(app.quit)
             app.aboutToQuit.connect(tray.hide)
-            instance.raiseRequested.connect(lambda: _raise(tray))
+            instance.raise_handler = lambda: _raise(tray)  # the wizard is closed
             holder.append(tray)
             tray.show()
 

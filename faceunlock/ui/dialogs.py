@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -17,8 +17,13 @@ from PyQt6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -27,12 +32,21 @@ from PyQt6.QtWidgets import (
 from faceunlock.config import SECURITY_LEVELS, Config, config_set, load_config, save_config
 from faceunlock.engine import calibration as cal
 from faceunlock.engine import service
+from faceunlock.engine.auth import AuthParams, AuthResult
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.templates import Template, TemplateStore
-from faceunlock.errors import FaceUnlockError
+from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
-from faceunlock.ui.widgets import CalibrationPanel, PreviewLabel
-from faceunlock.ui.workers import AuthTestWorker, FramePacket, WorkerThread, plain_message
+from faceunlock.ui.password import confirm_password
+from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, CalibrationPanel, PreviewLabel
+from faceunlock.ui.workers import (
+    AttemptSetup,
+    AttemptWorker,
+    AuthTestWorker,
+    FramePacket,
+    WorkerThread,
+    plain_message,
+)
 
 
 def _error_label() -> QLabel:
@@ -56,6 +70,13 @@ def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
 
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
+    Each security level is described in the wizard's words (:data:`LEVEL_DESCRIPTIONS`).
+    Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
+    all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
+    True when the button that does it was pressed; tests answer it); deleting then asks for
+    the user's password (``confirm(user, reason)``, default
+    :func:`~faceunlock.ui.password.confirm_password`). ``faceDataChanged`` then tells the
+    tray. These act at once, not at OK.
 
     ``cfg``: the running config, whose values the fields show (its ``camera.source`` may be
     a ``--camera`` override of this run). OK writes only the fields the user changed, onto
@@ -64,11 +85,27 @@ class SettingsDialog(QDialog):
     ``config`` is then the running config: the file's, with this run's camera kept unless
     the camera field was changed."""
 
+    faceDataChanged = pyqtSignal()
+
     def __init__(
-        self, cfg: Config, config_path: str | Path | None = None, parent: QWidget | None = None
+        self,
+        cfg: Config,
+        config_path: str | Path | None = None,
+        parent: QWidget | None = None,
+        *,
+        store: TemplateStore | None = None,
+        user: str | None = None,
+        ask: Callable[[str, str, str], bool] | None = None,
+        confirm: Callable[[str, str], bool] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock settings")
+        self.store = store
+        self.user = user
+        self.ask = ask or self._ask
+        self.confirm = confirm or (
+            lambda user, reason: confirm_password(user, reason, parent=self)
+        )
         self.config = cfg
         self.config_path = config_path
         lay = QVBoxLayout(self)
@@ -94,6 +131,11 @@ class SettingsDialog(QDialog):
         self.level = QComboBox()
         self.level.addItems(SECURITY_LEVELS)
         self.level.setCurrentText(cfg.auth.security_level)
+        self.level_description = QLabel()
+        self.level_description.setObjectName("level_description")
+        self.level_description.setWordWrap(True)
+        self.level.currentTextChanged.connect(self._describe_level)
+        self._describe_level(self.level.currentText())
         self.timeout = QLineEdit(f"{cfg.auth.timeout:g}")
         self.watcher = QCheckBox("Unlock the lock screen with my face")
         self.watcher.setChecked(cfg.watcher.enabled)
@@ -103,16 +145,168 @@ class SettingsDialog(QDialog):
         form.addRow("", self.camera_kind)
         self.camera_kind.set_spec(self.source_spec())
         form.addRow("&Security level:", self.level)
+        form.addRow("", self.level_description)
         form.addRow("&Timeout (seconds):", self.timeout)
         form.addRow("", self.watcher)
         form.addRow("", self.snapshots)
         lay.addLayout(form)
+        self.face_box = self._face_section()
+        lay.addWidget(self.face_box)
+        self.face_box.setVisible(store is not None and user is not None)
         self.error = _error_label()
         lay.addWidget(self.error)
         self.buttons = _add_buttons(
             self, lay, QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         self.shown = self.values()  # what the fields showed: only changes are written
+        self.refresh_appearances()
+
+    # ---- the security level
+
+    def _describe_level(self, level: str) -> None:
+        """The wizard's words for ``level`` (the box names the level already)."""
+        self.level_description.setText(LEVEL_DESCRIPTIONS.get(level, ""))
+
+    # ---- your face: the appearances, remove one, delete all
+
+    def _face_section(self) -> QGroupBox:
+        box = QGroupBox("Your face")
+        v = QVBoxLayout(box)
+        self.appearances = QListWidget()
+        self.appearances.setObjectName("appearances")
+        self.appearances.setMaximumHeight(84)  # about three rows
+        self.appearances.currentRowChanged.connect(lambda _r: self._update_face_buttons())
+        v.addWidget(self.appearances)
+        self.face_status = QLabel()
+        self.face_status.setObjectName("face_status")
+        self.face_status.setWordWrap(True)
+        v.addWidget(self.face_status)
+        row = QHBoxLayout()
+        self.remove_button = QPushButton("&Remove appearance…")
+        self.remove_button.setObjectName("remove_appearance")
+        self.remove_button.clicked.connect(self.remove_appearance)
+        self.delete_button = QPushButton("&Delete all face data…")
+        self.delete_button.setObjectName("delete_face_data")
+        self.delete_button.clicked.connect(self.delete_face_data)
+        row.addWidget(self.remove_button)
+        row.addWidget(self.delete_button)
+        row.addStretch(1)
+        v.addLayout(row)
+        return box
+
+    def _ask(self, title: str, text: str, button: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Cancel, self)
+        yes = box.addButton(button, QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is yes
+
+    def labels(self) -> list[tuple[str, int]]:
+        """(appearance name, pictures) of each appearance listed."""
+        out = []
+        for i in range(self.appearances.count()):
+            item = self.appearances.item(i)
+            assert item is not None
+            out.append((str(item.data(Qt.ItemDataRole.UserRole)),
+                        int(item.data(Qt.ItemDataRole.UserRole + 1))))
+        return out
+
+    def refresh_appearances(self) -> None:
+        """List the template's appearances (none when there is no template)."""
+        self.appearances.clear()
+        self.face_status.setText("")
+        if self.store is None or self.user is None:
+            return
+        if not self.store.exists(self.user):
+            self.face_status.setText("No face data: face unlock is off until you enrol "
+                                     "(FaceUnlock menu → Enrol…).")
+            self._update_face_buttons()
+            return
+        try:
+            t = self.store.load(self.user)
+        except FaceUnlockError as e:
+            self.face_status.setText(plain_message(e))
+            self._update_face_buttons()
+            return
+        for label in t.labels():
+            anchors = t.anchors_for(label)
+            day = min(a.created for a in anchors)[:10]
+            item = QListWidgetItem(f"{label} — {len(anchors)} pictures, added {day}")
+            item.setData(Qt.ItemDataRole.UserRole, label)
+            item.setData(Qt.ItemDataRole.UserRole + 1, len(anchors))
+            self.appearances.addItem(item)
+        self.appearances.setCurrentRow(0)
+        self._update_face_buttons()
+
+    def _update_face_buttons(self) -> None:
+        n = self.appearances.count()
+        self.remove_button.setEnabled(n > 1 and self.appearances.currentRow() >= 0)
+        self.remove_button.setToolTip(
+            "" if n != 1 else "Your only appearance: use “Delete all face data…” instead"
+        )
+        self.delete_button.setEnabled(
+            self.store is not None and self.user is not None and self.store.exists(self.user)
+        )
+
+    def remove_appearance(self) -> bool:
+        """Remove the selected appearance after asking; the threshold is chosen again for the
+        anchors that are left, at the template's level. True when it was removed."""
+        row = self.appearances.currentRow()
+        if self.store is None or self.user is None or row < 0 or self.appearances.count() < 2:
+            return False
+        label, count = self.labels()[row]
+        if not self.ask(
+            "FaceUnlock: Remove appearance?",
+            f"Remove the appearance “{label}” ({count} pictures)? FaceUnlock will no longer "
+            "use these pictures to recognise you. This cannot be undone.",
+            "Remove",
+        ):
+            return False
+        store, user, cfg = self.store, self.user, self.config
+
+        def remove(t: Template | None) -> Template:
+            if t is None:
+                raise TemplateNotFoundError(user, store.path(user))
+            t.remove_label(label)
+            if not t.anchors:
+                raise InputError("that would remove every picture: delete all face data "
+                                 "instead")
+            if len(t.anchors) >= 2:
+                service.calibrate_template(t, service.pipeline_for(cfg), t.security_level)
+            return t
+
+        try:
+            store.update(user, remove)
+        except FaceUnlockError as e:
+            self.face_status.setText("Not removed: " + plain_message(e))
+            return False
+        self.refresh_appearances()
+        self.face_status.setText(f"Removed “{label}”.")
+        self.faceDataChanged.emit()
+        return True
+
+    def delete_face_data(self) -> bool:
+        """Delete the template, its backup and its key after asking. True when deleted."""
+        if self.store is None or self.user is None or not self.store.exists(self.user):
+            return False
+        if not self.ask(
+            "FaceUnlock: Delete all face data?",
+            "Delete all your face data (every appearance) from this computer? Face unlock "
+            "stops until you enrol again; your password keeps working. This cannot be undone.",
+            "Delete",
+        ) or not self.confirm(self.user, "Deleting your face data cannot be undone."):
+            return False
+        try:
+            self.store.delete(self.user, remove_key=True)
+        except FaceUnlockError as e:
+            self.face_status.setText("Not deleted: " + plain_message(e))
+            return False
+        self.refresh_appearances()
+        self.face_status.setText("All your face data was deleted. Face unlock is off until "
+                                 "you enrol again (FaceUnlock menu → Enrol…).")
+        self.faceDataChanged.emit()
+        return True
 
     def source_spec(self) -> str:
         """The chosen camera's spec, or the text typed in the source box."""
@@ -164,8 +358,48 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
+#: an attempt's outcome in words: (verdict, colour, what it means)
+TEST_VERDICTS: dict[AuthStatus, tuple[str, str, str]] = {
+    AuthStatus.OK: (
+        "Recognised — this would unlock", "#1e7e34",
+        "FaceUnlock saw your face and knew it: at the lock screen this attempt would unlock.",
+    ),
+    AuthStatus.NO_MATCH: (
+        "Not recognised", "#c02020",
+        "A face was seen, but it was not close enough to yours: this would not unlock, and at "
+        "the lock screen you would type your password. Face the camera in good light and try "
+        "again; if it keeps failing, add an appearance (glasses, a beard) or choose a more "
+        "convenient security level.",
+    ),
+    AuthStatus.TIMEOUT: (
+        "No face seen", "#b06000",
+        "No face was found in time. Sit in front of the camera with your face well lit, and "
+        "try again.",
+    ),
+    AuthStatus.TOO_DARK: (
+        "No face seen", "#b06000",
+        "The picture was too dark to see a face. Turn on a light or face a window, then try "
+        "again.",
+    ),
+    AuthStatus.PRESENTATION_ATTACK: (
+        "Not recognised", "#c02020",
+        "The face matched yours, but it looked like a photo or a screen (the photo check), so "
+        "this would not unlock.",
+    ),
+}
+
+
+def auth_params(cfg: Config) -> AuthParams:
+    """The attempt parameters of ``cfg`` (those of the lock screen)."""
+    a = cfg.auth
+    return AuthParams(timeout=a.timeout, k=a.k, n=a.n, dark_level=a.dark_level,
+                      dark_fraction=a.dark_fraction)
+
+
 class RecognitionTestDialog(QDialog):
-    """Live recognition test: per frame distance, threshold and decision."""
+    """Test recognition: one attempt as at the lock screen (the same timeout, k-of-n frames and
+    photo check; not counted as a failed try), with the camera's picture and the face box,
+    then the result in plain words (:data:`TEST_VERDICTS`) and "Try again"."""
 
     def __init__(
         self,
@@ -179,53 +413,144 @@ class RecognitionTestDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FaceUnlock: test recognition")
+        self.store, self.cfg, self.user = store, cfg, user
+        self.source_spec = source_spec if source_spec is not None else cfg.camera.source
+        self.pipe_factory: Callable[[], Any] = pipe_factory or (
+            lambda: service.pipeline_for(cfg)
+        )
         lay = QVBoxLayout(self)
+        intro = QLabel("Look at the camera as you would to unlock: this is one try, as at the "
+                       "lock screen.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         self.preview = PreviewLabel()
+        self.preview.setMinimumSize(QSize(400, 300))
         lay.addWidget(self.preview, 1)
-        self.result_label = QLabel("Starting the camera…")
+        self.result_label = QLabel()
         self.result_label.setObjectName("result")
+        self.result_label.setWordWrap(True)
+        # the size in the style sheet too: a style sheet (the colour) resets a set font
+        self._result_pt = max(self.font().pointSizeF(), 9.0) * 1.4
         lay.addWidget(self.result_label)
+        self.explanation = QLabel()
+        self.explanation.setObjectName("explanation")
+        self.explanation.setWordWrap(True)
+        lay.addWidget(self.explanation)
         self.error = _error_label()
         lay.addWidget(self.error)
-        _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
+        self.buttons = _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
+        self.try_again = QPushButton("&Try again")
+        self.try_again.setObjectName("try_again")
+        self.try_again.clicked.connect(self.start)
+        self.buttons.addButton(self.try_again, QDialogButtonBox.ButtonRole.ActionRole)
         self.packets = 0
+        self.attempts = 0
+        self.outcome: AuthResult | None = None
         self.worker_thread: WorkerThread | None = None
-        pipe_factory = pipe_factory or (lambda: service.pipeline_for(cfg))
-        try:
-            pipe = pipe_factory()
-            t = store.load(user, expected_model_sha256=pipe.encoder.sha256)
-        except Exception as e:
-            self.error.setText(plain_message(e))
+        if not store.exists(user):
+            self.error.setText(plain_message(TemplateNotFoundError(user, store.path(user))))
+            self.try_again.setEnabled(False)
             return
-        thr = t.threshold if t.threshold is not None else pipe.threshold
-        spec = source_spec if source_spec is not None else cfg.camera.source
-        worker = AuthTestWorker(
-            lambda: service.source_for(cfg, spec, **service.LIVE), pipe_factory,
-            service.matcher(t, pipe), thr,
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.worker_thread is not None
+
+    def _setup(self, pipe: Any) -> AttemptSetup:
+        """In the worker thread: the template and the attempt, as the lock screen makes them."""
+        t = service.load_template(self.store, self.user, pipe)
+        thr = t.threshold if t.threshold is not None else float(pipe.threshold)
+        return (service.matcher(t, pipe), float(thr), auth_params(self.cfg),
+                service.liveness_for(self.cfg, pipe))
+
+    def start(self) -> None:
+        """Start one attempt (non-blocking; nothing while one runs)."""
+        if self.worker_thread is not None:
+            return
+        self.outcome = None
+        self.packets = 0  # frames shown in this attempt
+        self.attempts += 1
+        self.error.setText("")
+        self._show_verdict("Looking for your face…", "", "Starting the camera…")
+        cfg, spec = self.cfg, self.source_spec
+        worker = AttemptWorker(
+            lambda: service.source_for(cfg, spec, **service.LIVE), self.pipe_factory,
+            self._setup,
         )
         worker.frame.connect(self._frame)
-        worker.error.connect(self.error.setText)
+        worker.result.connect(self._result)
+        worker.error.connect(self._error)
+        worker.finished.connect(self._finished)
         self.worker_thread = WorkerThread(worker)
+        self.try_again.setEnabled(False)
         self.worker_thread.start()
 
+    def _show_verdict(self, verdict: str, colour: str, explanation: str) -> None:
+        self.result_label.setText(verdict)
+        self.result_label.setStyleSheet(
+            f"font-weight: bold; font-size: {self._result_pt:.1f}pt;"
+            + (f" color: {colour};" if colour else "")
+        )
+        self.explanation.setText(explanation)
+        QTimer.singleShot(0, self.fit_contents)
+
+    def fit_contents(self) -> None:
+        """Grow to the height the wrapped words need at the current width (a top-level
+        window's minimum counts one line per label, and the picture would cover the
+        result)."""
+        lay = self.layout()
+        if lay is None:
+            return
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+        lay.activate()
+        w = self.width()
+        need = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
+        need = max(need, lay.totalMinimumSize().height())
+        if self.height() < need:
+            self.resize(w, need)
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.fit_contents)
+
     def _frame(self, pkt: FramePacket) -> None:
+        if self.worker_thread is None:
+            return
         self.packets += 1
         self.preview.show_frame(pkt.image, pkt.boxes, good=bool(pkt.match))
-        if pkt.dark:
-            text = "Too dark"
-        elif pkt.distance is None or not math.isfinite(pkt.distance):
-            text = "No face"
-        else:
-            verdict = "recognised" if pkt.match else "not recognised"
-            text = (
-                f"distance {pkt.distance:.3f} (threshold {pkt.threshold:.3f}): {verdict}, "
-                f"{pkt.ms:.0f} ms"
-            )
-        self.result_label.setText(text)
+        if self.outcome is None:
+            self.explanation.setText("Too dark to see a face…" if pkt.dark else
+                                     "Look at the camera…")
+
+    def _result(self, res: AuthResult) -> None:
+        self.outcome = res
+        verdict, colour, words = TEST_VERDICTS.get(
+            res.status, (res.message or "Not recognised", "#c02020", "")
+        )
+        self._show_verdict(verdict, colour, words)
+        best = res.best_distance
+        self.explanation.setToolTip(
+            f"{len(res.frames)} frames in {res.elapsed:.1f} s; closest score "
+            + (f"{best:.3f}" if math.isfinite(best) else "none (no face)")
+            + f", accepted at {res.threshold:.3f} or less"
+        )
+
+    def _error(self, message: str) -> None:
+        self._show_verdict("The test could not run", "#c02020", "")
+        self.error.setText(message)
+
+    def _finished(self) -> None:
+        self.stop()  # the worker has returned: this only joins its thread
+        self.try_again.setEnabled(True)
+
+    def stop(self) -> None:
+        if self.worker_thread is not None:
+            thread, self.worker_thread = self.worker_thread, None
+            thread.stop()
 
     def done(self, r: int) -> None:
-        if self.worker_thread is not None:
-            self.worker_thread.stop()
+        self.stop()
         super().done(r)
 
 
@@ -274,6 +599,8 @@ class RecalibrateDialog(QDialog):
         self.worker_thread: WorkerThread | None = None
         lay = QVBoxLayout(self)
         self.panel = CalibrationPanel()
+        # the raw threshold is a programmer's number: the plot marks it (as in the wizard)
+        self.panel.threshold_label.hide()
         lay.addWidget(self.panel)
         self.live_button = QPushButton(f"&Check with the camera (up to {live_seconds:g} s)")
         self.live_button.setObjectName("live_check")
@@ -385,9 +712,8 @@ class RecalibrateDialog(QDialog):
         genuine = np.concatenate([self.anchor_genuine, live])
         self.panel.set_data(self.table, len(t), genuine, self.panel.level, matcher=self.matcher)
         self.live_status.setText(
-            f"Measured {live.size} frames with your face in {self.live_duration():.0f} s "
-            f"(typical score {float(np.median(live)):.3f}). The rates above now include them; "
-            "choose a level and press Save."
+            f"Measured {live.size} frames with your face in {self.live_duration():.0f} s. The "
+            "rates above now include them; choose a level and press Save."
         )
 
     def fit_contents(self) -> None:
@@ -397,10 +723,18 @@ class RecalibrateDialog(QDialog):
         lay = self.layout()
         if lay is None:
             return
+        # the nested layouts (the levels panel's) first take in the texts just set
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
         self.adjustSize()
-        w = self.width()
-        h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
-        self.resize(w, max(h, lay.totalMinimumSize().height()))
+        for _ in range(3):  # the wrapped labels' heights follow the width they get: settle
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+            lay.activate()
+            w = self.width()
+            h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else -1
+            h = max(h, lay.totalMinimumSize().height())
+            if h == self.height():
+                break
+            self.resize(w, h)
 
     def showEvent(self, event: QShowEvent | None) -> None:
         super().showEvent(event)

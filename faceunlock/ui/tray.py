@@ -12,6 +12,12 @@ tries, broken face models or template, a watcher that stopped) become desktop no
 in plain words (:mod:`faceunlock.unlock.notify`): through the freedesktop notification
 service on the session bus, else the tray icon's own balloon; the same kind of problem at
 most once every few minutes.
+
+Given a :class:`~faceunlock.ui.config_watch.ConfigWatcher`, the tray follows the config
+file: a change (``faceunlock config set``, an editor) becomes the running config, so Test,
+Recalibrate and the watcher use it (this run's ``--camera`` is kept while the file's camera
+stays as it was). A file that has become broken puts the tray in the error state, naming the
+file and the problem, until the file is good again; the last good config stays in use.
 """
 
 from __future__ import annotations
@@ -29,9 +35,10 @@ from PyQt6.QtGui import QAction, QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from faceunlock import __version__
-from faceunlock.config import Config
+from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import TemplateStore
 from faceunlock.paths import repo_root
+from faceunlock.ui.password import confirm_password
 from faceunlock.unlock.notify import (
     CRITICAL,
     Notice,
@@ -42,6 +49,7 @@ from faceunlock.unlock.notify import (
 )
 
 if TYPE_CHECKING:
+    from faceunlock.ui.config_watch import ConfigWatcher
     from faceunlock.ui.watch import WatcherController
     from faceunlock.unlock.watcher import WatcherEvent
 
@@ -107,7 +115,9 @@ class TrayIcon(QSystemTrayIcon):
     ``notifier``: shows the failure notices (default: a :class:`Notifier` on the session bus
     that falls back to this icon's balloon). Notices are sent from one worker thread, in
     order: a hung notification service (the D-Bus call waits up to 2 s) never freezes the
-    tray; the fallback balloon comes back to the GUI thread through ``balloonRequested``."""
+    tray; the fallback balloon comes back to the GUI thread through ``balloonRequested``.
+    ``config_watcher``: follows the config file (see the module's text; None: the config
+    changes only through Settings and the wizard)."""
 
     quitRequested = pyqtSignal()
     stateChanged = pyqtSignal(str)
@@ -124,6 +134,7 @@ class TrayIcon(QSystemTrayIcon):
         dialog_factory: Callable[..., Any] | None = None,
         controller: WatcherController | None = None,
         notifier: Notifier | None = None,
+        config_watcher: ConfigWatcher | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -133,9 +144,16 @@ class TrayIcon(QSystemTrayIcon):
         self.config_path = config_path
         self.debug = debug if debug is not None else os.environ.get("FACEUNLOCK_DEBUG") == "1"
         self.dialog_factory = dialog_factory or self._open_dialog
+        #: asks for the user's password before "Replace my face…" (True: go ahead)
+        self.confirm_password: Callable[[str, str], bool] = confirm_password
         self.state = "idle"
         self.detail = ""  # the watcher's words for the current state
         self.controller = controller
+        #: the config file's problem while it is broken (plain words), else None
+        self.config_problem: str | None = None
+        self.config_watcher = config_watcher
+        #: the config file as last read well: tells this run's --camera from a new camera
+        self._file_cfg: Config | None = None
         self.balloonRequested.connect(self.show_balloon)
         self.notifier = notifier or Notifier(fallback=self.balloonRequested.emit,
                                              icon=error_icon())
@@ -156,6 +174,13 @@ class TrayIcon(QSystemTrayIcon):
             controller.watcher_event.connect(self.on_watcher_event)
             controller.failed.connect(self.on_watcher_failed)
         self.set_state("watching" if cfg.watcher.enabled else "idle")
+        if config_watcher is not None:
+            config_watcher.setParent(self)
+            self._file_cfg = config_watcher.config
+            config_watcher.changed.connect(self.on_config_changed)
+            config_watcher.broken.connect(self.on_config_broken)
+            if config_watcher.problem is not None:
+                self.on_config_broken(config_watcher.problem)
         self.rebuild_menu()
 
     # ---- state
@@ -165,14 +190,24 @@ class TrayIcon(QSystemTrayIcon):
             raise ValueError(f"unknown tray state {state!r}")
         self.state = state
         self.detail = detail
-        self.setIcon(state_icon(state))
+        self.setIcon(state_icon(self.shown_state))
         status = self.status_text()
-        if len(status) > TOOLTIP_MAX_CHARS:
-            status = status[: TOOLTIP_MAX_CHARS - 1].rstrip() + "…"
+        # a broken config file's line names the file and the problem: it gets twice the room
+        most = TOOLTIP_MAX_CHARS * (2 if self.config_problem is not None else 1)
+        if len(status) > most:
+            status = status[: most - 1].rstrip() + "…"
         self.setToolTip(f"FaceUnlock: {status}")
         self.stateChanged.emit(state)
 
+    @property
+    def shown_state(self) -> str:
+        """The state the icon shows: ``error`` while the config file is broken, whatever the
+        watcher does meanwhile."""
+        return "error" if self.config_problem is not None else self.state
+
     def status_text(self) -> str:
+        if self.config_problem is not None:
+            return self.config_problem
         if self.paused:
             if self.paused_until is None:
                 return "Paused until resumed"
@@ -182,6 +217,41 @@ class TrayIcon(QSystemTrayIcon):
         if self.detail:
             return f"{STATE_TEXT[self.state]}: {self.detail}"
         return STATE_TEXT[self.state]
+
+    # ---- the config file
+
+    def on_config_changed(self, file_cfg: Config) -> None:
+        """The config file was changed and is good: it becomes the running config. This
+        run's ``--camera`` (a running camera that is not the file's) is kept unless the
+        file's camera itself changed."""
+        cfg = file_cfg
+        prev = self._file_cfg
+        if (
+            prev is not None
+            and file_cfg.camera.source == prev.camera.source
+            and self.cfg.camera.source != prev.camera.source
+        ):
+            cfg = config_set(file_cfg, "camera.source", self.cfg.camera.source)
+        self._file_cfg = file_cfg
+        was_broken = self.config_problem is not None
+        self.config_problem = None
+        if cfg != self.cfg:
+            self._settings_saved(cfg)
+        elif was_broken:  # fixed back to the settings in use: the watcher's state again
+            self.set_state(self.state, self.detail)
+
+    def on_config_broken(self, message: str) -> None:
+        """The config file has become broken: the error state, in words naming the file and
+        the problem (the last good config stays in use)."""
+        from faceunlock.ui.config_watch import FIX_HINT
+
+        self.config_problem = message
+        self.set_state(self.state, self.detail)
+        self._notify_pool.submit(
+            self.notifier.notify,
+            Notice("config-broken", "FaceUnlock: the settings file has a problem",
+                   f"{message}. {FIX_HINT}"),
+        )
 
     # ---- the lock-screen watcher
 
@@ -281,6 +351,9 @@ class TrayIcon(QSystemTrayIcon):
         status.setObjectName("status")
         if short != full:
             status.setToolTip(full)
+        if self.config_problem is not None:
+            self._add(m, "What is wrong with the settings…",
+                      lambda: self.dialog_factory("config_problem"))
         m.addSeparator()
         enrolled = self.store.exists(self.user)
         self._add(m, "&Test recognition…", lambda: self.dialog_factory("test"), enrolled)
@@ -337,13 +410,15 @@ class TrayIcon(QSystemTrayIcon):
         elif name == "recalibrate":
             w = dialogs.RecalibrateDialog(self.store, self.cfg, self.user)
         elif name in ("enrol", "replace"):
-            if name == "replace" and QMessageBox.question(
+            if name == "replace" and (QMessageBox.question(
                 None,
                 "Replace my face",
                 "Start over with a new enrolment? When you press Finish, all your current "
                 "face data (every appearance) is replaced by the new pictures. Until then "
                 "nothing changes.",
-            ) != QMessageBox.StandardButton.Yes:
+            ) != QMessageBox.StandardButton.Yes or not self.confirm_password(
+                self.user, "Replacing your face starts a new enrolment."
+            )):
                 return None
             wiz = EnrolWizard(self.store, self.cfg, user=self.user, config_path=self.config_path,
                               replace=name == "replace")
@@ -351,9 +426,19 @@ class TrayIcon(QSystemTrayIcon):
             wiz.accepted.connect(lambda: self._settings_saved(wiz.cfg))
             w = wiz
         elif name == "settings":
-            d = dialogs.SettingsDialog(self.cfg, self.config_path)
+            d = dialogs.SettingsDialog(self.cfg, self.config_path, store=self.store,
+                                       user=self.user)
             d.accepted.connect(lambda: self._settings_saved(d.config))
+            d.faceDataChanged.connect(self._face_data_changed)
             w = d
+        elif name == "config_problem":
+            from faceunlock.ui.config_watch import FIX_HINT
+
+            QMessageBox.warning(
+                None, "FaceUnlock: settings file",
+                f"{self.config_problem or 'The settings file is good again'}.\n\n{FIX_HINT}",
+            )
+            return None
         elif name == "about":
             QMessageBox.about(
                 None,
@@ -371,10 +456,32 @@ class TrayIcon(QSystemTrayIcon):
         w.activateWindow()
         return w
 
+    def show_window(self) -> str:
+        """Bring this app's window to the front (a second launch asks): the newest open
+        window, else Settings. Its title ("" when none was shown)."""
+        open_ = [w for w in self.windows if w.isVisible()]
+        w = open_[-1] if open_ else self.dialog_factory("settings")
+        if not isinstance(w, QWidget):
+            return ""
+        w.showNormal()
+        w.raise_()
+        w.activateWindow()
+        return w.windowTitle()
+
+    def _face_data_changed(self) -> None:
+        """An appearance was removed or all face data deleted (Settings): without a template
+        the watcher stops (nothing to recognise) and the menu offers Enrol."""
+        if not self.store.exists(self.user):
+            self.stop_watcher()
+            if not self.paused:
+                self.set_state("idle")
+        self.rebuild_menu()
+
     def _settings_saved(self, cfg: Config) -> None:
         old = self.cfg
         self.cfg = cfg
         if self.paused:
+            self.set_state("paused")
             return
         if self.controller is not None and (
             not cfg.watcher.enabled or cfg.watcher.backend != old.watcher.backend

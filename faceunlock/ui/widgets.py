@@ -27,6 +27,19 @@ LEVEL_NAMES = {
     "balanced": "Balanced",
     "secure": "Secure",
 }
+#: what each security level means to a person (the wizard's Security level page and Settings)
+LEVEL_DESCRIPTIONS = {
+    "convenient": "Recognises you most easily, also in poor light or at an angle. Suits a "
+    "computer at home that only you and people you trust can reach.",
+    "balanced": "The usual choice: quick for you, and someone else gets in only very rarely.",
+    "secure": "Hardest for anyone else, a relative who looks like you included; you may have to "
+    "look at the camera again a little more often. Suits a laptop you carry or use at work.",
+}
+
+
+def level_description(level: str) -> str:
+    """``"Balanced: The usual choice: ..."``: a level's name and what it means."""
+    return f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}"
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -272,7 +285,8 @@ class DistancePlot(QWidget):
 
 
 class CalibrationPanel(QWidget):
-    """Security-level radio buttons (expected FAR per attempt, measured FRR) and the plot.
+    """Security-level radio buttons (expected FAR per attempt, measured FRR), the checked
+    level in words (``description``, :func:`level_description`) and the plot.
 
     ``set_data`` takes the model's FAR table, the anchor count and the user's genuine
     distances; ``choice`` is the ThresholdChoice of the checked level."""
@@ -298,6 +312,11 @@ class CalibrationPanel(QWidget):
             self.radios[level] = rb
             lay.addWidget(rb)
             rb.toggled.connect(self._toggled)
+        # the checked level in words, right under the levels (the wizard's and Recalibrate's)
+        self.description = QLabel()
+        self.description.setObjectName("level_description")
+        self.description.setWordWrap(True)
+        lay.addWidget(self.description)
         population = QLabel(
             "These rates were measured on photos of public figures. Between relatives or "
             "people who look alike, another person gets in about 10 times more often: choose "
@@ -379,6 +398,7 @@ class CalibrationPanel(QWidget):
             self.levelChanged.emit(self.level)
 
     def _refresh(self) -> None:
+        self.description.setText(level_description(self.level))
         ch = self.choice
         if ch is None:
             return

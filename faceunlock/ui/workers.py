@@ -19,7 +19,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from faceunlock.config import AuthConfig
-from faceunlock.engine.auth import score_frame
+from faceunlock.engine.auth import AuthParams, FrameResult, authenticate, score_frame
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.enrollment import Capture, EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.quality import is_dark
@@ -227,6 +227,82 @@ class AuthTestWorker(CameraWorker):
             match=faces > 0 and dist <= self.threshold,
             threshold=self.threshold,
         )
+
+
+class _BoxRecorder:
+    """The pipeline, noting the face boxes of the frame it last observed (authentication
+    reports distances, not boxes)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.boxes: list[Box] = []
+
+    def observe(self, image: np.ndarray, *args: Any, **kwargs: Any) -> list[Any]:
+        obs = self.pipe.observe(image, *args, **kwargs)
+        self.boxes = [_box4(o.box) for o in obs]
+        return list(obs)
+
+    def __getattr__(self, name: str) -> Any:  # reset_tracking and the rest: the pipeline's
+        return getattr(self.pipe, name)
+
+
+#: what one attempt needs, made from the loaded pipeline: the template's Matcher, the
+#: threshold on its scale, the attempt's parameters and the liveness stage (None: off)
+AttemptSetup = tuple[Matcher, float, AuthParams, Any]
+
+
+class AttemptWorker(CameraWorker):
+    """For the Test dialog: one attempt exactly as at the lock screen
+    (:func:`~faceunlock.engine.auth.authenticate`: the same k-of-n window, timeout and
+    liveness), without the failure counter (a test is not a try at unlocking). A packet per
+    frame (its face boxes and score), then ``result`` with the
+    :class:`~faceunlock.engine.auth.AuthResult` (not when stopped or on an error).
+
+    ``setup(pipe)``, called in the worker thread once the pipeline is loaded, returns an
+    :data:`AttemptSetup`."""
+
+    result = pyqtSignal(object)  # AuthResult
+
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        pipe_factory: Callable[[], Any],
+        setup: Callable[[Any], AttemptSetup],
+    ) -> None:
+        super().__init__(source_factory, pipe_factory)
+        self.setup = setup
+
+    @pyqtSlot()
+    def run(self) -> None:
+        try:
+            pipe = self.pipe_factory()
+            matcher, threshold, params, liveness = self.setup(pipe)
+            rec = _BoxRecorder(pipe)
+            last: dict[str, np.ndarray] = {}
+
+            def keep(fr: Frame) -> Frame:
+                last["image"] = fr.image
+                rec.boxes = []
+                return fr
+
+            def on_frame(fr: FrameResult) -> None:
+                self.frames_seen += 1
+                self.frame.emit(FramePacket(
+                    last["image"], fr.index, boxes=list(rec.boxes), dark=fr.dark,
+                    distance=fr.distance, match=fr.match, threshold=threshold, ms=fr.ms,
+                ))
+
+            self.source = self.source_factory()
+            with self.source as src:
+                res = authenticate(rec, matcher, threshold, (keep(f) for f in src), params,
+                                   on_frame=on_frame, should_stop=self._stop.is_set,
+                                   liveness=liveness)
+            if not self._stop.is_set():
+                self.result.emit(res)
+        except Exception as e:  # every failure reaches the GUI as words
+            self.error.emit(plain_message(e))
+        finally:
+            self.finished.emit()
 
 
 class WorkerThread:

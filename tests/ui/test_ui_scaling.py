@@ -1,5 +1,6 @@
-"""The wizard (every page, the woman's clip as the camera), the Recalibrate dialog and the
-Settings dialog at 100 % and 200 % scaling: nothing clipped, nothing larger than the screen.
+"""The wizard (every page, the woman's clip as the camera), the Recalibrate dialog, the
+Settings dialog (with "Your face") and the Test dialog (after its attempt) at 100 % and 200 %
+scaling: nothing clipped, nothing larger than the screen.
 
 Each scale runs in a child process (the test process's QApplication cannot change its scale)
 with ``QT_SCALE_FACTOR`` set and Qt's offscreen platform given a screen of its own: 1280x720
@@ -38,7 +39,7 @@ from PyQt6.QtWidgets import (
 )
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-from faceunlock.ui.dialogs import RecalibrateDialog, SettingsDialog
+from faceunlock.ui.dialogs import RecalibrateDialog, RecognitionTestDialog, SettingsDialog
 from faceunlock.ui.widgets import PreviewLabel
 from faceunlock.ui.wizard import EnrolWizard
 
@@ -129,11 +130,18 @@ d.show()
 pump(0.5)
 check("recalibrate", d)
 d.reject()
-s = SettingsDialog(w.cfg, config_path=out / "config.toml")  # the long path is its camera
-s.show()
+s = SettingsDialog(w.cfg, config_path=out / "config.toml", store=store, user="alice")
+s.show()  # the long path is its camera
 pump(0.5)
 check("settings", s)
 s.reject()
+t = RecognitionTestDialog(store, cfg, "alice", source_spec=clip)
+t.show()
+pump(60.0, lambda: t.outcome is not None and not t.running)
+if t.outcome is None:
+    sys.exit(f"the test attempt gave no result: {t.error.text()}")
+check("test", t)
+t.reject()
 print(json.dumps(report), flush=True)
 """
 
@@ -178,5 +186,6 @@ def test_wizard_and_dialogs_fit_and_nothing_is_clipped(
                                   "finish")),
         "recalibrate",
         "settings",
+        "test",
     ]
     assert report["problems"] == []

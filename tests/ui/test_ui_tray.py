@@ -273,10 +273,16 @@ def test_test_dialog_reports_distances(
     _enrolled(store, cfg)
     d = RecognitionTestDialog(store, cfg, USER, source_spec=str(female_folder))
     qtbot.addWidget(d)
-    qtbot.waitUntil(lambda: "distance" in d.result_label.text(), timeout=60_000)
-    assert "not recognised" in d.result_label.text()  # random anchors are not her
+    qtbot.waitUntil(lambda: d.outcome is not None, timeout=60_000)
+    assert d.result_label.text() == "Not recognised"  # random anchors are not her
+    qtbot.waitUntil(lambda: not d.running, timeout=10_000)
+    # closed during the next attempt: its camera stops and its thread ends
+    d.start()
+    thread = d.worker_thread
+    assert thread is not None
+    qtbot.waitUntil(lambda: d.packets > 0 and d.outcome is None, timeout=60_000)
     d.reject()
-    assert d.worker_thread is not None and not d.worker_thread.is_running()
+    assert not thread.is_running() and not d.running
 
 
 def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cfg: Config) -> None:
@@ -289,21 +295,30 @@ def test_first_window_depends_on_template(qtbot: QtBot, store: TemplateStore, cf
 
 
 def test_second_launch_asks_running_instance_and_exits(
-    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, tmp_path: Path
 ) -> None:
+    """A real second launch (another process) finds this process's instance, which brings a
+    window to the front and answers with its title; the launch prints it and exits 0."""
+    import os
+    import subprocess
+    import sys
+
     name = f"faceunlock-test-{time.monotonic_ns()}"
-    monkeypatch.setenv("FACEUNLOCK_INSTANCE", name)
     running = gui_app.SingleInstance(name)
+    running.raise_handler = lambda: "Some window"
     assert running.listen()
+    env = {**os.environ, "FACEUNLOCK_INSTANCE": name, "QT_QPA_PLATFORM": "offscreen"}
+    out = tmp_path / "out.txt"
     try:
-        with qtbot.waitSignal(running.raiseRequested, timeout=5_000):
-            t0 = time.monotonic()
-            assert gui_app.main([]) == 0
-            assert time.monotonic() - t0 < 3.0
+        with qtbot.waitSignal(running.raiseRequested, timeout=60_000), out.open("w") as fo:
+            proc = subprocess.Popen([sys.executable, "-m", "faceunlock"], env=env, stdout=fo,
+                                    stderr=subprocess.STDOUT)
+        assert proc.wait(60) == 0, out.read_text()
     finally:
         running.close()
+    assert "already running: its window “Some window” is now in front" in out.read_text()
     # with nobody listening, no one answers
-    assert not gui_app.notify_running(name, timeout_ms=200)
+    assert gui_app.notify_running(name, timeout_ms=200) is None
 
 
 def test_long_status_keeps_the_menu_narrow_and_words_plain(

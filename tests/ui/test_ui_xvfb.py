@@ -213,3 +213,99 @@ def test_tray_menu_through_a_real_tray_host(tmp_path: Path, xvfb_display: str) -
     assert seen["status_after"].startswith("Paused until ")
     assert seen["closed_by_escape"]
     assert seen["opened"] == []  # no window was opened by mistake
+
+
+SHOTS_CHILD = r"""
+import json, os, sys, time
+from pathlib import Path
+from PyQt6.QtWidgets import QApplication
+from faceunlock.config import Config, config_set
+from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
+from faceunlock.errors import WatcherError, plain_message
+from faceunlock.ui.dialogs import RecognitionTestDialog
+from faceunlock.ui.tray import TrayIcon
+from faceunlock.unlock.notify import Notifier
+
+out, root, key, genuine = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+app = QApplication([])
+assert app.platformName() == "xcb", app.platformName()
+seen = {}
+
+
+def pump(seconds, until=None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (until is not None and until()):
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(20):
+        app.processEvents()
+
+
+store = TemplateStore(root / "templates", StaticKeyProvider(bytes.fromhex(key)))
+cfg = Config()
+for k, v in (("detector.min_face", "50"), ("detector.max_face", "160"), ("auth.timeout", "5")):
+    cfg = config_set(cfg, k, v)
+# the tray menu with the longest status there is: no lock-screen service, with its D-Bus words
+tray = TrayIcon(store, cfg, "alice", notifier=Notifier(fallback=lambda n: None))
+tray.set_state("error", plain_message(WatcherError(
+    "no lock-screen service to watch: cannot connect to the session bus: [Errno 2] No such "
+    "file or directory: '/run/user/1000/bus'; neither org.gnome.ScreenSaver nor "
+    "org.mate.ScreenSaver nor org.freedesktop.ScreenSaver has an owner on the session bus")))
+tray.menu.aboutToShow.emit()
+tray.menu.popup(app.primaryScreen().availableGeometry().center())
+pump(5.0, tray.menu.isVisible)
+pic = tray.menu.grab()
+pic.save(str(out / "menu-long-status.png"))
+seen["menu"] = [tray.menu.width(), pic.width(), tray.menu.frameGeometry().width()]
+seen["status"] = tray.action_texts()[0]
+tray.menu.hide()
+# the Test dialog after her attempt: the picture with the box, the result
+d = RecognitionTestDialog(store, cfg, "alice", source_spec=genuine)
+d.show()
+pump(90.0, lambda: d.outcome is not None and not d.running)
+pump(0.3)
+d.grab().save(str(out / "test-dialog.png"))
+parts = [d.preview, d.result_label, d.explanation, d.buttons]
+seen["overlaps"] = [f"{a.objectName() or type(a).__name__} / {b.objectName()}"
+                    for i, a in enumerate(parts) for b in parts[i + 1:]
+                    if a.geometry().intersects(b.geometry())]
+seen["result"] = d.result_label.text()
+seen["error"] = d.error.text()
+d.reject()
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_long_status_menu_and_test_dialog_screenshots(
+    tmp_path: Path, xvfb_display: str, clips_dir: Path
+) -> None:
+    """Real X11 windows: the tray menu with a long status is at most 480 px wide, and the Test
+    dialog after the owner's attempt shows her picture with a green face box and the result."""
+    from clip_material import EnrolledClips
+    from PyQt6.QtGui import QImage
+
+    clips = EnrolledClips(tmp_path / "clips", clips_dir)
+    env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    res = subprocess.run(
+        [sys.executable, "-c", SHOTS_CHILD, str(tmp_path), str(tmp_path / "clips"),
+         clips.key.hex(), str(clips.genuine)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    if res.returncode != 0 and "xcb" in res.stderr and "could not" in res.stderr.lower():
+        pytest.skip(f"Qt's xcb platform cannot start here: {res.stderr[-300:]}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert max(seen["menu"]) <= 480, seen["menu"]
+    assert seen["status"].startswith("Problem: ") and seen["status"].endswith("…")
+    menu = QImage(str(tmp_path / "menu-long-status.png"))
+    assert 200 < menu.width() <= 480
+    assert seen["error"] == "" and seen["result"] == "Recognised — this would unlock"
+    assert seen["overlaps"] == []  # the picture covers none of the words
+    shot = QImage(str(tmp_path / "test-dialog.png"))
+    assert shot.width() >= 400 and shot.height() >= 300
+    greens = sum(
+        1 for x in range(0, shot.width(), 2) for y in range(0, shot.height(), 2)
+        if (c := shot.pixelColor(x, y)).green() > 150 and c.red() < 110 and c.blue() < 110
+    )
+    assert greens > 20, "no green face box in the Test dialog's picture"

@@ -8,22 +8,12 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWizardPage
 
 from faceunlock.engine import service
-from faceunlock.ui.widgets import LEVEL_NAMES, CalibrationPanel
+from faceunlock.ui.widgets import CalibrationPanel
 from faceunlock.ui.wizard.common import details_button, error_style
 from faceunlock.ui.workers import plain_message
 
 if TYPE_CHECKING:
     from faceunlock.ui.wizard.wizard import EnrolWizard
-
-#: what each security level means to a person (shown under the levels)
-LEVEL_DESCRIPTIONS = {
-    "convenient": "Recognises you most easily, also in poor light or at an angle. Suits a "
-    "computer at home that only you and people you trust can reach.",
-    "balanced": "The usual choice: quick for you, and someone else gets in only very rarely.",
-    "secure": "Hardest for anyone else, a relative who looks like you included; you may have to "
-    "look at the camera again a little more often. Suits a laptop you carry or use at work.",
-}
-
 
 class CalibratePage(QWizardPage):
     """Security level and threshold from the FAR table and the new anchors."""
@@ -37,14 +27,7 @@ class CalibratePage(QWizardPage):
         # the raw threshold is a detail (below), not a line for everybody
         self.panel.threshold_label.hide()
         lay.addWidget(self.panel)
-        self.description = QLabel()
-        self.description.setObjectName("level_description")
-        self.description.setWordWrap(True)
-        # right under the levels
-        panel_lay = self.panel.layout()
-        assert isinstance(panel_lay, QVBoxLayout)
-        last_level = list(self.panel.radios.values())[-1]
-        panel_lay.insertWidget(panel_lay.indexOf(last_level) + 1, self.description)
+        self.description = self.panel.description  # right under the levels
         self.details = QLabel()
         self.details.setObjectName("level_details")
         self.details.setWordWrap(True)
@@ -77,12 +60,8 @@ class CalibratePage(QWizardPage):
         self.wiz.choice = self.panel.choice
         return self.wiz.choice is not None
 
-
-
     def _describe(self) -> None:
-        """The checked level in words, and its threshold under Details."""
-        level = self.panel.level
-        self.description.setText(f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}")
+        """The checked level's threshold under Details (the panel describes the level)."""
         ch = self.panel.choice
         if ch is None:
             self.details.setText("")
