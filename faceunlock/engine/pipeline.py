@@ -23,6 +23,7 @@ from faceunlock.engine.detector import Detection, FaceDetector
 from faceunlock.engine.encoder import FaceEncoder
 from faceunlock.engine.imageio import as_rgb_u8
 from faceunlock.engine.landmarks import LandmarkPredictor
+from faceunlock.engine.recall import FallbackCascade
 from faceunlock.errors import InputError
 from faceunlock.paths import models_dir
 
@@ -87,6 +88,10 @@ class PipelineSettings:
     #: nothing. For a camera in front of the user (unlock); a smaller face beside a big one
     #: is then not reported, so enrolment and LFW evaluation leave it off.
     coarse_first: bool = False
+    #: when the search finds no face, run the fallback passes (:mod:`faceunlock.engine.recall`:
+    #: local contrast normalisation, then 2x upsampling for 40-85 px faces); frames with a
+    #: face found never run them
+    fallback: bool = True
 
 
 #: tracking: the region searched is the last face box grown by this many face sizes per side
@@ -99,6 +104,9 @@ TRACK_MAX_FACE = 150
 #: coarse-first: the frame is halved, so its smallest window (80 px) is a 160 px face
 COARSE_DOWNSCALE = 2.0
 COARSE_FACE_PX = 160
+#: streams (``track``): consecutive frames with no face run the fallback passes on the first
+#: and then on every Nth (each costs ~4.5 full scans on a 640x480 frame)
+FALLBACK_EVERY_TRACKED = 3
 
 
 @dataclass
@@ -220,6 +228,9 @@ class Pipeline:
         self.coarse = FaceDetector(
             fast_det, downscale=COARSE_DOWNSCALE, max_face=s.max_face, threads=s.threads,
         )
+        self.fallback = FallbackCascade(self.detector, threads=s.threads)
+        #: the fallback passes the last :meth:`detect` ran (empty when the search found a face)
+        self.fallback_passes: tuple[str, ...] = ()
         self.landmarker = LandmarkPredictor(mdir / "landmarks5.npz")
         self.encoder = FaceEncoder(encoder_path(mdir, s.precision), threads=s.threads)
         self._last: list[Detection] = []
@@ -227,14 +238,17 @@ class Pipeline:
         self._since_full = 0
         self.last_was_tracked = False
         #: how the last frame was searched: tracked, coarse, coarse+full (coarse found
-        #: nothing) or full
+        #: nothing) or full (then the fallback passes when nothing was found: see
+        #: ``fallback_passes``)
         self.last_search = ""
         self._last_face_px: float | None = None
+        self._misses = 0
 
     def reset_tracking(self) -> None:
         """Forget the last faces (start of a new stream)."""
         self._last = []
         self._since_full = 0
+        self._misses = 0
 
     @property
     def threshold(self) -> float:
@@ -265,6 +279,16 @@ class Pipeline:
             if not dets:
                 dets = self.detector.detect(image)
             self._since_full = 0
+        self.fallback_passes = ()
+        self._misses = 0 if dets else self._misses + 1
+        # in a stream, frames with no face run the passes on the first miss and then every
+        # FALLBACK_EVERY_TRACKED misses: a camera with nobody in front keeps its frame rate
+        if not dets and self.settings.fallback and (
+                not track or (self._misses - 1) % FALLBACK_EVERY_TRACKED == 0):
+            dets = self.fallback.detect(image)
+            self.fallback_passes = self.fallback.last_passes
+            if dets:
+                self._misses = 0
         if dets:  # remembered across streams: decides whether the next first frame goes coarse
             self._last_face_px = max(max(d.width, d.height) for d in dets)
         if track:

@@ -1,0 +1,303 @@
+"""Detection recall on hard-condition proxies built from LFW DevTest, FaceUnlock next to dlib.
+
+    nice python benchmarks/detection_recall.py [--pairs 200] [--conditions small,lfw150]
+        [--pipelines faceunlock,faceunlock-single,dlib] [--cache DIR] [--out benchmarks/results]
+
+Every DevTest image of the chosen pairs (``--pairs N``: the first N/2 same and the first N/2
+different pairs; 0 = all 1,000) is turned into one image per condition, deterministically
+(the random draws are seeded by image name and condition):
+
+* ``original``: the 250x250 deep-funneled image (faces ~96 px, dlib's CNN boxes);
+* ``small``: scaled so the face is 40-80 px and pasted at a random place of a 640x480 frame
+  (a smooth random background with sensor noise): a webcam user 1-1.5 m away;
+* ``lfw150``: the whole image shrunk to 150x150 (faces ~58 px, like LFW's original crops);
+* ``tight``: the central 150x150 (the face fills most of it);
+* ``fill``: the central 104x120 resized to 168x192: the face fills the image (Yale-B-like);
+* ``sidelight`` / ``fill_sidelight``: a one-sided light ramp (dark side ~6 % of the lit one)
+  and a gamma of 1.3-2.0, on the full image / on the ``fill`` crop;
+* ``grey``: greyscale;
+* ``rotate``: in-plane rotation, uniform in [-30, 30] degrees.
+
+Pipelines (each one's faces, then landmarks and descriptor; the face nearest the known face
+centre is used, and when nothing is found the image's central box, as in the LFW protocol):
+
+* ``faceunlock-single``: the engine with its default settings and no fallback passes (before);
+* ``faceunlock``: the default engine, fallback passes on (after);
+* ``dlib-hog``: dlib's HOG detector, one upsample; ``dlib-cnn``: dlib's CNN (MMOD) detector,
+  no upsample (``face_recognition_models``' file, as compare_peers.py uses);
+  ``dlib-pipeline``: HOG, then the CNN when HOG finds nothing, then the central box; all three
+  with dlib's 5-point landmarks and ResNet descriptor (``--pipelines dlib`` runs them in one
+  pass, sharing the detections).
+
+Reported per condition and pipeline: no-face rate (share of images where the detector found
+nothing near the face), accuracy at the pipeline's own default threshold (0.6 for dlib, the
+encoder sidecar's for FaceUnlock) and TAR at FAR 1e-3 (with fewer than 1,000 impostor pairs this
+is TAR at zero false accepts). Per-image results are cached (``--cache``), so pipelines can run
+in separate invocations; writes detection_recall.json and detection_recall.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+#: dlib CNN box side on LFW deep-funneled images (median over DevTest)
+FACE_PX = 96.0
+FRAME_W, FRAME_H = 640, 480
+CONDITIONS = ("original", "small", "lfw150", "tight", "fill", "sidelight", "fill_sidelight",
+              "grey", "rotate")
+FACEUNLOCK = ("faceunlock-single", "faceunlock")
+DLIB = ("dlib-hog", "dlib-cnn", "dlib-pipeline")
+Centre = tuple[float, float]
+
+
+# -- conditions -----------------------------------------------------------------------------------
+
+
+def _rng(name: str, cond: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(f"{cond}/{name}".encode()))
+
+
+def _background(rng: np.random.Generator) -> np.ndarray:
+    low = rng.uniform(40, 200, (6, 8, 3)).astype(np.float32)
+    bg = cv2.resize(low, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    bg += rng.normal(0, 6, bg.shape).astype(np.float32)
+    return np.asarray(np.clip(bg, 0, 255), np.uint8)
+
+
+def side_light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A light ramp from one side (±20° off horizontal), gain ~0.06 to ~1.56, then gamma."""
+    h, w = img.shape[:2]
+    a = rng.uniform(-0.35, 0.35) + (0.0 if rng.random() < 0.5 else math.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = ((xx - w / 2) * math.cos(a) + (yy - h / 2) * math.sin(a)) / (0.12 * w)
+    gain = 0.06 + 1.5 / (1 + np.exp(-t))
+    out = np.clip(img.astype(np.float32) / 255.0 * gain[..., None], 0, 1) ** rng.uniform(1.3, 2.0)
+    return np.asarray(out * 255 + 0.5, np.uint8)
+
+
+def _fill(img: np.ndarray) -> np.ndarray:
+    return np.asarray(cv2.resize(img[67:187, 73:177], (168, 192), interpolation=cv2.INTER_LINEAR))
+
+
+def make_condition(img: np.ndarray, name: str, cond: str) -> tuple[np.ndarray, Centre]:
+    """The ``cond`` version of an LFW image, and where the face's centre is in it."""
+    rng = _rng(name, cond)
+    h, w = img.shape[:2]
+    c = (w / 2.0, h / 2.0)
+    if cond == "original":
+        return img, c
+    if cond == "small":
+        s = rng.uniform(40, 80) / FACE_PX
+        im = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        frame = _background(rng)
+        ih, iw = im.shape[:2]
+        x, y = int(rng.integers(0, FRAME_W - iw)), int(rng.integers(0, FRAME_H - ih))
+        frame[y:y + ih, x:x + iw] = im
+        return frame, (x + iw / 2.0, y + ih / 2.0)
+    if cond == "lfw150":
+        return np.asarray(cv2.resize(img, (150, 150), interpolation=cv2.INTER_AREA)), (75.0, 75.0)
+    if cond == "tight":
+        return np.ascontiguousarray(img[50:200, 50:200]), (75.0, 75.0)
+    if cond == "fill":
+        return _fill(img), (84.0, 96.0)
+    if cond == "sidelight":
+        return side_light(img, rng), c
+    if cond == "fill_sidelight":
+        return side_light(_fill(img), rng), (84.0, 96.0)
+    if cond == "grey":
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        return np.repeat(g[..., None], 3, axis=2), c
+    if cond == "rotate":
+        m = cv2.getRotationMatrix2D(c, float(rng.uniform(-30, 30)), 1.0)
+        return np.asarray(cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)), c
+    raise ValueError(f"unknown condition {cond!r}")
+
+
+def near(boxes: list[tuple[float, float, float, float]], c: Centre
+         ) -> tuple[float, float, float, float] | None:
+    """The box whose centre lies within 0.6 of its size of ``c`` and is nearest to it."""
+    best, dist = None, math.inf
+    for b in boxes:
+        bx, by = (b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0
+        w, h = b[2] - b[0] + 1, b[3] - b[1] + 1
+        if abs(bx - c[0]) < 0.6 * w and abs(by - c[1]) < 0.6 * h:
+            d = (bx - c[0]) ** 2 + (by - c[1]) ** 2
+            if d < dist:
+                best, dist = b, d
+    return best
+
+
+def central_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+    from faceunlock.engine.pipeline import center_box
+
+    return center_box(shape)
+
+
+# -- pipelines ------------------------------------------------------------------------------------
+
+#: per image: (found, embedding)
+Describe = Callable[[np.ndarray, Centre], dict[str, tuple[bool, np.ndarray]]]
+
+
+def faceunlock_describer(kind: str) -> tuple[Describe, float]:
+    from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+
+    pipe = Pipeline(PipelineSettings(fallback=kind == "faceunlock"))
+
+    def describe(im: np.ndarray, c: Centre) -> dict[str, tuple[bool, np.ndarray]]:
+        box = near([d.box for d in pipe.detect(im)], c)
+        found = box is not None
+        obs = pipe.observe_boxes(im, [box if box is not None else central_box(im.shape)])
+        return {kind: (found, obs[0].embedding)}
+
+    return describe, pipe.threshold
+
+
+def dlib_describer() -> tuple[Describe, float]:
+    import dlib
+    import face_recognition_models as frm
+
+    hog = dlib.get_frontal_face_detector()
+    cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+    sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+
+    def rects(rs: list[Any]) -> list[tuple[float, float, float, float]]:
+        return [(r.left(), r.top(), r.right(), r.bottom()) for r in rs]
+
+    def emb(im: np.ndarray, b: tuple[float, float, float, float]) -> np.ndarray:
+        r = dlib.rectangle(*(int(v) for v in b))
+        return np.asarray(rec.compute_face_descriptor(im, sp(im, r)), np.float32)
+
+    def describe(im: np.ndarray, c: Centre) -> dict[str, tuple[bool, np.ndarray]]:
+        fallback = central_box(im.shape)
+        h = near(rects(list(hog(im, 1))), c)
+        k = near(rects([d.rect for d in cnn(im, 0)]), c)
+        eh = emb(im, h if h is not None else fallback)
+        ek = emb(im, k if k is not None else fallback)
+        ep = eh if h is not None else ek
+        return {"dlib-hog": (h is not None, eh), "dlib-cnn": (k is not None, ek),
+                "dlib-pipeline": (h is not None or k is not None, ep)}
+
+    return describe, 0.6
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def pairs(limit: int) -> tuple[list[tuple[str, str]], np.ndarray]:
+    from faceunlock.evaluation import lfw
+
+    ps = lfw.read_pairs(SHARED / "lfw" / "pairsDevTest.txt")
+    idx = list(range(len(ps.pairs)))
+    if limit and limit < len(idx):
+        half = len(idx) // 2
+        idx = idx[: limit // 2] + idx[half: half + limit // 2]
+    return [ps.pairs[i] for i in idx], np.asarray([bool(ps.same[i]) for i in idx])
+
+
+def run_condition(describe: Describe, names: list[str], cond: str
+                  ) -> dict[str, dict[str, Any]]:
+    from faceunlock.engine.imageio import read_image
+
+    out: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    for i, n in enumerate(names):
+        im, c = make_condition(read_image(SHARED / "lfw" / "images" / n), n, cond)
+        for kind, (found, e) in describe(im, c).items():
+            slot = out.setdefault(kind, {"found": [], "emb": []})
+            slot["found"].append(found)
+            slot["emb"].append(e)
+        if (i + 1) % 50 == 0:
+            print(f"  {cond}: {i + 1}/{len(names)} images, {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
+    for slot in out.values():
+        slot["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def score(names: list[str], found: np.ndarray, emb: np.ndarray, prs: list[tuple[str, str]],
+          same: np.ndarray, threshold: float) -> dict[str, Any]:
+    from faceunlock.evaluation import metrics
+
+    idx = {n: i for i, n in enumerate(names)}
+    a = emb[[idx[x] for x, _ in prs]].astype(np.float64)
+    b = emb[[idx[y] for _, y in prs]].astype(np.float64)
+    d = np.linalg.norm(a - b, axis=1)
+    tar, _ = metrics.tar_at_far(d, same, 1e-3)
+    return {"images": len(names), "no_face": int((~found).sum()),
+            "no_face_rate": float((~found).mean()), "pairs": len(prs),
+            "accuracy": metrics.accuracy(d, same, threshold), "threshold": threshold,
+            "tar_at_far_1e-3": tar, "auc": metrics.roc_auc(d, same)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=int, default=200, help="DevTest pairs (0 = all 1,000)")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--pipelines", default="faceunlock-single,faceunlock,dlib",
+                    help="comma list of faceunlock-single, faceunlock, dlib (runs dlib's three)")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/faceunlock-detection-recall"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--report-only", action="store_true", help="tabulate the cache only")
+    a = ap.parse_args()
+    prs, same = pairs(a.pairs)
+    names = sorted({x for p in prs for x in p})
+    conds = [c for c in a.conditions.split(",") if c]
+    kinds = [k for k in a.pipelines.split(",") if k]
+    a.cache.mkdir(parents=True, exist_ok=True)
+    thresholds: dict[str, float] = {}
+    for kind in kinds if not a.report_only else []:
+        describe, thr = dlib_describer() if kind == "dlib" else faceunlock_describer(kind)
+        for cond in conds:
+            groups = list(DLIB) if kind == "dlib" else [kind]
+            if all((a.cache / f"{g}-{cond}-{a.pairs}.npz").is_file() for g in groups):
+                continue
+            print(f"{kind} on {cond} ({len(names)} images)", file=sys.stderr, flush=True)
+            for g, slot in run_condition(describe, names, cond).items():
+                np.savez(a.cache / f"{g}-{cond}-{a.pairs}.npz", names=np.asarray(names),
+                         found=np.asarray(slot["found"]), emb=np.stack(slot["emb"]),
+                         threshold=thr, seconds=slot["seconds"])
+    rows: list[dict[str, Any]] = []
+    for cond in conds:
+        for g in (*FACEUNLOCK, *DLIB):
+            f = a.cache / f"{g}-{cond}-{a.pairs}.npz"
+            if not f.is_file():
+                continue
+            z = np.load(f)
+            thresholds[g] = float(z["threshold"])
+            r = score(list(z["names"]), z["found"], z["emb"], prs, same, float(z["threshold"]))
+            r.update(condition=cond, pipeline=g,
+                     ms_per_image=round(1e3 * float(z["seconds"]) / len(names), 1))
+            rows.append(r)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "detection_recall.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = [f"LFW DevTest, {len(prs)} pairs ({len(names)} images); no face: detector found "
+             "nothing near the face (the central box is then described); accuracy at each "
+             "pipeline's default threshold; TAR at FAR 1e-3.", "",
+             "| condition | pipeline | no face | accuracy | TAR@FAR1e-3 | AUC | ms/image |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['condition']} | {r['pipeline']} | {r['no_face']} "
+                     f"({100 * r['no_face_rate']:.1f} %) | {r['accuracy']:.3f} | "
+                     f"{r['tar_at_far_1e-3']:.3f} | {r['auc']:.4f} | {r['ms_per_image']} |")
+    (a.out / "detection_recall.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
