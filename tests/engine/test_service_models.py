@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceunlock.engine import service
+from faceunlock.app import service
 from faceunlock.engine.pipeline import Pipeline, PipelineSettings
 from faceunlock.errors import ModelError
 from faceunlock.paths import models_dir

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_material import EnrolledClips, png_folder, watcher_config
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
@@ -17,6 +16,7 @@ from faceunlock.config import config_set
 from faceunlock.engine.auth import AuthParams
 from faceunlock.errors import AuthStatus
 from faceunlock.ui.dialogs import TEST_VERDICTS, RecognitionTestDialog, auth_params
+from tests.fakes.clip_material import EnrolledClips, png_folder, watcher_config
 
 pytestmark = pytest.mark.slow
 
