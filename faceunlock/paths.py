@@ -14,20 +14,38 @@ MODELS_ENV = "FACEUNLOCK_MODELS"
 def models_dir() -> Path:
     """Directory holding ``encoder.onnx``, ``detector.onnx``, ``landmarks5.npz`` and sidecars.
 
-    Order: ``$FACEUNLOCK_MODELS``; the ``models/`` folder beside the package (source checkout
-    or editable install); ``<prefix>/share/faceunlock/models`` (wheel install).
+    Order: ``$FACEUNLOCK_MODELS``; the ``models/`` folder of :func:`app_root` (source
+    checkout, editable install, or the Debian package's ``/usr/lib/faceunlock/models``);
+    ``<prefix>/share/faceunlock/models`` (wheel install).
     """
     env = os.environ.get(MODELS_ENV)
     if env:
         return Path(env)
-    beside = Path(__file__).resolve().parent.parent / "models"
+    beside = app_root() / "models"
     if beside.is_dir():
         return beside
     return Path(sys.prefix) / "share" / "faceunlock" / "models"
 
 
 def repo_root() -> Path:
+    """The folder holding the ``faceunlock`` package: the checkout (or, installed, the
+    site-packages folder)."""
     return Path(__file__).resolve().parent.parent
+
+
+def app_root() -> Path:
+    """The folder holding ``models/`` and ``assets/``: the checkout, or in the packaged layout
+    (``packaging/deb``: the package in ``/usr/lib/faceunlock/lib/faceunlock``, the models in
+    ``/usr/lib/faceunlock/models``) the folder above ``lib``."""
+    top = repo_root()
+    if top.name == "lib" and not (top / "models").is_dir() and (top.parent / "models").is_dir():
+        return top.parent
+    return top
+
+
+def assets_dir() -> Path:
+    """The app's own images (``icons/``: the tray states)."""
+    return app_root() / "assets"
 
 
 def shared_dir() -> Path:
