@@ -75,6 +75,8 @@ PYPROJECT_VERSION="$("$TARGET_PY" -c 'import sys, tomllib; print(tomllib.load(op
 [ -n "$VERSION" ] || VERSION="$PYPROJECT_VERSION"
 [[ $VERSION =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || die "--version $VERSION: not a Debian version (digits first; letters, digits, . + ~)"
 ARCH="$(dpkg --print-architecture)"
+# Debian's usual variables name who built it (dch, debuild); the default is a placeholder
+MAINTAINER="${DEBFULLNAME:-FaceUnlock contributors} <${DEBEMAIL:-faceunlock@localhost}>"
 
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
@@ -136,9 +138,14 @@ install -D -m 644 /dev/stdin "$ROOT/usr/share/pam-configs/faceunlock" \
     < <(sed 's|/usr/local/bin/faceunlock-auth|/usr/bin/faceunlock-auth|' "$SRC/packaging/pam/faceunlock")
 grep -q 'pam_exec.so quiet stdout /usr/bin/faceunlock-auth$' "$ROOT/usr/share/pam-configs/faceunlock" \
     || die "packaging/pam/faceunlock has no pam_exec line for /usr/local/bin/faceunlock-auth"
-install -D -m 644 /dev/stdin "$ROOT/usr/lib/systemd/user/faceunlock-watch.service" \
-    < <(sed 's|^ExecStart=.*|ExecStart=/usr/bin/faceunlock watch|;/^# ExecStart expects/,/^# change the path/d' \
-        "$SRC/packaging/systemd/faceunlock-watch.service")
+# the unit without its checkout-install comments, run from /usr/bin
+install -D -m 644 /dev/stdin "$ROOT/usr/lib/systemd/user/faceunlock-watch.service" < <(
+    echo "# FaceUnlock lock-screen watcher (faceunlock package). Each user turns it on with"
+    echo "#   systemctl --user enable --now faceunlock-watch"
+    sed -n '/^\[Unit\]/,$p' "$SRC/packaging/systemd/faceunlock-watch.service" \
+        | sed 's|^ExecStart=.*|ExecStart=/usr/bin/faceunlock watch|')
+grep -qx 'ExecStart=/usr/bin/faceunlock watch' "$ROOT/usr/lib/systemd/user/faceunlock-watch.service" \
+    || die "packaging/systemd/faceunlock-watch.service has no [Unit] or ExecStart line"
 install -D -m 644 "$SRC/packaging/desktop/faceunlock.desktop" \
     "$ROOT/usr/share/applications/faceunlock.desktop"
 install -D -m 644 "$SRC/packaging/desktop/faceunlock-autostart.desktop" \
@@ -171,7 +178,7 @@ mkdir -p "$DOC"
     echo
     echo "  * Package built from the FaceUnlock checkout by packaging/deb/build.sh."
     echo
-    echo " -- FaceUnlock contributors <faceunlock@localhost>  $(date -u -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct 2>/dev/null || date +%s)}")"
+    echo " -- $MAINTAINER  $(date -u -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } | gzip -9n >"$DOC/changelog.gz"
 install -m 644 "$SRC/packaging/pam/README.md" "$DOC/README.pam.md"
 
@@ -183,7 +190,26 @@ find "$ROOT" -type f ! -path "$ROOT/DEBIAN/*" -exec chmod 644 {} +
 chmod 755 "$ROOT/usr/bin/"*
 
 # ------------------------------------------------------------------ control
-DEPENDS="python3 (>= $PYVER), python3 (<< $PYNEXT), libpam-modules, libpam-runtime"
+# the C library the wheels were built against: per wheel the oldest glibc its manylinux tags
+# allow, the newest of those over all wheels
+GLIBC="$("$TARGET_PY" - "$LIB" <<'PY'
+import re, sys
+from pathlib import Path
+legacy = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+need = (2, 17)
+for wheel in Path(sys.argv[1]).glob("*.dist-info/WHEEL"):
+    plats = set(re.findall(r"^Tag: [^-]+-[^-]+-(manylinux(?:_\d+_\d+|1|2010|2014))_",
+                           wheel.read_text(), re.M))
+    versions = []
+    for plat in plats:
+        m = re.fullmatch(r"manylinux_(\d+)_(\d+)", plat)
+        versions.append((int(m[1]), int(m[2])) if m else legacy.get(plat, (2, 17)))
+    if versions:
+        need = max(need, min(versions))
+print("%d.%d" % need)
+PY
+)"
+DEPENDS="libc6 (>= $GLIBC), python3 (>= $PYVER), python3 (<< $PYNEXT), libpam-modules, libpam-runtime"
 # the Debian libraries the bundled Qt 6, OpenCV and onnxruntime wheels link (the list
 # scripts/setup.sh installs for a checkout)
 while IFS= read -r lib; do DEPENDS="$DEPENDS, $lib"; done < <(bash "$SRC/scripts/setup.sh" --print-apt-runtime)
@@ -192,7 +218,7 @@ cat >"$ROOT/DEBIAN/control" <<EOF
 Package: faceunlock
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: FaceUnlock contributors <faceunlock@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $SIZE
 Depends: $DEPENDS
 Section: admin

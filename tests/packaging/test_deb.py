@@ -110,6 +110,7 @@ def test_deb_name_control_and_ownership(deb: Path) -> None:
     assert depends is not None
     deps = [d.strip() for d in depends.group(1).split(",")]
     assert "python3 (>= 3.11)" in deps and "python3 (<< 3.12)" in deps, deps
+    assert any(re.fullmatch(r"libc6 \(>= 2\.\d+\)", d) for d in deps), deps  # the wheels' glibc
     runtime = subprocess.run(
         ["bash", str(REPO / "scripts" / "setup.sh"), "--print-apt-runtime"],
         capture_output=True,
@@ -192,7 +193,10 @@ def test_deb_holds_nothing_of_the_build_machine(unpacked: Path) -> None:
 
 def test_lintian_findings_are_all_explained(deb: Path) -> None:
     """Every lintian tag still reported is explained in packaging/deb/README.md (and no
-    error at all)."""
+    error at all). Opt-in (``FACEUNLOCK_TEST_LINTIAN=1``): lintian needs several minutes for
+    the 5,000 files of the bundled wheels, too long for every CI run."""
+    if os.environ.get("FACEUNLOCK_TEST_LINTIAN") != "1":
+        pytest.skip("lintian takes minutes on this package: FACEUNLOCK_TEST_LINTIAN=1 runs it")
     if shutil.which("lintian") is None:
         pytest.skip("lintian is not installed (apt-get install lintian)")
     p = subprocess.run(
