@@ -43,6 +43,20 @@ def app_root() -> Path:
     return top
 
 
+def isolated_command() -> list[str]:
+    """How to start ``faceunlock`` in isolated mode (``python -I``: no PYTHONPATH, user
+    site-packages or current folder) for a command run as root through pkexec or sudo: this
+    interpreter with ``-I -m faceunlock`` (a checkout's venv, a wheel install); in the packaged
+    layout, where the isolated interpreter does not see the app's ``lib`` folder, the
+    package's own wrapper ``/usr/bin/faceunlock`` (which runs ``python3 -I`` itself)."""
+    root = app_root()
+    if root != repo_root():
+        wrapper = root.parent.parent / "bin" / "faceunlock"  # /usr/lib/faceunlock -> /usr/bin
+        if wrapper.is_file():
+            return [str(wrapper)]
+    return [sys.executable, "-I", "-m", "faceunlock"]
+
+
 def assets_dir() -> Path:
     """The app's own images (``icons/``: the tray states)."""
     return app_root() / "assets"

@@ -439,6 +439,13 @@ def test_apt_installs_the_package(deb: Path, chroot: Chroot) -> None:
         " from faceunlock.paths import models_dir; print(models_dir())'"
     )
     assert models.strip() == "/usr/lib/faceunlock/models"
+    # what pkexec/sudo run for `system-copy` and the wizard's enable step
+    cmd = chroot.ok(
+        'python3 -I -c \'import sys; sys.path.insert(0, "/usr/lib/faceunlock/lib");'
+        " from faceunlock.paths import isolated_command; print(*isolated_command())'"
+    )
+    assert cmd.strip() == "/usr/bin/faceunlock"
+    assert "--stdin" in chroot.ok("/usr/bin/faceunlock system-copy --help")
 
 
 def _pamtester(chroot: Chroot, password: str | None) -> tuple[int, str]:

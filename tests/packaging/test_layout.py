@@ -20,6 +20,7 @@ def test_checkout_layout_is_the_repo() -> None:
     assert paths.app_root() == REPO
     assert paths.models_dir() == REPO / "models"
     assert paths.assets_dir() == REPO / "assets"
+    assert paths.isolated_command() == [sys.executable, "-I", "-m", "faceunlock"]
 
 
 def test_packaged_layout_finds_models_and_assets(tmp_path: Path) -> None:
@@ -29,10 +30,14 @@ def test_packaged_layout_finds_models_and_assets(tmp_path: Path) -> None:
     (pkg / "__init__.py").write_text("")
     shutil.copy(REPO / "faceunlock" / "paths.py", pkg / "paths.py")
     (app / "models").mkdir()
+    wrapper = tmp_path / "usr" / "bin" / "faceunlock"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/sh\n")
     code = (
         f"import sys; sys.path.insert(0, {str(app / 'lib')!r}); "
         "from faceunlock import paths; "
-        "print(paths.app_root(), paths.models_dir(), paths.assets_dir(), sep='\\n')"
+        "print(paths.app_root(), paths.models_dir(), paths.assets_dir(), "
+        "*paths.isolated_command(), sep='\\n')"
     )
     site = Path(paths.__file__).resolve().parents[1]  # platformdirs comes from the venv
     out = subprocess.run(
@@ -42,7 +47,8 @@ def test_packaged_layout_finds_models_and_assets(tmp_path: Path) -> None:
         check=True,
         timeout=60,
     ).stdout.split()
-    assert out == [str(app), str(app / "models"), str(app / "assets")]
+    # pkexec/sudo run the package's wrapper: `python3 -I -m faceunlock` would not find it
+    assert out == [str(app), str(app / "models"), str(app / "assets"), str(wrapper)]
 
 
 def _profile(root: Path, helper: str) -> None:
