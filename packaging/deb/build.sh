@@ -2,7 +2,7 @@
 # Build the Debian package dist/faceunlock_<version>_<arch>.deb from this checkout.
 #
 #   bash packaging/deb/build.sh [--version V] [--out DIR] [--python PY] [--compression C]
-#                               [--lintian]
+#                               [--lintian] [--no-prune]
 #
 # The package is self-contained: FaceUnlock and its Python dependencies (from the package
 # indexes pip is configured with, fetched NOW, at build time) go to /usr/lib/faceunlock/lib,
@@ -20,6 +20,8 @@
 #                    (smaller, slower, older dpkg too), gzip or none
 #   --lintian        run lintian on the result (installs it with apt-get when missing and
 #                    root); its findings are printed, not fatal
+#   --no-prune       keep all of Qt from the PyQt6 wheels (by default packaging/deb/prune_qt.py
+#                    drops the modules and plugins FaceUnlock never loads: QML, 3D, web, ...)
 set -euo pipefail
 umask 022
 export LC_ALL=C.UTF-8
@@ -31,6 +33,7 @@ OUT="$SRC/dist"
 BUILD_PY=""
 COMPRESSION=zstd
 LINTIAN=0
+PRUNE=1
 TARGET_PY=/usr/bin/python3
 APP=/usr/lib/faceunlock
 
@@ -48,7 +51,8 @@ while [ $# -gt 0 ]; do
         --compression) [ $# -ge 2 ] || die "--compression needs a value"; COMPRESSION="$2"; shift ;;
         --compression=*) COMPRESSION="${1#--compression=}" ;;
         --lintian) LINTIAN=1 ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --no-prune) PRUNE=0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -99,6 +103,12 @@ find "$LIB" -name direct_url.json -delete
 find "$LIB" -name __pycache__ -type d -prune -exec rm -rf {} +
 # pip's RECORD lists its scripts as ../../bin/...; harmless, but keep the lists honest
 find "$LIB" -path '*.dist-info/RECORD' -exec sed -i '\#^\.\./\.\./bin/#d' {} +
+
+# the PyQt6 wheels carry all of Qt (QML, 3D, multimedia, web, ...): keep what the app loads
+if [ "$PRUNE" -eq 1 ]; then
+    command -v readelf >/dev/null 2>&1 || die "readelf not found (apt-get install binutils, or pass --no-prune)"
+    "$TARGET_PY" -I "$SRC/packaging/deb/prune_qt.py" "$LIB"
+fi
 
 cp -a "$SRC/models" "$ROOT$APP/models"
 mkdir -p "$ROOT$APP/assets"

@@ -152,6 +152,8 @@ def test_deb_has_the_documented_files_and_nothing_else(deb: Path) -> None:
     ):
         assert f in files, f
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in files)
+    qt = "/usr/lib/faceunlock/lib/PyQt6/"
+    assert not any(p.startswith((qt + "Qt6/qml/", qt + "QtQuick")) for p in files)  # pruned
     assert not any(p.startswith(("/usr/local", "/home", "/root", "/var", "/tmp")) for p in files)
 
 
@@ -427,6 +429,14 @@ def test_apt_installs_the_package(deb: Path, chroot: Chroot) -> None:
         ".pixmap(32, 32).isNull())'"
     )
     assert qt.strip() == "True", qt
+    # every module of the desktop app imports (the bindings it needs survived the pruning)
+    ui = chroot.ok(
+        'python3 -I -B -c \'import sys; sys.path.insert(0, "/usr/lib/faceunlock/lib"); '
+        "import importlib, pkgutil, faceunlock.ui as ui; "
+        'mods = [m.name for m in pkgutil.walk_packages(ui.__path__, "faceunlock.ui.")]; '
+        "[importlib.import_module(m) for m in mods]; print(len(mods))'"
+    )
+    assert int(ui) >= 10, ui
     ldd = chroot.ok(
         "ldd /usr/lib/faceunlock/lib/PyQt6/Qt6/plugins/platforms/libqxcb.so "
         "/usr/lib/faceunlock/lib/cv2/cv2*.so "
