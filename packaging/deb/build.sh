@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
 done
 
 for tool in dpkg-deb dpkg; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev)"
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found: build on Debian or Ubuntu (package dpkg)"
 done
 case "$COMPRESSION" in xz|zstd|gzip|none) ;; *) die "--compression: xz, zstd, gzip or none" ;; esac
 [ -x "$TARGET_PY" ] || die "$TARGET_PY not found: the package runs on Debian's python3 (apt-get install python3)"
