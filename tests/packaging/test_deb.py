@@ -195,7 +195,7 @@ def test_deb_holds_nothing_of_the_build_machine(unpacked: Path) -> None:
 
 def test_lintian_findings_are_all_explained(deb: Path) -> None:
     """Every lintian tag still reported is explained in packaging/deb/README.md. Opt-in
-    (``FACEUNLOCK_TEST_LINTIAN=1``): lintian needs about 10 minutes for the 5,500 files of
+    (``FACEUNLOCK_TEST_LINTIAN=1``): lintian needs several minutes for the 2,200 files of
     the bundled wheels, too long for every CI run."""
     if os.environ.get("FACEUNLOCK_TEST_LINTIAN") != "1":
         pytest.skip("lintian takes minutes on this package: FACEUNLOCK_TEST_LINTIAN=1 runs it")
