@@ -14,20 +14,52 @@ MODELS_ENV = "FACEUNLOCK_MODELS"
 def models_dir() -> Path:
     """Directory holding ``encoder.onnx``, ``detector.onnx``, ``landmarks5.npz`` and sidecars.
 
-    Order: ``$FACEUNLOCK_MODELS``; the ``models/`` folder beside the package (source checkout
-    or editable install); ``<prefix>/share/faceunlock/models`` (wheel install).
+    Order: ``$FACEUNLOCK_MODELS``; the ``models/`` folder of :func:`app_root` (source
+    checkout, editable install, or the Debian package's ``/usr/lib/faceunlock/models``);
+    ``<prefix>/share/faceunlock/models`` (wheel install).
     """
     env = os.environ.get(MODELS_ENV)
     if env:
         return Path(env)
-    beside = Path(__file__).resolve().parent.parent / "models"
+    beside = app_root() / "models"
     if beside.is_dir():
         return beside
     return Path(sys.prefix) / "share" / "faceunlock" / "models"
 
 
 def repo_root() -> Path:
+    """The folder holding the ``faceunlock`` package: the checkout (or, installed, the
+    site-packages folder)."""
     return Path(__file__).resolve().parent.parent
+
+
+def app_root() -> Path:
+    """The folder holding ``models/`` and ``assets/``: the checkout, or in the packaged layout
+    (``packaging/deb``: the package in ``/usr/lib/faceunlock/lib/faceunlock``, the models in
+    ``/usr/lib/faceunlock/models``) the folder above ``lib``."""
+    top = repo_root()
+    if top.name == "lib" and not (top / "models").is_dir() and (top.parent / "models").is_dir():
+        return top.parent
+    return top
+
+
+def isolated_command() -> list[str]:
+    """How to start ``faceunlock`` in isolated mode (``python -I``: no PYTHONPATH, user
+    site-packages or current folder) for a command run as root through pkexec or sudo: this
+    interpreter with ``-I -m faceunlock`` (a checkout's venv, a wheel install); in the packaged
+    layout, where the isolated interpreter does not see the app's ``lib`` folder, the
+    package's own wrapper ``/usr/bin/faceunlock`` (which runs ``python3 -I`` itself)."""
+    root = app_root()
+    if root != repo_root():
+        wrapper = root.parent.parent / "bin" / "faceunlock"  # /usr/lib/faceunlock -> /usr/bin
+        if wrapper.is_file():
+            return [str(wrapper)]
+    return [sys.executable, "-I", "-m", "faceunlock"]
+
+
+def assets_dir() -> Path:
+    """The app's own images (``icons/``: the tray states)."""
+    return app_root() / "assets"
 
 
 def shared_dir() -> Path:

@@ -5,7 +5,8 @@
 #                                  Qt needs to open a window on X11 (xcb) and Wayland
 #   bash scripts/setup.sh --dev    also the test, lint and training tools (+ xvfb, pamtester,
 #                                  dbus, gnome-keyring, python3-dbusmock, and trayer + xdotool
-#                                  for the real tray-host test, from Debian's packages)
+#                                  for the real tray-host test, debootstrap + lintian for the
+#                                  .deb's tests, from Debian's packages)
 #   bash scripts/setup.sh --print-apt-runtime
 #                                  print the runtime Debian packages, one a line, and exit
 #                                  (tests/ui/test_runtime_deps.py reads the list from here)
@@ -49,7 +50,9 @@ fi
 APT_DEV=(xvfb xauth pamtester dbus dbus-x11 gnome-keyring libpam-modules python3-dbusmock
          trayer xdotool
          gnome-shell gjs
-         mate-screensaver)
+         mate-screensaver
+         # tests/packaging/test_deb.py: build the .deb, check it, install it into a chroot
+         debootstrap lintian)
 want=("${APT_RUNTIME[@]}")
 [ "$DEV" = 1 ] && want+=("${APT_DEV[@]}")
 installed() {  # Ubuntu 24.04 renamed some libraries with a t64 suffix (libglib2.0-0t64)

@@ -37,7 +37,7 @@ from PyQt6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 from faceunlock import __version__
 from faceunlock.config import Config, config_set
 from faceunlock.engine.templates import TemplateStore
-from faceunlock.paths import repo_root
+from faceunlock.paths import assets_dir
 from faceunlock.ui.password import confirm_password
 from faceunlock.unlock.notify import (
     CRITICAL,
@@ -93,7 +93,7 @@ _FALLBACK_COLOURS = {
 
 def icons_dir() -> Path:
     env = os.environ.get("FACEUNLOCK_ICONS")
-    return Path(env) if env else repo_root() / "assets" / "icons"
+    return Path(env) if env else assets_dir() / "icons"
 
 
 def state_icon(state: str) -> QIcon:

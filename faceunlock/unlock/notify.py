@@ -27,7 +27,7 @@ from pathlib import Path
 from jeepney import DBusAddress, MessageType, new_method_call
 
 from faceunlock.errors import AuthStatus, WatcherError
-from faceunlock.paths import repo_root, user_state_dir
+from faceunlock.paths import assets_dir, user_state_dir
 from faceunlock.unlock.lockstate import connect
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def error_icon() -> str:
     """The path of the error icon shown with the notices ($FACEUNLOCK_ICONS overrides the
     folder), or "" when it is missing."""
     env = os.environ.get("FACEUNLOCK_ICONS")
-    icon = (Path(env) if env else repo_root() / "assets" / "icons") / "error.svg"
+    icon = (Path(env) if env else assets_dir() / "icons") / "error.svg"
     return str(icon) if icon.is_file() else ""
 
 

@@ -50,6 +50,8 @@ from __future__ import annotations
 import os
 import sys
 
+from faceunlock import MAX_IMAGE_PIXELS
+
 # --------------------------------------------------------------------------- isolation
 # Before any other import: run as root without isolation (pip's console script
 # ``.venv/bin/faceunlock-auth``, or ``python -m`` without ``-I``), the helper re-executes itself
@@ -62,6 +64,9 @@ ISOLATED_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG"
 PAM_VARIABLES = ("PAM_USER", "PAM_RUSER", "PAM_RHOST", "PAM_SERVICE", "PAM_TTY", "PAM_TYPE")
 #: set by Python itself where the C.UTF-8 locale is missing (locale coercion)
 _PYTHON_SETS = ("LC_CTYPE",)
+#: set by ``faceunlock/__init__.py`` itself, which runs before this module (onnxruntime's
+#: telemetry off, OpenCV's decoding limit)
+_OWN_SETS = {"ORT_DISABLE_TELEMETRY": "1", "OPENCV_IO_MAX_IMAGE_PIXELS": str(MAX_IMAGE_PIXELS)}
 _REEXEC_FLAG = "--reexecuted-from"
 
 
@@ -77,6 +82,7 @@ def needs_isolation() -> bool:
     if not sys.flags.isolated:
         return True
     extra = set(os.environ) - set(ISOLATED_ENV) - set(PAM_VARIABLES) - set(_PYTHON_SETS)
+    extra -= {k for k, v in _OWN_SETS.items() if os.environ.get(k) == v}
     return bool(extra) or any(os.environ.get(k) != v for k, v in ISOLATED_ENV.items())
 
 

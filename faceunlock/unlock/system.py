@@ -1,6 +1,10 @@
 """``faceunlock system enable|disable|status``: switch the PAM face line on or off, and report
 what is installed system-wide (``packaging/install.sh`` installs the files).
 
+The helper is the one the installed pam-auth-update profile names (``/usr/bin/faceunlock-auth``
+from the Debian package, ``/usr/local/bin/faceunlock-auth`` from ``packaging/install.sh``); with
+no profile, the packaged one when it is there, else the script's (:func:`helper_path`).
+
 ``enable``/``disable`` use ``pam-auth-update --enable|--disable faceunlock`` where it exists
 (Debian, Ubuntu); elsewhere they print the line to add to (or remove from) each service's file
 in ``/etc/pam.d``. ``root`` is a prefix for every system path, for tests: with a root other than
@@ -20,17 +24,28 @@ from pathlib import Path
 from typing import Any
 
 from faceunlock.errors import InputError, RootRequiredError
-from faceunlock.paths import SYSTEM_DATA_DIR, repo_root
+from faceunlock.paths import SYSTEM_DATA_DIR, app_root, repo_root
 
+#: the PAM helper packaging/install.sh installs
 HELPER = "/usr/local/bin/faceunlock-auth"
+#: the PAM helper of the Debian package (packaging/deb)
+PACKAGED_HELPER = "/usr/bin/faceunlock-auth"
 PROFILE = "/usr/share/pam-configs/faceunlock"
 COMMON_AUTH = "/etc/pam.d/common-auth"
 SYSTEM_DIR = str(SYSTEM_DATA_DIR)
 USER_UNIT = "/usr/lib/systemd/user/faceunlock-watch.service"
 MANIFEST = f"{SYSTEM_DIR}/install-manifest.json"
 PAM_AUTH_UPDATE_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
-#: the line for distributions without pam-auth-update (first ``auth`` line of each service)
-PAM_LINE = f"auth  sufficient  pam_exec.so quiet stdout {HELPER}"
+
+
+def pam_line(helper: str) -> str:
+    """The line for distributions without pam-auth-update (first ``auth`` line of each
+    service) running ``helper``."""
+    return f"auth  sufficient  pam_exec.so quiet stdout {helper}"
+
+
+#: :func:`pam_line` of packaging/install.sh's helper
+PAM_LINE = pam_line(HELPER)
 #: service files for PAM_LINE (see packaging/pam/README.md)
 PAM_SERVICES = (
     ("/etc/pam.d/gdm-password", "GDM login and GNOME lock screen"),
@@ -59,6 +74,31 @@ def _uses_helper(path: Path) -> bool:
         return False
 
 
+def _profile_helper(profile: Path) -> str | None:
+    """The absolute ``.../faceunlock-auth`` path a pam-auth-update profile's pam_exec runs."""
+    try:
+        text = profile.read_text(errors="replace")
+    except OSError:
+        return None
+    for word in text.split():
+        if word.startswith("/") and word.endswith("/faceunlock-auth"):
+            return word
+    return None
+
+
+def helper_path(root: str | Path = "/") -> str:
+    """The PAM helper of the installation under ``root`` (an absolute path on that system):
+    the one the installed profile names; else the Debian package's when present; else
+    ``packaging/install.sh``'s."""
+    r = Path(root)
+    named = _profile_helper(_path(r, PROFILE))
+    if named is not None:
+        return named
+    if _path(r, PACKAGED_HELPER).is_file():
+        return PACKAGED_HELPER
+    return HELPER
+
+
 def find_pam_auth_update(root: Path) -> Path | None:
     """``pam-auth-update`` of the system under ``root`` (None on non-Debian systems)."""
     for d in PAM_AUTH_UPDATE_DIRS:
@@ -83,7 +123,8 @@ def _file_info(path: Path, absolute: str) -> dict[str, Any]:
 def status(root: str | Path = "/") -> dict[str, Any]:
     """What is installed and enabled under ``root``; JSON-serialisable."""
     r = Path(root)
-    helper = _file_info(_path(r, HELPER), HELPER)
+    hp = helper_path(r)
+    helper = _file_info(_path(r, hp), hp)
     if helper["present"]:
         # the helper runs as root: it must be root-owned and writable by root only (ownership
         # is not checked under a test root, which an unprivileged user may have made)
@@ -177,13 +218,14 @@ def _switch(action: str, root: str | Path, dry_run: bool, runner: Runner | None)
     enable = action == "enable"
     plan = Plan(action)
     st = status(r)
+    hp = st["helper"]["path"]
     if enable and not st["helper"]["present"]:
         raise InputError(
-            f"{HELPER} is not installed under {r}: run `{INSTALL_COMMAND}` first"
+            f"{hp} is not installed under {r}: run `{INSTALL_COMMAND}` first"
         )
     if enable and not st["helper"].get("secure", True):
         raise InputError(
-            f"{HELPER} must be root-owned and writable by root only "
+            f"{hp} must be root-owned and writable by root only "
             f"(mode {st['helper']['mode']}): fix it or rerun `{INSTALL_COMMAND}`"
         )
     pau = find_pam_auth_update(r)
@@ -213,7 +255,7 @@ def _switch(action: str, root: str | Path, dry_run: bool, runner: Runner | None)
         plan.messages.append(
             "no pam-auth-update here: add this as the FIRST auth line of each service you want"
         )
-        plan.messages.append(f"    {PAM_LINE}")
+        plan.messages.append(f"    {pam_line(hp)}")
         plan.messages += [f"  {path:28} {what}" for path, what in PAM_SERVICES]
         plan.messages.append(
             "(Fedora/RHEL: use an authselect profile; see packaging/pam/README.md)"
@@ -256,7 +298,11 @@ def command_path() -> str:
 
 def _install_command() -> str:
     p = repo_root() / "packaging" / "install.sh"
-    return f"sudo {shlex.quote(str(p))}" if p.is_file() else "sudo packaging/install.sh"
+    if p.is_file():
+        return f"sudo {shlex.quote(str(p))}"
+    if app_root() != repo_root():  # the Debian package's layout: it ships the helper
+        return "sudo apt-get install --reinstall faceunlock"
+    return "sudo packaging/install.sh"
 
 
 #: how a person undoes ``enable`` (shown next to every offer to enable): works as typed, from
@@ -311,7 +357,7 @@ def enable_preview(root: str | Path = "/") -> EnablePreview:
         lines = (
             _profile_lines(_path(r, PROFILE))
             or _profile_lines(repo_root() / "packaging" / "pam" / "faceunlock")
-            or [PAM_LINE]
+            or [pam_line(helper_path(r))]
         )
         summary = (
             f"It runs `pam-auth-update --enable faceunlock`, which edits {COMMON_AUTH} (shared "
@@ -323,5 +369,5 @@ def enable_preview(root: str | Path = "/") -> EnablePreview:
         "This system has no pam-auth-update, so no file is changed automatically. Add this as "
         "the first auth line of each service file you want:"
     )
-    manual = [PAM_LINE, *(f"{path}   ({what})" for path, what in PAM_SERVICES)]
+    manual = [pam_line(helper_path(r)), *(f"{path}   ({what})" for path, what in PAM_SERVICES)]
     return EnablePreview(problem, summary, manual, False)

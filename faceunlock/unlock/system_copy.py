@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +26,7 @@ from faceunlock.engine.templates import (
     install_system_copy,
 )
 from faceunlock.errors import InputError, RootRequiredError
+from faceunlock.paths import isolated_command
 
 
 def elevation_command(user: str) -> list[str]:
@@ -36,8 +36,7 @@ def elevation_command(user: str) -> list[str]:
     elevate = shutil.which("pkexec") or shutil.which("sudo")
     if not elevate:
         raise RootRequiredError("installing the system copy (neither pkexec nor sudo found)")
-    return [elevate, sys.executable, "-I", "-m", "faceunlock", "system-copy", "--user", user,
-            "--stdin"]
+    return [elevate, *isolated_command(), "system-copy", "--user", user, "--stdin"]
 
 
 def request(user: str, store: TemplateStore, env: Mapping[str, str]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import QProcess, Qt
@@ -22,6 +21,7 @@ from PyQt6.QtWidgets import (
     QWizardPage,
 )
 
+from faceunlock.paths import isolated_command
 from faceunlock.ui.wizard.common import details_button, error_style, plain_style
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class EnablePage(QWizardPage):
     def command(self) -> list[str]:
         """The privileged command: the prefix, then ``python -I -m faceunlock system enable``
         (isolated: nothing from the current folder or PYTHONPATH is imported as root)."""
-        cmd = [sys.executable, "-I", "-m", "faceunlock", "system", "enable", "--json"]
+        cmd = [*isolated_command(), "system", "enable", "--json"]
         if self.wiz.system_root != "/":
             cmd += ["--root", self.wiz.system_root]
         return [*self.wiz.elevate, *cmd]
