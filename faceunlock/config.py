@@ -411,11 +411,13 @@ class EnrolConfig(Section):
 class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
     (MiniFASNet and the deny cues on the matched frames; see docs/liveness.md) or
-    ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
+    ``active`` (the passive checks, then a prompted head turn to a random side)."""
 
     SECTION = "liveness"
-    level: str = key("off", "photo and screen checks: off, passive or active (= passive for "
-                     "now)", choices=LIVENESS_LEVELS)
+    level: str = key("off", "photo and screen checks: off, passive or active (passive plus a "
+                     "prompted head turn)", choices=LIVENESS_LEVELS)
+    challenge_seconds: float = key(4.0, "seconds to turn your head after the prompt (active)",
+                                   lo=2.0, hi=10.0)
 
 
 @dataclass(frozen=True)
