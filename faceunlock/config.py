@@ -407,6 +407,12 @@ class EnrolConfig(Section):
     anchors: int = key(10, "face samples taken at enrolment", lo=3, hi=50)
 
 
+#: the active challenge's window is timed on the frames' timestamps; on the wall clock it
+#: ends this much later at most (a camera that stalls cannot hold the attempt open). Here,
+#: not in the engine, because the PAM helper adds it to its hard cap before any heavy import
+CHALLENGE_CLOCK_SLACK = 1.0
+
+
 @dataclass(frozen=True)
 class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``

@@ -424,6 +424,7 @@ def enrol(
     max_seconds: float = 120.0,
     params: EnrolParams | None = None,
     verify_source: FrameSource | None = None,
+    on_prompt: Callable[[str], None] | None = None,
 ) -> EnrolOutcome:
     """Capture anchors from ``source`` and save them (adding an appearance to an existing
     template unless ``replace``, which starts over).
@@ -452,7 +453,7 @@ def enrol(
     )
     session = EnrolmentSession(pipe, p)
     if existing is not None:
-        verify_owner(store, user, cfg, verify_source or source, pipe)
+        verify_owner(store, user, cfg, verify_source or source, pipe, on_prompt=on_prompt)
         session.owner = matcher(existing, pipe)
         session.owner_threshold = owner_threshold(existing, pipe)
     feedback = []

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from faceunlock.config import AuthConfig
+from faceunlock.config import CHALLENGE_CLOCK_SLACK, AuthConfig
 from faceunlock.engine.challenge import CHALLENGE_MESSAGE, Challenge, ChallengeRun, State
 from faceunlock.engine.challenge import draw_challenge as _draw
 from faceunlock.engine.cohort import Matcher
@@ -64,11 +64,6 @@ class Observer(Protocol):
         self, image: np.ndarray, select: Any = ..., fallback_center: bool = ...,
         track: bool = ...,
     ) -> list[Any]: ...
-
-
-#: the challenge's window is timed on the frames' timestamps; on the wall clock it ends this
-#: much later at most (a camera that stalls cannot hold the attempt open)
-CHALLENGE_CLOCK_SLACK = 1.0
 
 
 @dataclass(frozen=True)

@@ -260,9 +260,11 @@ class AttemptWorker(CameraWorker):
     :class:`~faceunlock.engine.auth.AuthResult` (not when stopped or on an error).
 
     ``setup(pipe)``, called in the worker thread once the pipeline is loaded, returns an
-    :data:`AttemptSetup`."""
+    :data:`AttemptSetup`. ``prompt`` carries the active challenge's words
+    (``liveness.level = active``) the moment the attempt asks for the head turn."""
 
     result = pyqtSignal(object)  # AuthResult
+    prompt = pyqtSignal(str)
 
     def __init__(
         self,
@@ -297,7 +299,7 @@ class AttemptWorker(CameraWorker):
             with self.source as src:
                 res = authenticate(rec, matcher, threshold, (keep(f) for f in src), params,
                                    on_frame=on_frame, should_stop=self._stop.is_set,
-                                   liveness=liveness)
+                                   liveness=liveness, on_prompt=self.prompt.emit)
             if not self._stop.is_set():
                 self.result.emit(res)
         except Exception as e:  # every failure reaches the GUI as words
