@@ -114,8 +114,7 @@ def notice_for(status: AuthStatus | None, detail: str = "") -> Notice | None:
             "Face unlock waits for the unlock prompt",
             "Your photo check asks for a head turn, which only the unlock prompt can show, so "
             "FaceUnlock does not unlock this locked screen by itself. Face unlock in the "
-            f"unlock prompt still works where it is set up (it asks for the turn); or {PASSWORD[0].lower()}"
-            f"{PASSWORD[1:]}",
+            f"unlock prompt still works where it is set up (it asks for the turn). {PASSWORD}",
         )
     if status == AuthStatus.LOCKED_OUT:
         return Notice(
