@@ -411,6 +411,9 @@ class EnrolConfig(Section):
 #: ends this much later at most (a camera that stalls cannot hold the attempt open). Here,
 #: not in the engine, because the PAM helper adds it to its hard cap before any heavy import
 CHALLENGE_CLOCK_SLACK = 1.0
+#: the active challenge's prompt comes a random 0 to this many seconds after the match (a
+#: recording cannot know when), see faceunlock.engine.challenge
+CHALLENGE_MAX_DELAY = 1.5
 
 
 @dataclass(frozen=True)

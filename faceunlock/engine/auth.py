@@ -15,8 +15,9 @@ Liveness
 Active challenge
     At ``liveness.level = active``, an attempt that passed those checks does not accept yet:
     a challenge is drawn (:func:`~faceunlock.engine.challenge.draw_challenge`: a head turn to
-    the left or the right), its prompt handed to ``on_prompt`` (the greeter line, the
-    terminal, the Test dialog), and the following frames go to a
+    the left or the right, prompted after a random delay), its prompt handed to
+    ``on_prompt`` (the greeter line, the terminal, the Test dialog) when due, and the
+    following frames go to a
     :class:`~faceunlock.engine.challenge.ChallengeRun` that follows the face that matched.
     Passed: OK. Failed, or no decision within the window: ``PRESENTATION_ATTACK`` with
     :data:`~faceunlock.engine.challenge.CHALLENGE_MESSAGE`. The attempt's ``timeout`` covers
@@ -118,7 +119,8 @@ class AuthResult:
     liveness: Verdict | None = None
     #: the active challenge, when one was given (``liveness.level = active``)
     challenge: ChallengeRun | None = None
-    #: seconds from the prompt to the challenge's decision (wall clock; 0 without one)
+    #: seconds from the match to the challenge's decision, the random delay before the
+    #: prompt included (wall clock; 0 without one)
     challenge_elapsed: float = 0.0
 
     @property
@@ -233,7 +235,7 @@ def authenticate(
     seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
     run: ChallengeRun | None = None
-    prompted = 0.0  # clock() at the prompt
+    started = 0.0  # clock() when the challenge began (the match)
     for frame in frames:
         if should_stop is not None and should_stop():
             res.status = AuthStatus.ABORTED
@@ -249,6 +251,9 @@ def authenticate(
             match = faces > 0 and dist <= threshold
             if run is not None:
                 run.feed(frame.timestamp, obs)
+                if run.prompt_due(frame.timestamp):
+                    assert on_prompt is not None
+                    on_prompt(run.challenge.prompt)
             else:
                 if faces:
                     window.append(match)
@@ -265,7 +270,7 @@ def authenticate(
         if on_frame is not None:
             on_frame(fr)
         if run is not None:
-            if run.state is State.PENDING and clock() - prompted > run.challenge_seconds \
+            if run.state is State.PENDING and clock() - started > run.challenge_seconds \
                     + CHALLENGE_CLOCK_SLACK:
                 run.expire("no turn within the window (wall clock)")
             if run.state is not State.PENDING:
@@ -280,8 +285,9 @@ def authenticate(
                 matched = [f for (_, f), m in zip(seen, window, strict=True) if m]
                 run = ChallengeRun(challenge(), matched, frame.timestamp)
                 res.challenge = run
-                on_prompt(run.challenge.prompt)
-                prompted = clock()
+                started = clock()
+                if run.prompt_due(frame.timestamp):
+                    on_prompt(run.challenge.prompt)
                 continue
             res.status = AuthStatus.OK if live else AuthStatus.PRESENTATION_ATTACK
             break
@@ -289,7 +295,7 @@ def authenticate(
             break
     res.elapsed = clock() - start
     if run is not None:
-        res.challenge_elapsed = clock() - prompted
+        res.challenge_elapsed = clock() - started
         if run.state is State.PENDING and res.status != AuthStatus.ABORTED:
             run.expire("the frames ended before the turn")
             res.status = AuthStatus.PRESENTATION_ATTACK

@@ -6,10 +6,12 @@ Why
     A replayed video can blink and turn, and a passive model may score a good screen as
     live. What a recording cannot do is follow a prompt it does not know: the direction is
     drawn at random (:mod:`secrets` in production, an injectable :class:`random.Random` in
-    tests) only once the attempt would otherwise accept, and the first clear movement must be
-    the asked one. A clip that turns its own fixed way therefore passes only the draws that
-    happen to match it (half of them for a clip that turns at the right moment, none for a
-    clip that holds still: see docs/liveness.md for the measured rate).
+    tests) only once the attempt would otherwise accept, and so is the moment of the prompt
+    (0 to :data:`MAX_DELAY` s after the match; the head must hold still until then). The
+    first clear movement must be the asked one, after the prompt. A clip that turns its own
+    fixed way therefore passes only the draws whose side matches it *and* whose moment puts
+    the prompt just before its turn (see docs/liveness.md for the measured rate); a clip
+    that holds still passes none.
 
 Yaw from five points (:func:`head_pose`)
     The engine's landmarks are the four eye corners and the nose base. The nose base lies in
@@ -22,6 +24,8 @@ Yaw from five points (:func:`head_pose`)
 The decision (:class:`HeadTurn`)
     * baseline: the median yaw of the matched face on the frames before the prompt (the
       matched frames of the decision window), per attempt;
+    * until the prompt (a random delay after the match) the head must not turn: a clear
+      turn either way then fails ("moved before the prompt");
     * the turn counts when the yaw differs from the baseline by at least
       :data:`TURN_DELTA` in the asked direction on :data:`HOLD_FRAMES` consecutive frames;
     * the same change the other way fails at once (a clip that swings both ways would
@@ -56,6 +60,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceunlock.config import CHALLENGE_MAX_DELAY
 from faceunlock.errors import InputError
 
 Box = tuple[float, float, float, float]
@@ -71,6 +76,8 @@ PROMPTS = {
 }
 #: default window after the prompt (seconds), the ``liveness.challenge_seconds`` default
 WINDOW_SECONDS = 4.0
+#: the prompt comes a uniformly random 0 to this many seconds after the match
+MAX_DELAY = CHALLENGE_MAX_DELAY
 #: a turn: this change of yaw (nose offset / inter-ocular distance) from the baseline, about
 #: 15 degrees on the clips' faces (their frame-to-frame noise is ~0.03)
 TURN_DELTA = 0.15
@@ -113,16 +120,17 @@ class Face(Protocol):
 
 class Challenge(Protocol):
     """One active challenge. ``kind``: its name (``head-turn``); ``prompt``: the words the
-    user is shown; ``seconds``: its window after the prompt; ``reason``: why it failed (empty
-    until then).
+    user is shown ``delay`` seconds after :meth:`start`; ``seconds``: its window after the
+    prompt; ``reason``: why it failed (empty until then).
 
-    :meth:`start` gets the matched face on the frames before the prompt (oldest first) and
-    the prompt's time; :meth:`update` then gets each later frame's timestamp and the tracked
+    :meth:`start` gets the matched face on the frames of the match (oldest first) and the
+    match's time; :meth:`update` then gets each later frame's timestamp and the tracked
     face (None when it was not found on that frame) and returns the state; once it is not
     PENDING it stays so."""
 
     kind: str
     prompt: str
+    delay: float
     seconds: float
     reason: str
 
@@ -173,7 +181,9 @@ class HeadTurn:
     kind = "head-turn"
 
     def __init__(self, direction: str, seconds: float = WINDOW_SECONDS,
-                 delta: float = TURN_DELTA) -> None:
+                 delta: float = TURN_DELTA, delay: float = 0.0) -> None:
+        if not 0.0 <= delay <= 60.0:
+            raise InputError(f"head turn: delay must be 0-60 s, got {delay}")
         if direction not in DIRECTIONS:
             raise InputError(f"head turn: direction must be one of {', '.join(DIRECTIONS)}, "
                              f"got {direction!r}")
@@ -181,6 +191,7 @@ class HeadTurn:
             raise InputError(f"head turn: seconds and delta must be positive, got {seconds}, "
                              f"{delta}")
         self.direction = direction
+        self.delay = float(delay)
         self.seconds = float(seconds)
         self.delta = float(delta)
         self.prompt = PROMPTS[direction]
@@ -206,7 +217,7 @@ class HeadTurn:
     def update(self, t: float, face: Face | None) -> State:
         if self.state is not State.PENDING:
             return self.state
-        dt = float(t) - self.t0
+        dt = float(t) - self.t0 - self.delay  # seconds since the prompt (< 0: before it)
         if face is None:
             self.trace.append((dt, None))
             self._run = 0
@@ -219,6 +230,8 @@ class HeadTurn:
             else:
                 self._run += side
             if abs(self._run) >= HOLD_FRAMES:
+                if dt < 0:
+                    return self._fail("turned before the prompt")
                 if self._run < 0:
                     return self._fail("turned the other way")
                 if dt < MIN_REACTION:
@@ -233,6 +246,7 @@ class HeadTurn:
         return {
             "kind": self.kind,
             "direction": self.direction,
+            "delay_s": round(self.delay, 3),
             "prompt": self.prompt,
             "state": self.state.value,
             "reason": self.reason,
@@ -249,10 +263,12 @@ def production_rng() -> random.Random:
 
 def draw_challenge(rng: random.Random | None = None,
                    seconds: float = WINDOW_SECONDS) -> Challenge:
-    """A new randomly chosen challenge: a head turn to the left or the right, drawn from
-    ``rng`` (default: :func:`production_rng`)."""
+    """A new randomly chosen challenge: a head turn to the left or the right, prompted a
+    uniformly random 0 to MAX_DELAY s after the match, drawn from ``rng`` (default:
+    :func:`production_rng`)."""
     r = rng if rng is not None else production_rng()
-    return HeadTurn(r.choice(DIRECTIONS), seconds)
+    direction = r.choice(DIRECTIONS)
+    return HeadTurn(direction, seconds, delay=r.uniform(0.0, MAX_DELAY))
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -288,8 +304,9 @@ class ChallengeRun:
     the frames before the prompt (oldest first); ``t``: the prompt's frame timestamp.
 
     :meth:`feed` takes every later frame's timestamp and all its faces, follows the matched
-    face (:func:`follow`), and hands it to the challenge; the state. ``ms``: time spent in
-    :meth:`feed` (the challenge's own cost per frame, beside the pipeline's)."""
+    face (:func:`follow`), and hands it to the challenge; the state. :meth:`prompt_due`
+    says, once, when the prompt is to be shown. ``ms``: time spent in :meth:`feed` (the
+    challenge's own cost per frame, beside the pipeline's)."""
 
     challenge: Challenge
     matched: Sequence[Face]
@@ -299,6 +316,7 @@ class ChallengeRun:
     frames: int = 0
     ms: list[float] = field(default_factory=list)
     reason: str = ""
+    prompted: bool = False
 
     def __post_init__(self) -> None:
         if not self.matched:
@@ -334,7 +352,17 @@ class ChallengeRun:
 
     @property
     def challenge_seconds(self) -> float:
-        return float(self.challenge.seconds)
+        """From the match to the end of the window: the delay plus the window."""
+        return float(self.challenge.delay + self.challenge.seconds)
+
+    def prompt_due(self, t: float) -> bool:
+        """True once: the first time ``t`` (a frame's timestamp) reaches the prompt's moment
+        while the challenge is pending."""
+        if self.prompted or self.state is not State.PENDING \
+                or t < self.t + self.challenge.delay:
+            return False
+        self.prompted = True
+        return True
 
     def expire(self, reason: str) -> None:
         """End a pending challenge as failed (the window ran out on the wall clock, or the

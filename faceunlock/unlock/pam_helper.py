@@ -488,11 +488,11 @@ def challenge_reserve(cfg: Config) -> float:
     """Seconds the active challenge may add to an attempt (its window plus the engine's wall
     clock slack; 0 below ``active``): added to the default hard cap, kept out of the frame
     loop's search for a match."""
-    from faceunlock.config import CHALLENGE_CLOCK_SLACK
+    from faceunlock.config import CHALLENGE_CLOCK_SLACK, CHALLENGE_MAX_DELAY
 
     if cfg.liveness.level != "active":
         return 0.0
-    return float(cfg.liveness.challenge_seconds) + CHALLENGE_CLOCK_SLACK
+    return float(cfg.liveness.challenge_seconds) + CHALLENGE_MAX_DELAY + CHALLENGE_CLOCK_SLACK
 
 
 def _from_exception(e: BaseException) -> Decision:
