@@ -160,9 +160,12 @@ class EnrolWorker(CameraWorker):
 
     owner_check: when adding an appearance, called with the pipeline in the worker thread
     before the capture: it verifies the owner live (raising, which becomes ``error``) and
-    returns the template's Matcher and threshold, which every new anchor must then match."""
+    returns the template's Matcher and threshold, which every new anchor must then match.
+    ``prompt``: the words of the owner check's active challenge (``liveness.level =
+    active``), for the page to show; connect ``prompt.emit`` as the owner check's prompt."""
 
     completed = pyqtSignal()
+    prompt = pyqtSignal(str)
 
     def __init__(
         self,
