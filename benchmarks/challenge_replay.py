@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe_ms: list[float] = []
         frames_after: list[int] = []
         seconds_after: list[float] = []
+        pass_seconds: list[float] = []
         for i in range(a.draws):
             res = service.authenticate_user(
                 owner.store, "alice", cfg, ImageFolderSource(folder, fps=12.5), pipe=pipe,
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if res.status == AuthStatus.OK:
                 passed += 1
+                pass_seconds.append(run.frames / 12.5)
             else:
                 reasons[run.reason.split(" (")[0]] += 1
             feed_ms += run.ms
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_ms_per_challenge_frame_median": round(statistics.median(pipe_ms), 2),
             "frames_after_match_median": statistics.median(frames_after),
             "clip_seconds_after_match_median": round(statistics.median(seconds_after), 2),
+            "clip_seconds_match_to_pass_median": round(statistics.median(pass_seconds), 2)
+            if pass_seconds else None,
         }
         print(name, json.dumps(out["replays"][name]))
     a.out.mkdir(parents=True, exist_ok=True)

@@ -235,7 +235,8 @@ class HeadTurn:
                 if self._run < 0:
                     return self._fail("turned the other way")
                 if dt < MIN_REACTION:
-                    return self._fail(f"turned {dt:.2f} s after the prompt: before it")
+                    return self._fail(f"turned too soon after the prompt ({dt:.2f} s): it "
+                                      "began before it")
                 self.state = State.PASSED
                 return self.state
         if dt > self.seconds:
