@@ -17,7 +17,8 @@ Yaw from five points (:func:`head_pose`)
     The engine's landmarks are the four eye corners and the nose base. The nose base lies in
     front of the eyes, so when the head turns it slides sideways relative to the midpoint of
     the eyes: ``yaw = <nose - eye midpoint, eye axis> / inter-ocular distance`` (about 0.01
-    per degree on the clips' faces; 0 facing the camera). The eye axis is oriented so that
+    per degree from a face's proportions, not measured: the clips have no angle ground truth;
+    0 facing the camera). The eye axis is oriented so that
     positive yaw is the nose moving to the image's right: the camera's frames are not
     mirrored, so that is a turn to the user's own **left**.
 
@@ -78,8 +79,8 @@ PROMPTS = {
 WINDOW_SECONDS = 4.0
 #: the prompt comes a uniformly random 0 to this many seconds after the match
 MAX_DELAY = CHALLENGE_MAX_DELAY
-#: a turn: this change of yaw (nose offset / inter-ocular distance) from the baseline, about
-#: 15 degrees on the clips' faces (their frame-to-frame noise is ~0.03)
+#: a turn: this change of yaw (nose offset / inter-ocular distance) from the baseline, roughly
+#: 15 degrees (the clips' frame-to-frame noise is ~0.03)
 TURN_DELTA = 0.15
 #: ... on this many consecutive frames
 HOLD_FRAMES = 2
