@@ -407,15 +407,26 @@ class EnrolConfig(Section):
     anchors: int = key(10, "face samples taken at enrolment", lo=3, hi=50)
 
 
+#: the active challenge's window is timed on the frames' timestamps; on the wall clock it
+#: ends this much later at most (a camera that stalls cannot hold the attempt open). Here,
+#: not in the engine, because the PAM helper adds it to its hard cap before any heavy import
+CHALLENGE_CLOCK_SLACK = 1.0
+#: the active challenge's prompt comes a random 0 to this many seconds after the match (a
+#: recording cannot know when), see faceunlock.engine.challenge
+CHALLENGE_MAX_DELAY = 1.5
+
+
 @dataclass(frozen=True)
 class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
     (MiniFASNet and the deny cues on the matched frames; see docs/liveness.md) or
-    ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
+    ``active`` (the passive checks, then a prompted head turn to a random side)."""
 
     SECTION = "liveness"
-    level: str = key("off", "photo and screen checks: off, passive or active (= passive for "
-                     "now)", choices=LIVENESS_LEVELS)
+    level: str = key("off", "photo and screen checks: off, passive or active (passive plus a "
+                     "prompted head turn)", choices=LIVENESS_LEVELS)
+    challenge_seconds: float = key(4.0, "seconds to turn your head after the prompt (active)",
+                                   lo=2.0, hi=10.0)
 
 
 @dataclass(frozen=True)

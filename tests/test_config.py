@@ -49,6 +49,7 @@ DEFAULTS = {
     "auth.snapshots": False,
     "enrol.anchors": 10,
     "liveness.level": "off",
+    "liveness.challenge_seconds": 4.0,
     "watcher.enabled": True,
     "watcher.backend": "auto",
     "general.disabled": False,

@@ -25,6 +25,7 @@ from faceunlock.engine.auth import (
     authenticate,
     save_snapshot,
 )
+from faceunlock.engine.challenge import Challenge
 from faceunlock.engine.enrolment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.liveness import Liveness, LivenessParams, get_liveness
 from faceunlock.engine.modelfile import load_sidecar
@@ -423,6 +424,7 @@ def enrol(
     max_seconds: float = 120.0,
     params: EnrolParams | None = None,
     verify_source: FrameSource | None = None,
+    on_prompt: Callable[[str], None] | None = None,
 ) -> EnrolOutcome:
     """Capture anchors from ``source`` and save them (adding an appearance to an existing
     template unless ``replace``, which starts over).
@@ -451,7 +453,7 @@ def enrol(
     )
     session = EnrolmentSession(pipe, p)
     if existing is not None:
-        verify_owner(store, user, cfg, verify_source or source, pipe)
+        verify_owner(store, user, cfg, verify_source or source, pipe, on_prompt=on_prompt)
         session.owner = matcher(existing, pipe)
         session.owner_threshold = owner_threshold(existing, pipe)
     feedback = []
@@ -569,7 +571,14 @@ def liveness_for(cfg: Config, pipe: FacePipeline, level: str | None = None) -> L
     if lvl == "off":
         return None
     mdir = Path(pipe.settings.models) if pipe.settings.models else None
-    return get_liveness(mdir, LivenessParams(level=lvl))
+    return get_liveness(mdir, LivenessParams(
+        level=lvl, challenge_seconds=cfg.liveness.challenge_seconds))
+
+
+#: the result of an ``active`` attempt from a front end that cannot show the challenge's
+#: prompt (the lock-screen watcher): no camera, no count, the password
+NO_PROMPT_MESSAGE = ("Face unlock cannot ask for the head turn here (liveness.level = "
+                     "active): type your password")
 
 
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
@@ -594,8 +603,16 @@ def authenticate_user(
     on_frame: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     state_dir: Path | None = None,
+    on_prompt: Callable[[str], None] | None = None,
+    challenge: Callable[[], Challenge] | None = None,
 ) -> AuthResult:
     """One attempt with lock-out bookkeeping. Never raises for 'not recognised'.
+
+    At ``liveness.level = active``, ``on_prompt(words)`` shows the challenge's prompt; a
+    caller that passes none (it cannot show one) gets DISABLED with
+    :data:`NO_PROMPT_MESSAGE`, before the camera is read and without a count: never a
+    silently weaker check. ``challenge``: draws the challenge (tests: a seeded one; default
+    the OS's randomness).
 
     Every attempt that compares a face counts as a failure until it succeeds, whatever ends it
     (no match, a timeout, ``should_stop``, a signal or KeyboardInterrupt, a kill): the failure
@@ -614,6 +631,8 @@ def authenticate_user(
             f"Face unlock paused for {left:.0f} s after failed attempts, type your password",
             float("nan"),
         )
+    if cfg.liveness.level == "active" and on_prompt is None:
+        return AuthResult(AuthStatus.DISABLED, NO_PROMPT_MESSAGE, float("nan"))
     pipe = pipe or pipeline_for(cfg)
     template = load_template(store, user, pipe)
     thr = template.threshold if template.threshold is not None else pipe.threshold
@@ -647,6 +666,8 @@ def authenticate_user(
                 on_frame=on_frame,
                 should_stop=should_stop,
                 liveness=liveness_for(cfg, pipe),
+                on_prompt=on_prompt,
+                challenge=challenge,
             )
         except BaseException:
             if handed[0] == 0:  # interrupted before any frame reached the loop

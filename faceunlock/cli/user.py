@@ -83,6 +83,7 @@ def enrol(a: EnrolArgs) -> int:
         on_feedback=show,
         replace=a.replace,
         verify_source=service.source_for(cfg, a.source, **service.LIVE),
+        on_prompt=show_prompt,
     )
     ch = out.choice
     summary = {
@@ -245,12 +246,27 @@ def auth(a: AuthArgs, per_frame: bool = False) -> int:
         service.source_for(cfg, a.source, **service.LIVE),
         timeout=a.timeout,
         on_frame=show if per_frame else None,
+        on_prompt=show_prompt,
     )
     if a.json:
         print_json(res.to_json())
     else:
         print(res.message)
     return int(res.status)
+
+
+def show_prompt(words: str) -> None:
+    """The active challenge's prompt (``liveness.level = active``), on stderr (stdout stays
+    the result, or the JSON lines), and on the controlling terminal when stderr is not one
+    (``faceunlock auth 2>log``: the person at the camera still reads it)."""
+    print(f">>> {words} <<<", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        return
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(f">>> {words} <<<\n")
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------- watch

@@ -12,6 +12,19 @@ Liveness
     frames of the window: on each, the face whose embedding matched (its detector box), never
     another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``.
 
+Active challenge
+    At ``liveness.level = active``, an attempt that passed those checks does not accept yet:
+    a challenge is drawn (:func:`~faceunlock.engine.challenge.draw_challenge`: a head turn to
+    the left or the right, prompted after a random delay), its prompt handed to
+    ``on_prompt`` (the greeter line, the terminal, the Test dialog) when due, and the
+    following frames go to a
+    :class:`~faceunlock.engine.challenge.ChallengeRun` that follows the face that matched.
+    Passed: OK. Failed, or no decision within the window: ``PRESENTATION_ATTACK`` with
+    :data:`~faceunlock.engine.challenge.CHALLENGE_MESSAGE`. The attempt's ``timeout`` covers
+    the search for a match; the challenge's window comes on top of it. An ``active`` attempt
+    without ``on_prompt`` is refused (InputError): a challenge nobody can see would fail
+    every time, and skipping it would weaken ``active`` to ``passive`` silently.
+
 Rate limiting
     After ``max_failures`` failed attempts in a row, face authentication refuses (status
     ``LOCKED_OUT``) for ``lockout_seconds``; the password is unaffected. A success resets the
@@ -34,7 +47,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from faceunlock.config import AuthConfig
+from faceunlock.config import CHALLENGE_CLOCK_SLACK, AuthConfig
+from faceunlock.engine.challenge import CHALLENGE_MESSAGE, Challenge, ChallengeRun, State
+from faceunlock.engine.challenge import draw_challenge as _draw
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
 from faceunlock.engine.quality import is_dark
@@ -102,6 +117,11 @@ class AuthResult:
     frames: list[FrameResult] = field(default_factory=list)
     #: the liveness verdict, when the stage ran (at the moment the attempt would accept)
     liveness: Verdict | None = None
+    #: the active challenge, when one was given (``liveness.level = active``)
+    challenge: ChallengeRun | None = None
+    #: seconds from the match to the challenge's decision, the random delay before the
+    #: prompt included (wall clock; 0 without one)
+    challenge_elapsed: float = 0.0
 
     @property
     def best_distance(self) -> float:
@@ -120,6 +140,8 @@ class AuthResult:
             "dark_frames": sum(1 for f in self.frames if f.dark),
             "best_distance": None if not np.isfinite(best) else round(best, 4),
             "liveness": None if self.liveness is None else self.liveness.to_json(),
+            "challenge": None if self.challenge is None else {
+                **self.challenge.to_json(), "elapsed_s": round(self.challenge_elapsed, 3)},
         }
 
 
@@ -155,12 +177,18 @@ def best_face(
 ) -> tuple[int, float, Any]:
     """:func:`score_frame` plus the observation of the face with the smallest score (the one
     liveness judges; None when no face)."""
+    obs, score, face = _observe_best(pipe, image, as_matcher(anchors))
+    return len(obs), score, face
+
+
+def _observe_best(pipe: Observer, image: np.ndarray, a: Matcher) -> tuple[list[Any], float, Any]:
+    """Every face of the frame, the smallest score and the face that has it."""
     obs = pipe.observe(image, select="all", track=True)
     if not obs:
-        return 0, float("inf"), None
-    scores = as_matcher(anchors).scores(np.stack([o.embedding for o in obs]))
+        return [], float("inf"), None
+    scores = a.scores(np.stack([o.embedding for o in obs]))
     i = int(np.argmin(scores))
-    return len(obs), float(scores[i]), obs[i]
+    return list(obs), float(scores[i]), obs[i]
 
 
 def authenticate(
@@ -174,23 +202,40 @@ def authenticate(
     on_frame: Callable[[FrameResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     liveness: Liveness | None = None,
+    on_prompt: Callable[[str], None] | None = None,
+    challenge: Callable[[], Challenge] | None = None,
 ) -> AuthResult:
     """Run one attempt over ``frames`` (stops at the timeout or when frames run out).
 
     anchors: the template's :class:`Matcher`, or bare (M, 128) float32 anchors (raw
     distances); ``threshold`` is on the same scale. ``liveness``: the stage that must pass
-    before the attempt accepts (None or level ``off``: no liveness check).
+    before the attempt accepts (None or level ``off``: no liveness check). At level
+    ``active``: ``on_prompt(words)`` shows the challenge's prompt (required), and
+    ``challenge()`` draws it (default: :func:`~faceunlock.engine.challenge.draw_challenge`
+    with the OS's randomness and the stage's window; tests pass a seeded one).
     """
     live_on = liveness is not None and liveness.params.enabled
+    active = liveness is not None and liveness.params.level == "active"
+    if active and on_prompt is None:
+        raise InputError("liveness.level = active: this attempt has no way to show the "
+                         "challenge's prompt")
+    if active and challenge is None:
+        assert liveness is not None
+        seconds = liveness.params.challenge_seconds
+
+        def challenge() -> Challenge:
+            return _draw(None, seconds)
     a = as_matcher(anchors)
     reset = getattr(pipe, "reset_tracking", None)
     if reset is not None:
         reset()
     start = clock()
     window: deque[bool] = deque(maxlen=params.n)
-    #: beside each window entry: the frame and the box of its best face (for liveness)
+    #: beside each window entry: the frame and its best face (for liveness)
     seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
+    run: ChallengeRun | None = None
+    started = 0.0  # clock() when the challenge began (the match)
     for frame in frames:
         if should_stop is not None and should_stop():
             res.status = AuthStatus.ABORTED
@@ -198,30 +243,62 @@ def authenticate(
         t0 = time.perf_counter()
         if is_dark(frame.image, dark_level=params.dark_level, dark_fraction=params.dark_fraction):
             fr = FrameResult(frame.index, 0, float("inf"), False, True, 0.0)
+            if run is not None:
+                run.feed(frame.timestamp, [])
         else:
-            faces, dist, face = best_face(pipe, frame.image, a)
+            obs, dist, face = _observe_best(pipe, frame.image, a)
+            faces = len(obs)
             match = faces > 0 and dist <= threshold
-            if faces:
-                window.append(match)
-                if live_on:
-                    seen.append((frame.image, face.box))
-            if live_on and match and sum(window) >= params.k:
-                assert liveness is not None
-                res.liveness = liveness.judge(
-                    [s for s, m in zip(seen, window, strict=True) if m])
+            if run is not None:
+                run.feed(frame.timestamp, obs)
+                if run.prompt_due(frame.timestamp):
+                    assert on_prompt is not None
+                    on_prompt(run.challenge.prompt)
+            else:
+                if faces:
+                    window.append(match)
+                    if live_on:
+                        seen.append((frame.image, face))
+                if live_on and match and sum(window) >= params.k:
+                    assert liveness is not None
+                    res.liveness = liveness.judge(
+                        [(im, f.box) for (im, f), m in zip(seen, window, strict=True) if m])
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
             )
         res.frames.append(fr)
         if on_frame is not None:
             on_frame(fr)
+        if run is not None:
+            if run.state is State.PENDING and clock() - started > run.challenge_seconds \
+                    + CHALLENGE_CLOCK_SLACK:
+                run.expire("no turn within the window (wall clock)")
+            if run.state is not State.PENDING:
+                res.status = (AuthStatus.OK if run.state is State.PASSED
+                              else AuthStatus.PRESENTATION_ATTACK)
+                break
+            continue
         if sum(window) >= params.k:
             live = res.liveness is None or res.liveness.live
+            if live and active:
+                assert challenge is not None and on_prompt is not None
+                matched = [f for (_, f), m in zip(seen, window, strict=True) if m]
+                run = ChallengeRun(challenge(), matched, frame.timestamp)
+                res.challenge = run
+                started = clock()
+                if run.prompt_due(frame.timestamp):
+                    on_prompt(run.challenge.prompt)
+                continue
             res.status = AuthStatus.OK if live else AuthStatus.PRESENTATION_ATTACK
             break
         if clock() - start >= params.timeout:
             break
     res.elapsed = clock() - start
+    if run is not None:
+        res.challenge_elapsed = clock() - started
+        if run.state is State.PENDING and res.status != AuthStatus.ABORTED:
+            run.expire("the frames ended before the turn")
+            res.status = AuthStatus.PRESENTATION_ATTACK
     if res.status not in (AuthStatus.OK, AuthStatus.ABORTED, AuthStatus.PRESENTATION_ATTACK):
         if any(f.faces for f in res.frames):
             res.status = AuthStatus.NO_MATCH
@@ -230,6 +307,9 @@ def authenticate(
         else:
             res.status = AuthStatus.TIMEOUT
     res.message = MESSAGES.get(res.status, res.status.name)
+    if res.status == AuthStatus.PRESENTATION_ATTACK and run is not None \
+            and run.state is State.FAILED:
+        res.message = CHALLENGE_MESSAGE
     return res
 
 

@@ -276,14 +276,17 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
 
 @dataclass(frozen=True)
 class LivenessParams:
-    """level: ``off``, ``passive`` or ``active`` (until the challenge exists, ``active``
-    runs exactly the passive checks); threshold: the attempt's mean live score must reach it;
-    max_judged: the heavy model runs on at most this many matched frames of an attempt."""
+    """level: ``off``, ``passive`` or ``active`` (the passive checks, then the head-turn
+    challenge of :mod:`faceunlock.engine.challenge`, run by
+    :func:`faceunlock.engine.auth.authenticate`); threshold: the attempt's mean live score
+    must reach it; max_judged: the heavy model runs on at most this many matched frames of an
+    attempt; challenge_seconds: the challenge's window after its prompt."""
 
     level: str = "passive"
     threshold: float | None = None
     max_judged: int = 2
     cues: bool = True
+    challenge_seconds: float = 4.0
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -291,6 +294,9 @@ class LivenessParams:
                              f"got {self.level!r}")
         if self.max_judged < 1:
             raise InputError(f"liveness: max_judged must be >= 1, got {self.max_judged}")
+        if not self.challenge_seconds > 0:
+            raise InputError("liveness: challenge_seconds must be positive, got "
+                             f"{self.challenge_seconds}")
 
     @property
     def enabled(self) -> bool:

@@ -436,6 +436,14 @@ class RecognitionTestDialog(QDialog):
         self.explanation.setObjectName("explanation")
         self.explanation.setWordWrap(True)
         lay.addWidget(self.explanation)
+        #: the active challenge's prompt (liveness.level = active), while it is asked
+        self.prompt_label = QLabel()
+        self.prompt_label.setObjectName("prompt")
+        self.prompt_label.setWordWrap(True)
+        self.prompt_label.setStyleSheet(f"font-weight: bold; font-size: {self._result_pt:.1f}pt;"
+                                        " color: #0050a0;")
+        self.prompt_label.hide()
+        lay.addWidget(self.prompt_label)
         self.error = _error_label()
         lay.addWidget(self.error)
         self.buttons = _add_buttons(self, lay, QDialogButtonBox.StandardButton.Close)
@@ -472,6 +480,7 @@ class RecognitionTestDialog(QDialog):
         self.packets = 0  # frames shown in this attempt
         self.attempts += 1
         self.error.setText("")
+        self._set_prompt("")
         self._show_verdict("Looking for your face…", "", "Starting the camera…")
         cfg, spec = self.cfg, self.source_spec
         worker = AttemptWorker(
@@ -480,6 +489,7 @@ class RecognitionTestDialog(QDialog):
         )
         worker.frame.connect(self._frame)
         worker.result.connect(self._result)
+        worker.prompt.connect(self._set_prompt)
         worker.error.connect(self._error)
         worker.finished.connect(self._finished)
         self.worker_thread = WorkerThread(worker)
@@ -519,15 +529,28 @@ class RecognitionTestDialog(QDialog):
             return
         self.packets += 1
         self.preview.show_frame(pkt.image, pkt.boxes, good=bool(pkt.match))
-        if self.outcome is None:
+        if self.outcome is None and not self.prompt_label.text():
             self.explanation.setText("Too dark to see a face…" if pkt.dark else
                                      "Look at the camera…")
 
+    def _set_prompt(self, words: str) -> None:
+        """Show (or, with "", hide) the challenge's prompt, as the lock screen would."""
+        self.prompt_label.setText(words)
+        self.prompt_label.setVisible(bool(words))
+        if words:
+            self.explanation.setText("Your face was recognised; now do as asked.")
+        QTimer.singleShot(0, self.fit_contents)
+
     def _result(self, res: AuthResult) -> None:
+        self._set_prompt("")
         self.outcome = res
         verdict, colour, words = TEST_VERDICTS.get(
             res.status, (res.message or "Not recognised", "#c02020", "")
         )
+        if res.status == AuthStatus.PRESENTATION_ATTACK and res.challenge is not None \
+                and res.challenge.reason:
+            words = ("The face matched yours and passed the photo check, but the head did not "
+                     f"turn as asked ({res.challenge.reason}), so this would not unlock.")
         self._show_verdict(verdict, colour, words)
         best = res.best_distance
         self.explanation.setToolTip(

@@ -160,9 +160,12 @@ class EnrolWorker(CameraWorker):
 
     owner_check: when adding an appearance, called with the pipeline in the worker thread
     before the capture: it verifies the owner live (raising, which becomes ``error``) and
-    returns the template's Matcher and threshold, which every new anchor must then match."""
+    returns the template's Matcher and threshold, which every new anchor must then match.
+    ``prompt``: the words of the owner check's active challenge (``liveness.level =
+    active``), for the page to show; connect ``prompt.emit`` as the owner check's prompt."""
 
     completed = pyqtSignal()
+    prompt = pyqtSignal(str)
 
     def __init__(
         self,
@@ -260,9 +263,11 @@ class AttemptWorker(CameraWorker):
     :class:`~faceunlock.engine.auth.AuthResult` (not when stopped or on an error).
 
     ``setup(pipe)``, called in the worker thread once the pipeline is loaded, returns an
-    :data:`AttemptSetup`."""
+    :data:`AttemptSetup`. ``prompt`` carries the active challenge's words
+    (``liveness.level = active``) the moment the attempt asks for the head turn."""
 
     result = pyqtSignal(object)  # AuthResult
+    prompt = pyqtSignal(str)
 
     def __init__(
         self,
@@ -297,7 +302,7 @@ class AttemptWorker(CameraWorker):
             with self.source as src:
                 res = authenticate(rec, matcher, threshold, (keep(f) for f in src), params,
                                    on_frame=on_frame, should_stop=self._stop.is_set,
-                                   liveness=liveness)
+                                   liveness=liveness, on_prompt=self.prompt.emit)
             if not self._stop.is_set():
                 self.result.emit(res)
         except Exception as e:  # every failure reaches the GUI as words

@@ -216,6 +216,10 @@ class Options:
     timeout: float | None = None  #: hard cap; None: ``auth.timeout`` + 1 s
     system_bus: str = DEFAULT_SYSTEM_BUS  #: where logind is asked about the session
     caller_pid: int | None = None  #: the PAM application; None: this process's parent
+    #: shows the active challenge's prompt to the greeter during the attempt (run() writes
+    #: a line to the real stdout: pam_exec's ``stdout`` option turns each line into a
+    #: PAM_TEXT_INFO message at once); None: the prompt cannot be shown
+    prompt: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -466,7 +470,7 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
         probe_camera(source.path)  # missing / no permission / busy: fail before loading models
     timeout = cfg.auth.timeout
     if remaining is not None:
-        timeout = max(0.1, min(timeout, remaining - LOOP_MARGIN))
+        timeout = max(0.1, min(timeout, remaining - LOOP_MARGIN - challenge_reserve(cfg)))
     res = service.authenticate_user(
         store,
         req.user,
@@ -474,6 +478,7 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
         source,
         timeout=timeout,
         state_dir=state_dir(opts.system_dir, req.user),
+        on_prompt=opts.prompt,
     )
     best = res.best_distance
     dist = f"best distance {best:.3f}, threshold {res.threshold:.3f}" if best < 9 else "no face"
@@ -483,6 +488,17 @@ def attempt(req: Request, cfg: Config, opts: Options, remaining: float | None) -
         res.message,
         attempted=True,
     )
+
+
+def challenge_reserve(cfg: Config) -> float:
+    """Seconds the active challenge may add to an attempt (its window plus the engine's wall
+    clock slack; 0 below ``active``): added to the default hard cap, kept out of the frame
+    loop's search for a match."""
+    from faceunlock.config import CHALLENGE_CLOCK_SLACK, CHALLENGE_MAX_DELAY
+
+    if cfg.liveness.level != "active":
+        return 0.0
+    return float(cfg.liveness.challenge_seconds) + CHALLENGE_MAX_DELAY + CHALLENGE_CLOCK_SLACK
 
 
 def _from_exception(e: BaseException) -> Decision:
@@ -529,7 +545,8 @@ def decide(
 
         check_config_trust(opts.config)
         cfg = load_config(opts.config)
-        limit = opts.timeout if opts.timeout is not None else cfg.auth.timeout + 1.0
+        limit = (opts.timeout if opts.timeout is not None
+                 else cfg.auth.timeout + 1.0 + challenge_reserve(cfg))
         remaining = limit - (time.monotonic() - t0)
         if remaining <= 0:
             return Decision(AuthStatus.TIMEOUT, f"hard timeout of {limit:g} s reached")
@@ -772,6 +789,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         emit(req, d, time.monotonic() - started, quiet=args.quiet, stderr_shared=shared)
         return d.exit_code
     silence = _Silence(shared)
+
+    def prompt(words: str) -> None:  # the challenge's prompt: a greeter line, now
+        with contextlib.suppress(OSError):
+            os.write(silence.fd, (" ".join(words.split()) + "\n").encode())
+
+    opts.prompt = prompt
 
     def hard_exit() -> None:  # watchdog thread: the main thread is stuck in C code
         d = Decision(AuthStatus.TIMEOUT, "hard timeout: watchdog killed a stuck attempt")

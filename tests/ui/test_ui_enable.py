@@ -86,7 +86,7 @@ def test_a_colour_camera_without_the_photo_check_is_warned_about(
 ) -> None:
     """A video (what a colour camera sees) with liveness.level off: the page says plainly that
     a photo or a phone picture can unlock; with the check on it says it is on. Each level is
-    explained, Active as not built yet."""
+    explained, Active as the head turn it asks for."""
     cfg = config_set(cfg, "liveness.level", level)
     w = EnrolWizard(store, cfg, user=USER, source_spec=str(tmp_path / f"{source}.mp4"),
                     system_root=str(_fake_root(tmp_path)), elevate=[])
@@ -101,7 +101,8 @@ def test_a_colour_camera_without_the_photo_check_is_warned_about(
     levels = page.liveness_levels.text()
     for name in ("Off", "Passive", "Active"):
         assert f"<b>{name}</b>" in levels
-    assert "not built yet" in levels and "exactly what Passive does" in levels
+    assert "turn your head to the left or the right" in levels
+    assert "video of you played back" in levels
 
 
 def test_an_infrared_camera_is_not_called_easy_to_fool(

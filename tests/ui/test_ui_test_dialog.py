@@ -4,6 +4,7 @@ clip; the second half is her at the camera, the man's frames someone else."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,38 @@ def test_the_attempt_is_the_lock_screens() -> None:
     assert auth_params(cfg) == AuthParams(timeout=10.0, k=3, n=5, dark_level=40,
                                           dark_fraction=0.95)
     assert set(TEST_VERDICTS) >= {AuthStatus.OK, AuthStatus.NO_MATCH, AuthStatus.TIMEOUT}
+
+
+def test_active_shows_the_challenge_prompt_and_explains_its_failure(
+    qtbot: QtBot, clips: EnrolledClips, clips_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """liveness.level = active: the woman holds still beside the man (the two-person clip).
+    The dialog shows the head-turn prompt during the attempt, then says the turn was missing."""
+    from tests.fakes.clip_material import BOTH, clip_frames
+
+    shown: list[str] = []
+    real = RecognitionTestDialog._set_prompt
+
+    def record(self: RecognitionTestDialog, words: str) -> None:
+        real(self, words)
+        shown.append(self.prompt_label.text() if self.prompt_label.isVisibleTo(self) else "")
+
+    monkeypatch.setattr(RecognitionTestDialog, "_set_prompt", record)
+
+    class Prompt(random.Random):  # the prompt at once (a random delay could outlast the clip)
+        def uniform(self, a: float, b: float) -> float:
+            return 0.0
+
+    monkeypatch.setattr("faceunlock.engine.challenge.production_rng", lambda: Prompt(3))
+    frames = clip_frames(clips_dir / BOTH)
+    d = _run(qtbot, clips, png_folder(tmp_path / "both", frames + frames),
+             **{"liveness.level": "active"})
+    try:
+        assert d.outcome is not None and d.outcome.status == AuthStatus.PRESENTATION_ATTACK
+        assert any(w.startswith("Turn your head slowly to your ") for w in shown), (
+            shown, d.outcome.to_json())
+        assert shown[-1] == ""  # hidden again with the result
+        assert "did not turn as asked" in d.explanation.text()
+    finally:
+        d.done(QDialog.DialogCode.Rejected)

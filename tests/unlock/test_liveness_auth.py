@@ -6,6 +6,7 @@ liveness (level off) the same copies unlock, as they did before the stage existe
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,6 +21,20 @@ from tests.fakes.attack_material import attacks
 from tests.fakes.clip_material import EnrolledClips
 
 pytestmark = pytest.mark.slow
+
+class _Fixed(random.Random):
+    """A draw fixed in advance: ``choice`` returns ``picks`` in turn, ``uniform`` ``delay``."""
+
+    def __init__(self, picks: list[str], delay: float) -> None:
+        super().__init__(0)
+        self.picks, self.delay = list(picks), delay
+
+    def choice(self, seq):  # type: ignore[no-untyped-def, override]
+        return self.picks.pop(0)
+
+    def uniform(self, a: float, b: float) -> float:
+        return self.delay
+
 
 ATTACK_MESSAGE = "Face not accepted: this looks like a photo or a screen. Type your password."
 
@@ -38,8 +53,10 @@ def _auth(owner: EnrolledClips, source: Path, monkeypatch: pytest.MonkeyPatch,
           capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
     monkeypatch.setattr("faceunlock.cli.common._store", lambda: owner.store)
     rc = cli.main(["auth", "--user", "alice", "--source", str(source), "--json"])
-    out = capsys.readouterr().out.strip().splitlines()
-    return rc, json.loads(out[-1])
+    cap = capsys.readouterr()
+    res = json.loads(cap.out.strip().splitlines()[-1])
+    res["stderr"] = cap.err  # the challenge's prompt, at active
+    return rc, res
 
 
 @pytest.mark.parametrize("kind", ["copies", "moving-photo", "screen-replay"])
@@ -64,8 +81,15 @@ def test_owner_live_clip_still_unlocks(
     level: str, owner: EnrolledClips, clip_config: Callable[[Mapping[str, str]], Config],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg = clip_config({"liveness.level": level, "auth.timeout": "30"})
+    # at active her clip plays at (about) its own 12.5 fps: the turn at its own speed
+    cfg = clip_config({"liveness.level": level, "auth.timeout": "30", "camera.fps": "12"})
+    if level == "active":  # the draw that matches her clip's turn (to her right), at once
+        monkeypatch.setattr("faceunlock.engine.challenge.production_rng",
+                            lambda: _Fixed(["right"], 0.0))
     rc, res = _auth(owner, owner.genuine, monkeypatch, capsys)
+    if level == "active":
+        assert ">>> Turn your head slowly to your right <<<" in res["stderr"]
+        assert res["challenge"]["state"] == "passed", json.dumps(res["challenge"])
     assert rc == AuthStatus.OK, res
     assert res["liveness"]["live"] is True and res["liveness"]["judged"] == cfg.auth.k
     assert service.failure_counter(cfg, "alice").failures == 0

@@ -30,7 +30,7 @@ from faceunlock.unlock import origin as og
 from faceunlock.unlock import pam_helper as ph
 from faceunlock.unlock.pam_helper import Decision, Options, Request
 from tests.fakes import logind_mock
-from tests.fakes.clip_material import FEMALE, MALE, clip_config, clip_frames, png_folder
+from tests.fakes.clip_material import BOTH, FEMALE, MALE, clip_config, clip_frames, png_folder
 
 VENV_SCRIPT = Path(sys.executable).parent / "faceunlock-auth"  #: pip's console script
 REPO = Path(__file__).resolve().parents[2]
@@ -1029,3 +1029,23 @@ def test_pam_owner_unlocks_with_passive_liveness(pam: Pam, enrolled: dict[str, P
     rc, out = pam("deny", enrolled["female"], **{"liveness.level": "passive"})
     assert rc == 0, out
     assert _greeter_lines(out) == ["Face recognised"], out
+
+
+@pytest.mark.slow
+def test_pam_active_challenge_prompts_the_greeter_and_fails_a_still_head(
+    pam: Pam, clips_dir: Path, tmp_path: Path
+) -> None:
+    """liveness.level = active: the woman, matched beside the man in the two-person clip,
+    keeps her head still. The greeter gets the prompt (a PAM_TEXT_INFO line of its own,
+    during the attempt), then the challenge's refusal, whichever side was drawn; the
+    attempt counts as a failure."""
+    both = clip_frames(clips_dir / BOTH)
+    still = png_folder(tmp_path / "both", both + both)  # ~3.7 s at the camera's 30 fps
+    rc, out = pam("deny", still, **{"liveness.level": "active"})
+    assert rc != 0, out
+    lines = _greeter_lines(out)
+    assert lines[0] in ("Turn your head slowly to your left",
+                        "Turn your head slowly to your right"), out
+    assert lines[1:] == ["Face not accepted: you did not turn your head as asked. "
+                         "Type your password."], out
+    assert _counter(pam.var) == 1

@@ -91,18 +91,20 @@ class CapturePage(QWizardPage):
         self.feedback.setStyleSheet("")
         self.retry.setVisible(False)
         spec = self.wiz.source_spec or self.wiz.cfg.camera.source
-        owner_check = self.wiz.owner_check(spec) if self.wiz.adding() else None
+        adding = self.wiz.adding()
         self.feedback.setText(
             f"First, look at the camera: FaceUnlock checks that you are {self.wiz.user}, "
-            "the enrolled owner…" if owner_check is not None else "Starting the camera…"
+            "the enrolled owner…" if adding else "Starting the camera…"
         )
         worker = EnrolWorker(
             self.wiz.source_factory(spec, preview=False),
             self.wiz.pipe_factory,
             params,
             min_interval=self.wiz.min_interval,
-            owner_check=owner_check,
         )
+        if adding:  # the owner check's head turn (liveness.level = active) shows here
+            worker.owner_check = self.wiz.owner_check(spec, on_prompt=worker.prompt.emit)
+            worker.prompt.connect(self.instruction.setText)
         worker.frame.connect(self._frame)
         worker.error.connect(self._error)
         worker.completed.connect(self._completed)

@@ -140,8 +140,11 @@ class EnablePage(QWizardPage):
             "screen (the frame of a phone, glare on glass, a face that never moves). It stops "
             "most photos and phone screens, and asks nothing of you; a very good print or a "
             "mask can still get through.</p>"
-            "<p><b>Active</b>: not built yet. It is accepted and does exactly what Passive does "
-            "(a challenge, such as turning your head when asked, is planned).</p>"
+            "<p><b>Active</b>: Passive, then FaceUnlock asks you to turn your head to the left "
+            "or the right (chosen at random) and checks that the face it recognised does it, "
+            "within a few seconds. This also stops a video of you played back on a screen; "
+            "each unlock takes about a second longer. The unlock prompt shows the request; "
+            "the automatic lock-screen unlock does not try at this level.</p>"
         )
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)

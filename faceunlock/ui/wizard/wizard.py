@@ -195,13 +195,17 @@ class EnrolWizard(QWizard):
         """True when the capture adds an appearance to the owner's existing template."""
         return self.draft.adding()
 
-    def owner_check(self, spec: str) -> Callable[[FacePipeline], tuple[Matcher, float]]:
+    def owner_check(
+        self, spec: str, on_prompt: Callable[[str], None] | None = None
+    ) -> Callable[[FacePipeline], tuple[Matcher, float]]:
         """For the capture worker: verify the owner live, then the template's Matcher and
-        threshold (every new anchor must match them)."""
+        threshold (every new anchor must match them). ``on_prompt``: shows the active
+        challenge's words (``liveness.level = active``)."""
         build = self.source_factory(spec, preview=False, loop=False)
 
         def check(pipe: FacePipeline) -> tuple[Matcher, float]:
-            service.verify_owner(self.store, self.user, self.cfg, build(), pipe)
+            service.verify_owner(self.store, self.user, self.cfg, build(), pipe,
+                                 on_prompt=on_prompt)
             t = self.store.load(self.user, expected_model_sha256=pipe.encoder.sha256)
             return service.matcher(t, pipe), service.owner_threshold(t, pipe)
 

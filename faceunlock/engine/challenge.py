@@ -1,0 +1,388 @@
+"""The active liveness challenge (``liveness.level = active``): after the matched face has
+passed the passive checks, the user is asked to turn the head to a randomly chosen side, and
+the same tracked face must do it within a time window.
+
+Why
+    A replayed video can blink and turn, and a passive model may score a good screen as
+    live. What a recording cannot do is follow a prompt it does not know: the direction is
+    drawn at random (:mod:`secrets` in production, an injectable :class:`random.Random` in
+    tests) only once the attempt would otherwise accept, and so is the moment of the prompt
+    (0 to :data:`MAX_DELAY` s after the match; the head must hold still until then). The
+    first clear movement must be the asked one, after the prompt. A clip that turns its own
+    fixed way therefore passes only the draws whose side matches it *and* whose moment puts
+    the prompt just before its turn (see docs/liveness.md for the measured rate); a clip
+    that holds still passes none.
+
+Yaw from five points (:func:`head_pose`)
+    The engine's landmarks are the four eye corners and the nose base. The nose base lies in
+    front of the eyes, so when the head turns it slides sideways relative to the midpoint of
+    the eyes: ``yaw = <nose - eye midpoint, eye axis> / inter-ocular distance`` (about 0.01
+    per degree from a face's proportions, not measured: the clips have no angle ground truth;
+    0 facing the camera). The eye axis is oriented so that
+    positive yaw is the nose moving to the image's right: the camera's frames are not
+    mirrored, so that is a turn to the user's own **left**.
+
+The decision (:class:`HeadTurn`)
+    * baseline: the median yaw of the matched face on the frames before the prompt (the
+      matched frames of the decision window), per attempt;
+    * until the prompt (a random delay after the match) the head must not turn: a clear
+      turn either way then fails ("moved before the prompt");
+    * the turn counts when the yaw differs from the baseline by at least
+      :data:`TURN_DELTA` in the asked direction on :data:`HOLD_FRAMES` consecutive frames;
+    * the same change the other way fails at once (a clip that swings both ways would
+      otherwise always find the asked side), as does a turn completed sooner than
+      :data:`MIN_REACTION` after the prompt (no one reads a prompt and turns that fast: the
+      movement began before it, as in a replay already turning);
+    * no turn within the window (``liveness.challenge_seconds``, on the frames' own
+      timestamps) fails.
+
+The same face (:class:`ChallengeRun`)
+    The challenge follows the face that matched: on each frame, the face whose box continues
+    the last one (:data:`TRACK_MIN_IOU`, else the nearest centre within half a face), never
+    another face of the frame; losing it for more than :data:`MAX_LOST` frames fails, and
+    the face that completes the turn must still be the matched person (embedding distance to
+    the matched face's mean embedding at most :data:`SAME_PERSON_DISTANCE`). So a photo
+    cannot supply the match while a live person beside it turns.
+
+A blink (from the face-mesh module, later) is another :class:`Challenge`: it gets the same
+tracked face on each frame and returns a :class:`State`.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import secrets
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from faceunlock.config import CHALLENGE_MAX_DELAY
+from faceunlock.errors import InputError
+
+Box = tuple[float, float, float, float]
+
+#: what the user is told when the challenge fails
+CHALLENGE_MESSAGE = ("Face not accepted: you did not turn your head as asked. "
+                     "Type your password.")
+#: the turn directions (the user's own left and right)
+DIRECTIONS = ("left", "right")
+PROMPTS = {
+    "left": "Turn your head slowly to your left",
+    "right": "Turn your head slowly to your right",
+}
+#: default window after the prompt (seconds), the ``liveness.challenge_seconds`` default
+WINDOW_SECONDS = 4.0
+#: the prompt comes a uniformly random 0 to this many seconds after the match
+MAX_DELAY = CHALLENGE_MAX_DELAY
+#: a turn: this change of yaw (nose offset / inter-ocular distance) from the baseline, roughly
+#: 15 degrees (the clips' frame-to-frame noise is ~0.03)
+TURN_DELTA = 0.15
+#: ... on this many consecutive frames
+HOLD_FRAMES = 2
+#: a turn completed sooner than this after the prompt began before it (seconds)
+MIN_REACTION = 0.25
+#: tracking: a face continues the last box when their IoU reaches this ...
+TRACK_MIN_IOU = 0.3
+#: ... or its centre is within this many face sizes of the last centre
+TRACK_MAX_SHIFT = 0.5
+#: frames in a row without the tracked face before the challenge fails
+MAX_LOST = 3
+#: the face that completes the turn: Euclidean distance of its (raw) embedding to the mean
+#: embedding of the matched face at most this (dlib's same-person distance is 0.6; a turned
+#: head of the owner stays well within it on the clips, another person does not)
+SAME_PERSON_DISTANCE = 0.6
+
+
+class State(enum.Enum):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class Face(Protocol):
+    """What a challenge reads of a face observation (:class:`~faceunlock.engine.pipeline.
+    FaceObservation`): box (left, top, right, bottom); landmarks (5, 2) float32 (x, y);
+    embedding (128,) float32."""
+
+    @property
+    def box(self) -> Box: ...
+
+    @property
+    def landmarks(self) -> np.ndarray: ...
+
+    @property
+    def embedding(self) -> np.ndarray: ...
+
+
+class Challenge(Protocol):
+    """One active challenge. ``kind``: its name (``head-turn``); ``prompt``: the words the
+    user is shown ``delay`` seconds after :meth:`start`; ``seconds``: its window after the
+    prompt; ``reason``: why it failed (empty until then).
+
+    :meth:`start` gets the matched face on the frames of the match (oldest first) and the
+    match's time; :meth:`update` then gets each later frame's timestamp and the tracked
+    face (None when it was not found on that frame) and returns the state; once it is not
+    PENDING it stays so."""
+
+    kind: str
+    prompt: str
+    delay: float
+    seconds: float
+    reason: str
+
+    def start(self, baseline: Sequence[Face], t: float) -> None: ...
+
+    def update(self, t: float, face: Face | None) -> State: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Pose:
+    """yaw: nose offset along the eye axis / inter-ocular distance, positive = the nose to
+    the image's right (the user's left); pitch: the offset across it / inter-ocular distance
+    (positive, larger when the head tips down); iod: inter-ocular distance (pixels)."""
+
+    yaw: float
+    pitch: float
+    iod: float
+
+
+def head_pose(landmarks: np.ndarray) -> Pose:
+    """The yaw estimate of the five engine landmarks ((5, 2) x, y: the two corners of one
+    eye, the two of the other, the nose base). Raises InputError on a wrong shape or eyes
+    that coincide."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (5, 2) or not np.all(np.isfinite(lm)):
+        raise InputError(f"head pose: expected (5, 2) finite landmarks, got {lm.shape}")
+    eye_a, eye_b = (lm[0] + lm[1]) / 2.0, (lm[2] + lm[3]) / 2.0
+    axis = eye_b - eye_a
+    iod = float(np.hypot(axis[0], axis[1]))
+    if iod < 1e-6:
+        raise InputError("head pose: the two eyes are at the same place")
+    u = axis / iod
+    v = np.array([-u[1], u[0]])
+    nose = lm[4] - (eye_a + eye_b) / 2.0
+    if float(nose @ v) < 0:  # v points from the eyes towards the nose (down the face)
+        v = -v
+    if u[0] * v[1] - u[1] * v[0] < 0:  # u to the image's right of an upright face
+        u = -u
+    return Pose(float(nose @ u) / iod, float(nose @ v) / iod, iod)
+
+
+class HeadTurn:
+    """Turn the head to ``direction`` (``left`` or ``right``, the user's own) within
+    ``seconds`` of the prompt; see the module docstring for the rule."""
+
+    kind = "head-turn"
+
+    def __init__(self, direction: str, seconds: float = WINDOW_SECONDS,
+                 delta: float = TURN_DELTA, delay: float = 0.0) -> None:
+        if not 0.0 <= delay <= 60.0:
+            raise InputError(f"head turn: delay must be 0-60 s, got {delay}")
+        if direction not in DIRECTIONS:
+            raise InputError(f"head turn: direction must be one of {', '.join(DIRECTIONS)}, "
+                             f"got {direction!r}")
+        if not seconds > 0 or not delta > 0:
+            raise InputError(f"head turn: seconds and delta must be positive, got {seconds}, "
+                             f"{delta}")
+        self.direction = direction
+        self.delay = float(delay)
+        self.seconds = float(seconds)
+        self.delta = float(delta)
+        self.prompt = PROMPTS[direction]
+        self.reason = ""
+        self.state = State.PENDING
+        self.baseline = float("nan")
+        self.t0 = 0.0
+        #: (seconds after the prompt, yaw change or None when no face) of each update
+        self.trace: list[tuple[float, float | None]] = []
+        self._run = 0  # consecutive frames beyond the threshold, signed by side
+        self._sign = 1.0 if direction == "left" else -1.0
+
+    def start(self, baseline: Sequence[Face], t: float) -> None:
+        if not baseline:
+            raise InputError("head turn: no face to take the baseline from")
+        self.baseline = statistics.median(head_pose(f.landmarks).yaw for f in baseline)
+        self.t0 = float(t)
+
+    def _fail(self, reason: str) -> State:
+        self.state, self.reason = State.FAILED, reason
+        return self.state
+
+    def update(self, t: float, face: Face | None) -> State:
+        if self.state is not State.PENDING:
+            return self.state
+        dt = float(t) - self.t0 - self.delay  # seconds since the prompt (< 0: before it)
+        if face is None:
+            self.trace.append((dt, None))
+            self._run = 0
+        else:
+            change = (head_pose(face.landmarks).yaw - self.baseline) * self._sign
+            self.trace.append((dt, change))
+            side = 1 if change >= self.delta else -1 if change <= -self.delta else 0
+            if side == 0 or (self._run > 0) != (side > 0):
+                self._run = side
+            else:
+                self._run += side
+            if abs(self._run) >= HOLD_FRAMES:
+                if dt < 0:
+                    return self._fail("turned before the prompt")
+                if self._run < 0:
+                    return self._fail("turned the other way")
+                if dt < MIN_REACTION:
+                    return self._fail(f"turned too soon after the prompt ({dt:.2f} s): it "
+                                      "began before it")
+                self.state = State.PASSED
+                return self.state
+        if dt > self.seconds:
+            return self._fail(f"no turn within {self.seconds:g} s")
+        return self.state
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "direction": self.direction,
+            "delay_s": round(self.delay, 3),
+            "prompt": self.prompt,
+            "state": self.state.value,
+            "reason": self.reason,
+            "baseline_yaw": None if not np.isfinite(self.baseline) else round(self.baseline, 4),
+            "trace": [[round(dt, 3), None if c is None else round(c, 4)]
+                      for dt, c in self.trace],
+        }
+
+
+def production_rng() -> random.Random:
+    """The draw's randomness outside tests: the OS's (:class:`secrets.SystemRandom`)."""
+    return secrets.SystemRandom()
+
+
+def draw_challenge(rng: random.Random | None = None,
+                   seconds: float = WINDOW_SECONDS) -> Challenge:
+    """A new randomly chosen challenge: a head turn to the left or the right, prompted a
+    uniformly random 0 to MAX_DELAY s after the match, drawn from ``rng`` (default:
+    :func:`production_rng`)."""
+    r = rng if rng is not None else production_rng()
+    direction = r.choice(DIRECTIONS)
+    return HeadTurn(direction, seconds, delay=r.uniform(0.0, MAX_DELAY))
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return inter / union if union > 0 else 0.0
+
+
+def follow(last: Box, faces: Sequence[Face]) -> Face | None:
+    """The face of ``faces`` that continues the track ending at box ``last``: the highest
+    IoU at least TRACK_MIN_IOU, else the nearest centre within TRACK_MAX_SHIFT face sizes;
+    None when no face does."""
+    if not faces:
+        return None
+    best = max(faces, key=lambda f: _iou(last, f.box))
+    if _iou(last, best.box) >= TRACK_MIN_IOU:
+        return best
+    size = max(last[2] - last[0], last[3] - last[1], 1.0)
+    cx, cy = (last[0] + last[2]) / 2.0, (last[1] + last[3]) / 2.0
+
+    def shift(f: Face) -> float:
+        return float(np.hypot((f.box[0] + f.box[2]) / 2.0 - cx, (f.box[1] + f.box[3]) / 2.0 - cy))
+
+    near = min(faces, key=shift)
+    return near if shift(near) <= TRACK_MAX_SHIFT * size else None
+
+
+@dataclass
+class ChallengeRun:
+    """One challenge on one attempt, tied to the face that matched. ``matched``: that face on
+    the frames before the prompt (oldest first); ``t``: the prompt's frame timestamp.
+
+    :meth:`feed` takes every later frame's timestamp and all its faces, follows the matched
+    face (:func:`follow`), and hands it to the challenge; the state. :meth:`prompt_due`
+    says, once, when the prompt is to be shown. ``ms``: time spent in :meth:`feed` (the
+    challenge's own cost per frame, beside the pipeline's)."""
+
+    challenge: Challenge
+    matched: Sequence[Face]
+    t: float
+    same_person: float = SAME_PERSON_DISTANCE
+    state: State = State.PENDING
+    frames: int = 0
+    ms: list[float] = field(default_factory=list)
+    reason: str = ""
+    prompted: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.matched:
+            raise InputError("challenge: no matched face to follow")
+        self._box: Box = tuple(map(float, self.matched[-1].box))  # type: ignore[assignment]
+        self._ref = np.mean([np.asarray(f.embedding, np.float64) for f in self.matched], axis=0)
+        self._lost = 0
+        self.challenge.start(self.matched, self.t)
+
+    def feed(self, t: float, faces: Sequence[Face]) -> State:
+        if self.state is not State.PENDING:
+            return self.state
+        t0 = time.perf_counter()
+        try:
+            self.frames += 1
+            face = follow(self._box, faces)
+            if face is None:
+                self._lost += 1
+                if self._lost > MAX_LOST:
+                    return self._end(State.FAILED, f"lost the face for {self._lost} frames")
+            else:
+                self._lost = 0
+                self._box = tuple(map(float, face.box))  # type: ignore[assignment]
+            st = self.challenge.update(t, face)
+            if st is State.PASSED and face is not None:
+                d = float(np.linalg.norm(np.asarray(face.embedding, np.float64) - self._ref))
+                if d > self.same_person:
+                    return self._end(State.FAILED, f"the face that turned is not the one "
+                                     f"that matched (distance {d:.3f})")
+            return self._end(st, self.challenge.reason)
+        finally:
+            self.ms.append((time.perf_counter() - t0) * 1e3)
+
+    @property
+    def challenge_seconds(self) -> float:
+        """From the match to the end of the window: the delay plus the window."""
+        return float(self.challenge.delay + self.challenge.seconds)
+
+    def prompt_due(self, t: float) -> bool:
+        """True once: the first time ``t`` (a frame's timestamp) reaches the prompt's moment
+        while the challenge is pending."""
+        if self.prompted or self.state is not State.PENDING \
+                or t < self.t + self.challenge.delay:
+            return False
+        self.prompted = True
+        return True
+
+    def expire(self, reason: str) -> None:
+        """End a pending challenge as failed (the window ran out on the wall clock, or the
+        frames ended)."""
+        if self.state is State.PENDING:
+            self._end(State.FAILED, reason)
+
+    def _end(self, st: State, reason: str) -> State:
+        self.state = st
+        if st is State.FAILED:
+            self.reason = reason
+        return st
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.challenge.to_json(),
+            "state": self.state.value,
+            "reason": self.reason,
+            "frames": self.frames,
+            "ms_per_frame": round(float(np.mean(self.ms)), 3) if self.ms else 0.0,
+        }
