@@ -53,8 +53,12 @@ def cpu_ms(pipe: Pipeline, frames: list[np.ndarray], track: bool) -> dict[str, f
         pipe.observe(f, select="largest", track=track)
         ts.append((time.process_time() - t0) * 1e3)
         passes += bool(pipe.fallback_passes)
-    return {"median_ms": round(statistics.median(ts), 1), "mean_ms": round(statistics.mean(ts), 1),
-            "frames": len(ts), "frames_with_fallback": passes}
+    return {
+        "median_ms": round(statistics.median(ts), 1),
+        "mean_ms": round(statistics.mean(ts), 1),
+        "frames": len(ts),
+        "frames_with_fallback": passes,
+    }
 
 
 def main() -> int:
@@ -80,8 +84,7 @@ def main() -> int:
         "coarse-first": cpu_ms(coarse, [face] * n, False),
         "no face, single": cpu_ms(pipe, [noisy(scene(rng), rng) for _ in range(n)], False),
         "no face, stream, static": cpu_ms(pipe, [noisy(base, rng) for _ in range(n)], True),
-        "no face, stream, changing": cpu_ms(pipe, [noisy(scene(rng), rng) for _ in range(n)],
-                                            True),
+        "no face, stream, changing": cpu_ms(pipe, [noisy(scene(rng), rng) for _ in range(n)], True),
     }
     text = json.dumps(res, indent=1)
     print(text)

@@ -115,10 +115,13 @@ class Describer:
             return s[0].box if s else fallback
 
         oc, ol = pick(dets, "center"), pick(dets, "largest")
-        hog = [Detection((r.left(), r.top(), r.right(), r.bottom()), 0.0)
-               for r in self.hog(image, 1)]
-        dl_dets = hog or [Detection((r.rect.left(), r.rect.top(), r.rect.right(),
-                                     r.rect.bottom()), 0.0) for r in self.cnn(image, 0)]
+        hog = [
+            Detection((r.left(), r.top(), r.right(), r.bottom()), 0.0) for r in self.hog(image, 1)
+        ]
+        dl_dets = hog or [
+            Detection((r.rect.left(), r.rect.top(), r.rect.right(), r.rect.bottom()), 0.0)
+            for r in self.cnn(image, 0)
+        ]
         dc, dlg = pick(dl_dets, "center"), pick(dl_dets, "largest")
         lm = self.pipe.landmarker
 
@@ -145,11 +148,22 @@ class Describer:
             "dlib": dlib_full(dc),
             "ourdet-dlibdesc": self._dlib_desc(image, oc, lm_oc),
         }
-        e["ours-largest"] = (e["ours"] if ol == oc else
-                             self._embed(face_chip(image, lm.predict(image, ol)), False, True))
+        e["ours-largest"] = (
+            e["ours"]
+            if ol == oc
+            else self._embed(face_chip(image, lm.predict(image, ol)), False, True)
+        )
         e["dlib-largest"] = e["dlib"] if dlg == dc else dlib_full(dlg)
-        return {"emb": e, "found": found, "dlib_found": bool(dl_dets), "n_ours": len(dets),
-                "n_dlib": len(dl_dets), "dlib_hog": bool(hog), "box_ours": oc, "box_dlib": dc}
+        return {
+            "emb": e,
+            "found": found,
+            "dlib_found": bool(dl_dets),
+            "n_ours": len(dets),
+            "n_dlib": len(dl_dets),
+            "dlib_hog": bool(hog),
+            "box_ours": oc,
+            "box_dlib": dc,
+        }
 
 
 # -- cache ----------------------------------------------------------------------------------------
@@ -162,9 +176,12 @@ def load_cache(f: Path) -> dict[str, dict[str, Any]]:
     names = [str(x) for x in z["names"]]
     out: dict[str, dict[str, Any]] = {}
     for i, n in enumerate(names):
-        out[n] = {"emb": {v: z[f"emb_{v}"][i] for v in VARIANTS},
-                  **{k: z[k][i] for k in ("found", "dlib_found", "n_ours", "n_dlib", "dlib_hog")},
-                  "box_ours": tuple(z["box_ours"][i]), "box_dlib": tuple(z["box_dlib"][i])}
+        out[n] = {
+            "emb": {v: z[f"emb_{v}"][i] for v in VARIANTS},
+            **{k: z[k][i] for k in ("found", "dlib_found", "n_ours", "n_dlib", "dlib_hog")},
+            "box_ours": tuple(z["box_ours"][i]),
+            "box_dlib": tuple(z["box_dlib"][i]),
+        }
     return out
 
 
@@ -262,12 +279,18 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
             accs = [float(ok[fold == k].mean()) for k in range(10)]
             ab, ba, se = paired_se(ok, ok_ref)
             tar, _ = metrics.tar_at_far(d, same, 1e-3)
-            row = {"pairs": len(prs), "cv_accuracy": float(ok.mean()),
-                   "cv_accuracy_se": float(np.std(accs, ddof=1) / math.sqrt(10)),
-                   "vs_dlib_right_only_here": ab, "vs_dlib_right_only_dlib": ba,
-                   "vs_dlib_diff": float(ok.mean() - ok_ref.mean()), "vs_dlib_diff_se": se,
-                   "auc": metrics.roc_auc(d, same), "auc_se": bootstrap_auc_se(d, same),
-                   "tar_at_far_1e-3": tar}
+            row = {
+                "pairs": len(prs),
+                "cv_accuracy": float(ok.mean()),
+                "cv_accuracy_se": float(np.std(accs, ddof=1) / math.sqrt(10)),
+                "vs_dlib_right_only_here": ab,
+                "vs_dlib_right_only_dlib": ba,
+                "vs_dlib_diff": float(ok.mean() - ok_ref.mean()),
+                "vs_dlib_diff_se": se,
+                "auc": metrics.roc_auc(d, same),
+                "auc_se": bootstrap_auc_se(d, same),
+                "tar_at_far_1e-3": tar,
+            }
             if scope == "DevTest" and "DevTrain" in scopes:
                 pf, sf = scopes["DevTrain"]
                 thr = metrics.best_threshold(distances(cache, pf, v), sf)
@@ -283,12 +306,29 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
             "dlib_hog_missed": sum(not cache[n]["dlib_hog"] for n in imgs),
             "ours_several_faces": sum(int(cache[n]["n_ours"]) > 1 for n in imgs),
             "dlib_several_faces": sum(int(cache[n]["n_dlib"]) > 1 for n in imgs),
-            "box_centre_offset_px_median": float(np.median([
-                math.hypot((cache[n]["box_ours"][0] + cache[n]["box_ours"][2]
-                            - cache[n]["box_dlib"][0] - cache[n]["box_dlib"][2]) / 2,
-                           (cache[n]["box_ours"][1] + cache[n]["box_ours"][3]
-                            - cache[n]["box_dlib"][1] - cache[n]["box_dlib"][3]) / 2)
-                for n in imgs])),
+            "box_centre_offset_px_median": float(
+                np.median(
+                    [
+                        math.hypot(
+                            (
+                                cache[n]["box_ours"][0]
+                                + cache[n]["box_ours"][2]
+                                - cache[n]["box_dlib"][0]
+                                - cache[n]["box_dlib"][2]
+                            )
+                            / 2,
+                            (
+                                cache[n]["box_ours"][1]
+                                + cache[n]["box_ours"][3]
+                                - cache[n]["box_dlib"][1]
+                                - cache[n]["box_dlib"][3]
+                            )
+                            / 2,
+                        )
+                        for n in imgs
+                    ]
+                )
+            ),
         }
     return out
 
@@ -298,21 +338,31 @@ def markdown(res: dict[str, Any]) -> str:
     for scope, sc in res["scopes"].items():
         rows = sc["rows"]
         n = next(iter(rows.values()))["pairs"]
-        lines += [f"## {scope}: {n} pairs, {sc['images']} images", "",
-                  f"No face: ours {sc['ours_no_face']}, dlib {sc['dlib_no_face']} (HOG missed "
-                  f"{sc['dlib_hog_missed']}); several faces found: ours "
-                  f"{sc['ours_several_faces']}, dlib {sc['dlib_several_faces']}; median "
-                  f"distance between the two selected boxes' centres "
-                  f"{sc['box_centre_offset_px_median']:.1f} px.", ""]
+        lines += [
+            f"## {scope}: {n} pairs, {sc['images']} images",
+            "",
+            f"No face: ours {sc['ours_no_face']}, dlib {sc['dlib_no_face']} (HOG missed "
+            f"{sc['dlib_hog_missed']}); several faces found: ours "
+            f"{sc['ours_several_faces']}, dlib {sc['dlib_several_faces']}; median "
+            f"distance between the two selected boxes' centres "
+            f"{sc['box_centre_offset_px_median']:.1f} px.",
+            "",
+        ]
         fit = "devtest_accuracy_fit_devtrain" in next(iter(rows.values()))
-        head = "| variant | 10-fold accuracy (SE) | vs dlib (SE), pairs +/- | AUC (SE) | TAR@FAR1e-3 |"
-        lines += [head + (" DevTest @ DevTrain threshold |" if fit else ""),
-                  "|---|---|---|---|---|" + ("---|" if fit else "")]
+        head = (
+            "| variant | 10-fold accuracy (SE) | vs dlib (SE), pairs +/- | AUC (SE) | TAR@FAR1e-3 |"
+        )
+        lines += [
+            head + (" DevTest @ DevTrain threshold |" if fit else ""),
+            "|---|---|---|---|---|" + ("---|" if fit else ""),
+        ]
         for v, r in rows.items():
-            line = (f"| {v} | {r['cv_accuracy']:.4f} ({r['cv_accuracy_se']:.4f}) | "
-                    f"{100 * r['vs_dlib_diff']:+.2f} pt ({100 * r['vs_dlib_diff_se']:.2f}), "
-                    f"+{r['vs_dlib_right_only_here']}/-{r['vs_dlib_right_only_dlib']} | "
-                    f"{r['auc']:.4f} ({r['auc_se']:.4f}) | {r['tar_at_far_1e-3']:.3f} |")
+            line = (
+                f"| {v} | {r['cv_accuracy']:.4f} ({r['cv_accuracy_se']:.4f}) | "
+                f"{100 * r['vs_dlib_diff']:+.2f} pt ({100 * r['vs_dlib_diff_se']:.2f}), "
+                f"+{r['vs_dlib_right_only_here']}/-{r['vs_dlib_right_only_dlib']} | "
+                f"{r['auc']:.4f} ({r['auc_se']:.4f}) | {r['tar_at_far_1e-3']:.3f} |"
+            )
             if fit:
                 line += f" {r['devtest_accuracy_fit_devtrain']:.4f} |"
             lines.append(line)
@@ -350,8 +400,11 @@ def main() -> int:
             cache[n] = desc.describe(read_image(SHARED / "lfw" / "images" / n))
             if (i + 1) % 100 == 0 or i + 1 == len(todo):
                 save_cache(cf, cache)
-                print(f"  {i + 1}/{len(todo)} images, {time.perf_counter() - t0:.0f} s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {i + 1}/{len(todo)} images, {time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     res = report(cache, sets)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "view1_decompose.json").write_text(json.dumps(res, indent=1) + "\n")
