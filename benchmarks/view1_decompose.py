@@ -261,11 +261,21 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
     data = {s: read(s) for s in sets}
     scopes: dict[str, tuple[list[tuple[str, str]], np.ndarray]] = {}
     for s, (prs, same) in data.items():
-        if all(x in cache and y in cache for x, y in prs):
-            scopes[s] = (prs, same)
-    if len(scopes) == 2:
-        (pa, sa), (pb, sb) = scopes["DevTest"], scopes["DevTrain"]
-        scopes["View1-all"] = (pa + pb, np.concatenate([sa, sb]))
+        # the pairs whose images are described: all of them, or a balanced prefix (an
+        # interrupted run; as many same as different pairs, in file order)
+        ok = np.asarray([x in cache and y in cache for x, y in prs])
+        pos, neg = np.nonzero(same & ok)[0], np.nonzero(~same & ok)[0]
+        k = min(len(pos), len(neg))
+        if k < 50:
+            continue
+        keep = sorted([*pos[:k], *neg[:k]]) if not ok.all() else list(range(len(prs)))
+        label = s if ok.all() else f"{s} ({2 * k} of {len(prs)} pairs)"
+        scopes[label] = ([prs[i] for i in keep], same[keep])
+    test = next((x for x in scopes if x.startswith("DevTest")), None)
+    train = next((x for x in scopes if x.startswith("DevTrain")), None)
+    if test and train:
+        (pa, sa), (pb, sb) = scopes[test], scopes[train]
+        scopes["View 1, both sets"] = (pa + pb, np.concatenate([sa, sb]))
     out: dict[str, Any] = {"scopes": {}}
     for scope, (prs, same) in scopes.items():
         fold = folds_of(same)
@@ -291,8 +301,8 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
                 "auc_se": bootstrap_auc_se(d, same),
                 "tar_at_far_1e-3": tar,
             }
-            if scope == "DevTest" and "DevTrain" in scopes:
-                pf, sf = scopes["DevTrain"]
+            if scope == test and train:
+                pf, sf = scopes[train]
                 thr = metrics.best_threshold(distances(cache, pf, v), sf)
                 row["devtest_accuracy_fit_devtrain"] = metrics.accuracy(d, same, thr)
                 row["fit_threshold"] = thr
@@ -386,10 +396,16 @@ def main() -> int:
     cache = load_cache(cf)
     if not a.report_only:
         todo: list[str] = []
+        seen: set[str] = set(cache)
         for s in sets:
-            for x, y in read(s)[0]:
-                for n in (x, y):
-                    if n not in cache and n not in todo:
+            prs, same = read(s)
+            # same and different pairs interleaved: a run cut short covers a balanced prefix
+            pos, neg = np.nonzero(same)[0], np.nonzero(~same)[0]
+            order = [int(i) for pn in zip(pos, neg, strict=False) for i in pn]
+            for i in order:
+                for n in prs[i]:
+                    if n not in seen:
+                        seen.add(n)
                         todo.append(n)
         if a.limit:
             todo = todo[: a.limit]
