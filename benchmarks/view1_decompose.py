@@ -172,15 +172,16 @@ class Describer:
 def load_cache(f: Path) -> dict[str, dict[str, Any]]:
     if not f.is_file():
         return {}
-    z = np.load(f)
-    names = [str(x) for x in z["names"]]
+    with np.load(f) as z:  # each array read once (an NpzFile reads it again on every access)
+        arrays = {k: np.array(z[k]) for k in z.files}
+    names = [str(x) for x in arrays["names"]]
     out: dict[str, dict[str, Any]] = {}
     for i, n in enumerate(names):
         out[n] = {
-            "emb": {v: z[f"emb_{v}"][i] for v in VARIANTS},
-            **{k: z[k][i] for k in ("found", "dlib_found", "n_ours", "n_dlib", "dlib_hog")},
-            "box_ours": tuple(z["box_ours"][i]),
-            "box_dlib": tuple(z["box_dlib"][i]),
+            "emb": {v: arrays[f"emb_{v}"][i].copy() for v in VARIANTS},
+            **{k: arrays[k][i] for k in ("found", "dlib_found", "n_ours", "n_dlib", "dlib_hog")},
+            "box_ours": tuple(arrays["box_ours"][i]),
+            "box_dlib": tuple(arrays["box_dlib"][i]),
         }
     return out
 
@@ -283,11 +284,13 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
         ok_ref = None
         d_ref = distances(cache, prs, "dlib")
         ok_ref = cv_correct(d_ref, same, fold)
+        ok_ours = cv_correct(distances(cache, prs, "ours"), same, fold)
         for v in VARIANTS:
             d = distances(cache, prs, v)
             ok = cv_correct(d, same, fold)
             accs = [float(ok[fold == k].mean()) for k in range(10)]
             ab, ba, se = paired_se(ok, ok_ref)
+            oa, ob, ose = paired_se(ok, ok_ours)
             tar, _ = metrics.tar_at_far(d, same, 1e-3)
             row = {
                 "pairs": len(prs),
@@ -297,6 +300,10 @@ def report(cache: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
                 "vs_dlib_right_only_dlib": ba,
                 "vs_dlib_diff": float(ok.mean() - ok_ref.mean()),
                 "vs_dlib_diff_se": se,
+                "vs_ours_right_only_here": oa,
+                "vs_ours_right_only_ours": ob,
+                "vs_ours_diff": float(ok.mean() - ok_ours.mean()),
+                "vs_ours_diff_se": ose,
                 "auc": metrics.roc_auc(d, same),
                 "auc_se": bootstrap_auc_se(d, same),
                 "tar_at_far_1e-3": tar,
@@ -360,15 +367,18 @@ def markdown(res: dict[str, Any]) -> str:
         ]
         fit = "devtest_accuracy_fit_devtrain" in next(iter(rows.values()))
         head = (
-            "| variant | 10-fold accuracy (SE) | vs dlib (SE), pairs +/- | AUC (SE) | TAR@FAR1e-3 |"
+            "| variant | 10-fold accuracy (SE) | vs ours (SE), pairs +/- | vs dlib (SE), pairs +/- "
+            "| AUC (SE) | TAR@FAR1e-3 |"
         )
         lines += [
             head + (" DevTest @ DevTrain threshold |" if fit else ""),
-            "|---|---|---|---|---|" + ("---|" if fit else ""),
+            "|---|---|---|---|---|---|" + ("---|" if fit else ""),
         ]
         for v, r in rows.items():
             line = (
                 f"| {v} | {r['cv_accuracy']:.4f} ({r['cv_accuracy_se']:.4f}) | "
+                f"{100 * r['vs_ours_diff']:+.2f} pt ({100 * r['vs_ours_diff_se']:.2f}), "
+                f"+{r['vs_ours_right_only_here']}/-{r['vs_ours_right_only_ours']} | "
                 f"{100 * r['vs_dlib_diff']:+.2f} pt ({100 * r['vs_dlib_diff_se']:.2f}), "
                 f"+{r['vs_dlib_right_only_here']}/-{r['vs_dlib_right_only_dlib']} | "
                 f"{r['auc']:.4f} ({r['auc_se']:.4f}) | {r['tar_at_far_1e-3']:.3f} |"
