@@ -87,7 +87,7 @@ def _rng(name: str, cond: str) -> np.random.Generator:
 
 def _background(rng: np.random.Generator) -> np.ndarray:
     low = rng.uniform(40, 200, (6, 8, 3)).astype(np.float32)
-    bg = cv2.resize(low, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    bg = np.asarray(cv2.resize(low, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC))
     bg += rng.normal(0, 6, bg.shape).astype(np.float32)
     return np.asarray(np.clip(bg, 0, 255), np.uint8)
 

@@ -118,7 +118,7 @@ def main() -> int:
                 m["by"] = sorted(m["by"])
             faces += mine
         print(f"{name}: {sum(f['clip'] == name for f in faces)} faces", file=sys.stderr)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for lo, hi, label in BINS:
         sel = [f for f in faces if lo <= abs(f["yaw_proxy"]) < hi]
         rows.append(
