@@ -44,7 +44,7 @@ FILES = (
 )
 PIPELINES = ("faceunlock", "faceunlock-single", "dlib-hog", "dlib-cnn")
 BINS = (
-    (0.0, 0.15, "frontal (|a| < 0.15, ~<15°)"),
+    (0.0, 0.15, "frontal (asymmetry < 0.15, ~<15°)"),
     (0.15, 0.35, "turned (0.15-0.35, ~15-30°)"),
     (0.35, 9.0, "strongly turned (> 0.35, ~>30°)"),
 )
