@@ -109,6 +109,29 @@ def test_embed_dir_and_list(
     np.testing.assert_allclose(z2["emb"][0], z["emb"][1], atol=1e-6)
 
 
+def test_embed_select_picks_the_largest_or_the_central_face(
+    lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = cv2.imread(str(_img(lfw_dir, "AJ_Cook", 1)))
+    big = cv2.resize(big, None, fx=1.4, fy=1.4, interpolation=cv2.INTER_LINEAR)  # face ~134 px
+    small = cv2.imread(str(_img(lfw_dir, "Abdullah_Gul", 13)))  # face ~96 px
+    frame = np.full((480, 800, 3), 90, np.uint8)
+    frame[60:60 + big.shape[0], 0:big.shape[1]] = big  # face centre near x 175
+    frame[115:365, 275:525] = small  # face centre near x 400, the frame's centre
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "two.png"), frame)
+    centres = {}
+    for how in ("largest", "center"):
+        out = tmp_path / f"{how}.npz"
+        rc, _, _ = _run(capsys, "embed", str(d), "--select", how, "--out", str(out))
+        assert rc == 0
+        b = np.load(out)["boxes"][0]
+        centres[how] = (b[0] + b[2]) / 2
+    assert abs(centres["largest"] - 175) < 40
+    assert abs(centres["center"] - 400) < 40
+
+
 def test_eval_lfw_json(lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = (lfw_dir / "pairsDevTest.txt").read_text().splitlines()
     same, diff = lines[1:9], lines[501:509]

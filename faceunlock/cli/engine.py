@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from faceunlock.cli.common import (
     THRESHOLD_RANGE,
@@ -59,6 +60,7 @@ class EmbedArgs:
     list: str | None
     root: str | None
     out: str
+    select: Literal["largest", "center"]
     json: bool
     engine: EngineOptions
 
@@ -80,7 +82,9 @@ def embed(a: EmbedArgs) -> int:
     def note(p: Path, e: Exception) -> None:
         print(f"warning: {e}", file=sys.stderr)
 
-    results = batch.iter_embeddings(paths, get_pipeline(a.engine.settings()), on_error=note)
+    results = batch.iter_embeddings(
+        paths, get_pipeline(a.engine.settings()), select=a.select, on_error=note
+    )
     try:
         s = batch.write_embeddings(a.out, given, results)
     except OSError as e:
@@ -256,6 +260,10 @@ def register(sub: Subparsers) -> None:
     e.add_argument("--list", metavar="FILE", help="file with one image path per line")
     e.add_argument("--root", metavar="DIR", help="base for relative paths in --list")
     e.add_argument("--out", required=True, metavar="OUT.npz")
+    e.add_argument("--select", choices=("largest", "center"), default="largest",
+                   help="the face described when an image has several: the largest (a camera "
+                        "in front of the user, the default) or the one nearest the image centre "
+                        "(LFW and other centred crops, as `eval lfw` does)")
     json_arg(e)
     add_engine_args(e)
     bind(e, embed, EmbedArgs)

@@ -107,6 +107,12 @@ COARSE_FACE_PX = 160
 #: streams (``track``): consecutive frames with no face run the fallback passes on the first
 #: and then on every Nth (each costs ~4.5 full scans on a 640x480 frame)
 FALLBACK_EVERY_TRACKED = 3
+#: streams: the fallback passes are skipped on a frame that has not changed since they last ran
+#: and found nothing (a camera with nobody in front): the frame's grey thumbnail of this size
+#: (each cell the mean of ~10x10 pixels of a 640x480 frame, sensor noise averaged out) ...
+CHANGE_THUMB = (64, 48)
+#: ... differs from that frame's by at most this many grey levels in every cell
+CHANGE_LEVELS = 8.0
 
 
 @dataclass
@@ -133,6 +139,18 @@ def _iou(a: Box, b: Box) -> float:
 
 def _box_area(b: Box) -> float:
     return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
+def scene_thumbnail(image: np.ndarray) -> np.ndarray:
+    """(48, 64) float32 grey thumbnail of an RGB uint8 image (area averaged): what
+    :func:`scene_changed` compares."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    return np.asarray(cv2.resize(grey, CHANGE_THUMB, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def scene_changed(a: np.ndarray, b: np.ndarray, levels: float = CHANGE_LEVELS) -> bool:
+    """Whether two :func:`scene_thumbnail` s differ by more than ``levels`` in some cell."""
+    return bool(np.abs(a - b).max() > levels)
 
 
 def center_box(shape: Sequence[int], fraction: float = CENTER_BOX_FRACTION) -> Box:
@@ -243,12 +261,18 @@ class Pipeline:
         self.last_search = ""
         self._last_face_px: float | None = None
         self._misses = 0
+        #: streams: the thumbnail of the frame on which the fallback passes last ran and found
+        #: nothing (None: they have not run since the last face or the stream's start)
+        self._fruitless: np.ndarray | None = None
+        #: whether the last detect() skipped the passes because the scene had not changed
+        self.fallback_skipped_static = False
 
     def reset_tracking(self) -> None:
         """Forget the last faces (start of a new stream)."""
         self._last = []
         self._since_full = 0
         self._misses = 0
+        self._fruitless = None
 
     @property
     def threshold(self) -> float:
@@ -280,15 +304,26 @@ class Pipeline:
                 dets = self.detector.detect(image)
             self._since_full = 0
         self.fallback_passes = ()
+        self.fallback_skipped_static = False
         self._misses = 0 if dets else self._misses + 1
+        if dets or (track and image.shape != self._last_shape):
+            self._fruitless = None
         # in a stream, frames with no face run the passes on the first miss and then every
-        # FALLBACK_EVERY_TRACKED misses: a camera with nobody in front keeps its frame rate
+        # FALLBACK_EVERY_TRACKED misses, and only when the frame has changed since the passes
+        # last ran and found nothing (they are deterministic: on the same scene they would find
+        # nothing again): a camera with nobody in front keeps its frame rate
         if not dets and self.settings.fallback and (
                 not track or (self._misses - 1) % FALLBACK_EVERY_TRACKED == 0):
-            dets = self.fallback.detect(image)
-            self.fallback_passes = self.fallback.last_passes
-            if dets:
-                self._misses = 0
+            thumb = scene_thumbnail(as_rgb_u8(image)) if track else None
+            if thumb is not None and self._fruitless is not None and not scene_changed(
+                    thumb, self._fruitless):
+                self.fallback_skipped_static = True
+            else:
+                dets = self.fallback.detect(image)
+                self.fallback_passes = self.fallback.last_passes
+                if dets:
+                    self._misses = 0
+                self._fruitless = None if dets else thumb
         if dets:  # remembered across streams: decides whether the next first frame goes coarse
             self._last_face_px = max(max(d.width, d.height) for d in dets)
         if track:

@@ -16,6 +16,8 @@ from faceunlock.engine.pipeline import (
     Pipeline,
     PipelineSettings,
     euclidean,
+    scene_changed,
+    scene_thumbnail,
 )
 from faceunlock.engine.recall import PASSES, clahe
 
@@ -105,15 +107,66 @@ def test_a_blank_frame_has_no_face_after_every_pass(pipe: Pipeline) -> None:
 
 def test_a_stream_without_a_face_runs_the_passes_every_nth_frame() -> None:
     p = Pipeline(PipelineSettings())
-    blank = np.full((240, 320, 3), 60, np.uint8)
     ran = []
-    for _ in range(2 * FALLBACK_EVERY_TRACKED + 1):
+    for i in range(2 * FALLBACK_EVERY_TRACKED + 1):
+        # the scene changes every frame: only the every-Nth rule holds the passes back
+        blank = np.full((240, 320, 3), 40 + 20 * i, np.uint8)
         assert p.detect(blank, track=True) == []
         ran.append(p.fallback_passes == PASSES)
     assert ran == [i % FALLBACK_EVERY_TRACKED == 0 for i in range(len(ran))]
     p.reset_tracking()
     p.detect(blank, track=True)
     assert p.fallback_passes == PASSES  # a new stream starts with the passes
+
+
+def _noisy_scene(rng: np.random.Generator) -> np.ndarray:
+    low = rng.uniform(40, 200, (6, 8, 3)).astype(np.float32)
+    return np.asarray(cv2.resize(low, (640, 480), interpolation=cv2.INTER_CUBIC))
+
+
+def _with_noise(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255), np.uint8)
+
+
+def test_a_static_scene_runs_the_passes_once_until_a_face_enters(lfw_dir: Path) -> None:
+    p = Pipeline(PipelineSettings())
+    rng = np.random.default_rng(1)
+    scene = _noisy_scene(rng)
+    ran, skipped = [], []
+    for _ in range(3 * FALLBACK_EVERY_TRACKED + 1):  # new sensor noise on every frame
+        assert p.detect(_with_noise(scene, rng), track=True) == []
+        ran.append(bool(p.fallback_passes))
+        skipped.append(p.fallback_skipped_static)
+    assert ran == [True] + [False] * (len(ran) - 1)
+    assert skipped == [i % FALLBACK_EVERY_TRACKED == 0 and i > 0 for i in range(len(ran))]
+    # a 50 px face (only the upsampled pass finds it) steps into the same scene
+    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    im = cv2.resize(face, None, fx=50 / LFW_FACE_PX, fy=50 / LFW_FACE_PX,
+                    interpolation=cv2.INTER_AREA)
+    found_at = None
+    for i in range(FALLBACK_EVERY_TRACKED):
+        fr = _with_noise(scene, rng)
+        fr[90:90 + im.shape[0], 400:400 + im.shape[1]] = im
+        if p.detect(fr, track=True):
+            found_at = i
+            break
+    assert found_at is not None and p.fallback_passes == PASSES
+
+
+def test_the_scene_change_test_ignores_sensor_noise_and_sees_a_small_face(
+        lfw_dir: Path) -> None:
+    rng = np.random.default_rng(2)
+    scene = _noisy_scene(rng)
+    a = scene_thumbnail(_with_noise(scene, rng))
+    assert not scene_changed(a, scene_thumbnail(_with_noise(scene, rng)))
+    face = read_image(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    fr = _with_noise(scene, rng)
+    im = cv2.resize(face, None, fx=40 / LFW_FACE_PX, fy=40 / LFW_FACE_PX,
+                    interpolation=cv2.INTER_AREA)  # the face 40 px, the image ~104 px
+    # only the face itself, not the LFW image's background
+    c = im.shape[0] // 2
+    fr[200:240, 300:340] = im[c - 20:c + 20, c - 20:c + 20]
+    assert scene_changed(a, scene_thumbnail(fr))
 
 
 def test_no_fallback_setting_runs_none(single: Pipeline) -> None:
