@@ -150,6 +150,11 @@ PLANAR_MAX_RESIDUAL = 1.0
 #: ... and to this share of the motion (parallax grows with the motion; tracking noise not)
 PLANAR_MAX_RELATIVE = 0.3
 PLANAR_MIN_POINTS = 12
+#: tracking: Lucas-Kanade window and pyramid levels (3 levels follow a hand's jolt of ~30 px
+#: between frames), and the forward-backward check that drops lost tracks (pixels)
+PLANAR_WINDOW = 15
+PLANAR_LEVELS = 3
+PLANAR_MAX_FB = 0.5
 
 
 def _region(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, int, int]:
@@ -236,13 +241,30 @@ def frozen(crops: Sequence[np.ndarray]) -> bool:
                for a, b in itertools.pairwise(crops))
 
 
+def track(ga: np.ndarray, gb: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``pts`` (N, 1, 2) float32 of grey image ``ga`` tracked into ``gb`` (pyramidal
+    Lucas-Kanade, PLANAR_LEVELS levels), kept only where tracking back from ``gb`` lands
+    within PLANAR_MAX_FB pixels of the start: (p0, p1), each (M, 2) float32. A lost track is
+    not parallax: without this check, the few points a large or blurred motion throws off
+    look like a surface that is not flat."""
+    win = (PLANAR_WINDOW, PLANAR_WINDOW)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, pts, None, winSize=win,
+                                          maxLevel=PLANAR_LEVELS, criteria=crit)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, nxt, None, winSize=win,
+                                            maxLevel=PLANAR_LEVELS, criteria=crit)
+    fb = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
+    ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < PLANAR_MAX_FB)
+    return pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+
+
 def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     """Whether the face and its surroundings moved as one flat picture between frames ``a``
-    and ``b`` (RGB): points tracked (pyramidal Lucas-Kanade) in the region 2.5x the face box
-    of ``a`` moved by at least PLANAR_MIN_MOTION, and one homography (RANSAC) explains 90 %
-    of them within PLANAR_MAX_RESIDUAL and within PLANAR_MAX_RELATIVE of the motion. A head
-    moves against its background, and turns (parallax between nose, cheeks and hair); a
-    hand-held photo or print moves as one plane.
+    and ``b`` (RGB): points tracked (:func:`track`, forward-backward checked) in the region
+    2.5x the face box of ``a`` moved by at least PLANAR_MIN_MOTION, and one homography
+    (RANSAC) explains 90 % of them within PLANAR_MAX_RESIDUAL and within
+    PLANAR_MAX_RELATIVE of the motion. A head moves against its background, and turns
+    (parallax between nose, cheeks and hair); a hand-held photo or print moves as one plane.
     Abstains (False) when there is too little texture or motion to tell."""
     x0, y0, x1, y1 = _region(a.shape, box, 2.5)
     ga = cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
@@ -252,9 +274,7 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     pts = cv2.goodFeaturesToTrack(ga, 100, 0.01, 3)
     if pts is None or len(pts) < PLANAR_MIN_POINTS:
         return False
-    nxt, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, pts, None, winSize=(11, 11), maxLevel=2)
-    ok = st.ravel() == 1
-    p0, p1 = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+    p0, p1 = track(ga, gb, pts)
     if len(p0) < PLANAR_MIN_POINTS:
         return False
     motion = float(np.percentile(np.linalg.norm(p1 - p0, axis=1), 75))

@@ -38,7 +38,13 @@ from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
 from faceunlock.ui.password import confirm_password
-from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, CalibrationPanel, PreviewLabel
+from faceunlock.ui.widgets import (
+    LEVEL_DESCRIPTIONS,
+    LIVENESS_DESCRIPTIONS,
+    LIVENESS_NAMES,
+    CalibrationPanel,
+    PreviewLabel,
+)
 from faceunlock.ui.workers import (
     AttemptSetup,
     AttemptWorker,
@@ -70,7 +76,8 @@ def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
 
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
-    Each security level is described in the wizard's words (:data:`LEVEL_DESCRIPTIONS`).
+    Each security level and each photo-check level (``liveness.level``) is described in the
+    wizard's words (:data:`LEVEL_DESCRIPTIONS`, :data:`LIVENESS_DESCRIPTIONS`).
     Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
     all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
     True when the button that does it was pressed; tests answer it); deleting then asks for
@@ -136,6 +143,16 @@ class SettingsDialog(QDialog):
         self.level_description.setWordWrap(True)
         self.level.currentTextChanged.connect(self._describe_level)
         self._describe_level(self.level.currentText())
+        self.liveness = QComboBox()
+        self.liveness.setObjectName("liveness_level")
+        for lv, name in LIVENESS_NAMES.items():
+            self.liveness.addItem(name, lv)
+        self.liveness.setCurrentIndex(max(self.liveness.findData(cfg.liveness.level), 0))
+        self.liveness_description = QLabel()
+        self.liveness_description.setObjectName("liveness_description")
+        self.liveness_description.setWordWrap(True)
+        self.liveness.currentIndexChanged.connect(lambda _i: self._describe_liveness())
+        self._describe_liveness()
         self.timeout = QLineEdit(f"{cfg.auth.timeout:g}")
         self.watcher = QCheckBox("Unlock the lock screen with my face")
         self.watcher.setChecked(cfg.watcher.enabled)
@@ -146,6 +163,8 @@ class SettingsDialog(QDialog):
         self.camera_kind.set_spec(self.source_spec())
         form.addRow("&Security level:", self.level)
         form.addRow("", self.level_description)
+        form.addRow("&Photo check:", self.liveness)
+        form.addRow("", self.liveness_description)
         form.addRow("&Timeout (seconds):", self.timeout)
         form.addRow("", self.watcher)
         form.addRow("", self.snapshots)
@@ -166,6 +185,11 @@ class SettingsDialog(QDialog):
     def _describe_level(self, level: str) -> None:
         """The wizard's words for ``level`` (the box names the level already)."""
         self.level_description.setText(LEVEL_DESCRIPTIONS.get(level, ""))
+
+    def _describe_liveness(self) -> None:
+        """The plain words for the chosen photo-check level (``liveness.level``)."""
+        self.liveness_description.setText(
+            LIVENESS_DESCRIPTIONS.get(str(self.liveness.currentData()), ""))
 
     # ---- your face: the appearances, remove one, delete all
 
@@ -320,6 +344,7 @@ class SettingsDialog(QDialog):
             "camera.source": self.source_spec(),
             "auth.security_level": self.level.currentText(),
             "auth.timeout": self.timeout.text(),
+            "liveness.level": str(self.liveness.currentData()),
             "watcher.enabled": "true" if self.watcher.isChecked() else "false",
             "auth.snapshots": "true" if self.snapshots.isChecked() else "false",
         }
@@ -382,7 +407,7 @@ TEST_VERDICTS: dict[AuthStatus, tuple[str, str, str]] = {
         "again.",
     ),
     AuthStatus.PRESENTATION_ATTACK: (
-        "Not recognised", "#c02020",
+        "Face not accepted: this looks like a photo or a screen", "#c02020",
         "The face matched yours, but it looked like a photo or a screen (the photo check), so "
         "this would not unlock.",
     ),
@@ -534,6 +559,9 @@ class RecognitionTestDialog(QDialog):
             f"{len(res.frames)} frames in {res.elapsed:.1f} s; closest score "
             + (f"{best:.3f}" if math.isfinite(best) else "none (no face)")
             + f", accepted at {res.threshold:.3f} or less"
+            + ("" if res.liveness is None else "; photo check: "
+               + ("passed" if res.liveness.live else "refused ("
+                  + ", ".join(res.liveness.reasons) + ")"))
         )
 
     def _error(self, message: str) -> None:

@@ -37,6 +37,27 @@ LEVEL_DESCRIPTIONS = {
 }
 
 
+#: what each ``liveness.level`` (the photo check) means to a person (the wizard's Enable page
+#: and Settings)
+LIVENESS_NAMES = {"off": "Off", "passive": "Passive", "active": "Active"}
+LIVENESS_DESCRIPTIONS = {
+    "off": "No check. With a colour camera, anyone who holds up a photo or a phone picture "
+    "of you can unlock.",
+    "passive": "Before it unlocks, FaceUnlock looks for signs of a photo or a screen (the "
+    "frame of a phone, glare on glass, a picture that moves as one flat sheet or never "
+    "moves, the look of a printed or displayed face). It stops most photos and phone "
+    "screens, and asks nothing of you; a very good print held still, a video or a mask can "
+    "still get through.",
+    "active": "Not built yet. It is accepted and does exactly what Passive does (a "
+    "challenge, such as turning your head when asked, is planned).",
+}
+
+
+def liveness_description(level: str) -> str:
+    """``"Passive: Before it unlocks, ..."``: a photo-check level's name and meaning."""
+    return f"{LIVENESS_NAMES[level]}: {LIVENESS_DESCRIPTIONS[level]}"
+
+
 def level_description(level: str) -> str:
     """``"Balanced: The usual choice: ..."``: a level's name and what it means."""
     return f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}"

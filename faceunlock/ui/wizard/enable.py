@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (
     QWizardPage,
 )
 
+from faceunlock.ui.widgets import LIVENESS_DESCRIPTIONS, LIVENESS_NAMES
 from faceunlock.ui.wizard.common import details_button, error_style, plain_style
 
 if TYPE_CHECKING:
@@ -133,16 +134,9 @@ class EnablePage(QWizardPage):
             Qt.TextInteractionFlag.TextSelectableByMouse
         )
         bl.addWidget(self.liveness_warning)
-        self.liveness_levels = QLabel(
-            "<p><b>Off</b>: no check. With a colour camera, anyone who holds up a photo or a "
-            "phone picture of you can unlock.</p>"
-            "<p><b>Passive</b>: before it unlocks, FaceUnlock looks for signs of a photo or a "
-            "screen (the frame of a phone, glare on glass, a face that never moves). It stops "
-            "most photos and phone screens, and asks nothing of you; a very good print or a "
-            "mask can still get through.</p>"
-            "<p><b>Active</b>: not built yet. It is accepted and does exactly what Passive does "
-            "(a challenge, such as turning your head when asked, is planned).</p>"
-        )
+        self.liveness_levels = QLabel("".join(
+            f"<p><b>{LIVENESS_NAMES[lv]}</b>: {LIVENESS_DESCRIPTIONS[lv]}</p>"
+            for lv in LIVENESS_NAMES))
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
         self.liveness_levels.setWordWrap(True)
