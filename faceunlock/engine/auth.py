@@ -190,6 +190,7 @@ def authenticate(
     window: deque[bool] = deque(maxlen=params.n)
     #: beside each window entry: the frame and the box of its best face (for liveness)
     seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
+    infrared: deque[bool] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
     for frame in frames:
         if should_stop is not None and should_stop():
@@ -205,10 +206,12 @@ def authenticate(
                 window.append(match)
                 if live_on:
                     seen.append((frame.image, face.box))
+                    infrared.append(frame.is_ir)
             if live_on and match and sum(window) >= params.k:
                 assert liveness is not None
-                res.liveness = liveness.judge(
-                    [s for s, m in zip(seen, window, strict=True) if m])
+                chosen = [i for i, m in enumerate(window) if m]
+                res.liveness = liveness.judge([seen[i] for i in chosen],
+                                              infrared=any(infrared[i] for i in chosen))
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
             )

@@ -155,6 +155,14 @@ PLANAR_MIN_POINTS = 12
 PLANAR_WINDOW = 15
 PLANAR_LEVELS = 3
 PLANAR_MAX_FB = 0.5
+#: infrared: a face lit by the camera's own near-IR emitter shows skin texture; a phone or
+#: monitor screen shows next to nothing in near-IR. Refused: a face box whose median grey
+#: level is below IR_MIN_LEVEL, or whose structure (standard deviation of the grey crop
+#: blurred with sigma 2 px, which sensor noise amplified by CLAHE does not reach) is below
+#: IR_MIN_DETAIL grey levels. The clips' faces as IR frames (grey + CLAHE): 25.5 or more;
+#: a flat dark rectangle with noise, through the same CLAHE: about 1
+IR_MIN_LEVEL = 20.0
+IR_MIN_DETAIL = 6.0
 
 
 def _region(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, int, int]:
@@ -239,6 +247,19 @@ def frozen(crops: Sequence[np.ndarray]) -> bool:
         return False
     return all(float(np.mean(np.abs(a - b))) < FROZEN_MAX_DIFF
                for a, b in itertools.pairwise(crops))
+
+
+def ir_flat(image: np.ndarray, box: Box) -> bool:
+    """On an infrared frame: the face box is too dark or too smooth to be skin lit by the
+    camera's emitter (a screen in near-IR: a dark, featureless rectangle). ``image`` RGB or
+    grey uint8."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    x0, y0, x1, y1 = _region(grey.shape, box, 1.0)
+    crop = grey[y0:y1, x0:x1]
+    if crop.size < 16:
+        return True
+    detail = float(cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 2.0).std())
+    return float(np.median(crop)) < IR_MIN_LEVEL or detail < IR_MIN_DETAIL
 
 
 def track(ga: np.ndarray, gb: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,9 +386,12 @@ class Liveness:
             return np.zeros(0, np.float32)
         return (self.v2.real(faces) + self.v1se.real(faces)) / 2.0
 
-    def judge(self, faces: Sequence[tuple[np.ndarray, Box]]) -> Verdict:
+    def judge(self, faces: Sequence[tuple[np.ndarray, Box]], infrared: bool = False
+              ) -> Verdict:
         """The verdict on one attempt's chosen frames: (RGB image, box of the matched face)
-        each, oldest first; the last ``max_judged`` are judged."""
+        each, oldest first; the last ``max_judged`` are judged. ``infrared``: the frames came
+        from an infrared camera (:attr:`Frame.is_ir`): the face must also show skin texture
+        in near-IR (:func:`ir_flat`, reason ``ir-flat``)."""
         import time
 
         t0 = time.perf_counter()
@@ -377,6 +401,8 @@ class Liveness:
             return Verdict(False, float("nan"), thr, 0, ["no face"])
         reasons: list[str] = []
         if self.params.cues:
+            if infrared and any(ir_flat(im, b) for im, b in faces):
+                reasons.append("ir-flat")
             if any(glare(im, b) for im, b in faces):
                 reasons.append("glare")
             if any(bezel(im, b) for im, b in faces):
