@@ -10,7 +10,9 @@ Liveness
     With a :class:`~faceunlock.engine.liveness.Liveness` stage (``liveness.level`` passive or
     active), the moment the ``k``-of-``n`` rule would accept, the stage judges the matched
     frames of the window: on each, the face whose embedding matched (its detector box), never
-    another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``.
+    another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``. When
+    every judged frame came from an infrared camera (:attr:`Frame.is_ir`), the stage judges
+    them as IR (its physical cues, not the colour model).
 
 Rate limiting
     After ``max_failures`` failed attempts in a row, face authentication refuses (status
@@ -211,7 +213,7 @@ def authenticate(
                 assert liveness is not None
                 chosen = [i for i, m in enumerate(window) if m]
                 res.liveness = liveness.judge([seen[i] for i in chosen],
-                                              infrared=any(infrared[i] for i in chosen))
+                                              infrared=all(infrared[i] for i in chosen))
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
             )

@@ -390,8 +390,10 @@ class Liveness:
               ) -> Verdict:
         """The verdict on one attempt's chosen frames: (RGB image, box of the matched face)
         each, oldest first; the last ``max_judged`` are judged. ``infrared``: the frames came
-        from an infrared camera (:attr:`Frame.is_ir`): the face must also show skin texture
-        in near-IR (:func:`ir_flat`, reason ``ir-flat``)."""
+        from an infrared camera (:attr:`Frame.is_ir`): the face must show skin structure in
+        near-IR (:func:`ir_flat`, reason ``ir-flat``), and the model does not run
+        (``score`` nan): MiniFASNet was trained on colour crops and scores every grey live
+        face of the clips as an attack (median 0.02), so on IR the physical cues decide."""
         import time
 
         t0 = time.perf_counter()
@@ -415,8 +417,8 @@ class Liveness:
                 reasons.append("frozen")
             elif len(faces) >= 2 and planar_motion(faces[0][0], faces[-1][0], faces[0][1]):
                 reasons.append("planar")
-        score = float(np.mean(self.scores(faces)))
-        if score < thr:
+        score = float("nan") if infrared else float(np.mean(self.scores(faces)))
+        if not infrared and score < thr:
             reasons.append("score")
         ms = (time.perf_counter() - t0) * 1e3
         return Verdict(not reasons, score, thr, len(faces), reasons, ms)
