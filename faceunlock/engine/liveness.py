@@ -9,8 +9,14 @@ Layers (each measured on its own, see docs/liveness.md)
       match, or do not yet decide, pays nothing.
     * **Deny cues**, on the same frames, each enough to refuse: a device-shaped rectangle (a
       phone or tablet bezel) closed around the face, a large flat specular highlight (glass
-      glare) on or beside the face, and a frozen face (the judged face crops identical to the
-      last grey level: a camera never delivers the same pixels twice, an injected still does).
+      glare) on or beside the face, a frozen face (the judged face crops identical to the
+      last grey level: a camera never delivers the same pixels twice, an injected still
+      does), planar motion (the face and its surroundings moved as one homography between
+      the judged frames: a hand-held photo or print; tracks are forward-backward checked so
+      that a lost track is not taken for parallax) and, on infrared frames only, a face too
+      dark or too smooth to be skin lit by the camera's emitter (a screen in near-IR).
+    * **Infrared frames** skip the model: it was trained on colour crops and scores grey
+      live faces as attacks; the physical cues decide there.
 
 Everything is judged on the face that matched (its detector box from the same observation),
 never on another face of the frame: a photo cannot supply the match while a live person
