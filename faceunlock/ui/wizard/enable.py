@@ -178,7 +178,8 @@ class EnablePage(QWizardPage):
             self.liveness_warning.setStyleSheet("")
             text = (
                 f"The photo check is on ({level.capitalize()}): a photo or a phone screen held "
-                "up to the camera is refused in most cases, though no check is perfect."
+                "up to the camera is refused in most cases, though no check is perfect (a "
+                "print propped up perfectly still can get through)."
             )
         self.liveness_warning.setText(text)
 
