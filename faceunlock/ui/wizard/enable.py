@@ -135,7 +135,8 @@ class EnablePage(QWizardPage):
         )
         bl.addWidget(self.liveness_warning)
         self.liveness_levels = QLabel("".join(
-            f"<p><b>{LIVENESS_NAMES[lv]}</b>: {LIVENESS_DESCRIPTIONS[lv]}</p>"
+            f"<p><b>{LIVENESS_NAMES[lv]}</b>: {LIVENESS_DESCRIPTIONS[lv][:1].lower()}"
+            f"{LIVENESS_DESCRIPTIONS[lv][1:]}</p>"
             for lv in LIVENESS_NAMES))
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
@@ -180,6 +181,8 @@ class EnablePage(QWizardPage):
                 f"The photo check is on ({level.capitalize()}): a photo or a phone screen held "
                 "up to the camera is refused in most cases, though no check is perfect (a "
                 "print propped up perfectly still can get through)."
+                + ("" if colour else " Your infrared camera is much harder to fool with a "
+                   "photo or a phone screen: a screen shows nothing in infrared.")
             )
         self.liveness_warning.setText(text)
 
