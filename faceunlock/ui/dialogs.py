@@ -42,6 +42,7 @@ from faceunlock.ui.widgets import (
     LEVEL_DESCRIPTIONS,
     LIVENESS_DESCRIPTIONS,
     LIVENESS_NAMES,
+    LIVENESS_SHORT,
     CalibrationPanel,
     PreviewLabel,
 )
@@ -77,7 +78,8 @@ def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
     Each security level and each photo-check level (``liveness.level``) is described in the
-    wizard's words (:data:`LEVEL_DESCRIPTIONS`, :data:`LIVENESS_DESCRIPTIONS`).
+    wizard's words (:data:`LEVEL_DESCRIPTIONS`, :data:`LIVENESS_SHORT` with
+    :data:`LIVENESS_DESCRIPTIONS` as tooltip).
     Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
     all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
     True when the button that does it was pressed; tests answer it); deleting then asks for
@@ -187,9 +189,12 @@ class SettingsDialog(QDialog):
         self.level_description.setText(LEVEL_DESCRIPTIONS.get(level, ""))
 
     def _describe_liveness(self) -> None:
-        """The plain words for the chosen photo-check level (``liveness.level``)."""
-        self.liveness_description.setText(
-            LIVENESS_DESCRIPTIONS.get(str(self.liveness.currentData()), ""))
+        """The plain words for the chosen photo-check level (``liveness.level``): one short
+        line, the wizard's full words as its tooltip and the box's."""
+        level = str(self.liveness.currentData())
+        self.liveness_description.setText(LIVENESS_SHORT.get(level, ""))
+        self.liveness_description.setToolTip(LIVENESS_DESCRIPTIONS.get(level, ""))
+        self.liveness.setToolTip(LIVENESS_DESCRIPTIONS.get(level, ""))
 
     # ---- your face: the appearances, remove one, delete all
 

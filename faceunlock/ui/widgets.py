@@ -45,11 +45,18 @@ LIVENESS_DESCRIPTIONS = {
     "of you can unlock.",
     "passive": "Before it unlocks, FaceUnlock looks for signs of a photo or a screen (the "
     "frame of a phone, glare on glass, a picture that moves as one flat sheet or never "
-    "moves, the look of a printed or displayed face). It stops most photos and phone "
-    "screens, and asks nothing of you; a very good print held still, a video or a mask can "
-    "still get through.",
+    "moves). It stops most photos and phone screens, and asks nothing of you; a print held "
+    "perfectly still, a video or a mask can still get through.",
     "active": "Not built yet. It is accepted and does exactly what Passive does (a "
     "challenge, such as turning your head when asked, is planned).",
+}
+
+
+#: the same in one short line each (Settings, where the full words are the tooltip)
+LIVENESS_SHORT = {
+    "off": "No check: a photo or a phone picture of you can unlock.",
+    "passive": "Refuses what looks like a photo or a screen; a print held still can pass.",
+    "active": "Not built yet: does what Passive does.",
 }
 
 

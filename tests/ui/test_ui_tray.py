@@ -179,16 +179,18 @@ def test_settings_photo_check_explains_each_level_and_saves_it(
     """Settings shows the photo check (liveness.level) with the wizard's plain words for the
     chosen level, and saves a changed level."""
     from faceunlock.config import config_set
-    from faceunlock.ui.widgets import LIVENESS_DESCRIPTIONS
+    from faceunlock.ui.widgets import LIVENESS_DESCRIPTIONS, LIVENESS_SHORT
 
     path = tmp_path / "photo-check.toml"
     d = SettingsDialog(config_set(cfg, "liveness.level", "passive"), path)
     qtbot.addWidget(d)
     assert d.liveness.currentData() == "passive"
-    assert d.liveness_description.text() == LIVENESS_DESCRIPTIONS["passive"]
+    assert d.liveness_description.text() == LIVENESS_SHORT["passive"]
     assert "photo or a screen" in d.liveness_description.text()
+    assert d.liveness_description.toolTip() == LIVENESS_DESCRIPTIONS["passive"]
     d.liveness.setCurrentIndex(d.liveness.findData("off"))
-    assert "anyone who holds up a photo" in d.liveness_description.text()
+    assert "a photo or a phone picture of you can unlock" in d.liveness_description.text()
+    assert "anyone who holds up a photo" in d.liveness.toolTip()
     d.accept()
     assert d.result() == QDialog.DialogCode.Accepted
     assert load_config(path).liveness.level == "off"

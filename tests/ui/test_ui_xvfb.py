@@ -281,8 +281,9 @@ def test_long_status_menu_and_test_dialog_screenshots(
 ) -> None:
     """Real X11 windows: the tray menu with a long status is at most 480 px wide, and the Test
     dialog after the owner's attempt shows her picture with a green face box and the result."""
-    from tests.fakes.clip_material import EnrolledClips
     from PyQt6.QtGui import QImage
+
+    from tests.fakes.clip_material import EnrolledClips
 
     clips = EnrolledClips(tmp_path / "clips", clips_dir)
     env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"}
