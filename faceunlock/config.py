@@ -414,7 +414,7 @@ class LivenessConfig(Section):
     ``active``, which for now runs exactly the passive checks (the challenge is not built)."""
 
     SECTION = "liveness"
-    level: str = key("passive", "photo and screen checks: off, passive or active (= passive for "
+    level: str = key("off", "photo and screen checks: off, passive or active (= passive for "
                      "now)", choices=LIVENESS_LEVELS)
 
 

@@ -48,7 +48,7 @@ DEFAULTS = {
     "auth.dark_fraction": 0.95,
     "auth.snapshots": False,
     "enrol.anchors": 10,
-    "liveness.level": "passive",
+    "liveness.level": "off",
     "watcher.enabled": True,
     "watcher.backend": "auto",
     "general.disabled": False,

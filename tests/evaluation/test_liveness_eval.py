@@ -97,8 +97,8 @@ def test_stress_kinds_a_print_in_a_room_and_a_still_print(
     still = sorted((tmp_path / "attack" / "print-still").iterdir())[0]
     a, b = (read_image(f).astype(np.float32) for f in sorted(still.iterdir())[:2])
     assert 0.5 < float(np.mean(np.abs(a - b))) < 6.0  # noise only: no motion, not frozen
-    clip_config({})
+    clip_config({"liveness.level": "passive"})
     res = _eval(tmp_path, capsys)
-    assert res["level"] == "passive"  # the default
+    assert res["level"] == "passive"
     assert res["per_kind"]["print-room"] == 0.0, res
     assert res["cues"].get("print-still", {}).get("frozen") is None, res
