@@ -75,8 +75,9 @@ def test_owner_on_an_infrared_camera_unlocks_at_passive(
     owner: EnrolledClips, clip_config: Callable[[Mapping[str, str]], Config],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:
-    """Her live clip as greyscale frames (what an IR camera delivers): at passive the IR cues judge it (the colour model, which refuses grey faces, does not run), and it
-    unlocks; ten copies of one grey frame are still refused (frozen)."""
+    """Her live clip as greyscale frames (what an IR camera delivers): at passive the IR cues
+    judge it (the colour model, which refuses grey faces, does not run), and it unlocks; ten
+    copies of one grey frame are still refused (frozen)."""
     import cv2
 
     from tests.fakes.clip_material import png_folder
