@@ -52,8 +52,10 @@ def template(pipe: Any, frames: list[np.ndarray], cfg: Any) -> tuple[Any, float]
     cm = _clip_material()
     with tempfile.TemporaryDirectory() as td:
         store = TemplateStore(Path(td) / "t", StaticKeyProvider(os.urandom(32)))
+        # unguided, as the clip tests enrol: the clips were not filmed to the wizard's prompts
         out = service.enrol(store, "owner", cfg,
-                            ImageFolderSource(cm.png_folder(Path(td) / "e", frames)), pipe=pipe)
+                            ImageFolderSource(cm.png_folder(Path(td) / "e", frames)), pipe=pipe,
+                            params=service.enrol_params(cfg, guided=False))
     t = out.template
     return service.matcher(t, pipe), float(t.threshold if t.threshold is not None
                                            else pipe.threshold)

@@ -16,6 +16,14 @@ reads). Attack kinds, each from a frame (or the frames) of a clip:
     screen        one frame on a phone: bezel, moire, gamma change, glare, hand-held
     replay        the clip itself played on that phone
 
+Stress kinds, built only when asked for (``--kinds``), harder than the five above:
+
+    print-room    the print as a sheet of paper (a margin, its edge) held up and moved by
+                  hand in front of a textured, static room: the background does not move
+                  with the face
+    print-still   the print filling the view and not moving at all (propped up): only the
+                  camera's noise changes between frames
+
 Live presentations are windows of consecutive clip frames, as captured and with a camera's
 variation (exposure, gamma, noise). Everything is seeded: the same arguments give the same
 bytes.
@@ -47,6 +55,7 @@ MALE = "head-pose-face-detection-male.gif"
 BOTH = "head-pose-face-detection-female-and-male.gif"
 PARTS = {"fit": (MALE,), "report": (FEMALE, BOTH), "all": (MALE, FEMALE, BOTH)}
 KINDS = ("copies", "moving-photo", "print", "screen", "replay")
+STRESS_KINDS = ("print-room", "print-still")
 #: frames per presentation
 FRAMES = 10
 #: live presentations: windows of this many consecutive frames, this far apart
@@ -235,6 +244,49 @@ def hand_held(picture: np.ndarray, rng: np.random.Generator, n: int) -> Iterator
         yield recapture(moved, rng, blur=rng.uniform(0.5, 1.0))
 
 
+def textured_room(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A room with texture behind a held sheet: the frame upside down (no face is detected
+    in it), lightly blurred and dimmed."""
+    r = cv2.GaussianBlur(frame[::-1], (0, 0), rng.uniform(1.5, 3.0)).astype(np.float32)
+    return np.clip(r * rng.uniform(0.5, 0.9), 0, 255).astype(np.uint8)
+
+
+def on_paper(content: np.ndarray, box: tuple[float, ...], room: np.ndarray,
+             rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """``content`` printed (:func:`print_like`) on a sheet 2.2-3.2 face widths wide around
+    the face, with a white margin of up to 0.12 face widths, held in front of ``room`` and
+    moved by a hand: a drift plus a tremor homography per frame, each frame recaptured."""
+    h, w = room.shape[:2]
+    fw, fh = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    sw, sh = int(fw * rng.uniform(2.2, 3.2)), int(fh * rng.uniform(2.6, 3.8))
+    px0 = int(cx - sw / 2 + rng.uniform(-0.15, 0.15) * fw)
+    py0 = int(cy - sh / 2 + rng.uniform(-0.1, 0.25) * fh)
+    printed = print_like(content, rng)
+    pad = max(sw, sh)
+    big = cv2.copyMakeBorder(printed, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    sheet = big[py0 + pad:py0 + pad + sh, px0 + pad:px0 + pad + sw]
+    m = int(rng.uniform(0, 0.12) * fw)
+    paper = np.full((sh + 2 * m, sw + 2 * m, 3), rng.uniform(190, 240), np.float32)
+    paper[m:m + sh, m:m + sw] = sheet
+    paper_u8 = np.clip(paper, 0, 255).astype(np.uint8)
+    ph, pw = paper_u8.shape[:2]
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    base = src + np.array([px0 - m, py0 - m], np.float32)
+    drift = np.zeros(2, np.float32)
+    out = []
+    for _ in range(n):
+        drift += rng.uniform(-0.02, 0.02, 2).astype(np.float32) * (pw, ph)
+        dst = base + drift + rng.uniform(-0.015, 0.015, (4, 2)).astype(np.float32) * (pw, ph)
+        hm = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+        warped = cv2.warpPerspective(paper_u8, hm, (w, h), flags=cv2.INTER_LINEAR)
+        mask = cv2.warpPerspective(np.ones((ph, pw), np.float32), hm, (w, h))[:, :, None]
+        f = room.astype(np.float32) * (1 - mask) + warped.astype(np.float32) * mask
+        out.append(recapture(np.clip(f, 0, 255).astype(np.uint8), rng,
+                             blur=rng.uniform(0.5, 0.9)))
+    return out
+
+
 def live_variant(frames: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """A live capture under another camera's response: exposure, gamma and noise."""
     gain, gamma, noise = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.25), rng.uniform(1, 4)
@@ -296,13 +348,18 @@ def build(out: Path, part: str = "report", seed: int = 0, clips: Path | None = N
             assert box is not None
             pid = f"{stem}-{j:03d}-f{fi:03d}"
             for kind in kinds:
-                r = np.random.default_rng([seed, ci, j, KINDS.index(kind)])
+                r = np.random.default_rng([seed, ci, j, (KINDS + STRESS_KINDS).index(kind)])
                 if kind == "copies":
                     seq = [f] * frames_per
                 elif kind == "moving-photo":
                     seq = list(hand_held(f, r, frames_per))
                 elif kind == "print":
                     seq = list(hand_held(print_like(f, r), r, frames_per))
+                elif kind == "print-room":
+                    seq = on_paper(f, box, textured_room(f, r), r, frames_per)
+                elif kind == "print-still":
+                    still = print_like(f, r)
+                    seq = [recapture(still, r, blur=0.7) for _ in range(frames_per)]
                 elif kind == "screen":
                     phone, room = make_phone(r, f.shape, box), room_of(f, r)
                     seq = [on_phone(f, box, phone, room, r) for _ in range(frames_per)]
@@ -381,13 +438,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--live-variants", type=int, default=1,
                    help="camera-response variants of each live window")
     b.add_argument("--frames", type=int, default=FRAMES, help="frames per presentation")
+    b.add_argument("--kinds", default=",".join(KINDS),
+                   help=f"attack kinds, comma-separated, of {', '.join(KINDS + STRESS_KINDS)}")
     f = sub.add_parser("fit", help="fit the operating point on the fit part")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--target-bpcer", type=float, default=0.05)
     args = ap.parse_args(argv)
     if args.cmd == "build":
+        kinds = tuple(k for k in args.kinds.split(",") if k)
+        bad = [k for k in kinds if k not in KINDS + STRESS_KINDS]
+        if bad:
+            ap.error(f"unknown attack kind(s) {', '.join(bad)}; known: "
+                     f"{', '.join(KINDS + STRESS_KINDS)}")
         print(json.dumps(build(args.out, args.part, args.seed, args.clips, args.per_clip,
-                               live_variants=args.live_variants, frames_per=args.frames)))
+                               kinds=kinds, live_variants=args.live_variants,
+                               frames_per=args.frames)))
     else:
         print(json.dumps(fit(args.seed, args.target_bpcer), indent=2))
     return 0

@@ -10,7 +10,9 @@ Liveness
     With a :class:`~faceunlock.engine.liveness.Liveness` stage (``liveness.level`` passive or
     active), the moment the ``k``-of-``n`` rule would accept, the stage judges the matched
     frames of the window: on each, the face whose embedding matched (its detector box), never
-    another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``.
+    another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``. When
+    every judged frame came from an infrared camera (:attr:`Frame.is_ir`), the stage judges
+    them as IR (its physical cues, not the colour model).
 
 Active challenge
     At ``liveness.level = active``, an attempt that passed those checks does not accept yet:
@@ -233,6 +235,7 @@ def authenticate(
     window: deque[bool] = deque(maxlen=params.n)
     #: beside each window entry: the frame and its best face (for liveness)
     seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
+    infrared: deque[bool] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
     run: ChallengeRun | None = None
     started = 0.0  # clock() when the challenge began (the match)
@@ -259,10 +262,14 @@ def authenticate(
                     window.append(match)
                     if live_on:
                         seen.append((frame.image, face))
+                        infrared.append(frame.is_ir)
                 if live_on and match and sum(window) >= params.k:
                     assert liveness is not None
+                    chosen = [i for i, m in enumerate(window) if m]
                     res.liveness = liveness.judge(
-                        [(im, f.box) for (im, f), m in zip(seen, window, strict=True) if m])
+                        [(seen[i][0], seen[i][1].box) for i in chosen],
+                        infrared=all(infrared[i] for i in chosen),
+                    )
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
             )

@@ -9,8 +9,14 @@ Layers (each measured on its own, see docs/liveness.md)
       match, or do not yet decide, pays nothing.
     * **Deny cues**, on the same frames, each enough to refuse: a device-shaped rectangle (a
       phone or tablet bezel) closed around the face, a large flat specular highlight (glass
-      glare) on or beside the face, and a frozen face (the judged face crops identical to the
-      last grey level: a camera never delivers the same pixels twice, an injected still does).
+      glare) on or beside the face, a frozen face (the judged face crops identical to the
+      last grey level: a camera never delivers the same pixels twice, an injected still
+      does), planar motion (the face and its surroundings moved as one homography between
+      the judged frames: a hand-held photo or print; tracks are forward-backward checked so
+      that a lost track is not taken for parallax) and, on infrared frames only, a face too
+      dark or too smooth to be skin lit by the camera's emitter (a screen in near-IR).
+    * **Infrared frames** skip the model: it was trained on colour crops and scores grey
+      live faces as attacks; the physical cues decide there.
 
 Everything is judged on the face that matched (its detector box from the same observation),
 never on another face of the frame: a photo cannot supply the match while a live person
@@ -150,6 +156,19 @@ PLANAR_MAX_RESIDUAL = 1.0
 #: ... and to this share of the motion (parallax grows with the motion; tracking noise not)
 PLANAR_MAX_RELATIVE = 0.3
 PLANAR_MIN_POINTS = 12
+#: tracking: Lucas-Kanade window and pyramid levels (3 levels follow a hand's jolt of ~30 px
+#: between frames), and the forward-backward check that drops lost tracks (pixels)
+PLANAR_WINDOW = 15
+PLANAR_LEVELS = 3
+PLANAR_MAX_FB = 0.5
+#: infrared: a face lit by the camera's own near-IR emitter shows skin texture; a phone or
+#: monitor screen shows next to nothing in near-IR. Refused: a face box whose median grey
+#: level is below IR_MIN_LEVEL, or whose structure (standard deviation of the grey crop
+#: blurred with sigma 2 px, which sensor noise amplified by CLAHE does not reach) is below
+#: IR_MIN_DETAIL grey levels. The clips' faces as IR frames (grey + CLAHE): 25.5 or more;
+#: a flat dark rectangle with noise, through the same CLAHE: about 1
+IR_MIN_LEVEL = 20.0
+IR_MIN_DETAIL = 6.0
 
 
 def _region(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, int, int]:
@@ -236,13 +255,43 @@ def frozen(crops: Sequence[np.ndarray]) -> bool:
                for a, b in itertools.pairwise(crops))
 
 
+def ir_flat(image: np.ndarray, box: Box) -> bool:
+    """On an infrared frame: the face box is too dark or too smooth to be skin lit by the
+    camera's emitter (a screen in near-IR: a dark, featureless rectangle). ``image`` RGB or
+    grey uint8."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    x0, y0, x1, y1 = _region(grey.shape, box, 1.0)
+    crop = grey[y0:y1, x0:x1]
+    if crop.size < 16:
+        return True
+    detail = float(cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 2.0).std())
+    return float(np.median(crop)) < IR_MIN_LEVEL or detail < IR_MIN_DETAIL
+
+
+def track(ga: np.ndarray, gb: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``pts`` (N, 1, 2) float32 of grey image ``ga`` tracked into ``gb`` (pyramidal
+    Lucas-Kanade, PLANAR_LEVELS levels), kept only where tracking back from ``gb`` lands
+    within PLANAR_MAX_FB pixels of the start: (p0, p1), each (M, 2) float32. A lost track is
+    not parallax: without this check, the few points a large or blurred motion throws off
+    look like a surface that is not flat."""
+    win = (PLANAR_WINDOW, PLANAR_WINDOW)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, pts, None, winSize=win,
+                                          maxLevel=PLANAR_LEVELS, criteria=crit)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, nxt, None, winSize=win,
+                                            maxLevel=PLANAR_LEVELS, criteria=crit)
+    fb = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
+    ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < PLANAR_MAX_FB)
+    return pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+
+
 def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     """Whether the face and its surroundings moved as one flat picture between frames ``a``
-    and ``b`` (RGB): points tracked (pyramidal Lucas-Kanade) in the region 2.5x the face box
-    of ``a`` moved by at least PLANAR_MIN_MOTION, and one homography (RANSAC) explains 90 %
-    of them within PLANAR_MAX_RESIDUAL and within PLANAR_MAX_RELATIVE of the motion. A head
-    moves against its background, and turns (parallax between nose, cheeks and hair); a
-    hand-held photo or print moves as one plane.
+    and ``b`` (RGB): points tracked (:func:`track`, forward-backward checked) in the region
+    2.5x the face box of ``a`` moved by at least PLANAR_MIN_MOTION, and one homography
+    (RANSAC) explains 90 % of them within PLANAR_MAX_RESIDUAL and within
+    PLANAR_MAX_RELATIVE of the motion. A head moves against its background, and turns
+    (parallax between nose, cheeks and hair); a hand-held photo or print moves as one plane.
     Abstains (False) when there is too little texture or motion to tell."""
     x0, y0, x1, y1 = _region(a.shape, box, 2.5)
     ga = cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
@@ -252,9 +301,7 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     pts = cv2.goodFeaturesToTrack(ga, 100, 0.01, 3)
     if pts is None or len(pts) < PLANAR_MIN_POINTS:
         return False
-    nxt, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, pts, None, winSize=(11, 11), maxLevel=2)
-    ok = st.ravel() == 1
-    p0, p1 = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+    p0, p1 = track(ga, gb, pts)
     if len(p0) < PLANAR_MIN_POINTS:
         return False
     motion = float(np.percentile(np.linalg.norm(p1 - p0, axis=1), 75))
@@ -351,9 +398,14 @@ class Liveness:
             return np.zeros(0, np.float32)
         return (self.v2.real(faces) + self.v1se.real(faces)) / 2.0
 
-    def judge(self, faces: Sequence[tuple[np.ndarray, Box]]) -> Verdict:
+    def judge(self, faces: Sequence[tuple[np.ndarray, Box]], infrared: bool = False
+              ) -> Verdict:
         """The verdict on one attempt's chosen frames: (RGB image, box of the matched face)
-        each, oldest first; the last ``max_judged`` are judged."""
+        each, oldest first; the last ``max_judged`` are judged. ``infrared``: the frames came
+        from an infrared camera (:attr:`Frame.is_ir`): the face must show skin structure in
+        near-IR (:func:`ir_flat`, reason ``ir-flat``), and the model does not run
+        (``score`` nan): MiniFASNet was trained on colour crops and scores every grey live
+        face of the clips as an attack (median 0.02), so on IR the physical cues decide."""
         import time
 
         t0 = time.perf_counter()
@@ -363,6 +415,8 @@ class Liveness:
             return Verdict(False, float("nan"), thr, 0, ["no face"])
         reasons: list[str] = []
         if self.params.cues:
+            if infrared and any(ir_flat(im, b) for im, b in faces):
+                reasons.append("ir-flat")
             if any(glare(im, b) for im, b in faces):
                 reasons.append("glare")
             if any(bezel(im, b) for im, b in faces):
@@ -375,8 +429,8 @@ class Liveness:
                 reasons.append("frozen")
             elif len(faces) >= 2 and planar_motion(faces[0][0], faces[-1][0], faces[0][1]):
                 reasons.append("planar")
-        score = float(np.mean(self.scores(faces)))
-        if score < thr:
+        score = float("nan") if infrared else float(np.mean(self.scores(faces)))
+        if not infrared and score < thr:
             reasons.append("score")
         ms = (time.perf_counter() - t0) * 1e3
         return Verdict(not reasons, score, thr, len(faces), reasons, ms)

@@ -65,7 +65,8 @@ class Scored:
         if level == "off" or self.verdict is None:
             return True
         thr = self.verdict.threshold if threshold is None else threshold
-        return not self.cues and self.verdict.score >= thr
+        score = self.verdict.score
+        return not self.cues and (not np.isfinite(score) or score >= thr)
 
 
 @dataclass

@@ -38,7 +38,14 @@ from faceunlock.engine.templates import Template, TemplateStore
 from faceunlock.errors import AuthStatus, FaceUnlockError, InputError, TemplateNotFoundError
 from faceunlock.ui.camera_choice import CameraKindLabel, listed_spec, source_items
 from faceunlock.ui.password import confirm_password
-from faceunlock.ui.widgets import LEVEL_DESCRIPTIONS, CalibrationPanel, PreviewLabel
+from faceunlock.ui.widgets import (
+    LEVEL_DESCRIPTIONS,
+    LIVENESS_DESCRIPTIONS,
+    LIVENESS_NAMES,
+    LIVENESS_SHORT,
+    CalibrationPanel,
+    PreviewLabel,
+)
 from faceunlock.ui.workers import (
     AttemptSetup,
     AttemptWorker,
@@ -70,7 +77,9 @@ def _add_buttons(dialog: QDialog, lay: QVBoxLayout,
 
 class SettingsDialog(QDialog):
     """Edit a few keys of the config file; invalid values are refused with the key named.
-    Each security level is described in the wizard's words (:data:`LEVEL_DESCRIPTIONS`).
+    Each security level and each photo-check level (``liveness.level``) is described in the
+    wizard's words (:data:`LEVEL_DESCRIPTIONS`, :data:`LIVENESS_SHORT` with
+    :data:`LIVENESS_DESCRIPTIONS` as tooltip).
     Given ``store`` and ``user``, "Your face" lists the appearances: one can be removed, or
     all the face data deleted, each after a question (``ask(title, text, button)``: asks it,
     True when the button that does it was pressed; tests answer it); deleting then asks for
@@ -136,6 +145,16 @@ class SettingsDialog(QDialog):
         self.level_description.setWordWrap(True)
         self.level.currentTextChanged.connect(self._describe_level)
         self._describe_level(self.level.currentText())
+        self.liveness = QComboBox()
+        self.liveness.setObjectName("liveness_level")
+        for lv, name in LIVENESS_NAMES.items():
+            self.liveness.addItem(name, lv)
+        self.liveness.setCurrentIndex(max(self.liveness.findData(cfg.liveness.level), 0))
+        self.liveness_description = QLabel()
+        self.liveness_description.setObjectName("liveness_description")
+        self.liveness_description.setWordWrap(True)
+        self.liveness.currentIndexChanged.connect(lambda _i: self._describe_liveness())
+        self._describe_liveness()
         self.timeout = QLineEdit(f"{cfg.auth.timeout:g}")
         self.watcher = QCheckBox("Unlock the lock screen with my face")
         self.watcher.setChecked(cfg.watcher.enabled)
@@ -146,6 +165,8 @@ class SettingsDialog(QDialog):
         self.camera_kind.set_spec(self.source_spec())
         form.addRow("&Security level:", self.level)
         form.addRow("", self.level_description)
+        form.addRow("&Photo check:", self.liveness)
+        form.addRow("", self.liveness_description)
         form.addRow("&Timeout (seconds):", self.timeout)
         form.addRow("", self.watcher)
         form.addRow("", self.snapshots)
@@ -166,6 +187,14 @@ class SettingsDialog(QDialog):
     def _describe_level(self, level: str) -> None:
         """The wizard's words for ``level`` (the box names the level already)."""
         self.level_description.setText(LEVEL_DESCRIPTIONS.get(level, ""))
+
+    def _describe_liveness(self) -> None:
+        """The plain words for the chosen photo-check level (``liveness.level``): one short
+        line, the wizard's full words as its tooltip and the box's."""
+        level = str(self.liveness.currentData())
+        self.liveness_description.setText(LIVENESS_SHORT.get(level, ""))
+        self.liveness_description.setToolTip(LIVENESS_DESCRIPTIONS.get(level, ""))
+        self.liveness.setToolTip(LIVENESS_DESCRIPTIONS.get(level, ""))
 
     # ---- your face: the appearances, remove one, delete all
 
@@ -320,6 +349,7 @@ class SettingsDialog(QDialog):
             "camera.source": self.source_spec(),
             "auth.security_level": self.level.currentText(),
             "auth.timeout": self.timeout.text(),
+            "liveness.level": str(self.liveness.currentData()),
             "watcher.enabled": "true" if self.watcher.isChecked() else "false",
             "auth.snapshots": "true" if self.snapshots.isChecked() else "false",
         }
@@ -382,7 +412,7 @@ TEST_VERDICTS: dict[AuthStatus, tuple[str, str, str]] = {
         "again.",
     ),
     AuthStatus.PRESENTATION_ATTACK: (
-        "Not recognised", "#c02020",
+        "Face not accepted: this looks like a photo or a screen", "#c02020",
         "The face matched yours, but it looked like a photo or a screen (the photo check), so "
         "this would not unlock.",
     ),
@@ -557,6 +587,9 @@ class RecognitionTestDialog(QDialog):
             f"{len(res.frames)} frames in {res.elapsed:.1f} s; closest score "
             + (f"{best:.3f}" if math.isfinite(best) else "none (no face)")
             + f", accepted at {res.threshold:.3f} or less"
+            + ("" if res.liveness is None else "; photo check: "
+               + ("passed" if res.liveness.live else "refused ("
+                  + ", ".join(res.liveness.reasons) + ")"))
         )
 
     def _error(self, message: str) -> None:

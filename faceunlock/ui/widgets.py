@@ -37,6 +37,37 @@ LEVEL_DESCRIPTIONS = {
 }
 
 
+#: what each ``liveness.level`` (the photo check) means to a person (the wizard's Enable page
+#: and Settings)
+LIVENESS_NAMES = {"off": "Off", "passive": "Passive", "active": "Active"}
+LIVENESS_DESCRIPTIONS = {
+    "off": "No check. With a colour camera, anyone who holds up a photo or a phone picture "
+    "of you can unlock.",
+    "passive": "Before it unlocks, FaceUnlock looks for signs of a photo or a screen (the "
+    "frame of a phone, glare on glass, a picture that moves as one flat sheet or never "
+    "moves). It stops most photos and phone screens, and asks nothing of you; a print held "
+    "perfectly still, a video or a mask can still get through.",
+    "active": "Passive, then FaceUnlock asks you to turn your head to the left or the right "
+    "(chosen at random) and checks that the face it recognised does it, within a few "
+    "seconds. This also stops a print held still and a video of you played back on a "
+    "screen; each unlock takes about a second longer. The unlock prompt shows the request; "
+    "the automatic lock-screen unlock does not try at this level.",
+}
+
+
+#: the same in one short line each (Settings, where the full words are the tooltip)
+LIVENESS_SHORT = {
+    "off": "No check: a photo or a phone picture of you can unlock.",
+    "passive": "Refuses what looks like a photo or a screen; a print held still can pass.",
+    "active": "Passive, then a head turn to a random side when asked (stops videos).",
+}
+
+
+def liveness_description(level: str) -> str:
+    """``"Passive: Before it unlocks, ..."``: a photo-check level's name and meaning."""
+    return f"{LIVENESS_NAMES[level]}: {LIVENESS_DESCRIPTIONS[level]}"
+
+
 def level_description(level: str) -> str:
     """``"Balanced: The usual choice: ..."``: a level's name and what it means."""
     return f"{LEVEL_NAMES[level]}: {LEVEL_DESCRIPTIONS[level]}"

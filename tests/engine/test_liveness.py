@@ -124,7 +124,51 @@ def test_liveness_level_config() -> None:
 def test_service_stage_follows_the_level() -> None:
     cfg = clip_config()
     pipe = service.pipeline_for(cfg)
-    assert service.liveness_for(cfg, pipe) is None
+    assert service.liveness_for(cfg, pipe) is None  # off by default
+    passive = service.liveness_for(config_set(cfg, "liveness.level", "passive"), pipe)
+    assert passive is not None and passive.params.level == "passive"
     stage = service.liveness_for(config_set(cfg, "liveness.level", "active"), pipe)
     assert stage is not None and stage.params.level == "active"
     assert stage is service.liveness_for(config_set(cfg, "liveness.level", "active"), pipe)
+
+
+def test_ir_flat_cue_on_synthetic_grey_frames() -> None:
+    """In near-IR a screen shows a dark, featureless patch; skin lit by the emitter shows
+    structure. Synthetic greyscale frames through the IR path (grey + CLAHE)."""
+    from faceunlock.engine.sources import normalize_frame
+
+    rng = np.random.default_rng(1)
+    box = (130.0, 90.0, 189.0, 149.0)
+    flat = np.full((240, 320), 30, np.uint8)
+    flat[60:180, 100:220] = 12  # the screen: dark, only sensor noise
+    flat = np.clip(flat + rng.normal(0, 1.5, flat.shape), 0, 255).astype(np.uint8)
+    screen, is_ir = normalize_frame(flat)
+    assert is_ir and L.ir_flat(screen, box)
+    # a lit face: smooth shading and features (eyes, mouth) at the face's scale
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    face = 110 + 50 * np.exp(-((xx - 160) ** 2 + (yy - 120) ** 2) / (2 * 30.0 ** 2))
+    for cx, cy in ((145, 110), (175, 110), (160, 140)):
+        face -= 60 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 5.0 ** 2))
+    face = np.clip(face + rng.normal(0, 1.5, face.shape), 0, 255).astype(np.uint8)
+    lit, _ = normalize_frame(face)
+    assert not L.ir_flat(lit, box)
+    assert not L.ir_flat(lit[:, :, 0], box)  # a single grey channel too
+    assert L.ir_flat(np.zeros((240, 320), np.uint8), box)  # black: nothing lit
+    assert L.ir_flat(lit, (10.0, 10.0, 11.0, 11.0))  # too small to tell: refused
+
+
+def test_ir_flat_is_judged_only_on_infrared_frames(clip: tuple[list, list]) -> None:
+    from faceunlock.engine.sources import normalize_frame
+
+    frames, boxes = clip
+    stage = L.Liveness()
+    grey = [normalize_frame(f.mean(axis=2).astype(np.uint8))[0] for f in frames[:2]]
+    v = stage.judge(list(zip(grey, boxes[:2], strict=True)), infrared=True)
+    assert v.live, v  # her face in IR shows its structure; the colour model does not run
+    assert not np.isfinite(v.score)
+    # judged as colour, the model refuses the grey face: why IR skips it
+    assert "score" in stage.judge(list(zip(grey, boxes[:2], strict=True))).reasons
+    dark = [np.full_like(g, 8) for g in grey]
+    assert "ir-flat" in stage.judge(list(zip(dark, boxes[:2], strict=True)),
+                                    infrared=True).reasons
+    assert "ir-flat" not in stage.judge(list(zip(dark, boxes[:2], strict=True))).reasons

@@ -64,8 +64,8 @@ def test_level_off_accepts_every_face(
     kit_dir: Path, clip_config: Callable[[Mapping[str, str]], Config],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    clip_config({"auth.k": "1", "auth.n": "1"})
-    res = _eval(kit_dir, capsys)  # the config's level: off by default
+    clip_config({"auth.k": "1", "auth.n": "1", "liveness.level": "off"})
+    res = _eval(kit_dir, capsys)  # the config's level
     assert res["level"] == "off" and res["operating_point"] is None
     assert res["bpcer"] == 0.0 and res["per_kind"]["copies"] == 1.0
 
@@ -76,3 +76,29 @@ def test_not_a_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
                    str(tmp_path), "--json"])
     assert rc == 4
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_stress_kinds_a_print_in_a_room_and_a_still_print(
+    clips_dir: Path, tmp_path: Path, clip_config: Callable[[Mapping[str, str]], Config],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The kit's stress kinds: a sheet held in front of a static room is refused (it moves as
+    one plane, or its edge closes around the face); a propped-up print changes only by the
+    camera's noise (never frozen), so passive can only judge it by the model."""
+    import numpy as np
+
+    from faceunlock.engine.imageio import read_image
+
+    counts = attack_kit().build(tmp_path, "fit", per_clip=2, kinds=("print-room", "print-still"),
+                                live_variants=0, frames_per=3, clips=clips_dir)
+    assert counts["print-room"] == counts["print-still"] == 2
+    shutil.rmtree(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    still = sorted((tmp_path / "attack" / "print-still").iterdir())[0]
+    a, b = (read_image(f).astype(np.float32) for f in sorted(still.iterdir())[:2])
+    assert 0.5 < float(np.mean(np.abs(a - b))) < 6.0  # noise only: no motion, not frozen
+    clip_config({"liveness.level": "passive"})
+    res = _eval(tmp_path, capsys)
+    assert res["level"] == "passive"
+    assert res["per_kind"]["print-room"] == 0.0, res
+    assert res["cues"].get("print-still", {}).get("frozen") is None, res

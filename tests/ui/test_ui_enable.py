@@ -105,20 +105,25 @@ def test_a_colour_camera_without_the_photo_check_is_warned_about(
     assert "video of you played back" in levels
 
 
+@pytest.mark.parametrize("level", ["passive", "off"])
 def test_an_infrared_camera_is_not_called_easy_to_fool(
-    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
+    qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path, level: str
 ) -> None:
+    """With an infrared camera the page says it is much harder to fool, with the check on
+    or off."""
     from faceunlock.engine.sources import VideoDevice
 
-    w = EnrolWizard(store, cfg, user=USER, source_spec="4",
-                    system_root=str(_fake_root(tmp_path)), elevate=[])
+    w = EnrolWizard(store, config_set(cfg, "liveness.level", level), user=USER,
+                    source_spec="4", system_root=str(_fake_root(tmp_path)), elevate=[])
     qtbot.addWidget(w)
     kind = w.camera_page.camera_kind
     kind.devices = [VideoDevice(index=4, name="IR Camera", is_ir=True)]
     page = w.enable_page
     page.initializePage()
     assert not page.colour_camera()
-    assert "infrared camera is much harder to fool" in page.liveness_warning.text()
+    text = page.liveness_warning.text()
+    assert "infrared camera is much harder to fool" in text
+    assert f"The photo check is {'on' if level == 'passive' else 'off'}" in text
 
 
 def test_privilege_prefix_is_pkexec_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:

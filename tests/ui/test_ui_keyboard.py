@@ -183,7 +183,8 @@ def test_settings_dialog_tab_order(qtbot: QtBot, cfg: Config) -> None:
     ok = d.buttons.button(QDialogButtonBox.StandardButton.Ok)
     cancel = d.buttons.button(QDialogButtonBox.StandardButton.Cancel)
     assert ok is not None and cancel is not None
-    fields: list[QWidget] = [d.source, d.level, d.timeout, d.watcher, d.snapshots]
+    fields: list[QWidget] = [d.source, d.level, d.liveness, d.timeout, d.watcher,
+                             d.snapshots]
     everything = [*fields, ok, cancel]
     assert owner(focused(), everything) is d.source  # the first field has the focus
     chain = tab_chain(qtbot, everything)

@@ -75,6 +75,31 @@ def test_someone_else_is_not_recognised(qtbot: QtBot, clips: EnrolledClips) -> N
         d.done(QDialog.DialogCode.Rejected)
 
 
+@pytest.mark.parametrize("level", ["passive", "off"])
+def test_a_photo_of_the_owner_gets_the_photo_check_verdict(
+    qtbot: QtBot, clips: EnrolledClips, clips_dir: Path, tmp_path: Path, level: str
+) -> None:
+    """Ten copies of one frame of her (a still injected as the camera): with the photo check
+    on, the dialog says it looks like a photo or a screen and names the refusing cue in the
+    tooltip; with it off, the same still would unlock."""
+    from tests.fakes.attack_material import attacks
+
+    still = attacks(tmp_path, clips_dir)["copies"]
+    d = _run(qtbot, clips, still, **{"liveness.level": level})
+    try:
+        assert d.outcome is not None
+        if level == "off":
+            assert d.outcome.status == AuthStatus.OK and d.outcome.liveness is None
+            assert "photo check" not in d.explanation.toolTip()
+            return
+        assert d.outcome.status == AuthStatus.PRESENTATION_ATTACK
+        assert d.result_label.text() == "Face not accepted: this looks like a photo or a screen"
+        assert "would not unlock" in d.explanation.text()
+        assert "photo check: refused (frozen" in d.explanation.toolTip()
+    finally:
+        d.done(QDialog.DialogCode.Rejected)
+
+
 def test_no_face_and_too_dark_say_no_face_seen(
     qtbot: QtBot, clips: EnrolledClips, tmp_path: Path
 ) -> None:

@@ -173,6 +173,30 @@ def test_settings_rejects_bad_value_naming_the_key(
     assert saved.auth.snapshots is True
 
 
+def test_settings_photo_check_explains_each_level_and_saves_it(
+    qtbot: QtBot, cfg: Config, tmp_path: Path
+) -> None:
+    """Settings shows the photo check (liveness.level) with the wizard's plain words for the
+    chosen level, and saves a changed level."""
+    from faceunlock.config import config_set
+    from faceunlock.ui.widgets import LIVENESS_DESCRIPTIONS, LIVENESS_SHORT
+
+    path = tmp_path / "photo-check.toml"
+    d = SettingsDialog(config_set(cfg, "liveness.level", "passive"), path)
+    qtbot.addWidget(d)
+    assert d.liveness.currentData() == "passive"
+    assert d.liveness_description.text() == LIVENESS_SHORT["passive"]
+    assert "photo or a screen" in d.liveness_description.text()
+    assert d.liveness_description.toolTip() == LIVENESS_DESCRIPTIONS["passive"]
+    d.liveness.setCurrentIndex(d.liveness.findData("off"))
+    assert "a photo or a phone picture of you can unlock" in d.liveness_description.text()
+    assert "anyone who holds up a photo" in d.liveness.toolTip()
+    d.accept()
+    assert d.result() == QDialog.DialogCode.Accepted
+    assert load_config(path).liveness.level == "off"
+    assert d.config.liveness.level == "off"
+
+
 def test_settings_from_the_menu_apply_to_the_tray(
     qtbot: QtBot, store: TemplateStore, cfg: Config, tmp_path: Path
 ) -> None:
@@ -191,6 +215,7 @@ def test_settings_from_the_menu_apply_to_the_tray(
             "camera.source",
             "auth.security_level",
             "auth.timeout",
+            "liveness.level",
             "watcher.enabled",
             "auth.snapshots",
         }

@@ -95,6 +95,33 @@ def test_owner_live_clip_still_unlocks(
     assert service.failure_counter(cfg, "alice").failures == 0
 
 
+def test_owner_on_an_infrared_camera_unlocks_at_passive(
+    owner: EnrolledClips, clip_config: Callable[[Mapping[str, str]], Config],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """Her live clip as greyscale frames (what an IR camera delivers): at passive the IR cues
+    judge it (the colour model, which refuses grey faces, does not run), and it unlocks; ten
+    copies of one grey frame are still refused (frozen)."""
+    import cv2
+
+    from tests.fakes.clip_material import png_folder
+
+    clip_config({"auth.timeout": "30", "liveness.level": "passive"})
+    frames = sorted(owner.genuine.glob("*.png"))
+    grey = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in frames]
+    live = tmp_path / "ir-live"
+    live.mkdir()
+    for i, g in enumerate(grey):
+        cv2.imwrite(str(live / f"{i:04d}.png"), g)
+    rc, res = _auth(owner, live, monkeypatch, capsys)
+    assert rc == AuthStatus.OK, res
+    assert res["liveness"]["live"] is True and res["liveness"]["score"] is None
+    still = png_folder(tmp_path / "ir-still", [cv2.cvtColor(grey[0], cv2.COLOR_GRAY2RGB)] * 10)
+    rc, res = _auth(owner, still, monkeypatch, capsys)
+    assert rc == AuthStatus.PRESENTATION_ATTACK, res
+    assert "frozen" in res["liveness"]["reasons"]
+
+
 def test_without_liveness_a_still_unlocks(
     owner: EnrolledClips, attack_dirs: dict[str, Path],
     clip_config: Callable[[Mapping[str, str]], Config], monkeypatch: pytest.MonkeyPatch,

@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (
 )
 
 from faceunlock.paths import isolated_command
+from faceunlock.ui.widgets import LIVENESS_DESCRIPTIONS, LIVENESS_NAMES
 from faceunlock.ui.wizard.common import details_button, error_style, plain_style
 
 if TYPE_CHECKING:
@@ -133,19 +134,10 @@ class EnablePage(QWizardPage):
             Qt.TextInteractionFlag.TextSelectableByMouse
         )
         bl.addWidget(self.liveness_warning)
-        self.liveness_levels = QLabel(
-            "<p><b>Off</b>: no check. With a colour camera, anyone who holds up a photo or a "
-            "phone picture of you can unlock.</p>"
-            "<p><b>Passive</b>: before it unlocks, FaceUnlock looks for signs of a photo or a "
-            "screen (the frame of a phone, glare on glass, a face that never moves). It stops "
-            "most photos and phone screens, and asks nothing of you; a very good print or a "
-            "mask can still get through.</p>"
-            "<p><b>Active</b>: Passive, then FaceUnlock asks you to turn your head to the left "
-            "or the right (chosen at random) and checks that the face it recognised does it, "
-            "within a few seconds. This also stops a video of you played back on a screen; "
-            "each unlock takes about a second longer. The unlock prompt shows the request; "
-            "the automatic lock-screen unlock does not try at this level.</p>"
-        )
+        self.liveness_levels = QLabel("".join(
+            f"<p><b>{LIVENESS_NAMES[lv]}</b>: {LIVENESS_DESCRIPTIONS[lv][:1].lower()}"
+            f"{LIVENESS_DESCRIPTIONS[lv][1:]}</p>"
+            for lv in LIVENESS_NAMES))
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
         self.liveness_levels.setWordWrap(True)
@@ -187,7 +179,10 @@ class EnablePage(QWizardPage):
             self.liveness_warning.setStyleSheet("")
             text = (
                 f"The photo check is on ({level.capitalize()}): a photo or a phone screen held "
-                "up to the camera is refused in most cases, though no check is perfect."
+                "up to the camera is refused in most cases, though no check is perfect (a "
+                "print propped up perfectly still can get through)."
+                + ("" if colour else " Your infrared camera is much harder to fool with a "
+                   "photo or a phone screen: a screen shows nothing in infrared.")
             )
         self.liveness_warning.setText(text)
 
