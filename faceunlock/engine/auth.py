@@ -11,7 +11,7 @@ Liveness
     active), the moment the ``k``-of-``n`` rule would accept, the stage judges the matched
     frames of the window: on each, the face whose embedding matched (its detector box), never
     another face of the frame. An attack ends the attempt with ``PRESENTATION_ATTACK``. When
-    every judged frame came from an infrared camera (:attr:`Frame.is_ir`), the stage judges
+    every judged frame came from an infrared sensor (:attr:`Frame.ir_sensor`), the stage judges
     them as IR (its physical cues, not the colour model).
 
 Active challenge
@@ -262,7 +262,7 @@ def authenticate(
                     window.append(match)
                     if live_on:
                         seen.append((frame.image, face))
-                        infrared.append(frame.is_ir)
+                        infrared.append(frame.ir_sensor)
                 if live_on and match and sum(window) >= params.k:
                     assert liveness is not None
                     chosen = [i for i, m in enumerate(window) if m]

@@ -402,7 +402,7 @@ class Liveness:
               ) -> Verdict:
         """The verdict on one attempt's chosen frames: (RGB image, box of the matched face)
         each, oldest first; the last ``max_judged`` are judged. ``infrared``: the frames came
-        from an infrared camera (:attr:`Frame.is_ir`): the face must show skin structure in
+        from an infrared sensor (:attr:`Frame.ir_sensor`): the face must show skin structure in
         near-IR (:func:`ir_flat`, reason ``ir-flat``), and the model does not run
         (``score`` nan): MiniFASNet was trained on colour crops and scores every grey live
         face of the clips as an attack (median 0.02), so on IR the physical cues decide."""

@@ -43,6 +43,7 @@ from faceunlock.engine.v4l2 import (
     IR_NAME,
     VideoDevice,
     camera_error_from_oserror,
+    device_is_ir,
     device_path,
     diagnose_camera,
     is_ir_name,
@@ -105,12 +106,18 @@ class Frame:
     whether or not it is replayed in real time. A ``realtime`` file source never delivers a
     frame before its timestamp.
     is_ir: the raw frame was greyscale or near-grey (IR camera); CLAHE was applied.
+    ir_sensor: the frame really comes from an infrared sensor: the camera's V4L2 name says
+    infrared, or the raw frame had a single channel. Liveness judges only these frames as
+    infrared (its physical cues instead of the colour model); a near-grey frame from a colour
+    camera (a black-and-white print filling its view) is ``is_ir`` for detection but not
+    ``ir_sensor``, so the colour model still judges it.
     """
 
     image: np.ndarray
     index: int
     timestamp: float
     is_ir: bool = False
+    ir_sensor: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,6 +235,8 @@ class FrameSource(abc.ABC):
         self._index = 0
         self._bad = 0
         self._clahe: cv2.CLAHE | None = None
+        #: the source knows it is an infrared camera (see :attr:`Frame.ir_sensor`)
+        self._ir_device = False
 
     # -- to implement ------------------------------------------------------------------------
 
@@ -287,9 +296,13 @@ class FrameSource(abc.ABC):
                 self._bad = 0
         if self._clahe is None:
             self._clahe = _default_clahe()
+        mono = isinstance(raw, np.ndarray) and (
+            raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] == 1)
+        )
         image, is_ir = normalize_frame(raw, detect_ir=self.detect_ir, clahe=self._clahe)
         image = rotate(image, self.rotation)
-        frame = Frame(image=image, index=self._index, timestamp=self._stamp(), is_ir=is_ir)
+        frame = Frame(image=image, index=self._index, timestamp=self._stamp(), is_ir=is_ir,
+                      ir_sensor=is_ir and (mono or self._ir_device))
         self._index += 1
         return frame
 
@@ -371,6 +384,7 @@ class CameraSource(FrameSource):
 
     def _open(self) -> None:
         path = probe_camera(self.device)
+        self._ir_device = device_is_ir(path)
         m = re.fullmatch(r"/dev/video(\d+)", path)
         target: int | str = int(m.group(1)) if m else path
         cap = cv2.VideoCapture(target, _v4l2_api())

@@ -215,6 +215,21 @@ def is_ir_name(name: str) -> bool:
     return IR_NAME.search(name.strip()) is not None
 
 
+def device_is_ir(path: str, sysfs_root: str | Path | None = None) -> bool:
+    """Whether the V4L2 node ``path`` (``/dev/videoN``, symlinks resolved) belongs to a device
+    whose sysfs name says infrared. False when it cannot be told (no sysfs entry, another
+    kind of path)."""
+    try:
+        real = os.path.realpath(path)
+    except OSError:
+        return False
+    m = re.fullmatch(r"/dev/video(\d+)", real)
+    if m is None:
+        return False
+    root = Path(sysfs_root) if sysfs_root is not None else video4linux_dir()
+    return is_ir_name(_read_text(root / f"video{m.group(1)}" / "name") or "")
+
+
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8", errors="replace").strip()

@@ -437,3 +437,34 @@ def test_realtime_folder_never_delivers_a_frame_early(tmp_path: Path) -> None:
         for _ in range(6):
             f = src.read()
             assert f is not None and time.monotonic() >= f.timestamp
+
+
+def test_ir_sensor_only_for_single_channel_frames_or_an_infrared_camera(tmp_path: Path) -> None:
+    """A near-grey colour frame is ``is_ir`` (CLAHE for detection) but not ``ir_sensor``: a
+    black-and-white print filling a colour camera's view must not switch liveness to its
+    infrared cues. A single-channel frame is both."""
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 255, (48, 64), dtype=np.uint8)
+    mono, three = tmp_path / "mono", tmp_path / "three"
+    mono.mkdir()
+    three.mkdir()
+    cv2.imwrite(str(mono / "0.png"), grey)
+    cv2.imwrite(str(three / "0.png"), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    with ImageFolderSource(mono) as src:
+        f = src.read()
+        assert f is not None and f.is_ir and f.ir_sensor
+    with ImageFolderSource(three) as src:
+        f = src.read()
+        assert f is not None and f.is_ir and not f.ir_sensor
+
+
+def test_device_is_ir_reads_the_sysfs_name(tmp_path: Path) -> None:
+    from faceunlock.engine.v4l2 import device_is_ir
+
+    for n, name in ((0, "Integrated Camera: Integrated C"), (2, "Integrated IR Camera")):
+        (tmp_path / f"video{n}").mkdir()
+        (tmp_path / f"video{n}" / "name").write_text(name + "\n")
+    assert device_is_ir("/dev/video2", tmp_path) is True
+    assert device_is_ir("/dev/video0", tmp_path) is False
+    assert device_is_ir("/dev/video7", tmp_path) is False  # no sysfs entry
+    assert device_is_ir(str(tmp_path / "clip.mp4"), tmp_path) is False

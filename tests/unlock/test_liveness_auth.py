@@ -122,6 +122,27 @@ def test_owner_on_an_infrared_camera_unlocks_at_passive(
     assert "frozen" in res["liveness"]["reasons"]
 
 
+def test_grey_frames_from_a_colour_source_are_judged_by_the_colour_model(
+    owner: EnrolledClips, clip_config: Callable[[Mapping[str, str]], Config],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """Near-grey three-channel frames (what a colour camera delivers when a black-and-white
+    print fills its view) are not taken for an infrared sensor: the colour model still runs
+    on them (a score, where the single-channel IR frames above get none). Only a
+    single-channel source or a camera whose name says infrared gets the IR cues instead."""
+    import cv2
+
+    from tests.fakes.clip_material import png_folder
+
+    clip_config({"auth.timeout": "30", "liveness.level": "passive"})
+    frames = sorted(owner.genuine.glob("*.png"))
+    grey3 = [cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2RGB)
+             for f in frames]
+    _, res = _auth(owner, png_folder(tmp_path / "bw-view", grey3), monkeypatch, capsys)
+    assert res["liveness"] is not None, res
+    assert res["liveness"]["score"] is not None, res["liveness"]
+
+
 def test_without_liveness_a_still_unlocks(
     owner: EnrolledClips, attack_dirs: dict[str, Path],
     clip_config: Callable[[Mapping[str, str]], Config], monkeypatch: pytest.MonkeyPatch,
