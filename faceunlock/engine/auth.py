@@ -21,10 +21,10 @@ Active challenge
     :class:`~faceunlock.engine.challenge.ChallengeRun` that follows the face that matched.
     Passed: OK. Failed, or no decision within the window: ``PRESENTATION_ATTACK`` with the
     challenge's ``message`` (:data:`~faceunlock.engine.challenge.CHALLENGE_MESSAGE` for a
-    turn, :data:`~faceunlock.engine.challenge.BLINK_MESSAGE` for a blink). The attempt's ``timeout`` covers
-    the search for a match; the challenge's window comes on top of it. An ``active`` attempt
-    without ``on_prompt`` is refused (InputError): a challenge nobody can see would fail
-    every time, and skipping it would weaken ``active`` to ``passive`` silently.
+    turn, :data:`~faceunlock.engine.challenge.BLINK_MESSAGE` for a blink). The attempt's
+    ``timeout`` covers the search for a match; the challenge's window comes on top of it.
+    An ``active`` attempt without ``on_prompt`` is refused (InputError): a challenge nobody
+    can see would fail every time, and skipping it would weaken ``active`` to ``passive`` silently.
 
 Rate limiting
     After ``max_failures`` failed attempts in a row, face authentication refuses (status
