@@ -6,6 +6,7 @@ model itself reads as closed lids) passes it; a seeded whole attempt that draws 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from faceunlock.engine.challenge import (
     BLINK_PROMPT,
     Blink,
     ChallengeRun,
+    Face,
     State,
     draw_challenge,
     parse_kinds,
@@ -60,8 +62,13 @@ class _Face:
         return np.zeros(128, np.float32)
 
 
-def _rule(ears: list[float | None], delay: float = 0.0, seconds: float = 4.0) -> Blink:
-    ch = Blink(seconds, delay=delay, points=lambda im, f: _eye_points(f.ear))
+def _points(image: np.ndarray, face: Face) -> np.ndarray:
+    assert isinstance(face, _Face)
+    return _eye_points(face.ear)
+
+
+def _rule(ears: Sequence[float | None], delay: float = 0.0, seconds: float = 4.0) -> Blink:
+    ch = Blink(seconds, delay=delay, points=_points)
     ch.start([_Face(0.3)], 0.0)
     frame = np.zeros((4, 4, 3), np.uint8)
     for i, e in enumerate(ears, 1):
@@ -70,32 +77,32 @@ def _rule(ears: list[float | None], delay: float = 0.0, seconds: float = 4.0) ->
     return ch
 
 
-O, C = 0.30, 0.10  # open, closed
+OP, C = 0.30, 0.10  # open, closed
 
 
 def test_blink_rule() -> None:
     # two blinks after the prompt (closing 0.4 s and 1.0 s after it): passed
-    two = _rule([O] * 5 + [C, O] + [O] * 6 + [C, C, O, O])
+    two = _rule([OP] * 5 + [C, OP] + [OP] * 6 + [C, C, OP, OP])
     assert two.state is State.PASSED and two.blinks == pytest.approx([0.48, 1.12]), two.blinks
     # one blink: the window runs out
-    one = _rule([O] * 5 + [C, O] + [O] * 60)
+    one = _rule([OP] * 5 + [C, OP] + [OP] * 60)
     assert one.state is State.FAILED and one.reason == "blinked 1 of 2 times within 4 s"
-    none = _rule([O] * 60)
+    none = _rule([OP] * 60)
     assert none.state is State.FAILED and none.reason == "no blink within 4 s"
     # a blink before the prompt (natural) neither fails nor counts
-    early = _rule([O] * 4 + [C, O] + [O] * 10 + [C, O] + [O] * 60, delay=1.0)
+    early = _rule([OP] * 4 + [C, OP] + [OP] * 10 + [C, OP] + [OP] * 60, delay=1.0)
     assert early.state is State.FAILED and early.reason.startswith("blinked 1 of 2"), early.blinks
-    assert _rule([O] * 4 + [C, O] + [O] * 10 + [C, O, O, O, C, O], delay=1.0).state \
+    assert _rule([OP] * 4 + [C, OP] + [OP] * 10 + [C, OP, OP, OP, C, OP], delay=1.0).state \
         is State.PASSED
     # closing sooner than BLINK_REACTION after the prompt: already under way, not counted
-    soon = _rule([O, O, O, C, O, O, O, O, C, O] + [O] * 60, delay=0.2)
+    soon = _rule([OP, OP, OP, C, OP, OP, OP, OP, C, OP] + [OP] * 60, delay=0.2)
     assert soon.state is State.FAILED and len(soon.blinks) == 1
     # two blinks too far apart (3 s): the second starts a new series
-    apart = _rule([O] * 5 + [C, O] + [O] * 38 + [C, O] + [O] * 40, seconds=6.0)
+    apart = _rule([OP] * 5 + [C, OP] + [OP] * 38 + [C, OP] + [OP] * 40, seconds=6.0)
     assert apart.state is State.FAILED and "1 of 2" in apart.reason
     # a squint (0.8 of open) is no blink; frames without a face or reading do not break it
-    assert _rule([O] * 5 + [0.24, O] * 5 + [O] * 40).state is State.FAILED
-    gaps = _rule([O] * 5 + [C, None, O] + [O] * 4 + [None, C, O])
+    assert _rule([OP] * 5 + [0.24, OP] * 5 + [OP] * 40).state is State.FAILED
+    gaps = _rule([OP] * 5 + [C, None, OP] + [OP] * 4 + [None, C, OP])
     assert gaps.state is State.PASSED
     with pytest.raises(InputError, match="seconds"):
         Blink(0.0)
@@ -131,17 +138,17 @@ def paint_closed(image: np.ndarray, points: np.ndarray, grow: float = 2.4,
     (from the mesh ``points`` of this frame; widened 1.2x along the eye, ``grow`` x across
     it, to cover lashes and the lid crease) filled with the skin colour sampled half an eye
     width below the eye, with a Gaussian-soft edge (``soft`` px)."""
-    out = image.astype(np.float32)
+    out: np.ndarray = image.astype(np.float32)
     for ring in LID_RINGS:
         poly = points[list(ring), :2].astype(np.float64)
         c = poly.mean(axis=0)
         poly = c + (poly - c) * np.array([1.2, grow])
         width = float(np.linalg.norm(points[ring[0], :2] - points[ring[8], :2]))
-        sx, sy = int(round(c[0])), int(round(c[1] + 0.5 * width))
+        sx, sy = int(np.rint(c[0])), int(np.rint(c[1] + 0.5 * width))
         skin = np.median(image[sy - 1:sy + 2, sx - 2:sx + 3].reshape(-1, 3), axis=0)
-        mask = np.zeros(image.shape[:2], np.float32)
-        cv2.fillPoly(mask, [np.round(poly * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
-        mask = cv2.GaussianBlur(mask, (0, 0), soft)[..., None]
+        hard = np.zeros(image.shape[:2], np.float32)
+        cv2.fillPoly(hard, [np.round(poly * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
+        mask = np.asarray(cv2.GaussianBlur(hard, (0, 0), soft))[..., None]
         out = out * (1 - mask) + skin * mask
     return np.clip(out, 0, 255).astype(np.uint8)
 
