@@ -25,7 +25,7 @@ from faceunlock.engine.auth import (
     authenticate,
     save_snapshot,
 )
-from faceunlock.engine.challenge import Challenge, draw_challenge, parse_kinds
+from faceunlock.engine.challenge import Challenge
 from faceunlock.engine.enrolment import EnrolmentSession, EnrolParams, Feedback
 from faceunlock.engine.liveness import Liveness, LivenessParams, get_liveness
 from faceunlock.engine.modelfile import load_sidecar
@@ -572,19 +572,14 @@ def liveness_for(cfg: Config, pipe: FacePipeline, level: str | None = None) -> L
         return None
     mdir = Path(pipe.settings.models) if pipe.settings.models else None
     return get_liveness(mdir, LivenessParams(
-        level=lvl, challenge_seconds=cfg.liveness.challenge_seconds))
+        level=lvl, challenge_seconds=cfg.liveness.challenge_seconds,
+        challenges=cfg.liveness.challenges))
 
 
 #: the result of an ``active`` attempt from a front end that cannot show the challenge's
 #: prompt (the lock-screen watcher): no camera, no count, the password
 NO_PROMPT_MESSAGE = ("Face unlock cannot ask for the head turn or blink here "
                      "(liveness.level = active): type your password")
-
-
-def _drawer(cfg: Config) -> Callable[[], Challenge]:
-    """Draws of ``liveness.challenges``' kinds with the OS's randomness."""
-    kinds, seconds = parse_kinds(cfg.liveness.challenges), cfg.liveness.challenge_seconds
-    return lambda: draw_challenge(None, seconds, kinds)
 
 
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
@@ -673,7 +668,7 @@ def authenticate_user(
                 should_stop=should_stop,
                 liveness=liveness_for(cfg, pipe),
                 on_prompt=on_prompt,
-                challenge=challenge if challenge is not None else _drawer(cfg),
+                challenge=challenge,
             )
         except BaseException:
             if handed[0] == 0:  # interrupted before any frame reached the loop

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from faceunlock.config import CHALLENGE_CLOCK_SLACK, AuthConfig
-from faceunlock.engine.challenge import Challenge, ChallengeRun, State
+from faceunlock.engine.challenge import Challenge, ChallengeRun, State, parse_kinds
 from faceunlock.engine.challenge import draw_challenge as _draw
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
@@ -213,7 +213,7 @@ def authenticate(
     before the attempt accepts (None or level ``off``: no liveness check). At level
     ``active``: ``on_prompt(words)`` shows the challenge's prompt (required), and
     ``challenge()`` draws it (default: :func:`~faceunlock.engine.challenge.draw_challenge`
-    with the OS's randomness and the stage's window; tests pass a seeded one).
+    with the OS's randomness, the stage's window and kinds; tests pass a seeded one).
     """
     live_on = liveness is not None and liveness.params.enabled
     active = liveness is not None and liveness.params.level == "active"
@@ -223,9 +223,10 @@ def authenticate(
     if active and challenge is None:
         assert liveness is not None
         seconds = liveness.params.challenge_seconds
+        kinds = parse_kinds(liveness.params.challenges)
 
         def challenge() -> Challenge:
-            return _draw(None, seconds)
+            return _draw(None, seconds, kinds)
     a = as_matcher(anchors)
     reset = getattr(pipe, "reset_tracking", None)
     if reset is not None:
