@@ -141,8 +141,8 @@ class EnablePage(QWizardPage):
             "most photos and phone screens, and asks nothing of you; a very good print or a "
             "mask can still get through.</p>"
             "<p><b>Active</b>: Passive, then FaceUnlock asks you to turn your head to the left "
-            "or the right (chosen at random) and checks that the face it recognised does it, "
-            "within a few seconds. This also stops a video of you played back on a screen; "
+            "or the right, or to blink twice (chosen at random), and checks that the face it "
+            "recognised does it, within a few seconds. This also stops a video of you played back on a screen; "
             "each unlock takes about a second longer. The unlock prompt shows the request; "
             "the automatic lock-screen unlock does not try at this level.</p>"
         )
