@@ -142,9 +142,10 @@ class EnablePage(QWizardPage):
             "mask can still get through.</p>"
             "<p><b>Active</b>: Passive, then FaceUnlock asks you to turn your head to the left "
             "or the right, or to blink twice (chosen at random), and checks that the face it "
-            "recognised does it, within a few seconds. This also stops a video of you played back on a screen; "
-            "each unlock takes about a second longer. The unlock prompt shows the request; "
-            "the automatic lock-screen unlock does not try at this level.</p>"
+            "recognised does it, within a few seconds. This also stops a video of you played "
+            "back on a screen; each unlock takes about a second longer. The unlock prompt "
+            "shows the request; the automatic lock-screen unlock does not try at this "
+            "level.</p>"
         )
         self.liveness_levels.setObjectName("liveness_levels")
         self.liveness_levels.setTextFormat(Qt.TextFormat.RichText)
