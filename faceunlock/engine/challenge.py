@@ -82,7 +82,7 @@ from faceunlock.errors import InputError
 
 Box = tuple[float, float, float, float]
 
-#: what the user is told when the challenge fails
+#: what the user is told when a head-turn challenge fails
 CHALLENGE_MESSAGE = ("Face not accepted: you did not turn your head as asked. "
                      "Type your password.")
 #: what the user is told when a blink challenge fails
