@@ -420,13 +420,17 @@ CHALLENGE_MAX_DELAY = 1.5
 class LivenessConfig(Section):
     """[liveness] presentation-attack checks before a match is accepted: ``off``, ``passive``
     (MiniFASNet and the deny cues on the matched frames; see docs/liveness.md) or
-    ``active`` (the passive checks, then a prompted head turn to a random side)."""
+    ``active`` (the passive checks, then a prompted head turn to a random side or a
+    blink)."""
 
     SECTION = "liveness"
     level: str = key("off", "photo and screen checks: off, passive or active (passive plus a "
                      "prompted head turn)", choices=LIVENESS_LEVELS)
     challenge_seconds: float = key(4.0, "seconds to turn your head after the prompt (active)",
                                    lo=2.0, hi=10.0)
+    challenges: str = key("turn,blink", "what the active challenge may ask: turn (left or "
+                          "right), blink (twice), or both, drawn at random",
+                          choices=("turn,blink", "turn", "blink"))
 
 
 @dataclass(frozen=True)

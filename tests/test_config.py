@@ -50,6 +50,7 @@ DEFAULTS = {
     "enrol.anchors": 10,
     "liveness.level": "off",
     "liveness.challenge_seconds": 4.0,
+    "liveness.challenges": "turn,blink",
     "watcher.enabled": True,
     "watcher.backend": "auto",
     "general.disabled": False,

@@ -572,13 +572,14 @@ def liveness_for(cfg: Config, pipe: FacePipeline, level: str | None = None) -> L
         return None
     mdir = Path(pipe.settings.models) if pipe.settings.models else None
     return get_liveness(mdir, LivenessParams(
-        level=lvl, challenge_seconds=cfg.liveness.challenge_seconds))
+        level=lvl, challenge_seconds=cfg.liveness.challenge_seconds,
+        challenges=cfg.liveness.challenges))
 
 
 #: the result of an ``active`` attempt from a front end that cannot show the challenge's
 #: prompt (the lock-screen watcher): no camera, no count, the password
-NO_PROMPT_MESSAGE = ("Face unlock cannot ask for the head turn here (liveness.level = "
-                     "active): type your password")
+NO_PROMPT_MESSAGE = ("Face unlock cannot ask for the head turn or blink here "
+                     "(liveness.level = active): type your password")
 
 
 def failure_counter(cfg: Config, user: str, state_dir: Path | None = None) -> FailureCounter:
@@ -612,7 +613,7 @@ def authenticate_user(
     caller that passes none (it cannot show one) gets DISABLED with
     :data:`NO_PROMPT_MESSAGE`, before the camera is read and without a count: never a
     silently weaker check. ``challenge``: draws the challenge (tests: a seeded one; default
-    the OS's randomness).
+    the OS's randomness, among the kinds of ``liveness.challenges``).
 
     Every attempt that compares a face counts as a failure until it succeeds, whatever ends it
     (no match, a timeout, ``should_stop``, a signal or KeyboardInterrupt, a kill): the failure

@@ -17,15 +17,16 @@ Liveness
 Active challenge
     At ``liveness.level = active``, an attempt that passed those checks does not accept yet:
     a challenge is drawn (:func:`~faceunlock.engine.challenge.draw_challenge`: a head turn to
-    the left or the right, prompted after a random delay), its prompt handed to
+    the left or the right, or a blink, prompted after a random delay), its prompt handed to
     ``on_prompt`` (the greeter line, the terminal, the Test dialog) when due, and the
     following frames go to a
     :class:`~faceunlock.engine.challenge.ChallengeRun` that follows the face that matched.
-    Passed: OK. Failed, or no decision within the window: ``PRESENTATION_ATTACK`` with
-    :data:`~faceunlock.engine.challenge.CHALLENGE_MESSAGE`. The attempt's ``timeout`` covers
-    the search for a match; the challenge's window comes on top of it. An ``active`` attempt
-    without ``on_prompt`` is refused (InputError): a challenge nobody can see would fail
-    every time, and skipping it would weaken ``active`` to ``passive`` silently.
+    Passed: OK. Failed, or no decision within the window: ``PRESENTATION_ATTACK`` with the
+    challenge's ``message`` (:data:`~faceunlock.engine.challenge.CHALLENGE_MESSAGE` for a
+    turn, :data:`~faceunlock.engine.challenge.BLINK_MESSAGE` for a blink). The attempt's
+    ``timeout`` covers the search for a match; the challenge's window comes on top of it.
+    An ``active`` attempt without ``on_prompt`` is refused (InputError): a challenge nobody
+    can see would fail every time, and skipping it would weaken ``active`` to ``passive`` silently.
 
 Rate limiting
     After ``max_failures`` failed attempts in a row, face authentication refuses (status
@@ -50,7 +51,7 @@ import cv2
 import numpy as np
 
 from faceunlock.config import CHALLENGE_CLOCK_SLACK, AuthConfig
-from faceunlock.engine.challenge import CHALLENGE_MESSAGE, Challenge, ChallengeRun, State
+from faceunlock.engine.challenge import Challenge, ChallengeRun, State, parse_kinds
 from faceunlock.engine.challenge import draw_challenge as _draw
 from faceunlock.engine.cohort import Matcher
 from faceunlock.engine.liveness import ATTACK_MESSAGE, Liveness, Verdict
@@ -214,7 +215,7 @@ def authenticate(
     before the attempt accepts (None or level ``off``: no liveness check). At level
     ``active``: ``on_prompt(words)`` shows the challenge's prompt (required), and
     ``challenge()`` draws it (default: :func:`~faceunlock.engine.challenge.draw_challenge`
-    with the OS's randomness and the stage's window; tests pass a seeded one).
+    with the OS's randomness, the stage's window and kinds; tests pass a seeded one).
     """
     live_on = liveness is not None and liveness.params.enabled
     active = liveness is not None and liveness.params.level == "active"
@@ -224,9 +225,10 @@ def authenticate(
     if active and challenge is None:
         assert liveness is not None
         seconds = liveness.params.challenge_seconds
+        kinds = parse_kinds(liveness.params.challenges)
 
         def challenge() -> Challenge:
-            return _draw(None, seconds)
+            return _draw(None, seconds, kinds)
     a = as_matcher(anchors)
     reset = getattr(pipe, "reset_tracking", None)
     if reset is not None:
@@ -247,13 +249,13 @@ def authenticate(
         if is_dark(frame.image, dark_level=params.dark_level, dark_fraction=params.dark_fraction):
             fr = FrameResult(frame.index, 0, float("inf"), False, True, 0.0)
             if run is not None:
-                run.feed(frame.timestamp, [])
+                run.feed(frame.timestamp, [], None)
         else:
             obs, dist, face = _observe_best(pipe, frame.image, a)
             faces = len(obs)
             match = faces > 0 and dist <= threshold
             if run is not None:
-                run.feed(frame.timestamp, obs)
+                run.feed(frame.timestamp, obs, frame.image)
                 if run.prompt_due(frame.timestamp):
                     assert on_prompt is not None
                     on_prompt(run.challenge.prompt)
@@ -279,7 +281,7 @@ def authenticate(
         if run is not None:
             if run.state is State.PENDING and clock() - started > run.challenge_seconds \
                     + CHALLENGE_CLOCK_SLACK:
-                run.expire("no turn within the window (wall clock)")
+                run.expire(f"no {run.challenge.action} within the window (wall clock)")
             if run.state is not State.PENDING:
                 res.status = (AuthStatus.OK if run.state is State.PASSED
                               else AuthStatus.PRESENTATION_ATTACK)
@@ -304,7 +306,7 @@ def authenticate(
     if run is not None:
         res.challenge_elapsed = clock() - started
         if run.state is State.PENDING and res.status != AuthStatus.ABORTED:
-            run.expire("the frames ended before the turn")
+            run.expire(f"the frames ended before the {run.challenge.action}")
             res.status = AuthStatus.PRESENTATION_ATTACK
     if res.status not in (AuthStatus.OK, AuthStatus.ABORTED, AuthStatus.PRESENTATION_ATTACK):
         if any(f.faces for f in res.frames):
@@ -316,7 +318,7 @@ def authenticate(
     res.message = MESSAGES.get(res.status, res.status.name)
     if res.status == AuthStatus.PRESENTATION_ATTACK and run is not None \
             and run.state is State.FAILED:
-        res.message = CHALLENGE_MESSAGE
+        res.message = run.challenge.message
     return res
 
 

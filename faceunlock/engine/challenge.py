@@ -44,8 +44,23 @@ The same face (:class:`ChallengeRun`)
     the matched face's mean embedding at most :data:`SAME_PERSON_DISTANCE`). So a photo
     cannot supply the match while a live person beside it turns.
 
-A blink (from the face-mesh module, later) is another :class:`Challenge`: it gets the same
-tracked face on each frame and returns a :class:`State`.
+The blink (:class:`Blink`)
+    The other kind of draw: "Blink twice". It gets the same tracked face (and the frame) on
+    each update and runs the face mesh (:mod:`faceunlock.engine.mesh`) on that face only,
+    only while the challenge runs (the frames from the match to the decision). Per frame the
+    eye aspect ratio (EAR); the open level is the 90th percentile of the EARs seen so far
+    (the frames before the prompt first). A blink is an open frame (at least
+    :data:`~faceunlock.engine.mesh.BLINK_OPEN` of the open level), then a frame below
+    :data:`~faceunlock.engine.mesh.BLINK_DIP` of it, then open again. Only blinks whose
+    closing comes :data:`BLINK_REACTION` or more after the prompt count; blinks before
+    (people blink every few seconds) neither fail nor count. Two such blinks, the second
+    closing within :data:`BLINK_PAIR_GAP` of the first reopening, within the window: passed.
+    A single natural blink in the window is common; two in quick succession are not, so
+    "twice" is what separates an asked blink from a recorded one.
+
+Which kind (:func:`draw_challenge`)
+    Drawn uniformly among :data:`KINDS` (turn to the left, turn to the right, blink), by the
+    same randomness as the moment of the prompt.
 """
 
 from __future__ import annotations
@@ -55,20 +70,36 @@ import random
 import secrets
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from faceunlock.config import CHALLENGE_MAX_DELAY
+from faceunlock.engine import mesh as _mesh
 from faceunlock.errors import InputError
 
 Box = tuple[float, float, float, float]
 
-#: what the user is told when the challenge fails
+#: what the user is told when a head-turn challenge fails
 CHALLENGE_MESSAGE = ("Face not accepted: you did not turn your head as asked. "
                      "Type your password.")
+#: what the user is told when a blink challenge fails
+BLINK_MESSAGE = "Face not accepted: you did not blink as asked. Type your password."
+BLINK_PROMPT = "Blink twice"
+#: the kinds :func:`draw_challenge` chooses among by default
+KINDS = ("turn-left", "turn-right", "blink")
+#: a blink counts when its eyes close this many seconds or more after the prompt
+BLINK_REACTION = 0.2
+#: blinks asked for
+BLINK_COUNT = 2
+#: ... the next one closing within this many seconds of the previous one reopening
+BLINK_PAIR_GAP = 1.5
+#: the open level needs this many EAR readings before a closure can count
+BLINK_MIN_READINGS = 3
+#: a mesh below this face presence gives no EAR reading for the frame
+MESH_MIN_PRESENCE = 0.5
 #: the turn directions (the user's own left and right)
 DIRECTIONS = ("left", "right")
 PROMPTS = {
@@ -120,16 +151,19 @@ class Face(Protocol):
 
 
 class Challenge(Protocol):
-    """One active challenge. ``kind``: its name (``head-turn``); ``prompt``: the words the
-    user is shown ``delay`` seconds after :meth:`start`; ``seconds``: its window after the
-    prompt; ``reason``: why it failed (empty until then).
+    """One active challenge. ``kind``: its name (``head-turn``, ``blink``); ``action``: the
+    word for what is asked (``turn``, ``blink``); ``prompt``: the words the user is shown
+    ``delay`` seconds after :meth:`start`; ``message``: the user's message when it fails;
+    ``seconds``: its window after the prompt; ``reason``: why it failed (empty until then).
 
     :meth:`start` gets the matched face on the frames of the match (oldest first) and the
-    match's time; :meth:`update` then gets each later frame's timestamp and the tracked
-    face (None when it was not found on that frame) and returns the state; once it is not
-    PENDING it stays so."""
+    match's time; :meth:`update` then gets each later frame's timestamp, the tracked
+    face (None when it was not found on that frame) and the frame (RGB; None when it was
+    too dark to look at) and returns the state; once it is not PENDING it stays so."""
 
     kind: str
+    action: str
+    message: str
     prompt: str
     delay: float
     seconds: float
@@ -137,7 +171,8 @@ class Challenge(Protocol):
 
     def start(self, baseline: Sequence[Face], t: float) -> None: ...
 
-    def update(self, t: float, face: Face | None) -> State: ...
+    def update(self, t: float, face: Face | None, image: np.ndarray | None = None
+               ) -> State: ...
 
     def to_json(self) -> dict[str, Any]: ...
 
@@ -180,6 +215,8 @@ class HeadTurn:
     ``seconds`` of the prompt; see the module docstring for the rule."""
 
     kind = "head-turn"
+    action = "turn"
+    message = CHALLENGE_MESSAGE
 
     def __init__(self, direction: str, seconds: float = WINDOW_SECONDS,
                  delta: float = TURN_DELTA, delay: float = 0.0) -> None:
@@ -215,7 +252,7 @@ class HeadTurn:
         self.state, self.reason = State.FAILED, reason
         return self.state
 
-    def update(self, t: float, face: Face | None) -> State:
+    def update(self, t: float, face: Face | None, image: np.ndarray | None = None) -> State:
         if self.state is not State.PENDING:
             return self.state
         dt = float(t) - self.t0 - self.delay  # seconds since the prompt (< 0: before it)
@@ -258,19 +295,151 @@ class HeadTurn:
         }
 
 
+def mesh_points(image: np.ndarray, face: Face) -> np.ndarray | None:
+    """The face mesh's (468, 3) points of ``face`` in ``image`` (the per-process
+    :func:`~faceunlock.engine.mesh.get_face_mesh`, cropped from the face's 5 landmarks);
+    None when the mesh sees no face there (presence below MESH_MIN_PRESENCE)."""
+    res = _mesh.get_face_mesh().mesh(image, landmarks5=face.landmarks)
+    return res.points if res.presence >= MESH_MIN_PRESENCE else None
+
+
+#: where a :class:`Blink` gets a face's mesh points: (frame, tracked face) → points or None
+PointsFn = Callable[[np.ndarray, Face], "np.ndarray | None"]
+
+
+class Blink:
+    """Blink twice within ``seconds`` of the prompt; see the module docstring for the rule.
+    ``points``: the mesh (default :func:`mesh_points`; tests may wrap it)."""
+
+    kind = "blink"
+    action = "blink"
+    message = BLINK_MESSAGE
+
+    def __init__(self, seconds: float = WINDOW_SECONDS, delay: float = 0.0,
+                 points: PointsFn | None = None, count: int = BLINK_COUNT) -> None:
+        if not 0.0 <= delay <= 60.0:
+            raise InputError(f"blink: delay must be 0-60 s, got {delay}")
+        if not seconds > 0:
+            raise InputError(f"blink: seconds must be positive, got {seconds}")
+        if count < 1:
+            raise InputError(f"blink: count must be at least 1, got {count}")
+        self.delay = float(delay)
+        self.seconds = float(seconds)
+        self.count = int(count)
+        self.points = points if points is not None else mesh_points
+        self.prompt = {1: "Blink once", 2: BLINK_PROMPT}.get(count, f"Blink {count} times")
+        self.reason = ""
+        self.state = State.PENDING
+        self.t0 = 0.0
+        #: (seconds after the prompt, EAR or None when no reading) of each update
+        self.trace: list[tuple[float, float | None]] = []
+        #: seconds after the prompt at which each counted blink closed
+        self.blinks: list[float] = []
+        self._ears: list[float] = []
+        self._phase = 0  # 0: not seen open yet, 1: open, 2: closed (a blink under way)
+        self._closed_at = 0.0
+        self._reopened_at = float("-inf")
+
+    def start(self, baseline: Sequence[Face], t: float) -> None:
+        if not baseline:
+            raise InputError("blink: no matched face")
+        self.t0 = float(t)
+
+    def _fail(self, reason: str) -> State:
+        self.state, self.reason = State.FAILED, reason
+        return self.state
+
+    def open_level(self) -> float:
+        """The open EAR so far: the 90th percentile of the readings (nan before any)."""
+        return float(np.percentile(self._ears, 90)) if self._ears else float("nan")
+
+    def update(self, t: float, face: Face | None, image: np.ndarray | None = None) -> State:
+        if self.state is not State.PENDING:
+            return self.state
+        dt = float(t) - self.t0 - self.delay  # seconds since the prompt (< 0: before it)
+        pts = None if face is None or image is None else self.points(image, face)
+        ear = None if pts is None else _mesh.eye_aspect_ratio(pts)
+        self.trace.append((dt, ear))
+        if ear is not None:
+            self._ears.append(ear)
+            if len(self._ears) >= BLINK_MIN_READINGS:
+                self._step(dt, ear / max(self.open_level(), 1e-6))
+            if self.state is not State.PENDING:
+                return self.state
+        if dt > self.seconds:
+            got = len(self.blinks)
+            return self._fail(f"no blink within {self.seconds:g} s" if got == 0 else
+                              f"blinked {got} of {self.count} times within {self.seconds:g} s")
+        return self.state
+
+    def _step(self, dt: float, r: float) -> None:
+        if self._phase == 0:
+            if r >= _mesh.BLINK_OPEN:
+                self._phase = 1
+        elif self._phase == 1:
+            if r < _mesh.BLINK_DIP:
+                self._phase, self._closed_at = 2, dt
+        elif r >= _mesh.BLINK_OPEN:  # reopened: one blink done
+            self._phase = 1
+            if self._closed_at >= BLINK_REACTION:  # before the prompt: neither fails nor counts
+                if self.blinks and self._closed_at - self._reopened_at > BLINK_PAIR_GAP:
+                    self.blinks = []  # too far apart: this one starts a new series
+                self.blinks.append(self._closed_at)
+                self._reopened_at = dt
+                if len(self.blinks) >= self.count and dt <= self.seconds:
+                    self.state = State.PASSED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "delay_s": round(self.delay, 3),
+            "prompt": self.prompt,
+            "state": self.state.value,
+            "reason": self.reason,
+            "open_ear": None if not self._ears else round(self.open_level(), 4),
+            "blinks_s": [round(b, 3) for b in self.blinks],
+            "trace": [[round(dt, 3), None if e is None else round(e, 4)]
+                      for dt, e in self.trace],
+        }
+
+
 def production_rng() -> random.Random:
     """The draw's randomness outside tests: the OS's (:class:`secrets.SystemRandom`)."""
     return secrets.SystemRandom()
 
 
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """The kinds of a ``liveness.challenges`` value: ``turn`` (both sides) and/or ``blink``,
+    comma-separated. Raises InputError on anything else or on none."""
+    out: list[str] = []
+    for word in (w.strip() for w in text.split(",")):
+        if word == "turn":
+            out += ["turn-left", "turn-right"]
+        elif word in KINDS:
+            out.append(word)
+        elif word:
+            raise InputError(f"liveness.challenges: {word!r} is not a challenge (turn, blink)")
+    if not out:
+        raise InputError("liveness.challenges: name at least one of turn, blink")
+    return tuple(dict.fromkeys(out))
+
+
 def draw_challenge(rng: random.Random | None = None,
-                   seconds: float = WINDOW_SECONDS) -> Challenge:
-    """A new randomly chosen challenge: a head turn to the left or the right, prompted a
-    uniformly random 0 to MAX_DELAY s after the match, drawn from ``rng`` (default:
-    :func:`production_rng`)."""
+                   seconds: float = WINDOW_SECONDS,
+                   kinds: Sequence[str] = KINDS) -> Challenge:
+    """A new randomly chosen challenge: one of ``kinds`` (default: a head turn to the left,
+    one to the right, or a blink, equally likely), prompted a uniformly random 0 to
+    MAX_DELAY s after the match, drawn from ``rng`` (default: :func:`production_rng`)."""
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise InputError(f"challenge kinds must be among {', '.join(KINDS)}, got {list(kinds)}")
     r = rng if rng is not None else production_rng()
-    direction = r.choice(DIRECTIONS)
-    return HeadTurn(direction, seconds, delay=r.uniform(0.0, MAX_DELAY))
+    kind = r.choice(list(kinds))
+    delay = r.uniform(0.0, MAX_DELAY)
+    if kind == "blink":
+        return Blink(seconds, delay=delay)
+    return HeadTurn(kind.removeprefix("turn-"), seconds, delay=delay)
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -305,8 +474,9 @@ class ChallengeRun:
     """One challenge on one attempt, tied to the face that matched. ``matched``: that face on
     the frames before the prompt (oldest first); ``t``: the prompt's frame timestamp.
 
-    :meth:`feed` takes every later frame's timestamp and all its faces, follows the matched
-    face (:func:`follow`), and hands it to the challenge; the state. :meth:`prompt_due`
+    :meth:`feed` takes every later frame's timestamp, all its faces and the frame, follows
+    the matched face (:func:`follow`), and hands it (and the frame) to the challenge; the
+    state. :meth:`prompt_due`
     says, once, when the prompt is to be shown. ``ms``: time spent in :meth:`feed` (the
     challenge's own cost per frame, beside the pipeline's)."""
 
@@ -328,7 +498,8 @@ class ChallengeRun:
         self._lost = 0
         self.challenge.start(self.matched, self.t)
 
-    def feed(self, t: float, faces: Sequence[Face]) -> State:
+    def feed(self, t: float, faces: Sequence[Face], image: np.ndarray | None = None
+             ) -> State:
         if self.state is not State.PENDING:
             return self.state
         t0 = time.perf_counter()
@@ -342,12 +513,13 @@ class ChallengeRun:
             else:
                 self._lost = 0
                 self._box = tuple(map(float, face.box))  # type: ignore[assignment]
-            st = self.challenge.update(t, face)
+            st = self.challenge.update(t, face, image)
             if st is State.PASSED and face is not None:
                 d = float(np.linalg.norm(np.asarray(face.embedding, np.float64) - self._ref))
                 if d > self.same_person:
-                    return self._end(State.FAILED, f"the face that turned is not the one "
-                                     f"that matched (distance {d:.3f})")
+                    return self._end(State.FAILED, f"the face that did the "
+                                     f"{self.challenge.action} is not the one that matched "
+                                     f"(distance {d:.3f})")
             return self._end(st, self.challenge.reason)
         finally:
             self.ms.append((time.perf_counter() - t0) * 1e3)

@@ -323,17 +323,20 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
 
 @dataclass(frozen=True)
 class LivenessParams:
-    """level: ``off``, ``passive`` or ``active`` (the passive checks, then the head-turn
-    challenge of :mod:`faceunlock.engine.challenge`, run by
+    """level: ``off``, ``passive`` or ``active`` (the passive checks, then the head-turn or
+    blink challenge of :mod:`faceunlock.engine.challenge`, run by
     :func:`faceunlock.engine.auth.authenticate`); threshold: the attempt's mean live score
     must reach it; max_judged: the heavy model runs on at most this many matched frames of an
-    attempt; challenge_seconds: the challenge's window after its prompt."""
+    attempt; challenge_seconds: the challenge's window after its prompt; challenges: the
+    kinds the challenge is drawn among (``liveness.challenges``: ``turn``, ``blink`` or
+    both, comma-separated)."""
 
     level: str = "passive"
     threshold: float | None = None
     max_judged: int = 2
     cues: bool = True
     challenge_seconds: float = 4.0
+    challenges: str = "turn,blink"
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:

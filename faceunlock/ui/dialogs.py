@@ -579,8 +579,10 @@ class RecognitionTestDialog(QDialog):
         )
         if res.status == AuthStatus.PRESENTATION_ATTACK and res.challenge is not None \
                 and res.challenge.reason:
-            words = ("The face matched yours and passed the photo check, but the head did not "
-                     f"turn as asked ({res.challenge.reason}), so this would not unlock.")
+            asked = ("the eyes did not blink" if res.challenge.challenge.action == "blink"
+                     else "the head did not turn")
+            words = (f"The face matched yours and passed the photo check, but {asked} "
+                     f"as asked ({res.challenge.reason}), so this would not unlock.")
         self._show_verdict(verdict, colour, words)
         best = res.best_distance
         self.explanation.setToolTip(

@@ -47,8 +47,9 @@ LIVENESS_DESCRIPTIONS = {
     "frame of a phone, glare on glass, a picture that moves as one flat sheet or never "
     "moves). It stops most photos and phone screens, and asks nothing of you; a print held "
     "perfectly still, a video or a mask can still get through.",
-    "active": "Passive, then FaceUnlock asks you to turn your head to the left or the right "
-    "(chosen at random) and checks that the face it recognised does it, within a few "
+    "active": "Passive, then FaceUnlock asks you to turn your head to the left or the right, "
+    "or to blink twice (chosen at random), and checks that the face it recognised does it, "
+    "within a few "
     "seconds. This also stops a print held still and a video of you played back on a "
     "screen; each unlock takes about a second longer. The unlock prompt shows the request; "
     "the automatic lock-screen unlock does not try at this level.",
@@ -59,7 +60,7 @@ LIVENESS_DESCRIPTIONS = {
 LIVENESS_SHORT = {
     "off": "No check: a photo or a phone picture of you can unlock.",
     "passive": "Refuses what looks like a photo or a screen; a print held still can pass.",
-    "active": "Passive, then a head turn to a random side when asked (stops videos).",
+    "active": "Passive, then a head turn or two blinks when asked (stops videos).",
 }
 
 

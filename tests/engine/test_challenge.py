@@ -14,6 +14,7 @@ import pytest
 
 from faceunlock.app import service
 from faceunlock.engine.challenge import (
+    BLINK_PROMPT,
     CHALLENGE_MESSAGE,
     DIRECTIONS,
     MAX_DELAY,
@@ -131,11 +132,17 @@ def test_draws_are_seeded_in_tests_and_cover_both_sides() -> None:
     b = [draw_challenge(random.Random(7)) for _ in range(3)]
     assert [(c.prompt, c.delay) for c in a] == [(c.prompt, c.delay) for c in b]
     draws = [draw_challenge(random.Random(s)) for s in range(40)]
-    assert {c.prompt for c in draws} == {PROMPTS[d] for d in DIRECTIONS}
+    assert {c.prompt for c in draws} == {PROMPTS[d] for d in DIRECTIONS} | {BLINK_PROMPT}
     assert all(0.0 <= c.delay <= MAX_DELAY for c in draws)
     assert len({round(c.delay, 3) for c in draws}) > 30
     # production: the OS's randomness, no seed
-    assert draw_challenge().prompt in PROMPTS.values()
+    assert draw_challenge().prompt in {*PROMPTS.values(), BLINK_PROMPT}
+    # the kinds can be narrowed (liveness.challenges)
+    turns = [draw_challenge(random.Random(s), kinds=("turn-left", "turn-right"))
+             for s in range(20)]
+    assert all(isinstance(c, HeadTurn) for c in turns)
+    with pytest.raises(InputError, match="kinds"):
+        draw_challenge(random.Random(0), kinds=("nod",))
 
 
 # ---------------------------------------------------------------- the same face
@@ -202,8 +209,7 @@ def _attempt(owner: EnrolledClips, seed: int) -> tuple[AuthStatus, list[str], di
 def _seed(want: str, delay_below: float | None = None, delay_above: float = 0.0) -> int:
     for s in range(1000):
         c = draw_challenge(random.Random(s))
-        assert isinstance(c, HeadTurn)
-        if c.direction == want and c.delay >= delay_above and (
+        if isinstance(c, HeadTurn) and c.direction == want and c.delay >= delay_above and (
                 delay_below is None or c.delay < delay_below):
             return s
     raise AssertionError("no such seed")

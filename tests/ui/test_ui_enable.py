@@ -101,7 +101,7 @@ def test_a_colour_camera_without_the_photo_check_is_warned_about(
     levels = page.liveness_levels.text()
     for name in ("Off", "Passive", "Active"):
         assert f"<b>{name}</b>" in levels
-    assert "turn your head to the left or the right" in levels
+    assert "turn your head to the left or the right, or to blink twice" in levels
     assert "video of you played back" in levels
 
 

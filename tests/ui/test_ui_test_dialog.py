@@ -123,12 +123,14 @@ def test_the_attempt_is_the_lock_screens() -> None:
     assert set(TEST_VERDICTS) >= {AuthStatus.OK, AuthStatus.NO_MATCH, AuthStatus.TIMEOUT}
 
 
+@pytest.mark.parametrize("kinds", ["turn", "blink"])
 def test_active_shows_the_challenge_prompt_and_explains_its_failure(
     qtbot: QtBot, clips: EnrolledClips, clips_dir: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, kinds: str,
 ) -> None:
-    """liveness.level = active: the woman holds still beside the man (the two-person clip).
-    The dialog shows the head-turn prompt during the attempt, then says the turn was missing."""
+    """liveness.level = active: the woman holds still beside the man (the two-person clip)
+    and does not blink. The dialog shows the head-turn (or blink) prompt during the attempt,
+    then says the turn (or the blink) was missing."""
     from tests.fakes.clip_material import BOTH, clip_frames
 
     shown: list[str] = []
@@ -147,12 +149,13 @@ def test_active_shows_the_challenge_prompt_and_explains_its_failure(
     monkeypatch.setattr("faceunlock.engine.challenge.production_rng", lambda: Prompt(3))
     frames = clip_frames(clips_dir / BOTH)
     d = _run(qtbot, clips, png_folder(tmp_path / "both", frames + frames),
-             **{"liveness.level": "active"})
+             **{"liveness.level": "active", "liveness.challenges": kinds})
     try:
         assert d.outcome is not None and d.outcome.status == AuthStatus.PRESENTATION_ATTACK
-        assert any(w.startswith("Turn your head slowly to your ") for w in shown), (
-            shown, d.outcome.to_json())
+        want = "Turn your head slowly to your " if kinds == "turn" else "Blink twice"
+        assert any(w.startswith(want) for w in shown), (shown, d.outcome.to_json())
         assert shown[-1] == ""  # hidden again with the result
-        assert "did not turn as asked" in d.explanation.text()
+        assert ("did not turn as asked" if kinds == "turn" else "did not blink as asked") \
+            in d.explanation.text()
     finally:
         d.done(QDialog.DialogCode.Rejected)

@@ -85,7 +85,7 @@ def test_owner_live_clip_still_unlocks(
     cfg = clip_config({"liveness.level": level, "auth.timeout": "30", "camera.fps": "12"})
     if level == "active":  # the draw that matches her clip's turn (to her right), at once
         monkeypatch.setattr("faceunlock.engine.challenge.production_rng",
-                            lambda: _Fixed(["right"], 0.0))
+                            lambda: _Fixed(["turn-right"], 0.0))
     rc, res = _auth(owner, owner.genuine, monkeypatch, capsys)
     if level == "active":
         assert ">>> Turn your head slowly to your right <<<" in res["stderr"]

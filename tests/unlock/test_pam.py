@@ -1032,20 +1032,26 @@ def test_pam_owner_unlocks_with_passive_liveness(pam: Pam, enrolled: dict[str, P
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kinds", ["turn", "blink"])
 def test_pam_active_challenge_prompts_the_greeter_and_fails_a_still_head(
-    pam: Pam, clips_dir: Path, tmp_path: Path
+    pam: Pam, clips_dir: Path, tmp_path: Path, kinds: str
 ) -> None:
     """liveness.level = active: the woman, matched beside the man in the two-person clip,
-    keeps her head still. The greeter gets the prompt (a PAM_TEXT_INFO line of its own,
-    during the attempt), then the challenge's refusal, whichever side was drawn; the
-    attempt counts as a failure."""
+    keeps her head still and does not blink. The greeter gets the prompt (a PAM_TEXT_INFO
+    line of its own, during the attempt), then the challenge's refusal, whichever side was
+    drawn (``liveness.challenges`` narrows the draw to one kind); the attempt counts as a
+    failure."""
     both = clip_frames(clips_dir / BOTH)
     still = png_folder(tmp_path / "both", both + both)  # ~3.7 s at the camera's 30 fps
-    rc, out = pam("deny", still, **{"liveness.level": "active"})
+    rc, out = pam("deny", still, **{"liveness.level": "active", "liveness.challenges": kinds})
     assert rc != 0, out
     lines = _greeter_lines(out)
-    assert lines[0] in ("Turn your head slowly to your left",
-                        "Turn your head slowly to your right"), out
-    assert lines[1:] == ["Face not accepted: you did not turn your head as asked. "
+    if kinds == "turn":
+        assert lines[0] in ("Turn your head slowly to your left",
+                            "Turn your head slowly to your right"), out
+        assert lines[1:] == ["Face not accepted: you did not turn your head as asked. "
+                             "Type your password."], out
+    else:
+        assert lines == ["Blink twice", "Face not accepted: you did not blink as asked. "
                          "Type your password."], out
     assert _counter(pam.var) == 1
