@@ -108,13 +108,13 @@ def notice_for(status: AuthStatus | None, detail: str = "") -> Notice | None:
     if status == AuthStatus.CAMERA_ERROR:
         return _camera_notice(detail)
     if status == AuthStatus.DISABLED and "liveness.level = active" in detail:
-        # the watcher cannot show the head-turn prompt on a locked screen, so it does not try
+        # the watcher cannot show the challenge's prompt on a locked screen, so it does not try
         return Notice(
             "active-no-prompt",
             "Face unlock waits for the unlock prompt",
-            "Your photo check asks for a head turn, which only the unlock prompt can show, so "
-            "FaceUnlock does not unlock this locked screen by itself. Face unlock in the "
-            f"unlock prompt still works where it is set up (it asks for the turn). {PASSWORD}",
+            "Your photo check asks for a head turn or a blink, which only the unlock prompt "
+            "can show, so FaceUnlock does not unlock this locked screen by itself. Face unlock "
+            f"in the unlock prompt still works where it is set up (it asks there). {PASSWORD}",
         )
     if status == AuthStatus.LOCKED_OUT:
         return Notice(

@@ -774,7 +774,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.reexecuted_from is not None:
         _syslog_warning(
             f"started as root without isolation ({args.reexecuted_from!r}) and re-executed "
-            "isolated: point /etc/pam.d at the installed wrapper /usr/local/bin/faceunlock-auth"
+            "isolated: point /etc/pam.d at the installed wrapper (/usr/bin/faceunlock-auth from "
+            "the package, /usr/local/bin/faceunlock-auth from packaging/install.sh)"
         )
     opts = Options(
         config=args.config,

@@ -28,7 +28,7 @@ def test_the_watcher_does_not_try_at_active(store: TemplateStore, tmp_path: Path
     assert not (tmp_path / "failures-alice.json").exists()  # nothing counted
     notice = notice_for(status, attempt.message)
     assert notice is not None and notice.kind == "active-no-prompt"
-    assert "head turn" in notice.body and "Type your password" in notice.body
+    assert "head turn or a blink" in notice.body and "Type your password" in notice.body
 
 
 def test_below_active_the_watcher_still_tries(store: TemplateStore, tmp_path: Path) -> None:
