@@ -71,8 +71,8 @@ def load_model_bytes(model_path: str | Path) -> tuple[bytes, dict[str, Any]]:
     """
     p = Path(model_path)
     if not p.is_file():
-        raise ModelError(p, "file not found (run `python -m faceunlock.training.convert_dlib` "
-                         "or reinstall FaceUnlock)")
+        raise ModelError(p, "file not found: reinstall FaceUnlock (in a checkout: "
+                         "`git checkout -- models/`)")
     meta = load_sidecar(p)
     try:
         data = p.read_bytes()
