@@ -48,7 +48,6 @@ def features(root: Path) -> list[dict[str, Any]]:
     from faceunlock.app import service
     from faceunlock.config import Config
     from faceunlock.engine import mesh as M
-    from faceunlock.engine.imageio import read_image
     from faceunlock.engine.landmarks import LandmarkPredictor
     from faceunlock.engine.liveness import Liveness, LivenessParams
     from faceunlock.evaluation import liveness as EL
@@ -61,15 +60,7 @@ def features(root: Path) -> list[dict[str, Any]]:
     rows = []
     for attack in (False, True):
         for pres in EL.presentations(root / ("attack" if attack else "live"), attack):
-            pipe.reset_tracking()
-            faces: list[tuple[np.ndarray, Any]] = []
-            for path in pres.frames:
-                image = read_image(path)
-                obs = pipe.observe(image, select="all", track=True)
-                if obs:
-                    faces.append((image, EL.follow(obs, faces[-1][1] if faces else None)))
-                if len(faces) >= cfg.auth.k:
-                    break
+            faces = EL.track_faces(pipe, pres, cfg.auth.k)
             rec: dict[str, Any] = {"kind": pres.kind, "name": pres.name,
                                    "found": len(faces) >= cfg.auth.k}
             if rec["found"]:

@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 CLIPS = (
@@ -49,18 +48,6 @@ BINS = (
     (0.35, 9.0, "strongly turned (> 0.35, ~>30°)"),
 )
 Box = tuple[float, float, float, float]
-
-
-def frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return out
 
 
 def asymmetry(lm: np.ndarray) -> float:
@@ -86,7 +73,11 @@ def main() -> int:
     import dlib
     import face_recognition_models as frm
 
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
     from faceunlock.engine.pipeline import Pipeline, PipelineSettings
+    from tests.fakes.clip_material import clip_frames
 
     fu = Pipeline(PipelineSettings(threads=1))
     fu1 = Pipeline(PipelineSettings(threads=1, fallback=False))
@@ -98,7 +89,7 @@ def main() -> int:
 
     faces: list[dict[str, Any]] = []
     for name in FILES:
-        for i, f in enumerate(frames(CLIPS / name)):
+        for i, f in enumerate(clip_frames(CLIPS / name)):
             found: dict[str, list[Box]] = {
                 "faceunlock": [d.box for d in fu.detect(f)],
                 "faceunlock-single": [d.box for d in fu1.detect(f)],

@@ -235,9 +235,9 @@ def authenticate(
         reset()
     start = clock()
     window: deque[bool] = deque(maxlen=params.n)
-    #: beside each window entry: the frame and its best face (for liveness)
-    seen: deque[tuple[np.ndarray, Any]] = deque(maxlen=params.n)
-    infrared: deque[bool] = deque(maxlen=params.n)
+    #: beside each window entry: the frame, its best face and whether the frame came from an
+    #: infrared sensor (for liveness)
+    seen: deque[tuple[np.ndarray, Any, bool]] = deque(maxlen=params.n)
     res = AuthResult(AuthStatus.TIMEOUT, "", float(threshold))
     run: ChallengeRun | None = None
     started = 0.0  # clock() when the challenge began (the match)
@@ -263,14 +263,13 @@ def authenticate(
                 if faces:
                     window.append(match)
                     if live_on:
-                        seen.append((frame.image, face))
-                        infrared.append(frame.ir_sensor)
+                        seen.append((frame.image, face, frame.ir_sensor))
                 if live_on and match and sum(window) >= params.k:
                     assert liveness is not None
-                    chosen = [i for i, m in enumerate(window) if m]
+                    chosen = [s for s, m in zip(seen, window, strict=True) if m]
                     res.liveness = liveness.judge(
-                        [(seen[i][0], seen[i][1].box) for i in chosen],
-                        infrared=all(infrared[i] for i in chosen),
+                        [(im, f.box) for im, f, _ in chosen],
+                        infrared=all(ir for _, _, ir in chosen),
                     )
             fr = FrameResult(
                 frame.index, faces, dist, match, False, (time.perf_counter() - t0) * 1e3
@@ -291,7 +290,7 @@ def authenticate(
             live = res.liveness is None or res.liveness.live
             if live and active:
                 assert challenge is not None and on_prompt is not None
-                matched = [f for (_, f), m in zip(seen, window, strict=True) if m]
+                matched = [f for (_, f, _), m in zip(seen, window, strict=True) if m]
                 run = ChallengeRun(challenge(), matched, frame.timestamp)
                 res.challenge = run
                 started = clock()

@@ -122,9 +122,9 @@ def follow(obs: Sequence[Any], last: Any) -> Any:
     return max(obs, key=lambda o: (overlap(o.box), o.size)).box
 
 
-def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
-                       k: int) -> Scored:
-    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
+def track_faces(pipe: FacePipeline, pres: Presentation, k: int) -> list[tuple[np.ndarray, Any]]:
+    """Observe ``pres``'s frames in order (tracked), following one face, until ``k`` show it:
+    ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out)."""
     pipe.reset_tracking()
     faces: list[tuple[np.ndarray, Any]] = []
     for path in pres.frames:
@@ -134,6 +134,13 @@ def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Present
             faces.append((image, follow(obs, faces[-1][1] if faces else None)))
         if len(faces) >= k:
             break
+    return faces
+
+
+def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
+                       k: int) -> Scored:
+    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
+    faces = track_faces(pipe, pres, k)
     if len(faces) < k:
         return Scored(pres, False, None)
     return Scored(pres, True, None if stage is None else stage.judge(faces))
