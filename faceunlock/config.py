@@ -424,8 +424,8 @@ class LivenessConfig(Section):
     blink)."""
 
     SECTION = "liveness"
-    level: str = key("off", "photo and screen checks: off, passive or active (passive plus a "
-                     "prompted head turn)", choices=LIVENESS_LEVELS)
+    level: str = key("passive", "photo and screen checks: off, passive or active (passive plus a "
+                     "prompted head turn or blink)", choices=LIVENESS_LEVELS)
     challenge_seconds: float = key(4.0, "seconds to turn your head after the prompt (active)",
                                    lo=2.0, hi=10.0)
     challenges: str = key("turn,blink", "what the active challenge may ask: turn (left or "

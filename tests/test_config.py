@@ -48,7 +48,7 @@ DEFAULTS = {
     "auth.dark_fraction": 0.95,
     "auth.snapshots": False,
     "enrol.anchors": 10,
-    "liveness.level": "off",
+    "liveness.level": "passive",
     "liveness.challenge_seconds": 4.0,
     "liveness.challenges": "turn,blink",
     "watcher.enabled": True,

@@ -113,8 +113,8 @@ def test_live_frames_pass_and_attacks_do_not(clip: tuple[list, list]) -> None:
 
 
 def test_liveness_level_config() -> None:
-    assert Config().liveness.level == "off"  # see docs/liveness.md: targets not all met
-    assert config_set(Config(), "liveness.level", "passive").liveness.level == "passive"
+    assert Config().liveness.level == "passive"  # the default
+    assert config_set(Config(), "liveness.level", "off").liveness.level == "off"
     with pytest.raises(ConfigError, match=r"liveness\.level"):
         config_set(Config(), "liveness.level", "strict")
     with pytest.raises(InputError):
@@ -124,9 +124,9 @@ def test_liveness_level_config() -> None:
 def test_service_stage_follows_the_level() -> None:
     cfg = clip_config()
     pipe = service.pipeline_for(cfg)
-    assert service.liveness_for(cfg, pipe) is None  # off by default
-    passive = service.liveness_for(config_set(cfg, "liveness.level", "passive"), pipe)
+    passive = service.liveness_for(cfg, pipe)  # passive by default
     assert passive is not None and passive.params.level == "passive"
+    assert service.liveness_for(config_set(cfg, "liveness.level", "off"), pipe) is None
     stage = service.liveness_for(config_set(cfg, "liveness.level", "active"), pipe)
     assert stage is not None and stage.params.level == "active"
     assert stage is service.liveness_for(config_set(cfg, "liveness.level", "active"), pipe)
