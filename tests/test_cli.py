@@ -177,6 +177,10 @@ def test_bench_json(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert set(res["stages_ms"][stage]) == {"median", "p90"}
     assert res["stages_ms"]["faces"] == 1
     assert res["frame"] == "640x480" and res["peak_rss_mb"] > 0
+    # each liveness layer's cost: passive once per attempt, active per challenge frame
+    assert set(res["liveness_ms"]) == {"v2_per_crop", "v1se_per_crop", "judge_attempt",
+                                       "turn_per_frame", "blink_per_frame"}
+    assert all(v > 0 for v in res["liveness_ms"].values())
 
 
 def test_config_verbs(

@@ -156,13 +156,15 @@ class EvalLivenessArgs:
     live: str
     attack: str
     level: str | None
+    seed: int
+    fps: float
     json: bool
 
 
 def eval_liveness(a: EvalLivenessArgs) -> int:
     from faceunlock.evaluation import liveness
 
-    res = liveness.run(Path(a.live), Path(a.attack), config(), a.level)
+    res = liveness.run(Path(a.live), Path(a.attack), config(), a.level, seed=a.seed, fps=a.fps)
     if a.json:
         print_json(res)
     else:
@@ -302,6 +304,11 @@ def register(sub: Subparsers) -> None:
     lv.add_argument("--attack", required=True, metavar="DIR", help="attacks, one folder per kind")
     lv.add_argument("--level", choices=["off", "passive", "active"], default=None,
                     help="liveness level (default: the config's liveness.level)")
+    lv.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=0,
+                    help="active: the seed of each attack's challenge draw (default 0)")
+    lv.add_argument("--fps", type=number(float, 1.0, 240.0), default=15.0,
+                    help="active: the presentations' frame rate, the challenge's clock "
+                    "(default 15)")
     json_arg(lv)
     bind(lv, eval_liveness, EvalLivenessArgs)
 

@@ -244,7 +244,37 @@ def time_liveness(pipe: FacePipeline, frame: np.ndarray, repeats: int) -> dict[s
             t0 = time.perf_counter()
             fn()
             out[key].append((time.perf_counter() - t0) * 1e3)
-    return {k: _stats(v)["median"] for k, v in out.items()}
+    res = {k: _stats(v)["median"] for k, v in out.items()}
+    res.update(time_challenges(frame, obs[0], repeats))
+    return res
+
+
+def time_challenges(frame: np.ndarray, face: Any, repeats: int) -> dict[str, float]:
+    """ms per challenge frame at ``active`` (after the match only): a head turn (following
+    the face, the yaw from its 5 landmarks) and a blink (the face mesh on the tracked face
+    and the eye aspect ratio); ``blink_per_frame`` is missing without the mesh model."""
+    from faceunlock.engine.challenge import Blink, HeadTurn
+    from faceunlock.errors import ModelError
+
+    out: dict[str, list[float]] = {"turn_per_frame": [], "blink_per_frame": []}
+    turn = HeadTurn("left", seconds=1e9)
+    turn.start([face], 0.0)
+    blink: Blink | None = Blink(seconds=1e9)
+    assert blink is not None
+    blink.start([face], 0.0)
+    try:
+        blink.update(0.0, face, frame)  # loads the mesh model
+    except ModelError:
+        blink = None
+    for i in range(max(repeats, 10)):
+        t0 = time.perf_counter()
+        turn.update(0.01 * i, face, frame)
+        out["turn_per_frame"].append((time.perf_counter() - t0) * 1e3)
+        if blink is not None:
+            t0 = time.perf_counter()
+            blink.update(0.01 * i, face, frame)
+            out["blink_per_frame"].append((time.perf_counter() - t0) * 1e3)
+    return {k: _stats(v)["median"] for k, v in out.items() if v}
 
 
 def run(
@@ -324,6 +354,13 @@ def format_table(res: dict[str, Any]) -> str:
             f"that would accept (2 matched frames: models {lv['v2_per_crop']:.2f} + "
             f"{lv['v1se_per_crop']:.2f} ms per crop, and the deny cues); 0 on other frames"
         )
+        if "turn_per_frame" in lv:
+            lines.append(
+                f"liveness (active), per frame after the match during the challenge: head "
+                f"turn {lv['turn_per_frame']:.3f} ms"
+                + (f", blink {lv['blink_per_frame']:.2f} ms (face mesh + eye aspect ratio)"
+                   if "blink_per_frame" in lv else "")
+            )
     if "cold_start" in res:
         cs = res["cold_start"]
         lines.append(

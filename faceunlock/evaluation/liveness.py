@@ -14,12 +14,23 @@ code ``faceunlock auth`` runs). There is no template here, so the face judged is
 largest one of the first frame, followed through the frames by overlap, where auth judges
 the face that matched. A presentation in which no
 face is found in ``auth.k`` frames is not accepted (counted in ``no_face``).
+
+At ``active``, an attack that passes the passive stage then meets the challenge exactly as
+in ``auth`` (:class:`~faceunlock.engine.challenge.ChallengeRun` on the followed face): the
+kind and the prompt's moment are drawn per presentation from a generator seeded by
+``seed`` and the presentation's name (reproducible; ``auth`` draws from the OS), the frames
+after the match are fed at ``fps`` frames a second, and frames that end before the decision
+fail it, as a camera that stops would. A recording cannot see the prompt, so at ``active``
+the APCER counts the challenge and the BPCER does not: the live presentations' BPCER is
+that of the passive stage (``bpcer_scope``); the challenge's cost for a live user is the
+business of real users, not of recorded frames.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from faceunlock.config import Config
+from faceunlock.engine.challenge import ChallengeRun, State, draw_challenge, parse_kinds
 from faceunlock.engine.imageio import IMAGE_SUFFIXES, read_image
 from faceunlock.engine.liveness import Liveness, LivenessParams, Verdict
 from faceunlock.engine.pipeline import FacePipeline
@@ -48,6 +60,9 @@ class Scored:
     presentation: Presentation
     found: bool
     verdict: Verdict | None
+    #: the challenge's record (:meth:`ChallengeRun.to_json`) at ``active`` when the passive
+    #: stage let the presentation through; None otherwise
+    challenge: dict[str, Any] | None = None
 
     @property
     def score(self) -> float:
@@ -59,14 +74,18 @@ class Scored:
         return [] if self.verdict is None else [r for r in self.verdict.reasons if r != "score"]
 
     def accepted(self, threshold: float | None = None, level: str = "passive") -> bool:
-        """Judged live: at ``threshold`` (default the verdict's own)."""
+        """Judged live: at ``threshold`` (default the verdict's own); at ``active`` the
+        challenge, when one ran, must have passed too."""
         if not self.found:
             return False
         if level == "off" or self.verdict is None:
             return True
         thr = self.verdict.threshold if threshold is None else threshold
         score = self.verdict.score
-        return not self.cues and (not np.isfinite(score) or score >= thr)
+        passive = not self.cues and (not np.isfinite(score) or score >= thr)
+        if self.challenge is not None:
+            return passive and self.challenge["state"] == State.PASSED.value
+        return passive
 
 
 @dataclass
@@ -75,6 +94,8 @@ class ScoredSets:
     attack: list[Scored] = field(default_factory=list)
     level: str = "passive"
     threshold: float = float("nan")
+    #: how ``active`` replayed the challenge on the attacks (None at other levels)
+    replay: ChallengeReplay | None = None
 
 
 def _is_image(p: Path) -> bool:
@@ -111,58 +132,116 @@ def presentations(root: Path, attack: bool) -> list[Presentation]:
 def follow(obs: Sequence[Any], last: Any) -> Any:
     """The box to judge among ``obs``: the largest face at first, then the face overlapping
     the last judged one most (one person through the attempt, as auth's matched face is)."""
+    return follow_face(obs, last).box
+
+
+def follow_face(obs: Sequence[Any], last: Any) -> Any:
+    """The observation :func:`follow` picks (``last``: the last judged box or None)."""
     if last is None:
-        return max(obs, key=lambda o: o.size).box
+        return max(obs, key=lambda o: o.size)
 
     def overlap(b: Any) -> float:
         ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
         iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
         return ix * iy
 
-    return max(obs, key=lambda o: (overlap(o.box), o.size)).box
+    return max(obs, key=lambda o: (overlap(o.box), o.size))
+
+
+def _observed(pipe: FacePipeline, pres: Presentation) -> Iterator[tuple[int, np.ndarray, Any]]:
+    """``(index, image, observations)`` of ``pres``'s frames in order, on the tracked
+    stream."""
+    pipe.reset_tracking()
+    for i, path in enumerate(pres.frames):
+        image = read_image(path)
+        yield i, image, pipe.observe(image, select="all", track=True)
+
+
+def _follow_until(frames: Iterator[tuple[int, np.ndarray, Any]], k: int
+                  ) -> tuple[list[tuple[np.ndarray, Any]], list[Any], int]:
+    """Follow one face through ``frames`` until ``k`` show it: ``(image, box)`` and the
+    observation per frame with the face, and the index of the last frame read."""
+    faces: list[tuple[np.ndarray, Any]] = []
+    matched: list[Any] = []
+    last = -1
+    for i, image, obs in frames:
+        last = i
+        if obs:
+            o = follow_face(obs, faces[-1][1] if faces else None)
+            faces.append((image, o.box))
+            matched.append(o)
+        if len(faces) >= k:
+            break
+    return faces, matched, last
 
 
 def track_faces(pipe: FacePipeline, pres: Presentation, k: int) -> list[tuple[np.ndarray, Any]]:
     """Observe ``pres``'s frames in order (tracked), following one face, until ``k`` show it:
     ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out)."""
-    pipe.reset_tracking()
-    faces: list[tuple[np.ndarray, Any]] = []
-    for path in pres.frames:
-        image = read_image(path)
-        obs = pipe.observe(image, select="all", track=True)
-        if obs:
-            faces.append((image, follow(obs, faces[-1][1] if faces else None)))
-        if len(faces) >= k:
-            break
-    return faces
+    return _follow_until(_observed(pipe, pres), k)[0]
+
+
+@dataclass(frozen=True)
+class ChallengeReplay:
+    """How ``active`` replays its challenge on recorded frames (see the module doc)."""
+
+    seconds: float = 4.0
+    kinds: str = "turn,blink"
+    seed: int = 0
+    fps: float = 15.0
+
+    def __post_init__(self) -> None:
+        parse_kinds(self.kinds)  # validates
+        if not self.fps > 0:
+            raise InputError(f"eval liveness: --fps must be positive, got {self.fps}")
+
+    def draw(self, pres: Presentation) -> Any:
+        rng = random.Random(f"{self.seed}/{pres.kind}/{pres.name}")
+        return draw_challenge(rng, self.seconds, parse_kinds(self.kinds))
 
 
 def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
-                       k: int) -> Scored:
-    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
-    faces = track_faces(pipe, pres, k)
+                       k: int, challenge: ChallengeReplay | None = None) -> Scored:
+    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge; with
+    ``challenge`` (level ``active``) a presentation the passive stage lets through then meets
+    the challenge on the frames after the match."""
+    frames = _observed(pipe, pres)
+    faces, matched, at = _follow_until(frames, k)
     if len(faces) < k:
         return Scored(pres, False, None)
-    return Scored(pres, True, None if stage is None else stage.judge(faces))
+    verdict = None if stage is None else stage.judge(faces)
+    if challenge is None or verdict is None or not verdict.live:
+        return Scored(pres, True, verdict)
+    run = ChallengeRun(challenge.draw(pres), matched, at / challenge.fps)
+    for i, image, obs in frames:
+        if run.feed(i / challenge.fps, obs, image) is not State.PENDING:
+            break
+    run.expire(f"the frames ended before the {run.challenge.action}")
+    return Scored(pres, True, verdict, run.to_json())
 
 
 def score_sets(live: Path | None, attack: Path | None, cfg: Config | None = None,
-               level: str | None = None, pipe: FacePipeline | None = None) -> ScoredSets:
+               level: str | None = None, pipe: FacePipeline | None = None,
+               seed: int = 0, fps: float = 15.0) -> ScoredSets:
     """Judge every presentation under ``live`` and ``attack`` at ``level`` (default the
-    config's ``liveness.level``), with the config's detector settings."""
+    config's ``liveness.level``), with the config's detector settings; at ``active`` the
+    attacks meet the challenge, drawn from ``seed``, their frames at ``fps``."""
     from faceunlock.app import service
 
     cfg = cfg or Config()
     lvl = level or cfg.liveness.level
     LivenessParams(level=lvl)  # validates the level
+    replay = ChallengeReplay(cfg.liveness.challenge_seconds, cfg.liveness.challenges, seed,
+                             fps) if lvl == "active" else None
     pipe = pipe or service.pipeline_for(cfg)
     stage = service.liveness_for(cfg, pipe, lvl)
     k = cfg.auth.k
-    out = ScoredSets(level=lvl, threshold=float("nan") if stage is None else stage.threshold)
+    out = ScoredSets(level=lvl, threshold=float("nan") if stage is None else stage.threshold,
+                     replay=replay)
     if live is not None:
         out.live = [judge_presentation(pipe, stage, p, k) for p in presentations(live, False)]
     if attack is not None:
-        out.attack = [judge_presentation(pipe, stage, p, k)
+        out.attack = [judge_presentation(pipe, stage, p, k, replay)
                       for p in presentations(attack, True)]
     return out
 
@@ -225,12 +304,36 @@ def report(sets: ScoredSets) -> dict[str, Any]:
                     "attack": sum(not s.found for s in sets.attack)},
         "cues": cues,
         "judge_ms_median": round(float(np.median(judged)), 2) if judged else None,
+        **({} if sets.replay is None else {
+            "bpcer_scope": "passive stage (recorded live frames cannot answer a prompt)",
+            "challenge": challenge_summary(sets)}),
     }
 
 
-def run(live: Path, attack: Path, cfg: Config | None = None, level: str | None = None
-        ) -> dict[str, Any]:
-    return report(score_sets(live, attack, cfg, level))
+def challenge_summary(sets: ScoredSets) -> dict[str, Any]:
+    """At ``active``: how the replay was drawn, and per attack kind how many presentations
+    met the challenge (passed the passive stage), how many passed it, and why the rest
+    failed."""
+    assert sets.replay is not None
+    per_kind: dict[str, dict[str, Any]] = {}
+    for s in sets.attack:
+        if s.challenge is None:
+            continue
+        d = per_kind.setdefault(s.presentation.kind, {"met": 0, "passed": 0, "failed": {}})
+        d["met"] += 1
+        if s.challenge["state"] == State.PASSED.value:
+            d["passed"] += 1
+        else:
+            why = str(s.challenge["reason"]).split(" (")[0]
+            d["failed"][why] = d["failed"].get(why, 0) + 1
+    r = sets.replay
+    return {"seed": r.seed, "fps": r.fps, "seconds": r.seconds, "kinds": r.kinds,
+            "per_kind": per_kind}
+
+
+def run(live: Path, attack: Path, cfg: Config | None = None, level: str | None = None,
+        seed: int = 0, fps: float = 15.0) -> dict[str, Any]:
+    return report(score_sets(live, attack, cfg, level, seed=seed, fps=fps))
 
 
 def format_report(res: dict[str, Any]) -> str:
@@ -251,6 +354,15 @@ def format_report(res: dict[str, Any]) -> str:
         extra = ", ".join(f"{c} {n}" for c, n in sorted(cues.items()))
         lines.append(f"  {kind:<22} {pct(a)}  of {res['n_per_kind'][kind]}"
                      + (f"  (deny cues: {extra})" if extra else ""))
+    if "challenge" in res:
+        ch = res["challenge"]
+        lines.append(f"BPCER above is the passive stage's (recorded live frames cannot answer "
+                     f"a prompt); challenge on the attacks: seed {ch['seed']}, "
+                     f"{ch['fps']:g} fps")
+        for kind, d in ch["per_kind"].items():
+            why = ", ".join(f"{w} {n}" for w, n in sorted(d["failed"].items()))
+            lines.append(f"  {kind:<22} {d['passed']} of {d['met']} passed the challenge"
+                         + (f"  (failed: {why})" if why else ""))
     if res.get("judge_ms_median") is not None:
         lines.append(f"liveness judge: {res['judge_ms_median']:.1f} ms median per attempt")
     return "\n".join(lines)

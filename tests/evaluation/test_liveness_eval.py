@@ -102,3 +102,54 @@ def test_stress_kinds_a_print_in_a_room_and_a_still_print(
     assert res["level"] == "passive"
     assert res["per_kind"]["print-room"] == 0.0, res
     assert res["cues"].get("print-still", {}).get("frozen") is None, res
+
+
+def _draw_seed(want: Callable[[object], bool], pres_name: str = "replay/her-turn") -> int:
+    """The first seed whose challenge draw for the replay presentation satisfies ``want``."""
+    from faceunlock.evaluation.liveness import ChallengeReplay, Presentation
+
+    pres = Presentation(pres_name, "replay", (Path("unused"),))
+    return next(s for s in range(1000) if want(ChallengeReplay(seed=s, fps=12.5).draw(pres)))
+
+
+def test_active_replays_the_challenge_on_the_attacks(
+    clips_dir: Path, clip_config: Callable[[Mapping[str, str]], Config], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """At ``active`` an attack that passes the passive stage meets the challenge: her clip's
+    second half (she turns to her right ~0.4 s after the match) passes a 'right' prompted at
+    once and fails a 'left' (the other way) and a late prompt (turned before it); the draw is
+    seeded and named in the JSON; the live BPCER is the passive stage's."""
+    from tests.fakes.clip_material import FEMALE, clip_frames, png_folder
+
+    frames = clip_frames(clips_dir / FEMALE)
+    half = len(frames) // 2
+    png_folder(tmp_path / "attack" / "replay" / "her-turn", frames[half:])
+    png_folder(tmp_path / "live" / "w", frames[half:half + 4])
+    clip_config({})
+
+    def run(seed: int) -> dict:
+        return _eval(tmp_path, capsys, "--level", "active", "--seed", str(seed),
+                     "--fps", "12.5")
+
+    right_now = _draw_seed(lambda c: getattr(c, "direction", "") == "right"
+                           and c.delay < 0.1)  # type: ignore[attr-defined]
+    left = _draw_seed(lambda c: getattr(c, "direction", "") == "left"
+                      and c.delay < 0.1)  # type: ignore[attr-defined]
+    late = _draw_seed(lambda c: getattr(c, "direction", "") == "right"
+                      and c.delay > 1.0)  # type: ignore[attr-defined]
+    res = run(right_now)
+    assert res["level"] == "active" and res["bpcer"] == 0.0
+    assert res["per_kind"] == {"replay": 1.0}, res
+    assert res["challenge"]["seed"] == right_now and res["challenge"]["fps"] == 12.5
+    assert res["challenge"]["per_kind"]["replay"] == {"met": 1, "passed": 1, "failed": {}}
+    assert "passive" in res["bpcer_scope"]
+    res = run(left)
+    assert res["per_kind"] == {"replay": 0.0}
+    assert res["challenge"]["per_kind"]["replay"]["failed"] == {"turned the other way": 1}
+    res = run(late)
+    assert res["per_kind"] == {"replay": 0.0}
+    assert res["challenge"]["per_kind"]["replay"]["failed"] == {"turned before the prompt": 1}
+    # passive on the same set: the replay of a live clip is accepted (only the challenge
+    # stops it)
+    assert _eval(tmp_path, capsys, "--level", "passive")["per_kind"] == {"replay": 1.0}
