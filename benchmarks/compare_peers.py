@@ -30,7 +30,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from faceunlock.paths import shared_dir
+
+SHARED = shared_dir() / "datasets"  # FACEUNLOCK_SHARED, else ../shared
 
 
 def frames(n: int) -> list[Any]:

@@ -159,7 +159,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     repo = Path(__file__).resolve().parent.parent
     ap.add_argument("--out", type=Path, default=repo / "docs" / "screenshots")
-    ap.add_argument("--clip", type=Path, default=repo.parent / "shared" / "datasets" / "clips"
+    from faceunlock.paths import shared_dir
+
+    ap.add_argument("--clip", type=Path, default=shared_dir() / "datasets" / "clips"
                     / "head-pose-face-detection-female.gif")
     a = ap.parse_args()
     if shutil.which("Xvfb") is None:
