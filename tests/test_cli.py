@@ -109,7 +109,7 @@ def test_embed_dir_and_list(
     np.testing.assert_allclose(z2["emb"][0], z["emb"][1], atol=1e-6)
 
 
-def test_embed_select_picks_the_largest_or_the_central_face(
+def test_embed_select_picks_the_whole_the_largest_or_the_central_face(
     lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     big = cv2.imread(str(_img(lfw_dir, "AJ_Cook", 1)))
@@ -130,6 +130,22 @@ def test_embed_select_picks_the_largest_or_the_central_face(
         centres[how] = (b[0] + b[2]) / 2
     assert abs(centres["largest"] - 175) < 40
     assert abs(centres["center"] - 400) < 40
+    # the default (whole): the largest face the border does not cut; here both are whole
+    out = tmp_path / "whole.npz"
+    assert _run(capsys, "embed", str(d), "--out", str(out))[0] == 0
+    b = np.load(out)["boxes"][0]
+    assert abs((b[0] + b[2]) / 2 - 175) < 40
+    # the big face cut by the left border (its box starts left of the image): the default
+    # describes the whole smaller face; --select largest still the cut one
+    frame = np.full((480, 800, 3), 90, np.uint8)
+    frame[60:60 + big.shape[0], 0:big.shape[1] - 120] = big[:, 120:]
+    frame[115:365, 275:525] = small
+    cv2.imwrite(str(d / "two.png"), frame)
+    for how, centre in (("whole", 400), ("largest", 50)):
+        out = tmp_path / f"cut-{how}.npz"
+        assert _run(capsys, "embed", str(d), "--select", how, "--out", str(out))[0] == 0
+        b = np.load(out)["boxes"][0]
+        assert abs((b[0] + b[2]) / 2 - centre) < 40, (how, b)
 
 
 def test_eval_lfw_json(lfw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,7 +38,7 @@ def verify(a: VerifyArgs) -> int:
     pipe = get_pipeline(a.engine.settings())
     embs = []
     for path in (a.img1, a.img2):
-        obs = pipe.observe(read_image(path), select="largest")
+        obs = pipe.observe(read_image(path), select="whole")
         if not obs:
             raise NoFaceError(f"image {path}")
         embs.append(obs[0].embedding)
@@ -60,7 +60,7 @@ class EmbedArgs:
     list: str | None
     root: str | None
     out: str
-    select: Literal["largest", "center"]
+    select: Literal["whole", "largest", "center"]
     json: bool
     engine: EngineOptions
 
@@ -262,10 +262,11 @@ def register(sub: Subparsers) -> None:
     e.add_argument("--list", metavar="FILE", help="file with one image path per line")
     e.add_argument("--root", metavar="DIR", help="base for relative paths in --list")
     e.add_argument("--out", required=True, metavar="OUT.npz")
-    e.add_argument("--select", choices=("largest", "center"), default="largest",
-                   help="the face described when an image has several: the largest (a camera "
-                        "in front of the user, the default) or the one nearest the image centre "
-                        "(LFW and other centred crops, as `eval lfw` does)")
+    e.add_argument("--select", choices=("whole", "largest", "center"), default="whole",
+                   help="the face described when an image has several: the largest one the "
+                        "image's border does not cut (the default; a face cut by the border is "
+                        "partial, often a bystander at the edge of a photo), the largest, or "
+                        "the one nearest the image centre (centred crops, as `eval lfw` does)")
     json_arg(e)
     add_engine_args(e)
     bind(e, embed, EmbedArgs)

@@ -28,7 +28,7 @@ from faceunlock.errors import InputError
 from faceunlock.paths import models_dir
 
 Box = tuple[float, float, float, float]
-Select = Literal["all", "largest", "center"]
+Select = Literal["all", "largest", "whole", "center"]
 
 CHIP_SIZE = 150
 #: length of the descriptors of the bundled encoders (dlib's model)
@@ -164,11 +164,22 @@ def center_box(shape: Sequence[int], fraction: float = CENTER_BOX_FRACTION) -> B
 def select_detections(
     dets: list[Detection], shape: Sequence[int], select: Select
 ) -> list[Detection]:
-    """Order or pick detections: all (by score), the largest, or the one nearest the centre."""
+    """Order or pick detections: all (by score), the largest, the largest whole face (the
+    largest whose box lies wholly inside the image, else the largest: a face the image's
+    border cuts is a partial face, often a bystander at the edge of a photo), or the one
+    nearest the centre."""
     if select == "all" or not dets:
         return list(dets)
     if select == "largest":
         return [max(dets, key=lambda d: _box_area(d.box))]
+    if select == "whole":
+        h, w = float(shape[0]), float(shape[1])
+
+        def whole(d: Detection) -> bool:
+            b = d.box
+            return b[0] >= 0 and b[1] >= 0 and b[2] <= w and b[3] <= h
+
+        return [max(dets, key=lambda d: (whole(d), _box_area(d.box)))]
     cy, cx = shape[0] / 2.0, shape[1] / 2.0
 
     def dist(d: Detection) -> float:
