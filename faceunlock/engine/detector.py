@@ -456,6 +456,15 @@ class FaceDetector(LazyOnnxModel):
         self.skip: int = skip
         self._mean: tuple[float, float, float] = DEFAULT_MEAN
 
+    @property
+    def dlib_exact(self) -> bool:
+        """Whether these settings search dlib's whole pyramid with its tiling (``min_face`` 80
+        or less, no ``max_face``, no shrinking): the boxes are then dlib's own (with the fp32
+        model). Otherwise the pyramid is cut short, packed densely and resampled with
+        ``cv2.resize`` (see :func:`build_tiled_pyramid`)."""
+        return (self.skip == 0 and self.max_face is None
+                and (self.downscale is None or self.downscale == 1.0))
+
     # -- loading ------------------------------------------------------------------------------
 
     def _accept(self, inp: Any, out: Any, meta: dict[str, Any]) -> None:
