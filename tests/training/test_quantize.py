@@ -60,3 +60,22 @@ def test_shipped_int8_detector_is_reproduced(lfw_dir: Path, tmp_path: Path) -> N
                                       log=lambda s: None)
     assert sha256_file(made) == sha256_file(shipped)
     assert load_sidecar(made) | {"file": None} == load_sidecar(shipped) | {"file": None}
+
+
+def test_int8_detector_keeps_its_first_convolution_float() -> None:
+    """The shipped int8 detector convolves the raw image in float (no QuantizeLinear on the
+    input), and every later convolution is quantized."""
+    import onnx
+
+    src = models_dir() / "detector.onnx"
+    assert quantize.first_conv(src) == "/0/Conv"
+    g = onnx.load(str(models_dir() / "detector-int8.onnx")).graph
+    name = g.input[0].name
+    readers = [n for n in g.node if name in n.input]
+    assert [n.op_type for n in readers] == ["Conv"]
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert len(convs) == 7
+    producers = {o: n.op_type for n in g.node for o in n.output}
+    for c in convs[1:]:  # activations and weights come through DequantizeLinear
+        assert producers[c.input[0]] == "DequantizeLinear", c.name
+        assert producers[c.input[1]] == "DequantizeLinear", c.name
