@@ -207,10 +207,12 @@ def test_webcam_settings_find_large_faces(faces_dir: Path, model_path: Path, mod
         truth = (face.box[0] * f + ox, face.box[1] * f + oy, face.box[2] * f + ox,
                  face.box[3] * f + oy)
         truth_ious.append(_iou(got[0].box, truth))
-        if face_px in (150.0, 200.0, 300.0) and model == "detector.onnx":
-            # the int8 model's scores differ a little, so it may pick the adjacent size
+        if face_px in (150.0, 200.0, 300.0):
             (ref,) = full.detect(frame)
-            assert _iou(got[0].box, ref.box) >= 0.8, face_px
+            # the int8 model's scores differ a little: at 200 px it lands one stride off
+            # (IoU 0.799)
+            assert _iou(got[0].box, ref.box) >= (0.8 if model == "detector.onnx" else 0.75), \
+                face_px
     assert min(truth_ious) >= 0.55 and float(np.mean(truth_ious)) >= 0.7, truth_ious
 
 
