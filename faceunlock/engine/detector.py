@@ -39,7 +39,7 @@ which neighbours a window's 189 px receptive field sees, so boxes then differ fr
 a size step or a stride now and then (IoU ~0.8 on average) while being as accurate against
 the truth. Such scans (and the pipeline's tracker and coarse pass) run ``detector-int8.onnx``
 in :class:`~faceunlock.engine.pipeline.Pipeline` (~40 % less CPU than fp32 on a 640x480 scan;
-its first convolution, on the raw image, stays float); :attr:`FaceDetector.dlib_exact` says
+its first convolution and its score head stay float); :attr:`FaceDetector.dlib_exact` says
 which settings keep dlib's whole pyramid, which always runs the fp32 model.
 
 The ONNX graph zero-pads the 45-channel layers to 48 and computes the final 9x9 conv as a
