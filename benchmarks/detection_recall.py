@@ -37,6 +37,9 @@ is TAR at zero false accepts). Per-image results are cached (``--cache``, one fi
 and condition, keyed by image name), so pipelines can run in separate invocations and a run on
 more pairs computes only the images it adds; writes detection_recall.json and
 detection_recall.md (``--tag``: detection_recall_TAG.*). One thread per model (``--threads``).
+FaceUnlock's detector runs with ``min_face`` 80 and no ``max_face`` (dlib's full pyramid) unless
+``--min-face``/``--max-face`` are given (the app's ``[detector]`` defaults are 100 and 400: give
+each setting its own ``--cache``, as the cache is keyed by pipeline and condition only).
 """
 
 from __future__ import annotations
@@ -170,10 +173,16 @@ def central_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
 Describe = Callable[[np.ndarray, Centre], dict[str, tuple[bool, np.ndarray]]]
 
 
-def faceunlock_describer(kind: str, threads: int = 1) -> tuple[Describe, float]:
+def faceunlock_describer(
+    kind: str, threads: int = 1, min_face: int = 80, max_face: int | None = None
+) -> tuple[Describe, float]:
     from faceunlock.engine.pipeline import Pipeline, PipelineSettings
 
-    pipe = Pipeline(PipelineSettings(fallback=kind == "faceunlock", threads=threads))
+    pipe = Pipeline(
+        PipelineSettings(
+            fallback=kind == "faceunlock", threads=threads, min_face=min_face, max_face=max_face
+        )
+    )
 
     def describe(im: np.ndarray, c: Centre) -> dict[str, tuple[bool, np.ndarray]]:
         box = near([d.box for d in pipe.detect(im)], c)
@@ -355,6 +364,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--tag", default="", help="result files detection_recall_TAG.{json,md}")
     ap.add_argument("--threads", type=int, default=1, help="FaceUnlock's onnxruntime threads")
+    ap.add_argument(
+        "--min-face",
+        type=int,
+        default=80,
+        help="FaceUnlock's detector min_face (80: dlib's full pyramid; the app uses 100)",
+    )
+    ap.add_argument(
+        "--max-face", type=int, default=None, help="FaceUnlock's max_face (the app uses 400)"
+    )
     ap.add_argument("--report-only", action="store_true", help="tabulate the cache only")
     a = ap.parse_args()
     prs, same = pairs(a.pairs)
@@ -370,7 +388,7 @@ def main() -> int:
         if kind in ("dlib", "dlib-pipeline"):
             describe, thr = dlib_describer(only_pipeline=kind == "dlib-pipeline")
         else:
-            describe, thr = faceunlock_describer(kind, a.threads)
+            describe, thr = faceunlock_describer(kind, a.threads, a.min_face, a.max_face)
         groups = list(DLIB) if kind == "dlib" else [kind]
         for cond in conds:
             have = {g: load_cache(cache_file(g, cond)) for g in groups}

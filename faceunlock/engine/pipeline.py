@@ -80,7 +80,8 @@ class PipelineSettings:
     #: encoder precision: ``int8`` (``encoder-int8.onnx``, ~2x faster, same LFW accuracy),
     #: ``fp32`` (``encoder.onnx``, dlib's exact descriptors) or ``auto`` (int8 when the models
     #: directory has it, else fp32: a directory holding only a fine-tuned export still works).
-    #: Also picks the detector of the tracker and coarse pass (``detector-int8.onnx``)
+    #: Also picks the detector (``detector-int8.onnx``) of the tracker, the coarse pass and of
+    #: full scans that are not dlib's exact pyramid (``FaceDetector.dlib_exact``)
     precision: str = "auto"
     #: frames with no face to follow yet look for big faces first (>= COARSE_FACE_PX, on the
     #: frame halved, ~1/4 of the full scan's pixels), each find then re-detected at full
@@ -239,18 +240,15 @@ class Pipeline:
     def __post_init__(self) -> None:
         mdir = Path(self.settings.models) if self.settings.models else models_dir()
         s = self.settings
-        self.detector = FaceDetector(
-            mdir / "detector.onnx",
-            min_face=s.min_face,
-            max_face=s.max_face,
-            downscale=s.downscale,
-            upsample=s.upsample,
-            threads=s.threads,
-        )
         # the tracker searches a small rescaled crop around the last face (few pyramid levels);
-        # it and the coarse pass may run the int8 detector (their tilings already differ from
-        # dlib's); the full scan always runs the fp32 one, dlib's exact boxes
+        # it, the coarse pass and a full scan whose pyramid is cut short (min_face above 80 or
+        # a max_face: the app's settings) may run the int8 detector, as their tilings already
+        # differ from dlib's; a full scan of dlib's whole pyramid runs the fp32 one, dlib's
+        # exact boxes
         fast_det = model_path(mdir, "detector", s.precision)
+        self.detector = self._scan_detector(mdir / "detector.onnx")
+        if not self.detector.dlib_exact:
+            self.detector = self._scan_detector(fast_det)
         self.tracker = FaceDetector(
             fast_det, min_face=80, max_face=TRACK_MAX_FACE, threads=s.threads
         )
@@ -277,6 +275,12 @@ class Pipeline:
         self._fruitless: np.ndarray | None = None
         #: whether the last detect() skipped the passes because the scene had not changed
         self.fallback_skipped_static = False
+
+    def _scan_detector(self, path: Path) -> FaceDetector:
+        """The full scan's detector (the settings' face sizes and scaling) on model ``path``."""
+        s = self.settings
+        return FaceDetector(path, min_face=s.min_face, max_face=s.max_face,
+                            downscale=s.downscale, upsample=s.upsample, threads=s.threads)
 
     def reset_tracking(self) -> None:
         """Forget the last faces (start of a new stream)."""

@@ -63,9 +63,10 @@ def encoder_inputs(chips: np.ndarray, zoom: float = 1.05) -> np.ndarray:
 
 
 def _quantize_static(src: Path, batches: list[dict[str, np.ndarray]], method: str,
-                     extra: dict[str, Any]) -> bytes:
+                     extra: dict[str, Any], exclude: Sequence[str] = ()) -> bytes:
     """INT8 QDQ bytes of ``src`` (weights int8 per channel, activations uint8), calibrated by
-    running ``batches`` through it; metadata made deterministic."""
+    running ``batches`` through it; metadata made deterministic. ``exclude``: names of nodes
+    left in float (their outputs are still quantized where a quantized node reads them)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -91,6 +92,7 @@ def _quantize_static(src: Path, batches: list[dict[str, np.ndarray]], method: st
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
+            nodes_to_exclude=list(exclude),
         )
         q = onnx.load(str(out))
     q.producer_name = "faceunlock.training.quantize"
@@ -140,8 +142,10 @@ def detector_inputs(src: Path, lfw_root: Path, n_images: int) -> list[dict[str, 
     from faceunlock.training.data import read_people
 
     pipe = Pipeline(PipelineSettings(max_face=400, coarse_first=True, models=str(src.parent)))
-    for det in (pipe.coarse, pipe.tracker):
-        det.path = src  # calibrate the fp32 model on the inputs the int8 one will get
+    # calibrate the fp32 model on the inputs the int8 one will get: every detector of the
+    # pipeline runs it, so the search does not depend on the model being made
+    for det in (pipe.coarse, pipe.tracker, pipe.detector, pipe.fallback.small):
+        det.path = src
     store: list[dict[str, np.ndarray]] = []
     for det in (pipe.coarse, pipe.tracker):
         det.load()
@@ -162,14 +166,41 @@ def detector_inputs(src: Path, lfw_root: Path, n_images: int) -> list[dict[str, 
     return store
 
 
+def float_nodes(src: Path) -> list[str]:
+    """The nodes of the detector ``src`` that stay float in its int8 copy: the first
+    convolution (it reads the raw image) and the score head after the last ReLU (the 9x9
+    depthwise convolution, its channel sum and bias).
+
+    Measured on the bench frame's full scan (640x480, one core): with 3 input channels
+    onnxruntime's int8 convolution is slower than its float one (~30 against ~18 ms), and the
+    int8 depthwise head was slower too. A quantized head also rounds the scores to 256 levels:
+    neighbouring windows then tie, and the first in raster order wins, so boxes moved by a
+    stride or a size step against fp32's on 2 of 3 LFW images; with a float head, 1 in 10.
+    """
+    import onnx
+
+    g = onnx.load(str(src)).graph
+    name = g.input[0].name
+    first = [n.name for n in g.node if n.op_type == "Conv" and n.input[0] == name]
+    if len(first) != 1:
+        raise ValueError(f"{src}: expected one Conv reading the input {name!r}, "
+                         f"found {len(first)}")
+    relus = [i for i, n in enumerate(g.node) if n.op_type == "Relu"]
+    if not relus:
+        raise ValueError(f"{src}: no Relu node, not the MMOD detector's graph")
+    head = [n.name for n in g.node[relus[-1] + 1:] if n.op_type != "Constant"]
+    return first + head
+
+
 def quantize_detector(src: Path, out: Path, lfw_root: Path, n_images: int = 60,
                       log: Any = print) -> Path:
     """``detector-int8.onnx`` (and sidecar) from the fp32 detector ``src``: min/max ranges
     over the coarse-pass and tracker inputs of :func:`detector_inputs` (their sizes vary, which
-    the percentile histograms cannot merge)."""
+    the percentile histograms cannot merge); the first convolution and the score head stay
+    float (:func:`float_nodes`)."""
     inputs = detector_inputs(src, lfw_root, n_images)
     log(f"calibrating the detector on {len(inputs)} coarse-pass and tracker inputs")
-    blob = _quantize_static(src, inputs, "MinMax", {})
+    blob = _quantize_static(src, inputs, "MinMax", {}, exclude=float_nodes(src))
     if _unchanged(out, blob):
         log(f"{out} is unchanged (same bytes)")
         return out
@@ -178,7 +209,10 @@ def quantize_detector(src: Path, out: Path, lfw_root: Path, n_images: int = 60,
         src, "min/max",
         f"first image of the first {n_images} peopleDevTrain people on 640x480 frames, "
         f"coarse-pass and tracker inputs ({len(inputs)})",
-        used_for="the coarse pass and the face tracker only; full scans stay fp32")
+        used_for="the coarse pass, the face tracker and full scans whose pyramid is cut short "
+                 "(min_face above 80 or max_face: the app's settings); dlib's full pyramid "
+                 "(min_face 80, no max_face) stays fp32; the first convolution and the score "
+                 "head are float")
     write_sidecar(out, meta)
     log(f"wrote {out} ({len(blob) / 1e6:.2f} MB, sha256 {sha256_file(out)[:12]}...)")
     return out

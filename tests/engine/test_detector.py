@@ -170,8 +170,22 @@ def _paste_face(img: np.ndarray, box: tuple[float, ...], face_px: float
     return canvas, f
 
 
-def test_webcam_settings_find_large_faces(faces_dir: Path, model_path: Path) -> None:
-    """min_face=120/max_face=400 on 640x480 frames: faces found, boxes in frame coordinates.
+def test_dlib_exact_names_the_settings_that_search_dlibs_whole_pyramid(tmp_path: Path) -> None:
+    missing = tmp_path / "none.onnx"  # never loaded: the property is about the settings
+    assert FaceDetector(missing).dlib_exact
+    assert FaceDetector(missing, min_face=90).dlib_exact  # 90 < 96: no level is skipped
+    assert FaceDetector(missing, upsample=1).dlib_exact  # dlib's own upsampling
+    assert FaceDetector(missing, downscale=1.0).dlib_exact
+    assert not FaceDetector(missing, min_face=100).dlib_exact
+    assert not FaceDetector(missing, max_face=400).dlib_exact
+    assert not FaceDetector(missing, downscale=2.0).dlib_exact
+    assert not FaceDetector(missing, min_face=80, downscale=0.625).dlib_exact
+
+
+@pytest.mark.parametrize("model", ["detector.onnx", "detector-int8.onnx"])
+def test_webcam_settings_find_large_faces(faces_dir: Path, model_path: Path, model: str) -> None:
+    """min_face=120/max_face=400 on 640x480 frames: faces found, boxes in frame coordinates,
+    with the fp32 model and with the int8 one the app's full scans run.
 
     MMOD boxes are quantised (window sizes 80*1.2^k, strides 8*1.2^k px) and a score also
     sees neighbouring pyramid tiles, so a different tiling can pick the adjacent size or grid
@@ -180,7 +194,7 @@ def test_webcam_settings_find_large_faces(faces_dir: Path, model_path: Path) -> 
     them a sharp check of the coordinate mapping; all sizes are checked against the truth.
     """
     full = FaceDetector(model_path, threads=2)
-    fast = FaceDetector(model_path, min_face=120, max_face=400, threads=2)
+    fast = FaceDetector(model_path.parent / model, min_face=120, max_face=400, threads=2)
     img = read_image(faces_dir / "woman-15.jpg")
     (face,) = full.detect(img)
     truth_ious = []
@@ -195,7 +209,10 @@ def test_webcam_settings_find_large_faces(faces_dir: Path, model_path: Path) -> 
         truth_ious.append(_iou(got[0].box, truth))
         if face_px in (150.0, 200.0, 300.0):
             (ref,) = full.detect(frame)
-            assert _iou(got[0].box, ref.box) >= 0.8, face_px
+            # the int8 model's scores differ a little: at 200 px it lands one stride off
+            # (IoU 0.799)
+            assert _iou(got[0].box, ref.box) >= (0.8 if model == "detector.onnx" else 0.75), \
+                face_px
     assert min(truth_ious) >= 0.55 and float(np.mean(truth_ious)) >= 0.7, truth_ious
 
 

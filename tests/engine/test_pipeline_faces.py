@@ -59,3 +59,48 @@ def test_both_people_in_one_frame(faces_dir: Path, face_sample: list[Path]) -> N
         d = np.linalg.norm(emb - o.embedding, axis=1)
         assert woman[d.argmin()] == is_woman
         assert d[woman == is_woman].mean() < d[woman != is_woman].mean()
+
+
+def _webcam_frame(image: np.ndarray) -> np.ndarray:
+    """A 640x480 frame with ``image`` enlarged 1.6x (faces ~150 px) at its centre."""
+    import cv2
+
+    big = cv2.resize(image, None, fx=1.6, fy=1.6, interpolation=cv2.INTER_LINEAR)
+    h, w = big.shape[:2]
+    fr = np.full((480, 640, 3), 100, np.uint8)
+    y, x = (480 - h) // 2, (640 - w) // 2
+    fr[y : y + h, x : x + w] = big
+    return fr
+
+
+def test_full_scan_detector_follows_the_settings() -> None:
+    """dlib's whole pyramid runs the fp32 detector (dlib's boxes); a pyramid cut short by the
+    app's min_face 100 / max_face 400 runs the int8 one, as the tracker and the coarse pass do,
+    fallback passes included; precision fp32 keeps every detector fp32."""
+    exact = Pipeline(PipelineSettings())
+    assert exact.detector.path.name == "detector.onnx" and exact.detector.dlib_exact
+    assert exact.fallback.small.path.name == "detector.onnx"
+    app = Pipeline(PipelineSettings(min_face=100, max_face=400))
+    assert not app.detector.dlib_exact
+    assert {d.path.name for d in (app.detector, app.fallback.small, app.tracker, app.coarse)} == {
+        "detector-int8.onnx"}
+    assert (app.detector.min_face, app.detector.max_face) == (100, 400)
+    fp32 = Pipeline(PipelineSettings(min_face=100, max_face=400, precision="fp32"))
+    assert {d.path.name for d in (fp32.detector, fp32.tracker, fp32.coarse)} == {"detector.onnx"}
+
+
+def test_app_settings_full_scan_tells_the_people_apart(face_sample: list[Path]) -> None:
+    """The int8 full scan (min_face 100, max_face 400) on webcam-like frames: every face found,
+    and the same person's frames closer than the other's."""
+    pipe = Pipeline(PipelineSettings(min_face=100, max_face=400))
+    emb = []
+    for p in face_sample:
+        obs = pipe.observe(_webcam_frame(read_image(p)), select="all")
+        assert len(obs) == 1, p
+        emb.append(obs[0].embedding)
+    e = np.stack(emb)
+    woman = np.array([p.name.startswith("woman-") for p in face_sample])
+    d = np.linalg.norm(e[:, None] - e[None], axis=-1)
+    same = woman[:, None] == woman[None]
+    genuine = d[same & ~np.eye(len(face_sample), dtype=bool)]
+    assert genuine.max() < d[~same].min(), (genuine.max(), d[~same].min())

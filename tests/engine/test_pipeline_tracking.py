@@ -35,9 +35,11 @@ def test_tracked_frames_match_the_full_scan(faces_dir: Path, pipe: Pipeline) -> 
     for _ in range(7):
         obs = pipe.observe(fr, select="largest", track=True)
         flags.append(pipe.last_was_tracked)
-        # same face within one pyramid step ((1/1.2)^2 = 0.69) and a stride; the embedding
-        # is what matters
-        assert _iou(obs[0].box, full.box) > 0.6
+        # the same face: the tracker searches around its own last box, so from frame to frame
+        # its box may move by a pyramid step (1.2x) and a stride, and after a few frames be two
+        # steps from the full scan's ((1/1.2)^4 = 0.48; the fp32 detector as tracker gives 0.49
+        # on this face): the embedding is what matters
+        assert _iou(obs[0].box, full.box) > 0.45
         assert np.linalg.norm(obs[0].embedding - full.embedding) < 0.1
     assert first[0].box == full.box
     # 5 tracked frames, then a forced full scan, then tracking again

@@ -60,3 +60,27 @@ def test_shipped_int8_detector_is_reproduced(lfw_dir: Path, tmp_path: Path) -> N
                                       log=lambda s: None)
     assert sha256_file(made) == sha256_file(shipped)
     assert load_sidecar(made) | {"file": None} == load_sidecar(shipped) | {"file": None}
+
+
+def test_int8_detector_keeps_its_first_convolution_and_score_head_float() -> None:
+    """The shipped int8 detector convolves the raw image in float (no QuantizeLinear on the
+    input), quantizes every convolution between, and computes the scores in float."""
+    import onnx
+
+    src = models_dir() / "detector.onnx"
+    assert quantize.float_nodes(src) == ["/0/Conv", "/12/conv/Conv", "/12/ReduceSum", "/12/Add"]
+    g = onnx.load(str(models_dir() / "detector-int8.onnx")).graph
+    name = g.input[0].name
+    assert [n.op_type for n in g.node if name in n.input] == ["Conv"]
+    producers = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert len(convs) == 7
+    for c in convs[1:-1]:  # activations and weights come through DequantizeLinear
+        assert producers[c.input[0]].op_type == "DequantizeLinear", c.name
+        assert producers[c.input[1]].op_type == "DequantizeLinear", c.name
+    # the scores: Add(ReduceSum(float depthwise conv), bias), no QuantizeLinear after the head
+    out = producers[g.output[0].name]
+    assert out.op_type == "Add"
+    assert producers[out.input[0]].op_type == "ReduceSum"
+    assert producers[producers[out.input[0]].input[0]].op_type == "Conv"
+    assert convs[-1].input[1] in {i.name for i in g.initializer}  # float weights
