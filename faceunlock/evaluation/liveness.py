@@ -19,7 +19,7 @@ face is found in ``auth.k`` frames is not accepted (counted in ``no_face``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +122,16 @@ def follow(obs: Sequence[Any], last: Any) -> Any:
     return max(obs, key=lambda o: (overlap(o.box), o.size)).box
 
 
-def track_faces(pipe: FacePipeline, pres: Presentation, k: int) -> list[tuple[np.ndarray, Any]]:
+def track_faces(pipe: FacePipeline, pres: Presentation, k: int,
+                images: Iterable[np.ndarray] | None = None) -> list[tuple[np.ndarray, Any]]:
     """Observe ``pres``'s frames in order (tracked), following one face, until ``k`` show it:
-    ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out)."""
+    ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out).
+    ``images``: the frames themselves (RGB uint8, in order), instead of reading
+    ``pres.frames`` (a benchmark that builds its presentations in memory)."""
     pipe.reset_tracking()
     faces: list[tuple[np.ndarray, Any]] = []
-    for path in pres.frames:
-        image = read_image(path)
+    frames = images if images is not None else (read_image(p) for p in pres.frames)
+    for image in frames:
         obs = pipe.observe(image, select="all", track=True)
         if obs:
             faces.append((image, follow(obs, faces[-1][1] if faces else None)))
@@ -138,9 +141,10 @@ def track_faces(pipe: FacePipeline, pres: Presentation, k: int) -> list[tuple[np
 
 
 def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
-                       k: int) -> Scored:
-    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge."""
-    faces = track_faces(pipe, pres, k)
+                       k: int, images: Iterable[np.ndarray] | None = None) -> Scored:
+    """Observe ``pres``'s frames (or ``images``, see :func:`track_faces`) in order (tracked)
+    until ``k`` show a face, then judge."""
+    faces = track_faces(pipe, pres, k, images)
     if len(faces) < k:
         return Scored(pres, False, None)
     return Scored(pres, True, None if stage is None else stage.judge(faces))
