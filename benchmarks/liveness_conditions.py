@@ -25,6 +25,8 @@ is judged as captured and under each condition below, built from its frames:
     backlit      a bright window behind: the subject (a soft ellipse around head and
                  shoulders from the face box) underexposed x0.45, the rest pushed towards
                  white (255 - (255 - v) x 0.2, partly clipped), noise sigma 3
+    dim-quiet    ``dim`` with noise sigma 3 (a better sensor, or less gain): which of the
+                 two, darkness or noise, the model minds
 
 Every transform is seeded (``numpy.random.default_rng([seed, condition, presentation])``):
 the same arguments give the same pixels. Attacks: the kit's report part (``build(part=
@@ -92,13 +94,17 @@ def _noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
     return x + rng.normal(0.0, sigma, x.shape).astype(np.float32)
 
 
-def dim(frames: Frames, box: Box, rng: np.random.Generator) -> Frames:
-    """A dim room seen by a webcam at high gain: x0.35, gamma 0.8, noise sigma 6."""
+def dim(frames: Frames, box: Box, rng: np.random.Generator, sigma: float = 6.0) -> Frames:
+    """A dim room seen by a webcam at high gain: x0.35, gamma 0.8, noise ``sigma``."""
     out = []
     for f in frames:
         x = ((f.astype(np.float32) / 255.0) * 0.35) ** 0.8 * 255.0
-        out.append(_u8(_noise(x, rng, 6.0)))
+        out.append(_u8(_noise(x, rng, sigma)))
     return out
+
+
+def _dim_quiet(frames: Frames, box: Box, rng: np.random.Generator) -> Frames:
+    return dim(frames, box, rng, 3.0)
 
 
 def _ramp(width: int, box: Box, lo: float, hi: float) -> np.ndarray:
@@ -216,6 +222,7 @@ CONDITIONS: dict[str, Transform] = {
     "warm": colour_cast,
     "cool": _cool,
     "backlit": backlit,
+    "dim-quiet": _dim_quiet,
 }
 #: the conditions applied to the kit's attacks
 ATTACK_CONDITIONS = ("captured", "dim", "side-left", "side-right")
