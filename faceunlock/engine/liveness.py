@@ -304,7 +304,7 @@ def track(ga: np.ndarray, gb: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, 
 def light_flattened(grey: np.ndarray) -> np.ndarray:
     """``grey`` (H, W) uint8 with smooth illumination divided out (see PLANAR_LIGHT_SIGMA):
     uint8, 128 where a pixel equals its neighbourhood's mean."""
-    x = grey.astype(np.float32)
+    x: np.ndarray = grey.astype(np.float32)
     if PLANAR_PREBLUR > 0:
         x = cv2.GaussianBlur(x, (0, 0), PLANAR_PREBLUR)
     if PLANAR_LIGHT_SIGMA <= 0:
