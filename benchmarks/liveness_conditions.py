@@ -36,7 +36,10 @@ the same arguments give the same pixels. Attacks: the kit's report part (``build
 Each presentation is judged exactly as ``faceunlock eval liveness`` judges one
 (:func:`faceunlock.evaluation.liveness.judge_presentation`: the tracked stream, the first
 ``auth.k`` frames with a face, the engine's :meth:`~faceunlock.engine.liveness.Liveness.judge`
-at ``passive``), with the clips' detector sizes (50-160 px, ``attack_kit.kit_config``).
+at ``passive``), with the clips' detector sizes (50-160 px, ``attack_kit.kit_config``), on
+the face the condition was built around (the window's first detector box, moved with the
+frame by ``far``; :func:`condition_box`): in the two-person clip a dim frame can make the
+other person the largest face, and auth judges the matched face, not the largest.
 Reported per condition: BPCER (live refused as an attack, among the presentations with a
 face), no-face count (a detection miss, not a liveness refusal), which reasons refused (the
 model's ``score`` and each deny cue), the live score's 5th percentile and median; per attack
@@ -125,19 +128,27 @@ def side_light(frames: Frames, box: Box, rng: np.random.Generator, mirror: bool 
     return [_u8(_noise(f.astype(np.float32) * gain[None, :, None], rng, 2.0)) for f in frames]
 
 
+def far_placement(shape: Sequence[int], box: Box, rng: np.random.Generator
+                  ) -> tuple[float, int, int]:
+    """(scale, left, top) of :func:`far`: the face 50-60 px tall, at a random place."""
+    target = rng.uniform(50.0, 60.0)
+    s = min(1.0, target / max(box[3] - box[1], 1.0))
+    h, w = int(shape[0]), int(shape[1])
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    if sw > 640 or sh > 480:
+        raise ValueError(f"far: a {w}x{h} frame scaled by {s:.2f} does not fit 640x480")
+    return s, int(rng.integers(0, 640 - sw + 1)), int(rng.integers(0, 480 - sh + 1))
+
+
 def far(frames: Frames, box: Box, rng: np.random.Generator) -> Frames:
     """The frames scaled so the face is 50-60 px tall, pasted at one random place (the same
     for the window) into 640x480, the rest repeating the scaled frame's border pixels (no
     step edge, no second picture around it), noise sigma 1.5. (A sharp frame pasted into a
     blurred copy of itself is a picture in a picture: MiniFASNet V1SE, whose 4.0x crop sees
     the paste's edge, scored such live faces 0.00-0.09, an artefact of the construction.)"""
-    target = rng.uniform(50.0, 60.0)
-    s = min(1.0, target / max(box[3] - box[1], 1.0))
+    s, left, top = far_placement(frames[0].shape, box, rng)
     h, w = frames[0].shape[:2]
     sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    if sw > 640 or sh > 480:
-        raise ValueError(f"far: a {w}x{h} frame scaled by {s:.2f} does not fit 640x480")
-    left, top = int(rng.integers(0, 640 - sw + 1)), int(rng.integers(0, 480 - sh + 1))
     out = []
     for f in frames:
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
@@ -228,14 +239,27 @@ CONDITIONS: dict[str, Transform] = {
 ATTACK_CONDITIONS = ("captured", "dim", "side-left", "side-right")
 
 
-def apply(condition: str, frames: Frames, box: Box, seed: int, index: int) -> Frames:
-    """``frames`` under ``condition``, deterministic in (``seed``, condition, ``index``)."""
+def _rng(condition: str, seed: int, index: int) -> np.random.Generator:
     if condition not in CONDITIONS:
         raise KeyError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    return np.random.default_rng([seed, list(CONDITIONS).index(condition), index])
+
+
+def apply(condition: str, frames: Frames, box: Box, seed: int, index: int) -> Frames:
+    """``frames`` under ``condition``, deterministic in (``seed``, condition, ``index``)."""
+    rng = _rng(condition, seed, index)
     if not frames:
         raise ValueError("a presentation needs at least one frame")
-    rng = np.random.default_rng([seed, list(CONDITIONS).index(condition), index])
     return CONDITIONS[condition](frames, box, rng)
+
+
+def condition_box(condition: str, frames: Frames, box: Box, seed: int, index: int) -> Box:
+    """Where the face at ``box`` of ``frames`` is in :func:`apply`'s output (moved only by
+    ``far``): the person a presentation is judged on, as auth judges the matched face."""
+    if condition != "far":
+        return box
+    s, left, top = far_placement(frames[0].shape, box, _rng(condition, seed, index))
+    return (box[0] * s + left, box[1] * s + top, box[2] * s + left, box[3] * s + top)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,11 +295,14 @@ class Judge:
         assert stage is not None
         self.stage = stage
 
-    def __call__(self, name: str, kind: str, frames: Frames) -> dict[str, Any]:
+    def __call__(self, name: str, kind: str, frames: Frames, first: Box | None = None
+                 ) -> dict[str, Any]:
+        """Judge ``frames`` as one presentation, following the face at ``first`` (see
+        :func:`faceunlock.evaluation.liveness.track_faces`)."""
         from faceunlock.evaluation import liveness as EL
 
         pres = EL.Presentation(name, kind, ())
-        s = EL.judge_presentation(self.pipe, self.stage, pres, self.cfg.auth.k, frames)
+        s = EL.judge_presentation(self.pipe, self.stage, pres, self.cfg.auth.k, frames, first)
         v = s.verdict
         return {"name": name, "found": s.found, "accepted": s.accepted(),
                 "score": None if v is None or not np.isfinite(v.score) else round(v.score, 4),
@@ -326,7 +353,8 @@ def live_rows(judge: Judge, clips: Path, names: Sequence[str], conditions: Seque
                 continue
             for c in conditions:
                 rows[c].append(judge(f"{stem}-{s:03d}", "live",
-                                     apply(c, window, box, seed, index)))
+                                     apply(c, window, box, seed, index),
+                                     condition_box(c, window, box, seed, index)))
     return rows
 
 
@@ -352,12 +380,13 @@ def attack_rows(judge: Judge, clips: Path, names: Sequence[str], conditions: Seq
                 frames = [read_image(p) for p in sorted(pdir.glob("*.png"))]
                 index += 1
                 box = first_box(frames)
-                if box is None:  # no face: the conditions cannot be centred; judged as built
+                if box is None:  # no face: the conditions cannot be centred on one
                     h, w = frames[0].shape[:2]
                     box = (w / 3, h / 3, 2 * w / 3, 2 * h / 3)
                 for c in conditions:
                     out[c].setdefault(kind_dir.name, []).append(
-                        judge(pdir.name, kind_dir.name, apply(c, frames, box, seed, index)))
+                        judge(pdir.name, kind_dir.name, apply(c, frames, box, seed, index),
+                              condition_box(c, frames, box, seed, index)))
     return out
 
 

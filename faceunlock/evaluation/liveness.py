@@ -108,43 +108,50 @@ def presentations(root: Path, attack: bool) -> list[Presentation]:
     return out
 
 
+def _overlap(b: Any, last: Any) -> float:
+    ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
+    iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
+    return ix * iy
+
+
 def follow(obs: Sequence[Any], last: Any) -> Any:
     """The box to judge among ``obs``: the largest face at first, then the face overlapping
     the last judged one most (one person through the attempt, as auth's matched face is)."""
     if last is None:
         return max(obs, key=lambda o: o.size).box
-
-    def overlap(b: Any) -> float:
-        ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
-        iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
-        return ix * iy
-
-    return max(obs, key=lambda o: (overlap(o.box), o.size)).box
+    return max(obs, key=lambda o: (_overlap(o.box, last), o.size)).box
 
 
 def track_faces(pipe: FacePipeline, pres: Presentation, k: int,
-                images: Iterable[np.ndarray] | None = None) -> list[tuple[np.ndarray, Any]]:
+                images: Iterable[np.ndarray] | None = None, first: Any = None
+                ) -> list[tuple[np.ndarray, Any]]:
     """Observe ``pres``'s frames in order (tracked), following one face, until ``k`` show it:
     ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out).
     ``images``: the frames themselves (RGB uint8, in order), instead of reading
-    ``pres.frames`` (a benchmark that builds its presentations in memory)."""
+    ``pres.frames`` (a benchmark that builds its presentations in memory). ``first``: a box
+    (left, top, right, bottom) where the person to follow is; the first face judged must
+    overlap it (the stand-in for auth's matched face when a frame holds two people; without
+    it, the largest face)."""
     pipe.reset_tracking()
     faces: list[tuple[np.ndarray, Any]] = []
     frames = images if images is not None else (read_image(p) for p in pres.frames)
     for image in frames:
         obs = pipe.observe(image, select="all", track=True)
+        if obs and not faces and first is not None:
+            obs = [o for o in obs if _overlap(o.box, first) > 0]
         if obs:
-            faces.append((image, follow(obs, faces[-1][1] if faces else None)))
+            faces.append((image, follow(obs, faces[-1][1] if faces else first)))
         if len(faces) >= k:
             break
     return faces
 
 
 def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
-                       k: int, images: Iterable[np.ndarray] | None = None) -> Scored:
-    """Observe ``pres``'s frames (or ``images``, see :func:`track_faces`) in order (tracked)
-    until ``k`` show a face, then judge."""
-    faces = track_faces(pipe, pres, k, images)
+                       k: int, images: Iterable[np.ndarray] | None = None,
+                       first: Any = None) -> Scored:
+    """Observe ``pres``'s frames (or ``images``; ``first``: see :func:`track_faces`) in
+    order (tracked) until ``k`` show a face, then judge."""
+    faces = track_faces(pipe, pres, k, images, first)
     if len(faces) < k:
         return Scored(pres, False, None)
     return Scored(pres, True, None if stage is None else stage.judge(faces))

@@ -52,6 +52,13 @@ def test_a_condition_is_deterministic_and_changes_the_frames(name: str) -> None:
         assert float(np.mean(np.abs(a[0].astype(np.float32) - frames[0]))) > 2.0
     else:
         assert a[0].shape == (480, 640, 3)
+    # the face's box follows the frame (only far moves it), onto the same place each time
+    at = lc.condition_box(name, frames, BOX, 0, 5)
+    assert at == lc.condition_box(name, frames, BOX, 0, 5)
+    if name == "far":
+        assert 50 <= at[3] - at[1] <= 60 and at[2] <= 640 and at[3] <= 480
+    else:
+        assert at == BOX
     # another presentation index draws other noise
     c = lc.apply(name, frames, BOX, 0, 6)
     assert not np.array_equal(a[0], c[0])
@@ -102,7 +109,8 @@ def test_live_windows_in_other_conditions_are_judged_live(clips_dir: Path, judge
             box = lc.first_box(window)
             assert box is not None
             shown = lc.apply(condition, window, box, 0, s)
-            row = judge(f"{stem}-{s}", "live", shown)  # type: ignore[operator]
+            at = lc.condition_box(condition, window, box, 0, s)
+            row = judge(f"{stem}-{s}", "live", shown, at)  # type: ignore[operator]
             assert row["found"] and row["accepted"], (condition, stem, s, row)
 
 
