@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,12 @@ def presentations(root: Path, attack: bool) -> list[Presentation]:
     return out
 
 
+def _overlap(b: Any, last: Any) -> float:
+    ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
+    iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
+    return ix * iy
+
+
 def follow(obs: Sequence[Any], last: Any) -> Any:
     """The box to judge among ``obs``: the largest face at first, then the face overlapping
     the last judged one most (one person through the attempt, as auth's matched face is)."""
@@ -139,35 +145,34 @@ def follow_face(obs: Sequence[Any], last: Any) -> Any:
     """The observation :func:`follow` picks (``last``: the last judged box or None)."""
     if last is None:
         return max(obs, key=lambda o: o.size)
-
-    def overlap(b: Any) -> float:
-        ix = max(0.0, min(b[2], last[2]) - max(b[0], last[0]))
-        iy = max(0.0, min(b[3], last[3]) - max(b[1], last[1]))
-        return ix * iy
-
-    return max(obs, key=lambda o: (overlap(o.box), o.size))
+    return max(obs, key=lambda o: (_overlap(o.box, last), o.size))
 
 
-def _observed(pipe: FacePipeline, pres: Presentation) -> Iterator[tuple[int, np.ndarray, Any]]:
-    """``(index, image, observations)`` of ``pres``'s frames in order, on the tracked
-    stream."""
+def _observed(pipe: FacePipeline, pres: Presentation,
+              images: Iterable[np.ndarray] | None = None
+              ) -> Iterator[tuple[int, np.ndarray, Any]]:
+    """``(index, image, observations)`` of ``pres``'s frames (or of ``images``) in order, on
+    the tracked stream."""
     pipe.reset_tracking()
-    for i, path in enumerate(pres.frames):
-        image = read_image(path)
+    frames = images if images is not None else (read_image(p) for p in pres.frames)
+    for i, image in enumerate(frames):
         yield i, image, pipe.observe(image, select="all", track=True)
 
 
-def _follow_until(frames: Iterator[tuple[int, np.ndarray, Any]], k: int
+def _follow_until(frames: Iterator[tuple[int, np.ndarray, Any]], k: int, first: Any = None
                   ) -> tuple[list[tuple[np.ndarray, Any]], list[Any], int]:
-    """Follow one face through ``frames`` until ``k`` show it: ``(image, box)`` and the
-    observation per frame with the face, and the index of the last frame read."""
+    """Follow one face through ``frames`` until ``k`` show it (``first``: see
+    :func:`track_faces`): ``(image, box)`` and the observation per frame with the face, and
+    the index of the last frame read."""
     faces: list[tuple[np.ndarray, Any]] = []
     matched: list[Any] = []
     last = -1
     for i, image, obs in frames:
         last = i
+        if obs and not faces and first is not None:
+            obs = [o for o in obs if _overlap(o.box, first) > 0]
         if obs:
-            o = follow_face(obs, faces[-1][1] if faces else None)
+            o = follow_face(obs, faces[-1][1] if faces else first)
             faces.append((image, o.box))
             matched.append(o)
         if len(faces) >= k:
@@ -175,10 +180,17 @@ def _follow_until(frames: Iterator[tuple[int, np.ndarray, Any]], k: int
     return faces, matched, last
 
 
-def track_faces(pipe: FacePipeline, pres: Presentation, k: int) -> list[tuple[np.ndarray, Any]]:
+def track_faces(pipe: FacePipeline, pres: Presentation, k: int,
+                images: Iterable[np.ndarray] | None = None, first: Any = None
+                ) -> list[tuple[np.ndarray, Any]]:
     """Observe ``pres``'s frames in order (tracked), following one face, until ``k`` show it:
-    ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out)."""
-    return _follow_until(_observed(pipe, pres), k)[0]
+    ``(image, box)`` per frame with the face (fewer than ``k`` when the frames ran out).
+    ``images``: the frames themselves (RGB uint8, in order), instead of reading
+    ``pres.frames`` (a benchmark that builds its presentations in memory). ``first``: a box
+    (left, top, right, bottom) where the person to follow is; the first face judged must
+    overlap it (the stand-in for auth's matched face when a frame holds two people; without
+    it, the largest face)."""
+    return _follow_until(_observed(pipe, pres, images), k, first)[0]
 
 
 @dataclass(frozen=True)
@@ -201,12 +213,14 @@ class ChallengeReplay:
 
 
 def judge_presentation(pipe: FacePipeline, stage: Liveness | None, pres: Presentation,
-                       k: int, challenge: ChallengeReplay | None = None) -> Scored:
-    """Observe ``pres``'s frames in order (tracked) until ``k`` show a face, then judge; with
-    ``challenge`` (level ``active``) a presentation the passive stage lets through then meets
-    the challenge on the frames after the match."""
-    frames = _observed(pipe, pres)
-    faces, matched, at = _follow_until(frames, k)
+                       k: int, images: Iterable[np.ndarray] | None = None,
+                       first: Any = None, challenge: ChallengeReplay | None = None) -> Scored:
+    """Observe ``pres``'s frames (or ``images``; ``first``: see :func:`track_faces`) in
+    order (tracked) until ``k`` show a face, then judge; with ``challenge`` (level
+    ``active``) a presentation the passive stage lets through then meets the challenge on
+    the frames after the match."""
+    frames = _observed(pipe, pres, images)
+    faces, matched, at = _follow_until(frames, k, first)
     if len(faces) < k:
         return Scored(pres, False, None)
     verdict = None if stage is None else stage.judge(faces)
@@ -241,7 +255,7 @@ def score_sets(live: Path | None, attack: Path | None, cfg: Config | None = None
     if live is not None:
         out.live = [judge_presentation(pipe, stage, p, k) for p in presentations(live, False)]
     if attack is not None:
-        out.attack = [judge_presentation(pipe, stage, p, k, replay)
+        out.attack = [judge_presentation(pipe, stage, p, k, challenge=replay)
                       for p in presentations(attack, True)]
     return out
 

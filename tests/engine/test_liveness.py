@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -172,3 +173,18 @@ def test_ir_flat_is_judged_only_on_infrared_frames(clip: tuple[list, list]) -> N
     assert "ir-flat" in stage.judge(list(zip(dark, boxes[:2], strict=True)),
                                     infrared=True).reasons
     assert "ir-flat" not in stage.judge(list(zip(dark, boxes[:2], strict=True))).reasons
+
+
+def test_light_flattened_divides_a_smooth_light_out() -> None:
+    """A texture under a side light (a smooth multiplicative ramp) flattens to nearly what it
+    flattens to under even light; its raw grey levels differ by up to 2.5x."""
+    rng = np.random.default_rng(4)
+    tex = cv2.GaussianBlur(rng.uniform(60, 200, (120, 160)).astype(np.float32), (0, 0), 1.5)
+    ramp = np.linspace(0.4, 1.0, 160, dtype=np.float32)[None, :]
+    even = np.clip(tex, 0, 255).astype(np.uint8)
+    lit = np.clip(tex * ramp, 0, 255).astype(np.uint8)
+    assert float(np.mean(np.abs(lit.astype(np.float32) - even))) > 20
+    a, b = L.light_flattened(even), L.light_flattened(lit)
+    assert a.dtype == np.uint8 and a.shape == even.shape
+    inner = (slice(12, -12), slice(12, -12))  # away from the blur's border
+    assert float(np.mean(np.abs(a[inner].astype(np.float32) - b[inner]))) < 3.0
