@@ -318,6 +318,9 @@ def authenticate(
     if res.status == AuthStatus.PRESENTATION_ATTACK and run is not None \
             and run.state is State.FAILED:
         res.message = run.challenge.message
+    elif res.status == AuthStatus.PRESENTATION_ATTACK and res.liveness is not None \
+            and not res.liveness.live:
+        res.message = res.liveness.message
     return res
 
 

@@ -71,7 +71,8 @@ class Scored:
     @property
     def cues(self) -> list[str]:
         """The deny cues that fired (everything but the score)."""
-        return [] if self.verdict is None else [r for r in self.verdict.reasons if r != "score"]
+        return [] if self.verdict is None else [r for r in self.verdict.reasons
+                                                 if r not in ("score", "dim")]
 
     def accepted(self, threshold: float | None = None, level: str = "passive") -> bool:
         """Judged live: at ``threshold`` (default the verdict's own); at ``active`` the

@@ -577,7 +577,13 @@ class RecognitionTestDialog(QDialog):
         verdict, colour, words = TEST_VERDICTS.get(
             res.status, (res.message or "Not recognised", "#c02020", "")
         )
-        if res.status == AuthStatus.PRESENTATION_ATTACK and res.challenge is not None \
+        if res.status == AuthStatus.PRESENTATION_ATTACK and res.liveness is not None \
+                and "dim" in res.liveness.reasons:
+            verdict = "Face not accepted: too dark for the photo check"
+            words = ("The face matched yours, but the picture was too dark and grainy for the "
+                     "photo check to tell a face from a photo, so this would not unlock. Turn "
+                     "on a light or face a window, then try again.")
+        elif res.status == AuthStatus.PRESENTATION_ATTACK and res.challenge is not None \
                 and res.challenge.reason:
             asked = ("the eyes did not blink" if res.challenge.challenge.action == "blink"
                      else "the head did not turn")

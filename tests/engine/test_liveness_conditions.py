@@ -151,3 +151,42 @@ def test_a_print_moving_under_a_side_light_is_planar_and_the_live_head_is_not(
     monkeypatch.setattr(L, "PLANAR_PREBLUR", 0.0)
     monkeypatch.setattr(L, "PLANAR_LIGHT_SIGMA", 0.0)
     assert planar_prints() <= 6  # of 20 (measured: 3)
+
+
+@pytest.mark.slow
+def test_a_dark_grainy_live_face_is_refused_with_the_light_message(clips_dir: Path) -> None:
+    """The man's frontal frames in the synthetic dim room (dark and noisy: MiniFASNet scores
+    them as a recaptured picture) are refused by the score alone, and the verdict says why
+    in words the user can act on (DIM_MESSAGE, reason ``dim``); the same frames as captured
+    are live, and through ``authenticate`` the refusal carries that message."""
+    from faceunlock.app import service
+    from faceunlock.engine import liveness as L
+    from faceunlock.engine.auth import AuthParams, authenticate
+    from faceunlock.engine.sources import Frame
+    from faceunlock.errors import AuthStatus
+    from tests.fakes.clip_material import MALE, clip_config, clip_frames
+
+    cfg = clip_config()
+    pipe = service.pipeline_for(cfg)
+    stage = service.liveness_for(cfg, pipe)
+    assert stage is not None
+    frames = clip_frames(clips_dir / MALE)[:4]
+    box = pipe.observe(frames[0], select="largest")[0].box
+    dark = conditions().apply("dim", frames, box, 0, 0)
+
+    def judged(images: list[np.ndarray]) -> L.Verdict:
+        return stage.judge([(im, pipe.observe(im, select="largest")[0].box)
+                            for im in images[:2]])
+
+    live = judged(frames)
+    assert live.live and "dim" not in live.reasons, live
+    v = judged(dark)
+    assert not v.live and v.reasons == ["score", "dim"], v
+    assert v.message == L.DIM_MESSAGE and "light" in v.message
+    assert L.face_level(dark[0], box) < L.DIM_FACE_LEVEL <= L.face_level(frames[0], box)
+
+    anchors = np.stack([pipe.observe(f, select="largest")[0].embedding for f in frames])
+    res = authenticate(pipe, anchors, 0.6,
+                       (Frame(im, i, 0.08 * i) for i, im in enumerate(dark)),
+                       AuthParams(timeout=30.0, k=2, n=3), liveness=stage)
+    assert res.status == AuthStatus.PRESENTATION_ATTACK and res.message == L.DIM_MESSAGE
