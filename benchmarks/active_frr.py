@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         ctl = [attempt(o, i, "active", respond=False) for i in range(a.controls)]
         per_kind: dict[str, dict[str, Any]] = {}
         for r in act:
-            k = per_kind.setdefault(r.get("kind", "none"), {"attempts": 0, "rejected": 0})
-            k["attempts"] += 1
-            k["rejected"] += not r["ok"]
-        for k in per_kind.values():
-            k["frr"] = round(k["rejected"] / k["attempts"], 4)
+            pk = per_kind.setdefault(r.get("kind", "none"), {"attempts": 0, "rejected": 0})
+            pk["attempts"] += 1
+            pk["rejected"] += not r["ok"]
+        for pk in per_kind.values():
+            pk["frr"] = round(pk["rejected"] / pk["attempts"], 4)
         dec = [r["decision_s"] for r in act if r["ok"]]
         rej = [r for r in act if not r["ok"]]
         result["owners"][o.name] = {
