@@ -1,7 +1,7 @@
 """Owner false rejects at ``liveness.level = active``, with a SIMULATED responsive owner.
 
     python benchmarks/active_frr.py [--attempts 100] [--fps 12.5|30] [--reaction 0.5,1.2]
-                                    [--controls 10] [--out benchmarks/results]
+        [--closed-s 0.16] [--blink-gap 0.3,0.6] [--controls 10] [--out benchmarks/results]
 
 No real user answered a prompt here: the shared clips are recordings. The "user" is
 :class:`tests.fakes.responsive_owner.SimulatedAttempt`, a camera that shows real clip frames
@@ -22,7 +22,8 @@ camera's timestamps (as if in real time). Reported per owner: FRR at active, per
 reasons, the seconds from the match to the decision (median, p90); the same users on the
 same frames at passive (FRR, the control); and ``--controls`` attempts of the same user who
 does not respond at active (all should fail). Writes ``active_frr.json`` into ``--out``
-(``active_frr-30fps.json`` etc. for another ``--fps`` or ``--reaction``).
+(``active_frr-30fps.json``, ``active_frr-closed0.08.json`` ... when an option is not its
+default).
 """
 
 from __future__ import annotations
@@ -66,12 +67,20 @@ def main(argv: list[str] | None = None) -> int:
                          "with tiny noise)")
     ap.add_argument("--reaction", type=_pair, default=(0.5, 1.2),
                     help="reaction time after the prompt, uniform LO,HI seconds")
+    ap.add_argument("--closed-s", type=float, default=0.16,
+                    help="seconds the eyes stay shut per blink (0.16: 2 frames at 12.5 fps)")
+    ap.add_argument("--blink-gap", type=_pair, default=(0.3, 0.6),
+                    help="the second blink closes LO-HI s after the first (uniform)")
     ap.add_argument("--controls", type=int, default=10,
                     help="attempts per owner of the user who does not respond")
+    ap.add_argument("--owners", default="woman,man", help="woman (turns), man (blinks) or both")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = ap.parse_args(argv)
-    if a.attempts < 1 or a.controls < 0 or not a.fps > 0:
-        ap.error("--attempts must be >= 1, --controls >= 0, --fps > 0")
+    if a.attempts < 1 or a.controls < 0 or not a.fps > 0 or not a.closed_s > 0:
+        ap.error("--attempts must be >= 1, --controls >= 0, --fps and --closed-s > 0")
+    names = [w.strip() for w in a.owners.split(",") if w.strip()]
+    if not names or any(w not in ("woman", "man") for w in names):
+        ap.error(f"--owners: woman and/or man, got {a.owners!r}")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     tmp = Path(tempfile.mkdtemp(prefix="active-frr-"))
@@ -96,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def attempt(owner: Any, i: int, level: str, respond: bool = True) -> dict[str, Any]:
         sim = R.SimulatedAttempt(owner, random.Random(1_000_000 + i), fps=a.fps,
-                                 respond=respond, reaction=a.reaction)
+                                 respond=respond, reaction=a.reaction,
+                                 blink_gap=a.blink_gap, closed_s=a.closed_s)
         kinds = parse_kinds(owner.kinds)
         res = authenticate(
             pipe, owner.matcher, owner.threshold, sim.frames(), params, clock=sim.clock,
@@ -117,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                    react_s=sim.react_s, prompted=sim.prompt_t is not None)
         return out
 
-    owners = [R.woman(pipe, cfg, CLIPS), R.man(pipe, cfg, CLIPS)]
+    owners = [{"woman": R.woman, "man": R.man}[w](pipe, cfg, CLIPS) for w in names]
     result: dict[str, Any] = {
         "simulated": True, "attempts_per_owner": a.attempts, "fps": a.fps,
-        "reaction_s": list(a.reaction), "blink_gap_s": list(R.BLINK_GAP),
-        "closed_s": R.CLOSED_S, "window_s": seconds, "k": cfg.auth.k, "n": cfg.auth.n,
+        "reaction_s": list(a.reaction), "blink_gap_s": list(a.blink_gap),
+        "closed_s": a.closed_s, "window_s": seconds, "k": cfg.auth.k, "n": cfg.auth.n,
         "owners": {},
     }
     t_start = time.perf_counter()
@@ -176,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                                   if k != "rejected_attempts"}), file=sys.stderr)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     a.out.mkdir(parents=True, exist_ok=True)
-    tag = "" if (a.fps, a.reaction) == (12.5, (0.5, 1.2)) else \
-        f"-{a.fps:g}fps" + ("" if a.reaction == (0.5, 1.2) else
-                            f"-react{a.reaction[0]:g}-{a.reaction[1]:g}")
+    tag = "".join([
+        "" if a.fps == 12.5 else f"-{a.fps:g}fps",
+        "" if a.reaction == (0.5, 1.2) else f"-react{a.reaction[0]:g}-{a.reaction[1]:g}",
+        "" if a.closed_s == 0.16 else f"-closed{a.closed_s:g}",
+        "" if a.blink_gap == (0.3, 0.6) else f"-gap{a.blink_gap[0]:g}-{a.blink_gap[1]:g}",
+        "" if names == ["woman", "man"] else "-" + "-".join(names)])
     (a.out / f"active_frr{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({n: {"active_frr": v["active"]["frr"],
                           "per_kind": v["active"]["per_kind"],
