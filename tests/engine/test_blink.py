@@ -106,6 +106,13 @@ def test_blink_rule() -> None:
     # two blinks too far apart (3 s): the second starts a new series
     apart = _rule([OP] * 5 + [C, OP] + [OP] * 38 + [C, OP] + [OP] * 40, seconds=6.0)
     assert apart.state is State.FAILED and "1 of 2" in apart.reason
+    # the open level is the 90th percentile: a few wide-open frames put it above the usual
+    # open EAR (0.30 is 0.83 of 0.36); the eyes back at 0.30 between two quick blinks have
+    # reopened (at least BLINK_REOPEN), so two blinks, not one long one
+    wide = _rule([0.36] * 3 + [OP] * 5 + [C, C, OP, OP, C, C] + [OP] * 3)
+    assert wide.state is State.PASSED and len(wide.blinks) == 2, wide.to_json()
+    assert _rule([0.36] * 3 + [OP] * 5 + [C, C, 0.26, 0.26, C, C] + [OP] * 60).state \
+        is State.FAILED  # 0.72 of the open level: not reopened, one blink
     # a squint (0.8 of open) is no blink; frames without a face or reading do not break it
     assert _rule([OP] * 5 + [0.24, OP] * 5 + [OP] * 40).state is State.FAILED
     gaps = _rule([OP] * 5 + [C, None, OP] + [OP] * 4 + [None, C, OP])
