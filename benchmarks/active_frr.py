@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = Path(os.environ.get("FACEUNLOCK_SHARED", REPO.parent / "shared")) / "datasets" / "clips"
 
@@ -88,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[k] = str(tmp / k.lower())
     from faceunlock.app import service
     from faceunlock.engine.auth import AuthParams, authenticate
-    from faceunlock.engine.challenge import Challenge, HeadTurn, draw_challenge, parse_kinds
+    from faceunlock.engine.challenge import (
+        Blink,
+        Challenge,
+        HeadTurn,
+        draw_challenge,
+        parse_kinds,
+    )
     from faceunlock.errors import AuthStatus
     from tests.fakes import responsive_owner as R
     from tests.fakes.clip_material import clip_config
@@ -102,6 +110,24 @@ def main(argv: list[str] | None = None) -> int:
 
     def kind_of(ch: Challenge) -> str:
         return f"turn-{ch.direction}" if isinstance(ch, HeadTurn) else ch.kind
+
+    def closure_depth(blink: Blink, sim: Any, match_t: float) -> list[float | None]:
+        """Per simulated blink, the lowest EAR of its painted frames over the open level as
+        the challenge had it then (the 90th percentile of the readings so far): below
+        mesh.BLINK_DIP (0.65) the closure counted; None: no reading (or after the decision)."""
+        t0 = match_t + blink.delay
+        seen: list[float] = []
+        depth: list[float | None] = [None] * len(sim.blink_onsets())
+        for dt, ear in blink.trace:
+            if ear is None:
+                continue
+            seen.append(ear)
+            for b, on in enumerate(sim.blink_onsets()):
+                if on <= dt + t0 + 1e-9 < on + sim.closed_s:
+                    r = ear / float(np.percentile(seen, 90))
+                    old = depth[b]
+                    depth[b] = round(r, 3) if old is None else min(old, round(r, 3))
+        return depth
 
     def attempt(owner: Any, i: int, level: str, respond: bool = True) -> dict[str, Any]:
         sim = R.SimulatedAttempt(owner, random.Random(1_000_000 + i), fps=a.fps,
@@ -122,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 "refused by the passive checks" if res.status == AuthStatus.PRESENTATION_ATTACK
                 else f"no match ({res.status.name})")
             return out
+        if isinstance(run.challenge, Blink) and sim.prompt_t is not None:
+            out["closure_depth"] = closure_depth(run.challenge, sim, run.t)
         out.update(kind=kind_of(run.challenge), reason=run.reason,
                    decision_s=res.challenge_elapsed, delay_s=run.challenge.delay,
                    react_s=sim.react_s, prompted=sim.prompt_t is not None)
@@ -148,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
             pk["frr"] = round(pk["rejected"] / pk["attempts"], 4)
         dec = [r["decision_s"] for r in act if r["ok"]]
         rej = [r for r in act if not r["ok"]]
+        depths = [d for r in act for d in r.get("closure_depth", [])]
+        blink_stats = {} if not depths else {"simulated_blinks": {
+            "closures": len(depths),
+            "read_below_dip": sum(d is not None and d < 0.65 for d in depths),
+            "rejected_with_a_closure_read_at_or_above_dip": sum(
+                any(d is None or d >= 0.65 for d in r.get("closure_depth", [])) for r in rej),
+            "depth_median": statistics.median(d for d in depths if d is not None)}}
         result["owners"][o.name] = {
             "answers": o.kinds,
             "active": {
@@ -167,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 "frames_median": statistics.median(r["frames"] for r in act),
                 "pipeline_ms_median": round(statistics.median(
                     ms for r in act for ms in r["pipeline_ms"]), 2),
+                **blink_stats,
             },
             "passive_control": {
                 "attempts": len(pas),
