@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -29,7 +28,14 @@ from faceunlock.engine.challenge import (
 from faceunlock.engine.pipeline import FaceObservation, Pipeline, PipelineSettings
 from faceunlock.engine.sources import ImageFolderSource
 from faceunlock.errors import AuthStatus, InputError
-from tests.fakes.clip_material import FEMALE, MALE, EnrolledClips, clip_config, clip_frames
+from tests.fakes.clip_material import (
+    FEMALE,
+    MALE,
+    EnrolledClips,
+    clip_config,
+    clip_frames,
+    paint_closed,
+)
 
 FPS = 12.5
 
@@ -100,6 +106,13 @@ def test_blink_rule() -> None:
     # two blinks too far apart (3 s): the second starts a new series
     apart = _rule([OP] * 5 + [C, OP] + [OP] * 38 + [C, OP] + [OP] * 40, seconds=6.0)
     assert apart.state is State.FAILED and "1 of 2" in apart.reason
+    # the open level is the 90th percentile: a few wide-open frames put it above the usual
+    # open EAR (0.30 is 0.83 of 0.36); the eyes back at 0.30 between two quick blinks have
+    # reopened (at least BLINK_REOPEN), so two blinks, not one long one
+    wide = _rule([0.36] * 3 + [OP] * 5 + [C, C, OP, OP, C, C] + [OP] * 3)
+    assert wide.state is State.PASSED and len(wide.blinks) == 2, wide.to_json()
+    assert _rule([0.36] * 3 + [OP] * 5 + [C, C, 0.26, 0.26, C, C] + [OP] * 60).state \
+        is State.FAILED  # 0.72 of the open level: not reopened, one blink
     # a squint (0.8 of open) is no blink; frames without a face or reading do not break it
     assert _rule([OP] * 5 + [0.24, OP] * 5 + [OP] * 40).state is State.FAILED
     gaps = _rule([OP] * 5 + [C, None, OP] + [OP] * 4 + [None, C, OP])
@@ -126,32 +139,6 @@ def test_challenge_kinds_from_the_config() -> None:
 
 
 # ---------------------------------------------------------------- real frames, real mesh
-
-#: MediaPipe's eye contours (upper and lower lid), image-left and image-right eye
-LID_RINGS = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
-             (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
-
-
-def paint_closed(image: np.ndarray, points: np.ndarray, grow: float = 2.4,
-                 soft: float = 2.0) -> np.ndarray:
-    """``image`` with both eyes painted shut: the region inside each eye's lid contour
-    (from the mesh ``points`` of this frame; widened 1.2x along the eye, ``grow`` x across
-    it, to cover lashes and the lid crease) filled with the skin colour sampled half an eye
-    width below the eye, with a Gaussian-soft edge (``soft`` px)."""
-    out: np.ndarray = image.astype(np.float32)
-    for ring in LID_RINGS:
-        poly = points[list(ring), :2].astype(np.float64)
-        c = poly.mean(axis=0)
-        poly = c + (poly - c) * np.array([1.2, grow])
-        width = float(np.linalg.norm(points[ring[0], :2] - points[ring[8], :2]))
-        sx, sy = int(np.rint(c[0])), int(np.rint(c[1] + 0.5 * width))
-        skin = np.median(image[sy - 1:sy + 2, sx - 2:sx + 3].reshape(-1, 3), axis=0)
-        hard = np.zeros(image.shape[:2], np.float32)
-        cv2.fillPoly(hard, [np.round(poly * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
-        mask = np.asarray(cv2.GaussianBlur(hard, (0, 0), soft))[..., None]
-        out = out * (1 - mask) + skin * mask
-    return np.clip(out, 0, 255).astype(np.uint8)
-
 
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
