@@ -28,7 +28,8 @@ The decision (:class:`HeadTurn`)
     * until the prompt (a random delay after the match) the head must not turn: a clear
       turn either way then fails ("moved before the prompt");
     * the turn counts when the yaw differs from the baseline by at least
-      :data:`TURN_DELTA` in the asked direction on :data:`HOLD_FRAMES` consecutive frames;
+      :data:`TURN_DELTA` in the asked direction on :data:`HOLD_FRAMES` consecutive frames
+      spanning :data:`HOLD_SECONDS` or more;
     * the same change the other way fails at once (a clip that swings both ways would
       otherwise always find the asked side), as does a turn completed sooner than
       :data:`MIN_REACTION` after the prompt (no one reads a prompt and turns that fast: the
@@ -121,8 +122,12 @@ MAX_DELAY = CHALLENGE_MAX_DELAY
 #: a turn: this change of yaw (nose offset / inter-ocular distance) from the baseline, roughly
 #: 15 degrees (the clips' frame-to-frame noise is ~0.03)
 TURN_DELTA = 0.15
-#: ... on this many consecutive frames
+#: ... on this many consecutive frames ...
 HOLD_FRAMES = 2
+#: ... spanning at least this long, first to last (seconds): 2 frames at the clips' 12.5
+#: fps (0.08 s apart), 4 at 30 fps, where 2 frames (33 ms) let a head wandering while it
+#: waits read as a turn (benchmarks/active_frr.py --fps 30)
+HOLD_SECONDS = 0.075
 #: a turn completed sooner than this after the prompt began before it (seconds)
 MIN_REACTION = 0.25
 #: tracking: a face continues the last box when their IoU reaches this ...
@@ -248,6 +253,7 @@ class HeadTurn:
         #: (seconds after the prompt, yaw change or None when no face) of each update
         self.trace: list[tuple[float, float | None]] = []
         self._run = 0  # consecutive frames beyond the threshold, signed by side
+        self._run_t = 0.0  # the timestamp of the run's first frame
         self._sign = 1.0 if direction == "left" else -1.0
 
     def start(self, baseline: Sequence[Face], t: float) -> None:
@@ -272,10 +278,10 @@ class HeadTurn:
             self.trace.append((dt, change))
             side = 1 if change >= self.delta else -1 if change <= -self.delta else 0
             if side == 0 or (self._run > 0) != (side > 0):
-                self._run = side
+                self._run, self._run_t = side, float(t)
             else:
                 self._run += side
-            if abs(self._run) >= HOLD_FRAMES:
+            if abs(self._run) >= HOLD_FRAMES and float(t) - self._run_t >= HOLD_SECONDS:
                 if dt < 0:
                     return self._fail("turned before the prompt")
                 if self._run < 0:

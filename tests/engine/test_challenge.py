@@ -123,6 +123,13 @@ def test_head_turn_rule() -> None:
     assert _run("left", [0] * 12 + [0.2, 0.2], delay=1.0).state is State.PASSED
     late = _run("left", [0] * 30 + [None] * 20, seconds=4.0)
     assert late.state is State.FAILED and "no turn within 4 s" in late.reason
+    # the hold is counted in time too: at 30 fps two frames (33 ms) of a wandering head
+    # before the prompt are not a turn, four (0.1 s) are; at 12.5 fps two frames still are
+    wander = _run("left", [0, 0.2, 0.2, 0, 0, 0] + [0] * 30 + [0.2] * 4, fps=30.0, delay=1.0)
+    assert wander.state is State.PASSED, wander.reason
+    held = _run("left", [0, 0.2, 0.2, 0.2, 0.2], fps=30.0, delay=1.0)
+    assert held.state is State.FAILED and held.reason == "turned before the prompt"
+    assert _run("left", [0, 0.2, 0.2], fps=12.5, delay=1.0).reason == "turned before the prompt"
     with pytest.raises(InputError, match="direction"):
         HeadTurn("up")
 
