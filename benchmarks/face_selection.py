@@ -16,6 +16,7 @@ Writes ``face_selection.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 import sys
@@ -26,18 +27,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tenfold(d: np.ndarray, same: np.ndarray) -> float:
-    from faceunlock.evaluation import metrics
-
-    fold = np.arange(len(d)) % 10
-    accs = []
-    for k in range(10):
-        tr = fold != k
-        thr = metrics.best_threshold(d[tr], same[tr])
-        accs.append(metrics.accuracy(d[~tr], same[~tr], thr))
-    return float(np.mean(accs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,11 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     from faceunlock.config import Config
     from faceunlock.engine.imageio import read_image
     from faceunlock.engine.pipeline import select_detections
-    from faceunlock.evaluation.lfw import pair_distances, read_pairs
+    from faceunlock.evaluation.lfw import evaluate, pair_distances, read_pairs
     from faceunlock.paths import shared_dir
 
     lfw = shared_dir() / "datasets" / "lfw"
-    sets = {s: read_pairs(lfw / f"pairs{s}.txt") for s in ("DevTrain", "DevTest")}
+    # View 1 has no folds: fold by pair index, so evaluate() runs its 10-fold protocol
+    sets = {}
+    for name in ("DevTrain", "DevTest"):
+        ps = read_pairs(lfw / f"pairs{name}.txt")
+        sets[name] = dataclasses.replace(ps, fold=np.arange(len(ps.pairs)) % 10)
     images = sorted({p for ps in sets.values() for p in ps.images()})
     faces: dict[str, Any] = pickle.loads(a.cache.read_bytes()) if a.cache.exists() else {}
     pipe = service.pipeline_for(Config())
@@ -86,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"differs_from_center": sum(
             idx[p] != pick("center", *faces[p]) for p in idx)}
         for name, ps in sets.items():
-            row[f"{name}_10fold"] = round(tenfold(pair_distances(ps, emb), ps.same), 4)
+            row[f"{name}_10fold"] = round(evaluate(ps, pair_distances(ps, emb))["accuracy"], 4)
         res["rules"][rule] = row
         print(rule, row)
     a.out.mkdir(parents=True, exist_ok=True)

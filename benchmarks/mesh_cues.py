@@ -117,7 +117,7 @@ def clip_pairs(clips: Path) -> dict[str, Any]:
 
     from faceunlock.engine import mesh as M
     from faceunlock.engine.pipeline import Pipeline, PipelineSettings
-    from faceunlock.evaluation.liveness import follow
+    from faceunlock.evaluation.liveness import follow_face
 
     pipe = Pipeline(PipelineSettings(min_face=80, downscale=50 / 80, max_face=160))
     fm = M.FaceMesh(threads=1)
@@ -138,8 +138,8 @@ def clip_pairs(clips: Path) -> dict[str, Any]:
                 pts.append(None)
                 last = None
                 continue
-            last = follow(obs, last)
-            o = next(o for o in obs if o.box == last)
+            o = follow_face(obs, last)
+            last = o.box
             r = fm.mesh(im, landmarks5=o.landmarks)
             pts.append(r.points if r.presence > 0.5 else None)
         cap.release()

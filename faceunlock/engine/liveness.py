@@ -285,20 +285,23 @@ def ir_flat(image: np.ndarray, box: Box) -> bool:
     """On an infrared frame: the face box is too dark or too smooth to be skin lit by the
     camera's emitter (a screen in near-IR: a dark, featureless rectangle). ``image`` RGB or
     grey uint8."""
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    x0, y0, x1, y1 = _region(grey.shape, box, 1.0)
-    crop = grey[y0:y1, x0:x1]
+    crop = _face_grey(image, box)
     if crop.size < 16:
         return True
     detail = float(cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 2.0).std())
     return float(np.median(crop)) < IR_MIN_LEVEL or detail < IR_MIN_DETAIL
 
 
-def face_level(image: np.ndarray, box: Box) -> float:
-    """The median grey level of the face box (RGB or grey uint8 image)."""
+def _face_grey(image: np.ndarray, box: Box) -> np.ndarray:
+    """The face box's grey pixels (RGB or grey uint8 image)."""
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     x0, y0, x1, y1 = _region(grey.shape, box, 1.0)
-    crop = grey[y0:y1, x0:x1]
+    return grey[y0:y1, x0:x1]
+
+
+def face_level(image: np.ndarray, box: Box) -> float:
+    """The median grey level of the face box (RGB or grey uint8 image)."""
+    crop = _face_grey(image, box)
     return float(np.median(crop)) if crop.size else 0.0
 
 

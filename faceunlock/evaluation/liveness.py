@@ -136,14 +136,10 @@ def _overlap(b: Any, last: Any) -> float:
     return ix * iy
 
 
-def follow(obs: Sequence[Any], last: Any) -> Any:
-    """The box to judge among ``obs``: the largest face at first, then the face overlapping
-    the last judged one most (one person through the attempt, as auth's matched face is)."""
-    return follow_face(obs, last).box
-
-
 def follow_face(obs: Sequence[Any], last: Any) -> Any:
-    """The observation :func:`follow` picks (``last``: the last judged box or None)."""
+    """The face to judge among the observations ``obs``: the largest at first (``last``
+    None), then the one overlapping the last judged box ``last`` most (one person through
+    the attempt, as auth's matched face is)."""
     if last is None:
         return max(obs, key=lambda o: o.size)
     return max(obs, key=lambda o: (_overlap(o.box, last), o.size))

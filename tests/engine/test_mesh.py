@@ -228,7 +228,7 @@ def test_the_clips_show_no_blink_and_a_blink_spliced_in_is_found(fm: M.FaceMesh,
     found, on his real, moving meshes."""
     import cv2
 
-    from faceunlock.evaluation.liveness import follow
+    from faceunlock.evaluation.liveness import follow_face
 
     pipe = Pipeline(PipelineSettings(min_face=80, downscale=50 / 80, max_face=160))
     cap = cv2.VideoCapture(str(clips_dir / "head-pose-face-detection-male.gif"))
@@ -241,8 +241,8 @@ def test_the_clips_show_no_blink_and_a_blink_spliced_in_is_found(fm: M.FaceMesh,
         obs = pipe.observe(im, select="all", track=True)
         if not obs:
             continue
-        last = follow(obs, last)
-        o = next(o for o in obs if o.box == last)
+        o = follow_face(obs, last)
+        last = o.box
         meshes.append(fm.mesh(im, landmarks5=o.landmarks).points)
     cap.release()
     assert len(meshes) >= 20
