@@ -42,23 +42,12 @@ def _clip_material() -> Any:
 
 
 def template(pipe: Any, frames: list[np.ndarray], cfg: Any) -> tuple[Any, float]:
-    """(matcher, threshold) of a template enrolled from ``frames`` (as service.enrol does)."""
-    import tempfile
+    """(matcher, threshold) of a template enrolled from ``frames`` (as service.enrol does,
+    unguided: the clips were not filmed to the wizard's prompts)."""
+    _clip_material()  # puts the repository on sys.path for tests.fakes
+    from tests.fakes.responsive_owner import enrol_template
 
-    from faceunlock.app import service
-    from faceunlock.engine.sources import ImageFolderSource
-    from faceunlock.engine.templates import StaticKeyProvider, TemplateStore
-
-    cm = _clip_material()
-    with tempfile.TemporaryDirectory() as td:
-        store = TemplateStore(Path(td) / "t", StaticKeyProvider(os.urandom(32)))
-        # unguided, as the clip tests enrol: the clips were not filmed to the wizard's prompts
-        out = service.enrol(store, "owner", cfg,
-                            ImageFolderSource(cm.png_folder(Path(td) / "e", frames)), pipe=pipe,
-                            params=service.enrol_params(cfg, guided=False))
-    t = out.template
-    return service.matcher(t, pipe), float(t.threshold if t.threshold is not None
-                                           else pipe.threshold)
+    return enrol_template(pipe, cfg, frames)
 
 
 def attempts(pipe: Any, m: Any, thr: float, frames: list[np.ndarray], cfg: Any,
