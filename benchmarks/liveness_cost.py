@@ -9,7 +9,9 @@ its second half). Each attempt runs :func:`faceunlock.engine.auth.authenticate` 
 from its start to the clip's end (the config's k-of-n, tracked stream), with liveness off
 and passive. Reported: FRR per owner and level, and milliseconds: per frame of the attempts
 (mean over all frames, i.e. what the stream pays), per judged attempt, and per layer (each
-model per crop, each deny cue per call), medians over repeated calls on the clips' frames.
+model per crop, each deny cue per call), medians over repeated calls on the clips' frames;
+the judge's wall time (its cues run beside the models, on a second thread) and its CPU time
+(both threads).
 Writes ``liveness_cost.json`` into ``--out``.
 """
 
@@ -98,6 +100,12 @@ def layer_ms(pipe: Any, frames: list[np.ndarray], repeats: int = 20) -> dict[str
             ts.append((time.perf_counter() - t0) * 1e3)
         return round(statistics.median(ts), 3)
 
+    def cpu(fn: Any) -> float:
+        t0 = time.process_time()
+        for _ in range(repeats):
+            fn()
+        return round((time.process_time() - t0) / repeats * 1e3, 3)
+
     grey = [np.zeros((80, 80), np.float32), np.ones((80, 80), np.float32)]
     return {
         "minifasnet_v2_per_crop": med(lambda: stage.v2.real(faces[:1])),
@@ -107,7 +115,9 @@ def layer_ms(pipe: Any, frames: list[np.ndarray], repeats: int = 20) -> dict[str
         "bezel_per_frame": med(lambda: L.bezel(a, box)),
         "frozen_two_crops": med(lambda: L.frozen(grey)),
         "planar_motion_pair": med(lambda: L.planar_motion(a, b, box)),
+        "deny_cues_two_frames": med(lambda: L.deny_cues(faces)),
         "judge_two_frames": med(lambda: stage.judge(faces)),
+        "judge_two_frames_cpu": cpu(lambda: stage.judge(faces)),
     }
 
 

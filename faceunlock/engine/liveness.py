@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,11 @@ DIM_FACE_LEVEL = 90.0
 #: 5th percentile of the live score rose from 0.16 (box as is) to 0.51; screen attacks' 95th
 #: percentile fell from 0.53 to 0.45
 BOX_GROW = (1.4, 1.54)
+#: onnxruntime intra-op threads of each MiniFASNet session unless the caller says otherwise:
+#: the 80x80 models gain almost nothing from a second thread (two crops of both models:
+#: 10.9 ms wall and CPU with one thread, 10.4 ms wall but 14.4 ms CPU with two, on the 2-core
+#: development machine), and the deny cues use the other core meanwhile (:meth:`Liveness.judge`)
+PAD_THREADS = 1
 
 
 def crop_box(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, int, int]:
@@ -111,7 +116,7 @@ class PadModel(LazyOnnxModel):
     """One MiniFASNet model: crops in, real-class probability out."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        super().__init__(path, threads)
+        super().__init__(path, threads or PAD_THREADS)
         self.scale = 0.0
 
     def _accept(self, inp: Any, out: Any, meta: dict[str, Any]) -> None:
@@ -209,22 +214,44 @@ def _region(shape: Sequence[int], box: Box, scale: float) -> tuple[int, int, int
 def glare(image: np.ndarray, box: Box) -> bool:
     """A large, flat, near-white highlight touching the face region (glass glare): skin
     highlights are small and textured, a reflection on a screen or a glossy print is a big
-    saturated patch."""
+    saturated patch. A patch that runs on to the frame's edge is not one: a reflection lies
+    on the presented picture, which the camera sees whole around the face, while an
+    over-exposed wall or window behind the user fills the frame out to its border (on the
+    kit's live windows with a brighter camera response, 4 of 148 refused for such a wall)."""
     x0, y0, x1, y1 = _region(image.shape, box, 2.0)
     roi = image[y0:y1, x0:x1]
     if roi.size == 0:
         return False
-    hsv = cv2.cvtColor(roi, cv2.COLOR_RGB2HSV)
-    mask = ((hsv[:, :, 2] >= GLARE_VALUE) & (hsv[:, :, 1] <= GLARE_MAX_SAT)).astype(np.uint8)
+    mask = _specular(roi)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     face_area = max((box[2] - box[0] + 1) * (box[3] - box[1] + 1), 1.0)
     grey = cv2.cvtColor(roi, cv2.COLOR_RGB2GRAY)
+    whole: np.ndarray | None = None
     for i in range(1, n):
         if stats[i, cv2.CC_STAT_AREA] >= GLARE_MIN_AREA * face_area:
             vals = grey[labels == i]
-            if float(vals.std()) <= GLARE_MAX_STD:
+            if float(vals.std()) > GLARE_MAX_STD:
+                continue
+            if whole is None:
+                whole = _border_specular(image)
+            if not np.any(whole[y0:y1, x0:x1][labels == i]):
                 return True
     return False
+
+
+def _specular(rgb: np.ndarray) -> np.ndarray:
+    """uint8 mask (1: near white, value >= GLARE_VALUE and saturation <= GLARE_MAX_SAT)."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    return ((hsv[:, :, 2] >= GLARE_VALUE) & (hsv[:, :, 1] <= GLARE_MAX_SAT)).astype(np.uint8)
+
+
+def _border_specular(image: np.ndarray) -> np.ndarray:
+    """Bool mask of the near-white pixels of ``image`` connected to the frame's border."""
+    mask = _specular(image)
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = edge[edge > 0]
+    return np.isin(labels, edge) if edge.size else np.zeros(mask.shape, bool)
 
 
 def bezel(image: np.ndarray, box: Box) -> bool:
@@ -479,23 +506,14 @@ class Liveness:
         thr = self.threshold
         if not faces:
             return Verdict(False, float("nan"), thr, 0, ["no face"])
-        reasons: list[str] = []
-        if self.params.cues:
-            if infrared and any(ir_flat(im, b) for im, b in faces):
-                reasons.append("ir-flat")
-            if any(glare(im, b) for im, b in faces):
-                reasons.append("glare")
-            if any(bezel(im, b) for im, b in faces):
-                reasons.append("bezel")
-            # the same pixels of every frame: the first face's box (boxes jitter by a pixel)
-            first = faces[0][1]
-            grey = [cv2.cvtColor(crop_input(im, first, 1.0).transpose(1, 2, 0).astype(np.uint8),
-                                 cv2.COLOR_BGR2GRAY).astype(np.float32) for im, _ in faces]
-            if frozen(grey):
-                reasons.append("frozen")
-            elif len(faces) >= 2 and planar_motion(faces[0][0], faces[-1][0], faces[0][1]):
-                reasons.append("planar")
-        score = float("nan") if infrared else float(np.mean(self.scores(faces)))
+        # the deny cues (OpenCV) run on a second thread while the models (onnxruntime, one
+        # intra-op thread each) score the crops: both release the GIL, so the judge takes
+        # about the longer of the two instead of their sum (docs/liveness.md, "Cost")
+        cues = _Background(lambda: deny_cues(faces, infrared)) if self.params.cues else None
+        try:
+            score = float("nan") if infrared else float(np.mean(self.scores(faces)))
+        finally:
+            reasons = cues.result() if cues is not None else []
         if not infrared and score < thr:
             reasons.append("score")
             im, b = faces[-1]
@@ -503,6 +521,53 @@ class Liveness:
                 reasons.append("dim")  # not a cue: why the score may be wrong (DIM_MESSAGE)
         ms = (time.perf_counter() - t0) * 1e3
         return Verdict(not reasons, score, thr, len(faces), reasons, ms)
+
+
+def deny_cues(faces: Sequence[tuple[np.ndarray, Box]], infrared: bool = False) -> list[str]:
+    """The deny cues that fire on one attempt's judged frames ((RGB uint8 image, box of the
+    matched face), oldest first), in this order: ``ir-flat`` (infrared frames only),
+    ``glare``, ``bezel``, then ``frozen`` or else ``planar``."""
+    reasons: list[str] = []
+    if infrared and any(ir_flat(im, b) for im, b in faces):
+        reasons.append("ir-flat")
+    if any(glare(im, b) for im, b in faces):
+        reasons.append("glare")
+    if any(bezel(im, b) for im, b in faces):
+        reasons.append("bezel")
+    # the same pixels of every frame: the first face's box (boxes jitter by a pixel)
+    first = faces[0][1]
+    grey = [cv2.cvtColor(crop_input(im, first, 1.0).transpose(1, 2, 0).astype(np.uint8),
+                         cv2.COLOR_BGR2GRAY).astype(np.float32) for im, _ in faces]
+    if frozen(grey):
+        reasons.append("frozen")
+    elif len(faces) >= 2 and planar_motion(faces[0][0], faces[-1][0], faces[0][1]):
+        reasons.append("planar")
+    return reasons
+
+
+class _Background:
+    """``fn()`` on a new thread (one per call: nothing survives a fork); :meth:`result`
+    waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[[], list[str]]) -> None:
+        self._fn = fn
+        self._value: list[str] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="faceunlock-liveness-cues",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+
+    def result(self) -> list[str]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def operating_point(meta: dict[str, Any]) -> float:

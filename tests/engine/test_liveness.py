@@ -73,6 +73,18 @@ def test_frozen_and_glare_cues() -> None:
     assert L.glare(img, box)
 
 
+def test_an_overexposed_wall_behind_the_face_is_not_glare() -> None:
+    rng = np.random.default_rng(1)
+    img = np.full((240, 320, 3), 90, np.uint8)
+    img += rng.integers(0, 20, img.shape, dtype=np.uint8)
+    box = (130.0, 90.0, 189.0, 149.0)
+    img[:110, :160] = 255  # a clipped wall from the frame's corner to beside the face
+    assert not L.glare(img, box)
+    img[:110, :160] = 90
+    img[40:110, 60:160] = 255  # the same patch, but bounded: a reflection on the picture
+    assert L.glare(img, box)
+
+
 def test_bezel_cue() -> None:
     img = np.full((270, 480, 3), 150, np.uint8)
     box = (215.0, 100.0, 264.0, 149.0)
@@ -111,6 +123,34 @@ def test_live_frames_pass_and_attacks_do_not(clip: tuple[list, list]) -> None:
     # greyscale (IR) frames are accepted as input
     grey = frames[0].mean(axis=2).astype(np.uint8)
     assert stage.judge([(grey, boxes[0])]).judged == 1
+
+
+def test_judge_runs_the_cues_beside_the_models(clip: tuple[list, list],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cues run on a second thread: the verdict's cue reasons are those of
+    deny_cues on the same frames, and an error there reaches the caller."""
+    import threading
+
+    frames, boxes = clip
+    stage = L.Liveness()
+    faces = list(zip(frames[:2], boxes[:2], strict=True))
+    frozen = [faces[0], faces[0]]
+    for f in (faces, frozen):
+        v = stage.judge(f)
+        assert [r for r in v.reasons if r not in ("score", "dim")] == L.deny_cues(f)
+    assert L.deny_cues(frozen) == ["frozen"]
+    seen: list[str] = []
+
+    def broken(*_: object) -> bool:
+        seen.append(threading.current_thread().name)
+        raise RuntimeError("cue failed")
+
+    monkeypatch.setattr(L, "planar_motion", broken)
+    with pytest.raises(RuntimeError, match="cue failed"):
+        stage.judge(faces)
+    assert seen == ["faceunlock-liveness-cues"]
+    assert threading.active_count() == 1 or all(
+        t.name != "faceunlock-liveness-cues" for t in threading.enumerate())
 
 
 def test_liveness_level_config() -> None:
