@@ -171,6 +171,11 @@ PLANAR_MAX_RESIDUAL = 1.0
 #: ... and to this share of the motion (parallax grows with the motion; tracking noise not)
 PLANAR_MAX_RELATIVE = 0.3
 PLANAR_MIN_POINTS = 12
+#: the pixel constants of the planar cue (motion, residual, tracking window, forward-backward
+#: check, the light-flattening blurs) were set on faces 57-90 px wide; the region of a wider
+#: face (a camera with more pixels, a user nearer to it) is first scaled down so that its face
+#: box is this wide, so that they keep their meaning in face widths
+PLANAR_FACE_WIDTH = 96.0
 #: tracking: Lucas-Kanade window and pyramid levels (3 levels follow a hand's jolt of ~30 px
 #: between frames), and the forward-backward check that drops lost tracks (pixels)
 PLANAR_WINDOW = 15
@@ -377,6 +382,12 @@ def planar_motion(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
     gb = cv2.cvtColor(b[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
     if ga.shape != gb.shape or min(ga.shape) < 16:
         return False
+    width = box[2] - box[0] + 1.0
+    if PLANAR_FACE_WIDTH and width > PLANAR_FACE_WIDTH:
+        f = PLANAR_FACE_WIDTH / width
+        size = (max(16, round(ga.shape[1] * f)), max(16, round(ga.shape[0] * f)))
+        ga = cv2.resize(ga, size, interpolation=cv2.INTER_AREA)
+        gb = cv2.resize(gb, size, interpolation=cv2.INTER_AREA)
     return _planar(ga, gb, PLANAR_MAX_RELATIVE) or \
         _planar(light_flattened(ga), light_flattened(gb), PLANAR_FLAT_MAX_RELATIVE)
 

@@ -154,6 +154,48 @@ def test_a_print_moving_under_a_side_light_is_planar_and_the_live_head_is_not(
 
 
 @pytest.mark.slow
+def test_planar_holds_on_a_face_with_more_pixels(clips_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera with more pixels on the face (here the clips' frames enlarged 2.5x: faces
+    150-215 px, the app's default detector range) sees the same hand-held photo or print
+    move by 2.5x more pixels, with 2.5x the tracking residual: the cue scales the region so
+    that the face is PLANAR_FACE_WIDTH wide, and it still finds the pictures flat and the
+    live head not. Without that, most of the pictures pass as not planar."""
+    import cv2
+
+    from faceunlock.engine import liveness as L
+
+    lc = conditions()
+    kit = lc.attack_kit()
+    frames = kit.clip_frames(clips_dir / "head-pose-face-detection-female.gif")
+    boxes = kit.face_boxes(frames)
+    f = 2.5
+
+    def big(im: np.ndarray) -> np.ndarray:
+        return cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+
+    def planar_pictures() -> int:
+        n = 0
+        for j, fi in enumerate((1, 5, 9, 13, 17)):
+            box = boxes[fi]
+            assert box is not None
+            rng = np.random.default_rng([0, 0, j, 7])
+            for picture in (frames[fi], kit.print_like(frames[fi], rng)):
+                a, b = kit.hand_held(picture, rng, 2)
+                n += L.planar_motion(big(a), big(b), tuple(v * f for v in box))
+        return n
+
+    assert planar_pictures() >= 9  # of 10 (measured: 10)
+    for s, window in lc.live_windows(frames):
+        box = lc.first_box(window, boxes[s:s + 2])
+        assert box is not None
+        assert not L.planar_motion(big(window[0]), big(window[1]),
+                                   tuple(v * f for v in box)), s
+    monkeypatch.setattr(L, "PLANAR_FACE_WIDTH", 0.0)  # the pixel constants taken as they are
+    assert planar_pictures() <= 6  # of 10 (measured: 1)
+
+
+@pytest.mark.slow
 def test_a_dark_grainy_live_face_is_refused_with_the_light_message(clips_dir: Path) -> None:
     """The man's frontal frames in the synthetic dim room (dark and noisy: MiniFASNet scores
     them as a recaptured picture) are refused by the score alone, and the verdict says why
