@@ -2,7 +2,7 @@
 tests and development of the liveness stage. It does not replace real captures: its attacks
 are simulations of a photo, a print and a phone screen held in front of a camera.
 
-    python tools/attack_kit.py build --out DIR [--part fit|report|all] [--seed 0]
+    python tools/attack_kit.py build --out DIR [--part fit|report|all] [--seed 0] [--scale 1]
     python tools/attack_kit.py fit [--seed 0]        # fit the operating point, write sidecar
 
 ``build`` writes ``DIR/live/<presentation>/NNNN.png`` and
@@ -323,14 +323,22 @@ def write(d: Path, frames: list[np.ndarray]) -> None:
 
 def build(out: Path, part: str = "report", seed: int = 0, clips: Path | None = None,
           per_clip: int = 6, kinds: tuple[str, ...] = KINDS, live_variants: int = 1,
-          frames_per: int = FRAMES) -> dict[str, int]:
+          frames_per: int = FRAMES, scale: float = 1.0) -> dict[str, int]:
     """Write the kit's ``part`` under ``out``; returns the number of presentations per kind
-    (``live`` included)."""
+    (``live`` included). ``scale``: the clips' frames are first enlarged (bicubic) by this
+    factor, as a camera with more pixels on the face would see the scene, and everything
+    else (camera responses, noise, blur, print, phone) is then made at that size; the face
+    boxes are the detector's on the clips' own frames, scaled."""
     clips = clips or shared_dir() / "datasets" / "clips"
     counts: dict[str, int] = {}
     for ci, name in enumerate(PARTS[part]):
         frames = clip_frames(clips / name)
         boxes = face_boxes(frames)
+        if scale != 1.0:
+            frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+                      for f in frames]
+            boxes = [None if b is None else (b[0] * scale, b[1] * scale, b[2] * scale,
+                                             b[3] * scale) for b in boxes]
         usable = [i for i, b in enumerate(boxes) if b is not None]
         stem = name.removeprefix("head-pose-face-detection-").removesuffix(".gif")
         rng = np.random.default_rng([seed, ci, len(frames)])
@@ -438,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--live-variants", type=int, default=1,
                    help="camera-response variants of each live window")
     b.add_argument("--frames", type=int, default=FRAMES, help="frames per presentation")
+    b.add_argument("--scale", type=float, default=1.0,
+                   help="enlarge the clips' frames by this factor first (a camera with more "
+                   "pixels on the face; the clips' faces are 57-90 px wide)")
     b.add_argument("--kinds", default=",".join(KINDS),
                    help=f"attack kinds, comma-separated, of {', '.join(KINDS + STRESS_KINDS)}")
     f = sub.add_parser("fit", help="fit the operating point on the fit part")
@@ -447,12 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "build":
         kinds = tuple(k for k in args.kinds.split(",") if k)
         bad = [k for k in kinds if k not in KINDS + STRESS_KINDS]
+        if not 0.25 <= args.scale <= 8.0:
+            ap.error(f"--scale must be within 0.25-8, got {args.scale}")
         if bad:
             ap.error(f"unknown attack kind(s) {', '.join(bad)}; known: "
                      f"{', '.join(KINDS + STRESS_KINDS)}")
         print(json.dumps(build(args.out, args.part, args.seed, args.clips, args.per_clip,
                                kinds=kinds, live_variants=args.live_variants,
-                               frames_per=args.frames)))
+                               frames_per=args.frames, scale=args.scale)))
     else:
         print(json.dumps(fit(args.seed, args.target_bpcer), indent=2))
     return 0

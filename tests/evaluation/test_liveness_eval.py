@@ -104,6 +104,32 @@ def test_stress_kinds_a_print_in_a_room_and_a_still_print(
     assert res["cues"].get("print-still", {}).get("frozen") is None, res
 
 
+def test_scaled_kit_a_camera_with_more_pixels(
+    clips_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``build(scale=2.5)`` enlarges the clips' frames before making the presentations: the
+    frames are 2.5x the clips' size, and with the app's default detector settings (faces
+    100-400 px) the hand-held pictures are refused and the live windows mostly accepted."""
+    from faceunlock.engine.imageio import read_image
+
+    counts = attack_kit().build(tmp_path, "fit", per_clip=2, seed=3,
+                                kinds=("moving-photo", "print"), live_variants=0,
+                                frames_per=3, clips=clips_dir, scale=2.5)
+    assert counts["moving-photo"] == counts["print"] == 2
+    for p in sorted((tmp_path / "live").iterdir())[6:]:
+        shutil.rmtree(p)
+    pres = sorted((tmp_path / "attack" / "print").iterdir())[0]
+    assert read_image(sorted(pres.iterdir())[0]).shape[:2] == (675, 1200)  # 270 x 480, 2.5x
+    monkeypatch.setenv("FACEUNLOCK_CONFIG", str(tmp_path / "none.toml"))  # the defaults
+    res = _eval(tmp_path, capsys)
+    assert res["per_kind"] == {"moving-photo": 0.0, "print": 0.0}, res
+    # the man's head drifting in front of his plain wall can look planar: 1 of these 6
+    # windows (measured; 2 of the 120 of the whole fit part at 2.5x, 3 without the planar
+    # cue's scaling)
+    assert res["n_live"] == 6 and res["bpcer"] <= 1 / 6, res
+
+
 def _draw_seed(want: Callable[[object], bool], pres_name: str = "replay/her-turn") -> int:
     """The first seed whose challenge draw for the replay presentation satisfies ``want``."""
     from faceunlock.evaluation.liveness import ChallengeReplay, Presentation
