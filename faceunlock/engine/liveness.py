@@ -519,7 +519,8 @@ class Liveness:
             return Verdict(False, float("nan"), thr, 0, ["no face"])
         # the deny cues (OpenCV) run on a second thread while the models (onnxruntime, one
         # intra-op thread each) score the crops: both release the GIL, so the judge takes
-        # about the longer of the two instead of their sum (docs/liveness.md, "Cost")
+        # about the longer of the two instead of their sum (docs/liveness.md, "Current
+        # measurements")
         cues = _Background(lambda: deny_cues(faces, infrared)) if self.params.cues else None
         try:
             score = float("nan") if infrared else float(np.mean(self.scores(faces)))
@@ -558,15 +559,20 @@ def deny_cues(faces: Sequence[tuple[np.ndarray, Box]], infrared: bool = False) -
 
 class _Background:
     """``fn()`` on a new thread (one per call: nothing survives a fork); :meth:`result`
-    waits for it and returns its value or raises its exception."""
+    waits for it and returns its value or raises its exception. Where no thread can be
+    started (a process or thread limit), ``fn`` runs at once, on the caller's thread."""
 
     def __init__(self, fn: Callable[[], list[str]]) -> None:
         self._fn = fn
         self._value: list[str] = []
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="faceunlock-liveness-cues",
-                                        daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="faceunlock-liveness-cues", daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # "can't start new thread"
+            self._thread = None
+            self._run()
 
     def _run(self) -> None:
         try:
@@ -575,7 +581,8 @@ class _Background:
             self._error = e
 
     def result(self) -> list[str]:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value

@@ -145,6 +145,12 @@ def test_judge_runs_the_cues_beside_the_models(clip: tuple[list, list],
         seen.append(threading.current_thread().name)
         raise RuntimeError("cue failed")
 
+    def no_threads(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as m:  # no thread to be had: the cues run on this one
+        m.setattr(threading.Thread, "start", no_threads)
+        assert stage.judge(frozen).reasons == ["frozen"]
     monkeypatch.setattr(L, "planar_motion", broken)
     with pytest.raises(RuntimeError, match="cue failed"):
         stage.judge(faces)
