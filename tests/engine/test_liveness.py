@@ -155,8 +155,7 @@ def test_judge_runs_the_cues_beside_the_models(clip: tuple[list, list],
     with pytest.raises(RuntimeError, match="cue failed"):
         stage.judge(faces)
     assert seen == ["faceunlock-liveness-cues"]
-    assert threading.active_count() == 1 or all(
-        t.name != "faceunlock-liveness-cues" for t in threading.enumerate())
+    assert all(t.name != "faceunlock-liveness-cues" for t in threading.enumerate())
 
 
 def test_liveness_level_config() -> None:
